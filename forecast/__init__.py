@@ -1,0 +1,8 @@
+"""Probabilistic forecasting of gridded spatio-temporal fields.
+
+The package is laid out by concept: ``store`` (field stores on disk), ``data`` (training windows),
+``diffusion`` (the diffusion math), ``models`` (networks), ``training``, ``rollout``, ``metrics`` and
+``plots``; ``cli`` is a thin command-line front end over all of them.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,50 @@
+"""The ``forecast`` command line: a thin front end over the library.
+
+Each sub-command lives in its own module of this package and exposes ``register(subparsers)``, which adds its
+parser and sets ``handler`` to a function ``(args) -> int | None``. The handlers only parse, call the library
+and report. A ``ForecastError`` becomes a one-line message on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from forecast import __version__
+from forecast.errors import ForecastError
+
+# One module per sub-command, in the order `forecast --help` lists them.
+COMMAND_MODULES = [
+    "simulate",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="forecast",
+        description="Probabilistic forecasting of gridded fields: simulate, train, roll out, score, plot.",
+    )
+    parser.add_argument("--version", action="version", version=f"forecast {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"forecast.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.handler(args)
+    except ForecastError as exc:
+        print(f"forecast {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"forecast {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
