@@ -1,0 +1,57 @@
+"""The interface every forecasting model implements, so that training and rollout treat them alike.
+
+A model works on normalised frames, tensors of shape ``(batch, channel, y, x)``. It carries a recurrent
+state: ``observe`` folds one frame (true during the context, generated afterwards) into it, and
+``sample_next`` draws the frame that follows. Rollout runs ensemble members as separate batch rows, so a
+state never needs to be copied between members.
+
+Training calls ``loss`` on a window ``(batch, time, channel, y, x)``: the first ``n_context`` frames are
+context, the loss covers every later frame, with teacher forcing (the true previous frames are observed).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+State = Any  # each model defines its own recurrent state (a tuple of tensors, a dataclass, ...)
+
+
+class SequenceModel(nn.Module, ABC):
+    """A next-frame forecaster with a recurrent state."""
+
+    #: short name written into forecast files ("rvd", "vd", "simple_rvd", "persistence", ...)
+    name: str = "model"
+    #: whether repeated calls of ``sample_next`` on one state give different frames
+    stochastic: bool = True
+
+    @abstractmethod
+    def initial_state(self, batch: int, height: int, width: int, device: torch.device) -> State:
+        """The state before any frame has been seen."""
+
+    @abstractmethod
+    def observe(self, state: State, frame: torch.Tensor) -> State:
+        """Return the state after seeing ``frame`` ``(batch, channel, y, x)``."""
+
+    @abstractmethod
+    def sample_next(
+        self,
+        state: State,
+        *,
+        sampler: str = "ddpm",
+        steps: int | None = None,
+        eta: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw the next frame ``(batch, channel, y, x)`` given ``state``.
+
+        ``sampler``/``steps``/``eta`` select the diffusion sampler (``steps=None``: all N steps); models
+        without a diffusion part ignore them.
+        """
+
+    @abstractmethod
+    def loss(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
+        """Scalar training loss on ``window`` ``(batch, time, channel, y, x)`` (teacher forcing)."""
