@@ -184,7 +184,9 @@ class GaussianDiffusion:
             return self._ddpm(eps_model, y, generator, progress)
         return self._ddim(eps_model, y, self.ddim_timesteps(steps or self.steps), eta, generator, progress)
 
-    def _predict(self, eps_model: EpsModel, y: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _predict(
+        self, eps_model: EpsModel, y: torch.Tensor, n: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's noise and the y0 it implies (clamped if ``clip_x0``; eps is then made consistent)."""
         eps = eps_model(y, n).to(y.dtype)
         y0 = self.predict_y0(y, n, eps)
@@ -210,7 +212,9 @@ class GaussianDiffusion:
                 y = mean  # the last step returns the mean: no noise is added to the data
         return y
 
-    def _ddim(self, eps_model: EpsModel, y: torch.Tensor, timesteps: torch.Tensor, eta: float, generator, progress):
+    def _ddim(
+        self, eps_model: EpsModel, y: torch.Tensor, timesteps: torch.Tensor, eta: float, generator, progress
+    ):
         batch = y.shape[0]
         abar_all = self._table("alphas_cumprod", y)
         seq = timesteps.tolist()

@@ -33,7 +33,9 @@ def optimal_eps(d: GaussianDiffusion, m=M, s=S):
     return eps_model
 
 
-def exact_output_moments(abar: np.ndarray, seq: list[int], eta: float, m: float, s: float) -> tuple[float, float]:
+def exact_output_moments(
+    abar: np.ndarray, seq: list[int], eta: float, m: float, s: float
+) -> tuple[float, float]:
     """Mean and std of a DDIM(eta) chain over ``seq`` driven by the optimal predictor, starting at N(0, 1).
 
     Written from the DDIM paper's update (Song et al. 2021, eq. 12) with plain floats; DDPM is the case
@@ -55,8 +57,15 @@ def exact_output_moments(abar: np.ndarray, seq: list[int], eta: float, m: float,
 
 def sample_moments(d, sampler, steps, eta, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    y = d.sample(optimal_eps(d), (SAMPLES, len(M)), sampler=sampler, steps=steps, eta=eta, generator=gen,
-                 dtype=torch.float64)
+    y = d.sample(
+        optimal_eps(d),
+        (SAMPLES, len(M)),
+        sampler=sampler,
+        steps=steps,
+        eta=eta,
+        generator=gen,
+        dtype=torch.float64,
+    )
     return y.mean(0), y.std(0)
 
 
@@ -92,8 +101,12 @@ def test_q_sample_marginal_moments():
         abar = float(d.alphas_cumprod[n])
         sd = math.sqrt(1 - abar)
         tol_mean = 5 * sd / math.sqrt(SAMPLES)
-        assert torch.allclose(y.mean(0), torch.full((3,), 2.0 * math.sqrt(abar), dtype=torch.float64), atol=tol_mean)
-        assert torch.allclose(y.std(0), torch.full((3,), sd, dtype=torch.float64), rtol=5 / math.sqrt(2 * SAMPLES))
+        assert torch.allclose(
+            y.mean(0), torch.full((3,), 2.0 * math.sqrt(abar), dtype=torch.float64), atol=tol_mean
+        )
+        assert torch.allclose(
+            y.std(0), torch.full((3,), sd, dtype=torch.float64), rtol=5 / math.sqrt(2 * SAMPLES)
+        )
     # Given noise: deterministic and exactly sqrt(abar) y0 + sqrt(1 - abar) eps.
     noise = torch.randn(4, 3, dtype=torch.float64)
     n = torch.tensor([0, 5, 50, 99])
@@ -120,15 +133,40 @@ def test_training_loss_matches_closed_form_minimum():
 def test_ddim_with_eta_one_and_all_steps_is_the_ddpm_chain():
     d = GaussianDiffusion(steps=50)
     eps = optimal_eps(d)
-    a = d.sample(eps, (64, 4), sampler="ddpm", generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    b = d.sample(eps, (64, 4), sampler="ddim", steps=50, eta=1.0, generator=torch.Generator().manual_seed(3),
-                 dtype=torch.float64)
+    a = d.sample(
+        eps, (64, 4), sampler="ddpm", generator=torch.Generator().manual_seed(3), dtype=torch.float64
+    )
+    b = d.sample(
+        eps,
+        (64, 4),
+        sampler="ddim",
+        steps=50,
+        eta=1.0,
+        generator=torch.Generator().manual_seed(3),
+        dtype=torch.float64,
+    )
     torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
     # ... and eta = 0 is deterministic given the starting noise only.
-    c = d.sample(eps, (64, 4), sampler="ddim", steps=10, eta=0.0, generator=torch.Generator().manual_seed(3),
-                 dtype=torch.float64)
-    torch.testing.assert_close(c, d.sample(eps, (64, 4), sampler="ddim", steps=10,
-                                           generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+    c = d.sample(
+        eps,
+        (64, 4),
+        sampler="ddim",
+        steps=10,
+        eta=0.0,
+        generator=torch.Generator().manual_seed(3),
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(
+        c,
+        d.sample(
+            eps,
+            (64, 4),
+            sampler="ddim",
+            steps=10,
+            generator=torch.Generator().manual_seed(3),
+            dtype=torch.float64,
+        ),
+    )
 
 
 def test_ddim_timesteps_are_evenly_spaced_and_include_both_ends():
@@ -141,8 +179,15 @@ def test_ddim_timesteps_are_evenly_spaced_and_include_both_ends():
 
 @pytest.mark.parametrize(
     "sampler,steps,eta",
-    [("ddpm", None, 0.0), ("ddim", 200, 0.0), ("ddim", 200, 1.0), ("ddim", 50, 0.0), ("ddim", 50, 1.0),
-     ("ddim", 10, 0.0), ("ddim", 10, 0.5)],
+    [
+        ("ddpm", None, 0.0),
+        ("ddim", 200, 0.0),
+        ("ddim", 200, 1.0),
+        ("ddim", 50, 0.0),
+        ("ddim", 50, 1.0),
+        ("ddim", 10, 0.0),
+        ("ddim", 10, 0.5),
+    ],
 )
 def test_samplers_draw_the_distribution_their_update_rule_defines(sampler, steps, eta):
     """Monte-Carlo moments against the exact moments of the discretised chain (5 standard errors)."""
@@ -169,7 +214,9 @@ def test_optimal_predictor_reproduces_the_gaussian(sampler, eta):
     mean, std = sample_moments(d, sampler, n_steps if sampler == "ddim" else None, eta)
     for i in range(len(M)):
         m, s = float(M[i]), float(S[i])
-        _, exact_std = exact_output_moments(d.alphas_cumprod.numpy(), list(range(n_steps)), 1.0 if sampler == "ddpm" else eta, m, s)
+        _, exact_std = exact_output_moments(
+            d.alphas_cumprod.numpy(), list(range(n_steps)), 1.0 if sampler == "ddpm" else eta, m, s
+        )
         assert abs(exact_std - s) < 0.04 * s
         assert abs(float(mean[i]) - m) < 5 * s / math.sqrt(SAMPLES) + 1e-3
         assert abs(float(std[i]) - s) < 5 * s / math.sqrt(2 * SAMPLES) + 0.04 * s
@@ -191,7 +238,9 @@ def test_discretisation_bias_vanishes_with_many_steps():
     d = GaussianDiffusion(steps=1600)
     strided = []
     for steps in (16, 100, 400, 1600):
-        _, std = exact_output_moments(d.alphas_cumprod.numpy(), d.ddim_timesteps(steps).tolist(), 0.0, 0.5, 0.5)
+        _, std = exact_output_moments(
+            d.alphas_cumprod.numpy(), d.ddim_timesteps(steps).tolist(), 0.0, 0.5, 0.5
+        )
         strided.append(abs(std - 0.5) / 0.5)
     assert strided == sorted(strided, reverse=True)
     assert strided[-1] < 2e-3
@@ -199,8 +248,12 @@ def test_discretisation_bias_vanishes_with_many_steps():
 
 def test_clip_x0_bounds_the_sample():
     d = GaussianDiffusion(steps=50, clip_x0=1.0)
-    y = d.sample(optimal_eps(d, m=torch.zeros(4, dtype=torch.float64), s=torch.full((4,), 3.0, dtype=torch.float64)),
-                 (256, 4), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = d.sample(
+        optimal_eps(d, m=torch.zeros(4, dtype=torch.float64), s=torch.full((4,), 3.0, dtype=torch.float64)),
+        (256, 4),
+        generator=torch.Generator().manual_seed(0),
+        dtype=torch.float64,
+    )
     assert float(y.abs().max()) <= 1.0 + 1e-9
 
 

@@ -98,7 +98,9 @@ def test_module_shapes_through_every_level():
     den = Denoiser(C, 8, [1, 2, 2], dims, groups=8)
     assert den(torch.randn(B, C, H, W), torch.tensor([0, 5]), contexts).shape == (B, C, H, W)
     tr = TransformNet(C, 8, [1, 2, 4], groups=8)
-    mu, hidden = tr(torch.randn(B, C, H, W), pyramid_zeros(B, H, W, tr.dims, torch.device("cpu"), torch.float32))
+    mu, hidden = tr(
+        torch.randn(B, C, H, W), pyramid_zeros(B, H, W, tr.dims, torch.device("cpu"), torch.float32)
+    )
     assert mu.shape == (B, C, H, W)
     assert [tuple(h.shape) for h in hidden] == [(B, 8, 16, 16), (B, 16, 8, 8), (B, 32, 4, 4)]
 
@@ -142,7 +144,9 @@ def test_kinds_differ_exactly_as_specified():
         states[name] = s
     assert torch.equal(states["vd"].mu, torch.zeros(B, C, H, W))
     assert torch.equal(states["simple"].mu, frames[-1])  # the previous observed frame
-    expected_mu, _ = rvd.transform(frames[1], rvd.observe(rvd.initial_state(B, H, W, "cpu"), frames[0]).transform)
+    expected_mu, _ = rvd.transform(
+        frames[1], rvd.observe(rvd.initial_state(B, H, W, "cpu"), frames[0]).transform
+    )
     torch.testing.assert_close(states["rvd"].mu, expected_mu)
     assert not torch.allclose(states["rvd"].mu, frames[-1])
     # A drawn frame is mu + sigma * (the diffusion's sample with the denoiser closed over the context).
@@ -173,8 +177,11 @@ def test_loss_is_algorithm_1_with_teacher_forcing(kind):
     for t in range(2, 5):
         mu = {"rvd": state.mu, "vd": 0.0, "simple_rvd": window[:, t - 1]}[kind]
         y0 = (window[:, t] - mu) / model.sigma
-        terms.append(model.diffusion.training_loss(lambda y, k, s=state: model.denoiser(y, k, s.context), y0, n=n,
-                                                   loss="l1"))
+        terms.append(
+            model.diffusion.training_loss(
+                lambda y, k, s=state: model.denoiser(y, k, s.context), y0, n=n, loss="l1"
+            )
+        )
         state = model.observe(state, window[:, t])
     torch.testing.assert_close(loss, torch.stack(terms).mean())
     torch.manual_seed(7)

@@ -98,16 +98,26 @@ def parse_model_config(config: dict) -> ModelConfig:
     for name, mults in (("denoiser_mults", denoiser), ("transform_mults", transform)):
         bad = [dim * m for m in mults if (dim * m) % groups]
         if bad:
-            raise ForecastError(f"model.{name}: channel counts {bad} are not divisible by model.groups = {groups}")
+            raise ForecastError(
+                f"model.{name}: channel counts {bad} are not divisible by model.groups = {groups}"
+            )
     if cfg.sigma is not None:
         if isinstance(cfg.sigma, bool) or not isinstance(cfg.sigma, int | float) or not cfg.sigma > 0:
             raise ForecastError(f"model.sigma must be a positive number, got {cfg.sigma!r}")
         if cfg.kind == "vd" and cfg.sigma != 1:
-            raise ForecastError(f"model.kind vd models frames directly (mu = 0, sigma = 1); remove sigma={cfg.sigma}")
+            raise ForecastError(
+                f"model.kind vd models frames directly (mu = 0, sigma = 1); remove sigma={cfg.sigma}"
+            )
     if cfg.loss not in LOSSES:
         raise ForecastError(f"unknown model.loss {cfg.loss!r}; use one of {', '.join(LOSSES)}")
-    return ModelConfig(**{**raw, "denoiser_mults": denoiser, "transform_mults": transform,
-                          "sigma": None if cfg.sigma is None else float(cfg.sigma)})
+    return ModelConfig(
+        **{
+            **raw,
+            "denoiser_mults": denoiser,
+            "transform_mults": transform,
+            "sigma": None if cfg.sigma is None else float(cfg.sigma),
+        }
+    )
 
 
 def parse_diffusion_config(config: dict) -> DiffusionConfig:

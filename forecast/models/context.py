@@ -17,7 +17,9 @@ class ContextEncoder(nn.Module):
     def __init__(self, channels: int, dims: list[int], groups: int):
         super().__init__()
         self.dims = list(dims)
-        self.res = nn.ModuleList(ResBlock(d_in, d, groups) for d_in, d in zip([channels, *self.dims], self.dims))
+        self.res = nn.ModuleList(
+            ResBlock(d_in, d, groups) for d_in, d in zip([channels, *self.dims], self.dims)
+        )
         self.grus = nn.ModuleList(ConvGRUCell(d, d) for d in self.dims)
         self.downsample = nn.ModuleList(Downsample(d) for d in self.dims[:-1])
 

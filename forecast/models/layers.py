@@ -21,7 +21,9 @@ LEAK = 0.2  # LeakyReLU slope
 def step_encoding(n: torch.Tensor, dim: int) -> torch.Tensor:
     """Transformer-style sinusoidal encoding of integer steps ``n`` ``(batch,)`` -> ``(batch, dim)``."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=n.device, dtype=torch.float32) / max(half - 1, 1))
+    freqs = torch.exp(
+        -math.log(10000.0) * torch.arange(half, device=n.device, dtype=torch.float32) / max(half - 1, 1)
+    )
     angles = n.float()[:, None] * freqs[None, :]
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
@@ -42,7 +44,9 @@ class ConvNormAct(nn.Sequential):
     """3x3 convolution, GroupNorm, LeakyReLU."""
 
     def __init__(self, dim_in: int, dim_out: int, groups: int):
-        super().__init__(nn.Conv2d(dim_in, dim_out, 3, padding=1), nn.GroupNorm(groups, dim_out), nn.LeakyReLU(LEAK))
+        super().__init__(
+            nn.Conv2d(dim_in, dim_out, 3, padding=1), nn.GroupNorm(groups, dim_out), nn.LeakyReLU(LEAK)
+        )
 
 
 class ResBlock(nn.Module):
@@ -126,7 +130,9 @@ def pyramid_zeros(
     batch: int, height: int, width: int, dims: list[int], device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.Tensor, ...]:
     """Zero hidden states for a pyramid of levels: ``dims[i]`` channels at ``1/2**i`` of the frame's size."""
-    return tuple(torch.zeros(batch, d, height >> i, width >> i, device=device, dtype=dtype) for i, d in enumerate(dims))
+    return tuple(
+        torch.zeros(batch, d, height >> i, width >> i, device=device, dtype=dtype) for i, d in enumerate(dims)
+    )
 
 
 __all__ = [

@@ -58,7 +58,9 @@ class RVD(SequenceModel):
             model.attention_heads, model.attention_head_dim,
         )  # fmt: skip
         self.transform = (
-            TransformNet(n_channels, model.dim, list(model.transform_mults), model.groups) if self.kind == "rvd" else None
+            TransformNet(n_channels, model.dim, list(model.transform_mults), model.groups)
+            if self.kind == "rvd"
+            else None
         )
         levels = max(len(model.denoiser_mults), len(model.transform_mults) if self.transform else 0)
         #: frame height and width must be divisible by this (each level halves the resolution)
@@ -108,7 +110,9 @@ class RVD(SequenceModel):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         if state.mu is None:
-            raise ForecastError("the model has not observed any frame yet: observe at least one context frame")
+            raise ForecastError(
+                "the model has not observed any frame yet: observe at least one context frame"
+            )
         y0 = self.diffusion.sample(
             self._eps_model(state), state.mu.shape, sampler=sampler, steps=steps, eta=eta, generator=generator,
             device=state.mu.device, dtype=state.mu.dtype,
@@ -123,12 +127,16 @@ class RVD(SequenceModel):
         frames); fresh noise for every frame.
         """
         if window.dim() != 5:
-            raise ForecastError(f"window must have dims (batch, time, channel, y, x), got shape {tuple(window.shape)}")
+            raise ForecastError(
+                f"window must have dims (batch, time, channel, y, x), got shape {tuple(window.shape)}"
+            )
         batch, length, channels, height, width = window.shape
         if channels != self.n_channels:
             raise ForecastError(f"window has {channels} channels, the model was built for {self.n_channels}")
         if not 1 <= n_context < length:
-            raise ForecastError(f"n_context must be in 1..{length - 1} for a window of {length} frames, got {n_context}")
+            raise ForecastError(
+                f"n_context must be in 1..{length - 1} for a window of {length} frames, got {n_context}"
+            )
         state = self.initial_state(batch, height, width, window.device)
         for t in range(n_context):
             state = self.observe(state, window[:, t])

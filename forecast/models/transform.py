@@ -18,7 +18,9 @@ class TransformNet(nn.Module):
         super().__init__()
         self.dims = [dim * m for m in mults]
         levels = len(self.dims)
-        self.down_res = nn.ModuleList(ResBlock(d_in, d, groups) for d_in, d in zip([channels, *self.dims], self.dims))
+        self.down_res = nn.ModuleList(
+            ResBlock(d_in, d, groups) for d_in, d in zip([channels, *self.dims], self.dims)
+        )
         self.grus = nn.ModuleList(ConvGRUCell(d, d) for d in self.dims)
         self.downsample = nn.ModuleList(Downsample(d) for d in self.dims[:-1])
         # Up level i (i = levels-2 .. 0): upsample the level below, concatenate this level's skip, ResBlock.
