@@ -277,3 +277,23 @@ def test_shipped_configs_build(path):
     if path.stem.startswith("paper") or path.stem in ("vd", "simple_rvd"):
         assert model.diffusion.steps == 1600 and model.diffusion.schedule == "cosine"
         assert config["data"]["context_frames"] == 2 and config["data"]["future_frames"] == 6
+
+
+def test_parameter_count_script_agrees_with_the_models():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("param_counts", CONFIGS.parent / "param_counts.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    paper = yaml.safe_load((CONFIGS / "paper_128.yaml").read_text())
+    vd = yaml.safe_load((CONFIGS / "vd.yaml").read_text())
+    counts, vd_counts = script.model_counts(paper), script.model_counts(vd)
+    with torch.device("meta"):
+        model = build_model(paper, 3)
+    assert sum(counts.values()) == sum(p.numel() for p in model.parameters())
+    # The ablation drops exactly the transform network; denoiser and context encoder are shared.
+    assert vd_counts == {**counts, "transform": 0}
+    # A ResBlock without step embedding: two 3x3 convs + two GroupNorms + a 1x1 shortcut, counted by hand.
+    cin, cout = 16, 32
+    expected = (9 * cin * cout + cout) + 2 * cout + (9 * cout * cout + cout) + 2 * cout + (cin * cout + cout)
+    assert script.count(ResBlock(cin, cout, groups=8)) == expected
