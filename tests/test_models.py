@@ -297,3 +297,25 @@ def test_parameter_count_script_agrees_with_the_models():
     cin, cout = 16, 32
     expected = (9 * cin * cout + cout) + 2 * cout + (9 * cout * cout + cout) + 2 * cout + (cin * cout + cout)
     assert script.count(ResBlock(cin, cout, groups=8)) == expected
+
+
+def test_state_and_samples_stay_full_precision_under_autocast():
+    model = build_model(small_config("rvd"), C)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        state = model.observe(model.initial_state(B, H, W, "cpu"), torch.randn(B, C, H, W))
+        frame = model.sample_next(state, sampler="ddim", steps=3)
+        loss = model.loss(torch.randn(B, 4, C, H, W), 2)
+    assert all(t.dtype == torch.float32 for t in (*state.context, *state.transform, state.mu, frame))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_model_state_remembers_earlier_frames():
+    """Same last frame, different first frame: the context and mu differ (the state is not just the last frame)."""
+    model = build_model(small_config("rvd"), C)
+    a, b, last = torch.randn(3, 1, C, H, W)
+    s0 = model.initial_state(1, H, W, "cpu")
+    sa = model.observe(model.observe(s0, a), last)
+    sb = model.observe(model.observe(s0, b), last)
+    for ca, cb in zip(sa.context, sb.context):
+        assert (ca - cb).abs().mean() > 1e-4
+    assert (sa.mu - sb.mu).abs().mean() > 1e-4

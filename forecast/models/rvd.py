@@ -94,7 +94,15 @@ class RVD(SequenceModel):
             mu = frame
         else:  # vd
             mu = torch.zeros_like(frame)
-        return RVDState(context=context, transform=transform, mu=mu, frames_seen=state.frames_seen + 1)
+        # Under autocast the networks return half precision; the recurrent state stays in the state's dtype so
+        # that rounding does not accumulate over frames (and the sampler runs in full precision).
+        dtype = state.context[0].dtype
+        return RVDState(
+            context=tuple(c.to(dtype) for c in context),
+            transform=tuple(h.to(dtype) for h in transform),
+            mu=mu.to(dtype),
+            frames_seen=state.frames_seen + 1,
+        )
 
     def _eps_model(self, state: RVDState):
         return lambda y, n: self.denoiser(y, n, state.context)
