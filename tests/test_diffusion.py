@@ -257,6 +257,29 @@ def test_clip_x0_bounds_the_sample():
     assert float(y.abs().max()) <= 1.0 + 1e-9
 
 
+def test_clip_x0_contains_the_blow_up_of_an_imperfect_predictor():
+    """A predictor that is exact except that it saturates at |eps| = 3 (as a network that rarely saw larger noise
+    may) makes the unclipped chain explode: near zero signal-to-noise (beta up to 0.999) y0 = (y - sqrt(1 - abar)
+    eps) / sqrt(abar) amplifies any error enormously. ``clip_x0`` (the authors' code clamps at 2) contains it.
+    """
+    d = GaussianDiffusion(steps=50)
+    m, s = torch.zeros(4, dtype=torch.float64), torch.full((4,), 0.05, dtype=torch.float64)
+    exact = optimal_eps(d, m=m, s=s)
+    saturating = lambda y, n: exact(y, n).clamp(-3, 3)  # noqa: E731
+
+    def draw(diffusion):
+        return diffusion.sample(
+            saturating, (4096, 4), generator=torch.Generator().manual_seed(0), dtype=torch.float64
+        )
+
+    assert float(draw(d).std()) > 100 * 0.05  # the data's std is 0.05
+    clipped = draw(GaussianDiffusion(steps=50, clip_x0=2.0))
+    assert float(clipped.abs().max()) <= 2.0 + 1e-9
+    assert float(clipped.std()) == pytest.approx(
+        0.05, rel=0.5
+    )  # back near the data (within the sampler bias)
+
+
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ForecastError, match="schedule"):
         GaussianDiffusion(steps=10, schedule="quadratic")
