@@ -23,4 +23,13 @@ def build_model(config: dict, n_channels: int) -> SequenceModel:
     raise ForecastError(f"unknown model.kind {model.kind!r}")  # pragma: no cover (parse_model_config checks)
 
 
-__all__ = ["SequenceModel", "build_model"]
+def __getattr__(name: str):
+    # RVD and its state, imported lazily so that ``forecast.models`` stays cheap to import.
+    if name in ("RVD", "RVDState"):
+        from forecast.models import rvd
+
+        return getattr(rvd, name)
+    raise AttributeError(name)
+
+
+__all__ = ["RVD", "RVDState", "SequenceModel", "build_model"]

@@ -117,6 +117,8 @@ class RVD(SequenceModel):
         eta: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
+        """Draw ``mu + sigma * y0`` with ``y0`` from the diffusion sampler; ``generator`` must live on the
+        state's device (``torch.Generator(device=...)``)."""
         if state.mu is None:
             raise ForecastError(
                 "the model has not observed any frame yet: observe at least one context frame"
