@@ -62,7 +62,7 @@ class RVD(SequenceModel):
             if self.kind == "rvd"
             else None
         )
-        levels = max(len(model.denoiser_mults), len(model.transform_mults) if self.transform else 0)
+        levels = max(len(model.denoiser_mults), len(model.transform_mults) if self.transform is not None else 0)
         #: frame height and width must be divisible by this (each level halves the resolution)
         self.spatial_multiple = 2 ** (levels - 1)
 
