@@ -8,6 +8,7 @@ model:
   transform_mults: [1, 2, 2, 4]   # per-level multipliers of the transform (rvd only)
   sigma: 2.0                      # residual scale; vd fixes it to 1
   loss: l2                        # l2 (equation 9) | l1 (the authors' released code)
+  mu_loss_weight: 0.0             # > 0 adds w * mean((mu - x)^2) per future frame (rvd only; not in the paper)
   groups: 8                       # GroupNorm groups (every level's channel count must be divisible by it)
   attention_heads: 4
   attention_head_dim: 16
@@ -38,6 +39,7 @@ class ModelConfig:
     transform_mults: tuple[int, ...] = (1, 2, 2, 4)
     sigma: float | None = None  # None: 2 for rvd and simple_rvd, 1 for vd
     loss: str = "l2"
+    mu_loss_weight: float = 0.0
     groups: int = 8
     attention_heads: int = 4
     attention_head_dim: int = 16
@@ -108,6 +110,13 @@ def parse_model_config(config: dict) -> ModelConfig:
             raise ForecastError(
                 f"model.kind vd models frames directly (mu = 0, sigma = 1); remove sigma={cfg.sigma}"
             )
+    w = cfg.mu_loss_weight
+    if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
+        raise ForecastError(f"model.mu_loss_weight must be a number >= 0, got {w!r}")
+    if w > 0 and cfg.kind != "rvd":
+        raise ForecastError(
+            f"model.mu_loss_weight applies to kind rvd only (kind {cfg.kind} has no learned mu)"
+        )
     if cfg.loss not in LOSSES:
         raise ForecastError(f"unknown model.loss {cfg.loss!r}; use one of {', '.join(LOSSES)}")
     return ModelConfig(
@@ -116,6 +125,7 @@ def parse_model_config(config: dict) -> ModelConfig:
             "denoiser_mults": denoiser,
             "transform_mults": transform,
             "sigma": None if cfg.sigma is None else float(cfg.sigma),
+            "mu_loss_weight": float(w),
         }
     )
 
