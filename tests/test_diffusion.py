@@ -169,6 +169,40 @@ def test_ddim_with_eta_one_and_all_steps_is_the_ddpm_chain():
     )
 
 
+def optimal_y0(d: GaussianDiffusion, m=M, s=S):
+    """E[y0 | y_n] for y0 ~ N(m, s^2): the optimal output of a network that predicts y0."""
+    abar_all = d.alphas_cumprod
+
+    def y0_model(y, n):
+        abar = abar_all[n].to(y)[:, None]
+        return m + abar.sqrt() * s**2 * (y - abar.sqrt() * m) / (abar * s**2 + 1 - abar)
+
+    return y0_model
+
+
+@pytest.mark.parametrize("sampler,steps,eta", [("ddpm", None, 0.0), ("ddim", 10, 0.0), ("ddim", 25, 1.0)])
+def test_y0_prediction_gives_the_same_chain_as_eps_prediction(sampler, steps, eta):
+    """The optimal y0 predictor and the optimal eps predictor imply the same chain, path by path."""
+    d_eps, d_y0 = GaussianDiffusion(steps=50), GaussianDiffusion(steps=50, prediction="y0")
+
+    def run(d, model):
+        gen = torch.Generator().manual_seed(2)
+        return d.sample(
+            model, (256, 4), sampler=sampler, steps=steps, eta=eta, generator=gen, dtype=torch.float64
+        )
+
+    torch.testing.assert_close(
+        run(d_y0, optimal_y0(d_y0)), run(d_eps, optimal_eps(d_eps)), rtol=1e-7, atol=1e-7
+    )
+    # Its training loss is the posterior variance of y0: E_n[s^2 (1 - abar) / v].
+    gen = torch.Generator().manual_seed(1)
+    y0 = M + S * torch.randn(SAMPLES, len(M), generator=gen, dtype=torch.float64)
+    n = torch.randint(0, 50, (SAMPLES,), generator=gen)
+    abar = d_y0.alphas_cumprod[n][:, None]
+    expected = (S**2 * (1 - abar) / (abar * S**2 + 1 - abar)).mean()
+    assert float(d_y0.training_loss(optimal_y0(d_y0), y0, n=n)) == pytest.approx(float(expected), rel=0.05)
+
+
 def test_ddim_timesteps_are_evenly_spaced_and_include_both_ends():
     d = GaussianDiffusion(steps=200)
     seq = d.ddim_timesteps(20)
@@ -285,6 +319,8 @@ def test_bad_arguments_are_clear_errors():
         GaussianDiffusion(steps=10, schedule="quadratic")
     with pytest.raises(ForecastError, match="steps"):
         GaussianDiffusion(steps=1)
+    with pytest.raises(ForecastError, match="prediction"):
+        GaussianDiffusion(steps=10, prediction="v")
     d = GaussianDiffusion(steps=10)
     eps = optimal_eps(d)
     with pytest.raises(ForecastError, match="sampler"):

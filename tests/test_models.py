@@ -265,6 +265,8 @@ def test_build_model_refuses_bad_diffusion_and_channels():
         build_model({"model": {"dim": 8}, "diffusion": {"steps": 1}}, C)
     with pytest.raises(ForecastError, match="unknown key"):
         build_model({"model": {"dim": 8}, "diffusion": {"step": 10}}, C)
+    with pytest.raises(ForecastError, match="diffusion.prediction"):
+        build_model({"model": {"dim": 8}, "diffusion": {"prediction": "v"}}, C)
     with pytest.raises(ForecastError, match="n_channels"):
         build_model({"model": {"dim": 8}}, 0)
     with pytest.raises(ForecastError, match="mapping"):

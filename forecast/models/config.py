@@ -16,6 +16,7 @@ diffusion:
   steps: 1600                     # N
   schedule: cosine                # cosine (Nichol & Dhariwal, the paper) | linear (Ho et al.)
   clip_x0: null                   # clamp the predicted residual to +-clip_x0 while sampling (released code: 2)
+  prediction: eps                 # what the denoiser predicts: eps (the paper) | y0 (released code's "pred_true")
 ```
 Unknown keys are errors, so that a typo cannot silently fall back to a default.
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from forecast.diffusion import LOSSES, SCHEDULES, GaussianDiffusion
+from forecast.diffusion import LOSSES, PREDICTIONS, SCHEDULES, GaussianDiffusion
 from forecast.errors import ForecastError
 
 KINDS = ("rvd", "vd", "simple_rvd")
@@ -56,9 +57,12 @@ class DiffusionConfig:
     steps: int = 1600
     schedule: str = "cosine"
     clip_x0: float | None = None
+    prediction: str = "eps"
 
     def build(self) -> GaussianDiffusion:
-        return GaussianDiffusion(steps=self.steps, schedule=self.schedule, clip_x0=self.clip_x0)
+        return GaussianDiffusion(
+            steps=self.steps, schedule=self.schedule, clip_x0=self.clip_x0, prediction=self.prediction
+        )
 
 
 def _section(config: dict, name: str, cls: type) -> dict[str, Any]:
@@ -137,5 +141,9 @@ def parse_diffusion_config(config: dict) -> DiffusionConfig:
         raise ForecastError(f"unknown diffusion.schedule {cfg.schedule!r}; use one of {', '.join(SCHEDULES)}")
     if isinstance(cfg.steps, bool) or not isinstance(cfg.steps, int) or cfg.steps < 2:
         raise ForecastError(f"diffusion.steps must be an integer >= 2, got {cfg.steps!r}")
+    if cfg.prediction not in PREDICTIONS:
+        raise ForecastError(
+            f"unknown diffusion.prediction {cfg.prediction!r}; use one of {', '.join(PREDICTIONS)}"
+        )
     cfg.build()  # validates clip_x0
     return cfg
