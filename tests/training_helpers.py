@@ -54,7 +54,7 @@ def video_dataset(n_seq: int = 3, n_time: int = 10, size: int = 16, seed: int = 
     frames[:, :, 0, 0, 0] = (np.arange(n_seq)[:, None] * 50 + np.arange(n_time)[None, :]).astype(np.uint8)
     return xr.Dataset(
         {"frames": (("sequence", "time", "channel", "y", "x"), frames, {"units": "1", "long_name": "RGB"})},
-        coords={"time": np.arange(n_time), "y": np.arange(size), "x": np.arange(size), "channel": ["r", "g", "b"]},
+        coords={"time": np.arange(n_time), "y": np.arange(size), "x": np.arange(size), "channel": np.arange(3)},
     )
 
 
