@@ -27,7 +27,9 @@ from forecast.training.config import window_length
 
 def loader_rate(dataset, batch_size: int, workers: int, batches: int) -> float:
     sampler = WindowSampler(len(dataset), batch_size, seed=0)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, prefetch_factor=4 if workers else None)
+    loader = DataLoader(
+        dataset, batch_sampler=sampler, num_workers=workers, prefetch_factor=4 if workers else None
+    )
     it = iter(loader)
     for _ in range(max(2, 2 * workers)):  # worker start-up and first reads are not the steady state
         next(it)
@@ -60,7 +62,9 @@ def main() -> None:
     factory = model_factory(args.model)
     torch.manual_seed(0)
     print(f"torch threads {torch.get_num_threads()}; model: {args.model}")
-    print(f"{'config':<10} {'size':>4} {'batch':>5} {'workers':>7} {'loader win/s':>12} {'train win/s':>11} {'ratio':>7}")
+    print(
+        f"{'config':<10} {'size':>4} {'batch':>5} {'workers':>7} {'loader win/s':>12} {'train win/s':>11} {'ratio':>7}"
+    )
     for name, size in zip(args.configs, args.size * len(args.configs)):
         config = load(name, args.model)
         with tempfile.TemporaryDirectory() as tmp:

@@ -31,13 +31,17 @@ def main() -> None:
     args = parser.parse_args()
     factory = model_factory(args.model)
     print(f"torch threads {torch.get_num_threads()}; model: {args.model}")
-    print(f"{'config':<10} {'size':>4} {'batch':>5} {'params':>10} {'steps/s':>8} {'samples/s':>9} {'bare steps/s':>12} {'ratio':>6}")
+    print(
+        f"{'config':<10} {'size':>4} {'batch':>5} {'params':>10} {'steps/s':>8} {'samples/s':>9} {'bare steps/s':>12} {'ratio':>6}"
+    )
     for name, size in zip(args.configs, args.size * len(args.configs)):
         config = load(name, args.model)
         config["training"].update(steps=2 * args.steps, log_every=args.steps, checkpoint_every=10**9)
         with tempfile.TemporaryDirectory() as tmp:
             store = synthetic_store(f"{tmp}/store.zarr", config["data"]["variables"], size)
-            trainer = Trainer(config, store, f"{tmp}/run", model_factory=factory, device=args.device, progress=False)
+            trainer = Trainer(
+                config, store, f"{tmp}/run", model_factory=factory, device=args.device, progress=False
+            )
             trainer.fit()
             with open(f"{tmp}/run/metrics.csv") as f:
                 rows = list(csv.DictReader(f))

@@ -30,7 +30,9 @@ def load(name: str, model: str = "config") -> dict:
     return resolve_config(config)
 
 
-def synthetic_store(path: str | os.PathLike, variables: list[str], size: int, n_seq: int = 4, n_time: int = 40) -> str:
+def synthetic_store(
+    path: str | os.PathLike, variables: list[str], size: int, n_seq: int = 4, n_time: int = 40
+) -> str:
     """A complete field store with random fields, one chunk per frame (as the simulators write them)."""
     rng = np.random.default_rng(0)
     groups = {}
@@ -43,9 +45,14 @@ def synthetic_store(path: str | os.PathLike, variables: list[str], size: int, n_
             else:
                 values = rng.standard_normal((n_seq, n_time, size, size), dtype=np.float32)
                 data[var] = (("sequence", "time", "y", "x"), values, {"units": "1"})
-        groups[group] = xr.Dataset(data, coords={"time": np.arange(n_time), "y": np.arange(size), "x": np.arange(size)})
+        groups[group] = xr.Dataset(
+            data, coords={"time": np.arange(n_time), "y": np.arange(size), "x": np.arange(size)}
+        )
     for i, (group, ds) in enumerate(groups.items()):
-        encoding = {v: {"chunks": tuple(1 if d in ("sequence", "time") else ds.sizes[d] for d in ds[v].dims)} for v in ds}
+        encoding = {
+            v: {"chunks": tuple(1 if d in ("sequence", "time") else ds.sizes[d] for d in ds[v].dims)}
+            for v in ds
+        }
         ds.to_zarr(str(path), group=group, mode="w" if i == 0 else "a", consolidated=False, encoding=encoding)
     mark_complete(path)
     return str(path)
@@ -61,7 +68,9 @@ def model_factory(kind: str):
     try:
         from forecast.models import build_model
     except ImportError:
-        raise SystemExit("forecast.models.build_model is not available in this checkout; use --model toy") from None
+        raise SystemExit(
+            "forecast.models.build_model is not available in this checkout; use --model toy"
+        ) from None
     return build_model
 
 

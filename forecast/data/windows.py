@@ -36,7 +36,9 @@ def open_lazy(path: str | os.PathLike, group: str, validate: bool = True) -> xr.
     """
     if validate:
         open_field_store(path, group)  # completeness, group and dims (cheap: metadata only)
-    return xr.open_dataset(str(path), engine="zarr", group=group, consolidated=False, chunks=None, cache=False)
+    return xr.open_dataset(
+        str(path), engine="zarr", group=group, consolidated=False, chunks=None, cache=False
+    )
 
 
 class WindowDataset(Dataset):
