@@ -284,3 +284,14 @@ def test_resume_with_another_batch_size_is_refused(store, tmp_path):
     _train(toy_config(steps=2), store, tmp_path / "run")
     with pytest.raises(ForecastError, match="training.batch_size differs"):
         Trainer(toy_config(batch_size=3), store, tmp_path / "run", model_factory=toy_factory, resume=True)
+
+
+def test_num_workers_auto_and_explicit(store, tmp_path):
+    auto = Trainer(toy_config(), store, tmp_path / "a", model_factory=toy_factory, device="cpu")
+    assert auto.training["num_workers"] == "auto" and auto.data_workers() == 0
+    explicit = Trainer(
+        toy_config(num_workers=2), store, tmp_path / "b", model_factory=toy_factory, device="cpu"
+    )
+    assert explicit.data_workers() == 2
+    with pytest.raises(ForecastError, match="num_workers"):
+        resolve_config(toy_config(num_workers=-1))
