@@ -81,7 +81,8 @@ def _resize_digits(images: np.ndarray, size: int) -> np.ndarray:
 def trajectory(rng: np.random.Generator, length: int, limit: int, max_speed: int = 4) -> np.ndarray:
     """Top-left corners (length, 2) of one digit: constant velocity, random new speed at each wall."""
     position = rng.integers(0, limit + 1, size=2).astype(np.int64)
-    velocity = rng.integers(-max_speed, max_speed + 1, size=2)
+    # a random direction; a zero component would pin the digit to one row or column, so speeds are >= 1
+    velocity = rng.integers(1, max_speed + 1, size=2) * rng.choice([-1, 1], size=2)
     out = np.empty((length, 2), np.int64)
     for t in range(length):
         for axis in range(2):
