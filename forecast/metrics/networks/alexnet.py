@@ -8,6 +8,8 @@ linear head (non-negative, no bias), averages over space and sums over the five 
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
@@ -63,8 +65,9 @@ class LPIPS(nn.Module):
         self.features.load_state_dict(features, strict=True)
         heads = {}
         for key, value in heads_state.items():
-            layer, rest = key.split(".", 1)
-            heads[f"{layer[len('lin') :]}.{rest}"] = value
+            match = re.match(r"^lin(\d+)\.(.+)$", key)  # the published `lin{k}.model.1.weight`
+            if match:
+                heads[f"{match.group(1)}.{match.group(2)}"] = value
         self.lins.load_state_dict(heads, strict=True)
 
     def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
