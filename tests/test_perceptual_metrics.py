@@ -185,7 +185,7 @@ def test_i3d_needs_nine_frames(rng, i3d_net):
     from forecast.metrics.fvd import fvd
 
     short = _videos(rng, frames=5)
-    with pytest.raises(ValueError, match="at least 9 frames"):
+    with pytest.raises(ForecastError, match="at least 9 frames"):
         fvd(short, short, network=i3d_net, resize=32)
 
 
