@@ -75,3 +75,13 @@ def test_cli_refuses_to_overwrite_and_resumes_a_complete_store(tmp_path, capsys)
     assert "different sources or options" in capsys.readouterr().err
     assert main([*args, "--overwrite", "--seed", "3"]) == 0
     assert open_field_store(tmp_path / "s.zarr").attrs["seed"] == 3
+
+
+def test_builtin_digits_are_scikit_learns():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    from forecast.data.importers.smmnist import _builtin_digits
+
+    expected = np.clip(np.rint(sklearn_datasets.load_digits().images * (255.0 / 16.0)), 0, 255).astype(
+        np.uint8
+    )
+    np.testing.assert_array_equal(_builtin_digits(), expected)
