@@ -1,0 +1,1 @@
+"""Scores of forecasts: xarray in, xarray out (numpy-only at import time; torch only inside LPIPS/FVD)."""

@@ -1,0 +1,87 @@
+import gzip
+
+import numpy as np
+import pytest
+
+from forecast.data.importers.smmnist import import_smmnist, load_digits_images, render_sequence, trajectory
+from forecast.errors import ForecastError
+from forecast.store import open_field_store
+
+
+def test_trajectory_stays_in_frame_and_changes_direction_at_walls(rng):
+    limit = 32
+    path = trajectory(rng, 400, limit)
+    assert path.min() >= 0 and path.max() <= limit
+    velocity = np.diff(path, axis=0)
+    assert np.abs(velocity).max() <= 4
+    # at the walls the speed is redrawn: several different speeds appear along one axis
+    assert len(np.unique(np.abs(velocity[:, 0]))) > 2
+
+
+def test_two_digits_rendered_as_uint8(rng):
+    digits = np.zeros((5, 8, 8), np.uint8)
+    digits[:, 2:6, 2:6] = 200
+    frames = render_sequence(rng, digits, 10, size=32, num_digits=2)
+    assert frames.shape == (10, 32, 32) and frames.dtype == np.uint8
+    assert frames.max() == 200
+    # every frame holds at least one and at most two digits' worth of pixels
+    on = (frames > 0).reshape(10, -1).sum(axis=1)
+    assert (on >= 16).all() and (on <= 32).all()
+
+
+def test_builtin_import(tmp_path):
+    pytest.importorskip("sklearn")
+    out = import_smmnist(
+        "builtin", tmp_path / "sm.zarr", length=5, sequences={"train": 3, "test": 2}, progress=False
+    )
+    train, test = open_field_store(out, "train"), open_field_store(out, "test")
+    assert train.frames.shape == (3, 5, 64, 64) and test.frames.shape == (2, 5, 64, 64)
+    assert train.frames.dtype == np.uint8 and int(train.frames.max()) > 100
+
+
+def test_idx_file_source(tmp_path):
+    images = np.zeros((6, 28, 28), np.uint8)
+    images[:, 10:18, 10:18] = 255
+    header = bytes([0, 0, 8, 3]) + b"".join(int(n).to_bytes(4, "big") for n in images.shape)
+    for stem in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
+        with gzip.open(tmp_path / f"{stem}.gz", "wb") as fh:
+            fh.write(header + images.tobytes())
+    loaded = load_digits_images(tmp_path)
+    np.testing.assert_array_equal(loaded["train"], images)
+    (tmp_path / "bad").write_bytes(b"\0\0\x08\x03" + (100).to_bytes(4, "big") + b"\0" * 20)
+    with pytest.raises(ForecastError, match="bad"):
+        load_digits_images(tmp_path / "bad")
+
+
+def test_missing_source_is_named(tmp_path):
+    with pytest.raises(ForecastError, match="nowhere.npz"):
+        load_digits_images(tmp_path / "nowhere.npz")
+
+
+def test_cli_refuses_to_overwrite_and_resumes_a_complete_store(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from forecast.cli import main
+
+    args = ["data", "import", "smmnist", "builtin", str(tmp_path / "s.zarr"), "--length", "4"]
+    args += ["--train-sequences", "2", "--test-sequences", "1", "--no-progress"]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0  # nothing left to do
+    assert (
+        main([*args[:-5], "--length", "5", "--train-sequences", "2", "--test-sequences", "1", "--resume"])
+        == 2
+    )
+    assert "different sources or options" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--seed", "3"]) == 0
+    assert open_field_store(tmp_path / "s.zarr").attrs["seed"] == 3
+
+
+def test_builtin_digits_are_scikit_learns():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    from forecast.data.importers.smmnist import _builtin_digits
+
+    expected = np.clip(np.rint(sklearn_datasets.load_digits().images * (255.0 / 16.0)), 0, 255).astype(
+        np.uint8
+    )
+    np.testing.assert_array_equal(_builtin_digits(), expected)
