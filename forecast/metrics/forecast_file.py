@@ -27,7 +27,8 @@ def open_netcdf(path: str | os.PathLike, chunks: dict | None = None) -> xr.Datas
     try:
         return xr.open_dataset(path, chunks=chunks)
     except Exception as exc:  # netCDF4/h5netcdf/xarray raise many types for "not a netCDF file"
-        raise ForecastError(f"{path} is not a readable netCDF file ({type(exc).__name__}: {exc})") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ForecastError(f"{path} is not a readable netCDF file ({reason})") from None
 
 
 def forecast_variables(ds: xr.Dataset, member_dim: str = "member", name: str = "dataset") -> list[str]:

@@ -20,7 +20,7 @@ def skill_score(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataAr
     try:
         score, reference_score = xr.align(score, reference_score, join="exact")
     except ValueError as exc:
-        raise ForecastError(f"score and reference coordinates differ: {exc}") from None
+        raise ForecastError(f"score and reference coordinates differ: {str(exc).splitlines()[0]}") from None
     return (1 - score / reference_score).assign_attrs(long_name="skill score", units="1")
 
 
