@@ -90,12 +90,14 @@ def test_cli_score_then_plot(files, tmp_path, capsys):
     assert scores.attrs["estimator"] == "fair" and "crps_skill_u" in scores
     assert not list(tmp_path.glob(".*partial*"))
     out = tmp_path / "figs"
-    assert main(["plot", str(tmp_path / "sa.nc"), str(tmp_path / "sb.nc"), str(root / "a.nc"), "--out", str(out)]) == 0
+    assert main(["plot", str(tmp_path / "sa.nc"), str(tmp_path / "sb.nc"), str(root / "a.nc"), "--out", str(out),
+                 "--variables", "u", "--dpi", "40"]) == 0
     names = {p.name for p in out.iterdir()}
     for expected in ("crps_lead_time_u.png", "crps_map_u.png", "spread_skill_u.png", "rank_histogram_u_narrow.png",
                      "ke_spectrum.png", "samples_u_calibrated.png", "rollout_u_calibrated.gif"):
         assert expected in names
     assert all((out / n).stat().st_size > 1000 for n in names)
+    assert not any("_v" in n for n in names)  # --variables u
 
 
 def _error_line(capsys):
