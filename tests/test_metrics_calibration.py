@@ -125,3 +125,14 @@ def test_reduce_over_some_dims_and_errors(rng):
         rank_histogram(obs, ens, dim="time")
     with pytest.raises(ForecastError, match="member"):
         ensemble_spread(obs)
+
+
+def test_metrics_do_not_import_torch():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    code = "import sys, forecast.metrics; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={**os.environ, "PYTHONPATH": root})

@@ -86,13 +86,17 @@ def test_skill_score_closed_form():
 
 def test_crps_skill_against_a_worse_ensemble_and_persistence(rng):
     obs = xr.DataArray(rng.normal(size=(200, 4)), dims=("init", "lead_time"))
-    good = obs.expand_dims(member=4).transpose("init", "member", "lead_time") + 0.1 * rng.normal(size=(200, 4, 4))
+    good = obs.expand_dims(member=4).transpose("init", "member", "lead_time") + 0.1 * rng.normal(
+        size=(200, 4, 4)
+    )
     bad = good + 1.0
     skill = crps_skill_score(obs, good, bad, dim="init")
     expected = 1 - crps_ensemble(obs, good).mean("init") / crps_ensemble(obs, bad).mean("init")
     np.testing.assert_allclose(skill.values, expected.values)
     assert np.all(skill > 0.5)
     last = xr.DataArray(rng.normal(size=(200,)), dims="init")
-    persistence = persistence_forecast(last, obs["lead_time"] if "lead_time" in obs.coords else xr.DataArray(np.arange(4), dims="lead_time"))
+    persistence = persistence_forecast(
+        last, obs["lead_time"] if "lead_time" in obs.coords else xr.DataArray(np.arange(4), dims="lead_time")
+    )
     assert persistence.dims == ("init", "member", "lead_time") and persistence.sizes["member"] == 1
     np.testing.assert_allclose(crps_ensemble(obs, persistence).values, abs(obs - last).values)

@@ -15,7 +15,9 @@ from forecast.metrics.synthetic import synthetic_forecast
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("fc")
     calibrated = synthetic_forecast(n_init=6, n_member=8, n_lead=4, ny=12, nx=16, model_name="calibrated")
-    narrow = synthetic_forecast(n_init=6, n_member=8, n_lead=4, ny=12, nx=16, dispersion=0.3, model_name="narrow")
+    narrow = synthetic_forecast(
+        n_init=6, n_member=8, n_lead=4, ny=12, nx=16, dispersion=0.3, model_name="narrow"
+    )
     calibrated.to_netcdf(root / "a.nc")
     narrow.to_netcdf(root / "b.nc")
     return root, calibrated, narrow
@@ -67,7 +69,9 @@ def test_reference_skill(files):
     )
     assert np.all(scores["crps_skill_u"] < 0)  # the under-dispersive ensemble is worse
     with pytest.raises(ForecastError, match="different truth"):
-        score_forecast(narrow, reference=synthetic_forecast(n_init=6, n_member=8, n_lead=4, ny=12, nx=16, seed=9))
+        score_forecast(
+            narrow, reference=synthetic_forecast(n_init=6, n_member=8, n_lead=4, ny=12, nx=16, seed=9)
+        )
     with pytest.raises(ForecastError, match="reference"):
         score_forecast(narrow, reference=calibrated.isel(x=slice(0, 8)))
 
@@ -84,17 +88,52 @@ def test_nans_need_skipna(files):
 def test_cli_score_then_plot(files, tmp_path, capsys):
     root, _, _ = files
     assert main(["score", str(root / "a.nc"), "--out", str(tmp_path / "sa.nc"), "--quiet"]) == 0
-    assert main(["score", str(root / "b.nc"), "--out", str(tmp_path / "sb.nc"), "--fair", "--quiet",
-                 "--reference", str(root / "a.nc")]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(root / "b.nc"),
+                "--out",
+                str(tmp_path / "sb.nc"),
+                "--fair",
+                "--quiet",
+                "--reference",
+                str(root / "a.nc"),
+            ]
+        )
+        == 0
+    )
     scores = xr.open_dataset(tmp_path / "sb.nc")
     assert scores.attrs["estimator"] == "fair" and "crps_skill_u" in scores
     assert not list(tmp_path.glob(".*partial*"))
     out = tmp_path / "figs"
-    assert main(["plot", str(tmp_path / "sa.nc"), str(tmp_path / "sb.nc"), str(root / "a.nc"), "--out", str(out),
-                 "--variables", "u", "--dpi", "40"]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(tmp_path / "sa.nc"),
+                str(tmp_path / "sb.nc"),
+                str(root / "a.nc"),
+                "--out",
+                str(out),
+                "--variables",
+                "u",
+                "--dpi",
+                "40",
+            ]
+        )
+        == 0
+    )
     names = {p.name for p in out.iterdir()}
-    for expected in ("crps_lead_time_u.png", "crps_map_u.png", "spread_skill_u.png", "rank_histogram_u_narrow.png",
-                     "ke_spectrum.png", "samples_u_calibrated.png", "rollout_u_calibrated.gif"):
+    for expected in (
+        "crps_lead_time_u.png",
+        "crps_map_u.png",
+        "spread_skill_u.png",
+        "rank_histogram_u_narrow.png",
+        "ke_spectrum.png",
+        "samples_u_calibrated.png",
+        "rollout_u_calibrated.gif",
+    ):
         assert expected in names
     assert all((out / n).stat().st_size > 1000 for n in names)
     assert not any("_v" in n for n in names)  # --variables u

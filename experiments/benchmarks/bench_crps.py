@@ -80,7 +80,9 @@ def bench_in_memory(label, obs, ens_file_layout, ens_member_last, repeat, fair=F
     fastest_reference = min(t for n, t in times.items() if not n.startswith("ours"))
     points = obs.size
     estimator = "fair" if fair else "ensemble (empirical CDF)"
-    print(f"\n{label}, {estimator} CRPS: {obs.shape} points x m={m}, float64, {points * m * 8 / 1e6:.0f} MB of members")
+    print(
+        f"\n{label}, {estimator} CRPS: {obs.shape} points x m={m}, float64, {points * m * 8 / 1e6:.0f} MB of members"
+    )
     print(f"{'implementation':<30} {'time [s]':>9} {'Mpoints/s':>10} {'speed-up vs fastest reference':>31}")
     for name, t in times.items():
         print(f"{name:<30} {t:9.3f} {points / t / 1e6:10.2f} {fastest_reference / t:31.2f}")
@@ -115,16 +117,22 @@ def bench_streamed(obs, ens_file_layout, repeat, chunk_init=1):
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     points = obs.size
-    print(f"\nstreamed: {size_mb:.0f} MB netCDF file, dask chunks of {chunk_init} init(s), CRPS per pixel and lead time")
+    print(
+        f"\nstreamed: {size_mb:.0f} MB netCDF file, dask chunks of {chunk_init} init(s), CRPS per pixel and lead time"
+    )
     print(f"{'case':<34} {'time [s]':>9} {'Mpoints/s':>10}")
     print(f"{'in memory (loaded arrays)':<34} {t_memory:9.3f} {points / t_memory / 1e6:10.2f}")
     print(f"{'streamed from the chunked file':<34} {t_streamed:9.3f} {points / t_streamed / 1e6:10.2f}")
-    print(f"streamed / in-memory time: {t_streamed / t_memory:.2f}; peak traced memory while streaming: "
-          f"{peak / 1e6:.0f} MB for a {size_mb:.0f} MB file (the file sits in the page cache after writing)")
+    print(
+        f"streamed / in-memory time: {t_streamed / t_memory:.2f}; peak traced memory while streaming: "
+        f"{peak / 1e6:.0f} MB for a {size_mb:.0f} MB file (the file sits in the page cache after writing)"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes (checks that the benchmark runs)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--large-inits", type=int, default=5, help="inits of the m = 100 case (default 5)")
@@ -133,8 +141,10 @@ def main() -> None:
         small, large, large_m = (2, 4, 16, 16, 16), (1, 4, 16, 16), 100
     else:
         small, large, large_m = (20, 16, 64, 64, 16), (args.large_inits, 16, 64, 64), 100
-    print(f"numpy {np.__version__}, properscoring numba gufunc: {ps._crps._crps_ensemble_core.__class__.__name__}, "
-          f"scoringrules {sr.__version__}, dask threads")
+    print(
+        f"numpy {np.__version__}, properscoring numba gufunc: {ps._crps._crps_ensemble_core.__class__.__name__}, "
+        f"scoringrules {sr.__version__}, dask threads"
+    )
     obs, ens_file, ens_last = make_case(*small)
     bench_in_memory(f"m = {small[-1]}", obs, ens_file, ens_last, args.repeat)
     bench_in_memory(f"m = {small[-1]}", obs, ens_file, ens_last, args.repeat, fair=True)

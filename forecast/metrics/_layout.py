@@ -34,7 +34,9 @@ def check_member_dim(obs: xr.DataArray, ens: xr.DataArray, member_dim: str) -> N
     try:
         xr.align(obs, ens, join="exact", copy=False)
     except ValueError as exc:
-        raise ForecastError(f"observation and ensemble coordinates differ: {str(exc).splitlines()[0]}") from None
+        raise ForecastError(
+            f"observation and ensemble coordinates differ: {str(exc).splitlines()[0]}"
+        ) from None
     if ens.sizes[member_dim] == 0:
         raise ForecastError(f"the ensemble has no members along {member_dim!r}")
 

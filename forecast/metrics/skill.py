@@ -16,7 +16,9 @@ from forecast.metrics.crps import crps_ensemble
 def skill_score(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataArray:
     """``1 - score / reference_score`` (dims must match exactly: no silent broadcasting)."""
     if set(score.dims) != set(reference_score.dims):
-        raise ForecastError(f"score dims {score.dims} differ from the reference score's dims {reference_score.dims}")
+        raise ForecastError(
+            f"score dims {score.dims} differ from the reference score's dims {reference_score.dims}"
+        )
     try:
         score, reference_score = xr.align(score, reference_score, join="exact")
     except ValueError as exc:
