@@ -43,9 +43,10 @@ def crps_ensemble_array(
         raise ForecastError("the ensemble has no members")
     out = np.empty(obs.shape, dtype=result_dtype(obs, ens))
     (obs_view, out_view), ens_view = as_kernel_views([obs, out], ens)  # out_view: a view, written in place
-    _kernels.crps_kernel(
-        obs_view, ens_view, _kernels.sorting_network(ens.shape[-1]), bool(fair), bool(skipna), out_view
-    )
+    m = ens.shape[-1]
+    use_network = m <= _kernels.NETWORK_MAX_MEMBERS
+    network = _kernels.sorting_network(m if use_network else 1)
+    _kernels.crps_kernel(obs_view, ens_view, network, bool(fair), bool(skipna), out_view, use_network)
     return out
 
 
