@@ -1,9 +1,10 @@
-"""Scores of forecasts: xarray in, xarray out (numpy-only at import time; torch only inside LPIPS/FVD)."""
 """Scores of ensemble forecasts on labelled xarray objects (numpy/xarray/dask only: no torch, no models).
 
 One concept per module: ``crps`` (the CRPS), ``calibration`` (RMSE, spread, spread-skill, rank and PIT
 histograms), ``skill`` (skill scores against a reference), ``physics`` (kinetic-energy spectra, divergence),
 ``forecast_file`` (reading forecast files) and ``scores`` (the scores file of CONVENTIONS.md).
+The perceptual scores of video forecasts (``perceptual``: PSNR, SSIM, LPIPS; ``fvd``; ``video``) import torch
+only when called, so importing this package stays light.
 """
 
 from forecast.metrics.calibration import (
