@@ -195,3 +195,20 @@ def test_cli_bad_input(files, tmp_path, capsys):
     assert main(["plot", str(tmp_path / "plain.nc"), "--out", str(tmp_path / "f")]) == 2
     assert "not a forecast file" in _error_line(capsys)
     assert not (tmp_path / "s.nc").exists()
+
+
+def test_cli_score_perceptual_adds_psnr_and_ssim(tmp_path):
+    from forecast.metrics.perceptual import psnr
+
+    video = synthetic_forecast(n_init=2, n_member=3, n_lead=2, ny=16, nx=16, variables=("frames",), n_channel=3)
+    video = (video * 60 + 128).clip(0, 255)
+    path = tmp_path / "video.nc"
+    video.to_netcdf(path)
+    out = tmp_path / "scores.nc"
+    assert main(["score", str(path), "--out", str(out), "--perceptual", "psnr", "ssim", "--quiet"]) == 0
+    scores = xr.open_dataset(out)
+    assert scores["psnr_frames"].dims == ("lead_time",) and scores["ssim_frames"].dims == ("lead_time",)
+    assert "crps_frames" in scores and scores.attrs["perceptual_metrics"] == "psnr ssim"
+    expected = psnr(video["frames"], video["frames_obs"], data_range=255.0).mean(["init", "member"])
+    np.testing.assert_allclose(scores["psnr_frames"].values, expected.values, rtol=1e-6)
+    assert "lpips_frames" not in scores

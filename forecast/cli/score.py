@@ -31,6 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the rank tie-breaking (default 0)")
     parser.add_argument("--pit-bins", type=int, default=10, help="bins of the PIT histogram (default 10)")
     parser.add_argument("--chunk-init", type=int, default=1, help="inits per dask chunk (default 1)")
+    parser.add_argument(
+        "--perceptual",
+        nargs="*",
+        choices=["psnr", "ssim", "lpips", "fvd"],
+        metavar="METRIC",
+        help="also score video perceptually: any of psnr ssim lpips fvd (no names: all four); LPIPS and FVD "
+        "need pretrained weights (README, 'Perceptual metrics')",
+    )
+    parser.add_argument("--weights", type=Path, help="folder searched first for LPIPS/FVD weights")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -53,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
         reference=reference,
         progress=not args.quiet,
     )
+    if args.perceptual is not None:
+        from forecast.metrics.video import METRICS, video_scores
+
+        perceptual = video_scores(forecast, metrics=args.perceptual or METRICS, weights=args.weights)
+        scores = scores.merge(perceptual.compute())
+        scores.attrs["perceptual_metrics"] = " ".join(args.perceptual or METRICS)
     scores.attrs["source_file"] = str(args.forecast)
     if args.reference:
         scores.attrs["reference_file"] = str(args.reference)

@@ -18,13 +18,10 @@ from collections.abc import Sequence
 import xarray as xr
 
 from forecast.errors import ForecastError
+from forecast.metrics.forecast_file import forecast_variables
 from forecast.metrics.perceptual import lpips, psnr, ssim
 
 METRICS = ("psnr", "ssim", "lpips", "fvd")
-
-
-def forecast_variables(forecast_ds: xr.Dataset) -> list[str]:
-    return [v for v in forecast_ds.data_vars if f"{v}_obs" in forecast_ds.data_vars]
 
 
 def _data_range(da: xr.DataArray, default: float) -> float:
