@@ -33,7 +33,7 @@ class KarmanConfig:
     collision: str = "cumulant"
     spinup: int | None = None  # lattice steps discarded before the first frame; default: 3 flow-throughs
     target: str = "cpu"
-    threads: int = 1  # OpenMP threads per run
+    threads: int | None = None  # OpenMP threads per run; None: cores / parallel runs (set by generate)
     write_batch: int = 32  # frames buffered before one zarr write
     time_chunk: int = 4  # frames per zarr chunk along time
 

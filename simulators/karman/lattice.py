@@ -74,7 +74,7 @@ def _kernel_config(config: KarmanConfig):
             raise ForecastError("--target gpu needs cupy (pip install cupy-cuda12x) and a CUDA GPU") from None
         return CreateKernelConfig(target=Target.GPU)
     kernel_config = CreateKernelConfig(target=Target.CPU)
-    if config.threads > 1:
+    if config.threads and config.threads > 1:
         kernel_config.cpu.openmp.enable = True
         kernel_config.cpu.openmp.num_threads = int(config.threads)
     return kernel_config

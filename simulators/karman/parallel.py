@@ -7,6 +7,7 @@ is never recomputed by ``--resume``; the store is marked complete only after eve
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from forecast.errors import ForecastError
 from forecast.store import mark_complete
 from simulators.karman import store
 from simulators.karman.config import KarmanConfig
+from simulators.karman.lattice import build_lattice
 from simulators.karman.run import run_frames
 
 
@@ -26,7 +28,8 @@ class RunResult:
     index: int
     reynolds: float
     lattice_steps: int
-    seconds: float
+    seconds: float  # wall time of the task
+    build_seconds: float  # of which: code generation and compilation of the kernels
 
 
 @dataclass
@@ -48,11 +51,13 @@ def simulate_run(path: str, config: KarmanConfig, index: int) -> RunResult:
     start = time.perf_counter()
     writer = store.RunWriter(path, config, index)
     store.set_frames_written(path, index, 0)
-    for frame in run_frames(config, index):
+    lattice = build_lattice(config, config.reynolds[index])
+    built = time.perf_counter()
+    for frame in run_frames(config, index, lattice):
         writer.add(frame)
     writer.flush()
     steps = config.spinup_steps + config.frames_per_run * config.every
-    return RunResult(index, config.reynolds[index], steps, time.perf_counter() - start)
+    return RunResult(index, config.reynolds[index], steps, time.perf_counter() - start, built - start)
 
 
 def prepare_store(path: Path, config: KarmanConfig, resume: bool, overwrite: bool) -> list[int]:
@@ -103,6 +108,13 @@ def generate(
     path = Path(path).absolute()
     start = time.perf_counter()
     todo = prepare_store(path, config, resume, overwrite)
+    cores = os.cpu_count() or 1
+    workers = workers or max(1, min(len(todo), cores))
+    if config.threads is None:
+        # the cores left per run on this machine; a remote cluster's workers run one thread per run
+        # (synchronous mode is for debugging and tests: one thread, immune to a busy machine)
+        threads = max(1, cores // workers) if scheduler == "local" else 1
+        config = dataclasses.replace(config, threads=threads)
     n_runs = len(config.reynolds)
     skipped = [i for i in range(n_runs) if i not in todo]
     total_frames = n_runs * config.frames_per_run
@@ -123,7 +135,6 @@ def generate(
                 runs_bar.update(1)
                 refresh()
         else:
-            workers = workers or min(len(todo), os.cpu_count() or 1)
             client, cluster = _client(scheduler, workers)
             try:
                 futures = [
