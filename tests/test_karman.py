@@ -61,7 +61,9 @@ def test_vorticity_is_the_curl_of_the_stored_velocity(tiny_store):
 
 
 def test_downsampling_keeps_lattice_coordinates(tmp_path):
-    config = KarmanConfig(reynolds=(100.0,), **{**TINY, "size": (16, 16), "frames": 2, "test_frames": 1}, scale=2)
+    config = KarmanConfig(
+        reynolds=(100.0,), **{**TINY, "size": (16, 16), "frames": 2, "test_frames": 1}, scale=2
+    )
     generate(tmp_path / "s.zarr", config, scheduler="synchronous", progress=False)
     ds = open_field_store(tmp_path / "s.zarr", "train")
     assert ds["u"].shape == (1, 2, 16, 16)
@@ -95,11 +97,18 @@ def test_incomplete_store_is_refused_and_resume_skips_finished_runs(tmp_path, mo
         generate(path, config, scheduler="synchronous", progress=False)
     # resuming with other options is refused
     with pytest.raises(ForecastError, match="different options.*frames"):
-        generate(path, KarmanConfig(reynolds=(100.0, 150.0), **{**TINY, "frames": 4}), resume=True,
-                 scheduler="synchronous", progress=False)
+        generate(
+            path,
+            KarmanConfig(reynolds=(100.0, 150.0), **{**TINY, "frames": 4}),
+            resume=True,
+            scheduler="synchronous",
+            progress=False,
+        )
 
     computed.clear()
-    monkeypatch.setattr(karman_parallel, "simulate_run", lambda p, c, i: computed.append(i) or real_run(p, c, i))
+    monkeypatch.setattr(
+        karman_parallel, "simulate_run", lambda p, c, i: computed.append(i) or real_run(p, c, i)
+    )
     result = generate(path, config, scheduler="synchronous", progress=False, resume=True)
     assert computed == [1] and result.skipped == [0]  # the finished run is not recomputed
     assert is_complete(path)
@@ -122,8 +131,26 @@ def test_divergence_is_a_one_line_error_naming_run_reynolds_and_step(tmp_path):
 
 def test_cli_exit_codes_and_messages(tmp_path, capsys):
     out = tmp_path / "cli.zarr"
-    args = ["simulate", "karman", str(out), "--reynolds", "120", "--frames", "2", "--test-frames", "1",
-            "--every", "8", "--size", "32", "--spinup", "16", "--scheduler", "synchronous", "--quiet"]
+    args = [
+        "simulate",
+        "karman",
+        str(out),
+        "--reynolds",
+        "120",
+        "--frames",
+        "2",
+        "--test-frames",
+        "1",
+        "--every",
+        "8",
+        "--size",
+        "32",
+        "--spinup",
+        "16",
+        "--scheduler",
+        "synchronous",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
     assert open_field_store(out, "test")["u"].shape == (1, 1, 32, 32)

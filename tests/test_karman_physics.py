@@ -16,5 +16,7 @@ def test_strouhal_number_matches_williamson_at_re_100_and_150(tmp_path):
     for index, reynolds in enumerate(config.reynolds):
         measured = strouhal_number(ds, index)
         expected = williamson_strouhal(reynolds)
-        print(f"Re = {reynolds:g}: St = {measured:.4f}, Williamson {expected:.4f}, {100 * (measured / expected - 1):+.1f}%")
+        print(
+            f"Re = {reynolds:g}: St = {measured:.4f}, Williamson {expected:.4f}, {100 * (measured / expected - 1):+.1f}%"
+        )
         assert abs(measured / expected - 1) < 0.10, (reynolds, measured, expected)

@@ -64,8 +64,10 @@ def main() -> None:
     )
     steps_per_run = config.spinup_steps + config.frames_per_run * config.every
     cells = config.grid_length * config.grid_height
-    print(f"lattice {config.grid_length}x{config.grid_height} ({cells} cells), {args.runs} runs x "
-          f"{steps_per_run} steps ({config.frames_per_run} frames every {config.every} + spin-up)")
+    print(
+        f"lattice {config.grid_length}x{config.grid_height} ({cells} cells), {args.runs} runs x "
+        f"{steps_per_run} steps ({config.frames_per_run} frames every {config.every} + spin-up)"
+    )
 
     bare_before = bare_throughput(config, steps_per_run, args.runs)
     print(f"bare kernel loop ({args.runs} processes): {bare_before:8.1f} MLUPS")
@@ -83,8 +85,10 @@ def main() -> None:
     frames = args.runs * config.frames_per_run
     build = max(r.build_seconds for r in result.runs)
     print(f"pipeline steady state:  {steady:8.1f} MLUPS   ratio to bare {steady / bare:6.1%}")
-    print(f"pipeline end to end:    {end_to_end:8.1f} MLUPS   ratio to bare {end_to_end / bare:6.1%}   "
-          f"({frames} frames in {wall:.1f} s = {frames / wall:.1f} frames/s; kernel build {build:.1f} s)")
+    print(
+        f"pipeline end to end:    {end_to_end:8.1f} MLUPS   ratio to bare {end_to_end / bare:6.1%}   "
+        f"({frames} frames in {wall:.1f} s = {frames / wall:.1f} frames/s; kernel build {build:.1f} s)"
+    )
 
     # The paper's dataset with the defaults: 2 runs x 5000 frames every 128 steps, 128x128, run in parallel.
     full = KarmanConfig()
@@ -93,8 +97,10 @@ def main() -> None:
     overhead = wall - updates / (steady * 1e6)  # cluster start, kernel build, final bookkeeping
     per_core = steady / args.runs
     full_seconds = overhead + full_updates / (per_core * 1e6 * min(len(full.reynolds), args.runs))
-    print(f"extrapolated: paper dataset (10,000 frames every 128 steps at 128x128, defaults) in "
-          f"{full_seconds / 60:.1f} min on {min(len(full.reynolds), args.runs)} cores")
+    print(
+        f"extrapolated: paper dataset (10,000 frames every 128 steps at 128x128, defaults) in "
+        f"{full_seconds / 60:.1f} min on {min(len(full.reynolds), args.runs)} cores"
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import argparse
 from forecast.errors import ForecastError
 
 
-
 def _karman_defaults():
     from simulators.karman.config import KarmanConfig
 
@@ -30,35 +29,82 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     karman.add_argument("out", metavar="OUT.zarr", help="the field store to write")
-    karman.add_argument("--reynolds", type=float, nargs="+", default=list(d.reynolds), metavar="R",
-                        help="Reynolds numbers U D / nu, one run (sequence) each")
+    karman.add_argument(
+        "--reynolds",
+        type=float,
+        nargs="+",
+        default=list(d.reynolds),
+        metavar="R",
+        help="Reynolds numbers U D / nu, one run (sequence) each",
+    )
     karman.add_argument("--frames", type=int, default=d.frames, help="train frames per run")
-    karman.add_argument("--test-frames", type=int, default=d.test_frames,
-                        help="frames that follow in the same run, stored in the test group")
+    karman.add_argument(
+        "--test-frames",
+        type=int,
+        default=d.test_frames,
+        help="frames that follow in the same run, stored in the test group",
+    )
     karman.add_argument("--every", type=int, default=d.every, help="lattice steps between stored frames")
-    karman.add_argument("--size", type=int, nargs="+", default=list(d.size), metavar=("H", "W"),
-                        help="stored frame size (height [width]; width defaults to height)")
-    karman.add_argument("--scale", type=int, default=d.scale,
-                        help="simulation cells per stored pixel (frames are block-averaged by this factor)")
-    karman.add_argument("--diameter", type=float, default=None,
-                        help="cylinder diameter in simulation cells; None: channel height / 16")
+    karman.add_argument(
+        "--size",
+        type=int,
+        nargs="+",
+        default=list(d.size),
+        metavar=("H", "W"),
+        help="stored frame size (height [width]; width defaults to height)",
+    )
+    karman.add_argument(
+        "--scale",
+        type=int,
+        default=d.scale,
+        help="simulation cells per stored pixel (frames are block-averaged by this factor)",
+    )
+    karman.add_argument(
+        "--diameter",
+        type=float,
+        default=None,
+        help="cylinder diameter in simulation cells; None: channel height / 16",
+    )
     karman.add_argument("--velocity", type=float, default=d.velocity, help="inflow speed U, lattice units")
-    karman.add_argument("--length-ratio", type=float, default=d.length_ratio,
-                        help="channel length / stored window width")
-    karman.add_argument("--collision", choices=["cumulant", "mrt", "entropic", "srt"], default=d.collision,
-                        help="collision model (srt is unstable at high Re; for comparison only)")
-    karman.add_argument("--spinup", type=int, default=None,
-                        help="lattice steps discarded before the first frame; None: 3 flow-throughs")
-    karman.add_argument("--workers", type=int, default=None,
-                        help="parallel runs on the local dask cluster; None: min(runs, cores)")
-    karman.add_argument("--threads", type=int, default=None,
-                        help="OpenMP threads per run; None: cores / parallel runs")
-    karman.add_argument("--scheduler", default="local",
-                        help="'local' (a local dask cluster), 'synchronous' (in-process), or the address of a "
-                        "dask distributed scheduler, e.g. tcp://host:8786 (its workers must see OUT.zarr)")
-    karman.add_argument("--target", choices=["cpu", "gpu"], default=d.target,
-                        help="where lbmpy runs the kernels (gpu needs cupy and CUDA)")
-    karman.add_argument("--resume", action="store_true", help="finish an interrupted store; skip finished runs")
+    karman.add_argument(
+        "--length-ratio", type=float, default=d.length_ratio, help="channel length / stored window width"
+    )
+    karman.add_argument(
+        "--collision",
+        choices=["cumulant", "mrt", "entropic", "srt"],
+        default=d.collision,
+        help="collision model (srt is unstable at high Re; for comparison only)",
+    )
+    karman.add_argument(
+        "--spinup",
+        type=int,
+        default=None,
+        help="lattice steps discarded before the first frame; None: 3 flow-throughs",
+    )
+    karman.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel runs on the local dask cluster; None: min(runs, cores)",
+    )
+    karman.add_argument(
+        "--threads", type=int, default=None, help="OpenMP threads per run; None: cores / parallel runs"
+    )
+    karman.add_argument(
+        "--scheduler",
+        default="local",
+        help="'local' (a local dask cluster), 'synchronous' (in-process), or the address of a "
+        "dask distributed scheduler, e.g. tcp://host:8786 (its workers must see OUT.zarr)",
+    )
+    karman.add_argument(
+        "--target",
+        choices=["cpu", "gpu"],
+        default=d.target,
+        help="where lbmpy runs the kernels (gpu needs cupy and CUDA)",
+    )
+    karman.add_argument(
+        "--resume", action="store_true", help="finish an interrupted store; skip finished runs"
+    )
     karman.add_argument("--overwrite", action="store_true", help="replace an existing store")
     karman.add_argument("--quiet", action="store_true", help="no progress bars")
     karman.set_defaults(handler=run_karman)

@@ -51,7 +51,9 @@ def _lbm_config(config: KarmanConfig):
         return LBMConfig(stencil=stencil, method=Method.CUMULANT, relaxation_rate=OMEGA, compressible=True)
     if config.collision == "mrt":
         # shear rate from the viscosity; bulk and higher-order moments relaxed at 1 (the usual stable choice)
-        return LBMConfig(stencil=stencil, method=Method.MRT, relaxation_rates=[OMEGA, 1, 1, 1], compressible=True)
+        return LBMConfig(
+            stencil=stencil, method=Method.MRT, relaxation_rates=[OMEGA, 1, 1, 1], compressible=True
+        )
     if config.collision == "entropic":
         return LBMConfig(
             stencil=stencil,

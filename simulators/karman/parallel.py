@@ -81,7 +81,9 @@ def _client(scheduler: str, workers: int):
 
     if scheduler == "local":
         # processes, one thread each: the generated C kernels hold the GIL, and each run owns a core
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
         return Client(cluster), cluster
     try:
         return Client(scheduler, timeout="20s"), None

@@ -22,7 +22,6 @@ def run_name(index: int) -> str:
     return f"run {index}"
 
 
-
 def _block_mean(field: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return field
@@ -46,7 +45,9 @@ def sample_frame(lattice: Lattice) -> dict[str, np.ndarray]:
     return {name: _block_mean(fields[name], config.scale).astype(np.float32) for name in FIELDS}
 
 
-def run_frames(config: KarmanConfig, index: int, lattice: Lattice | None = None) -> Iterator[dict[str, np.ndarray]]:
+def run_frames(
+    config: KarmanConfig, index: int, lattice: Lattice | None = None
+) -> Iterator[dict[str, np.ndarray]]:
     """Yield the ``frames + test_frames`` frames of run ``index``, after discarding the spin-up."""
     reynolds = config.reynolds[index]
     name = run_name(index)
