@@ -10,6 +10,7 @@ from forecast.store import is_complete, open_field_store
 from simulators.karman import KarmanConfig, SimulationDiverged, generate
 from simulators.karman import parallel as karman_parallel
 from simulators.karman import store as karman_store
+from simulators.karman.analysis import shedding_frequency, williamson_strouhal
 
 # A tiny channel (32x96 cells, D = 2): seconds per run, the kernels compile once per process.
 TINY = dict(frames=6, test_frames=2, every=8, size=(32, 32), spinup=16, write_batch=4, time_chunk=2)
@@ -168,3 +169,27 @@ def test_cli_exit_codes_and_messages(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["simulate", "karman", str(tmp_path / "x.zarr"), "--collision", "magic"])
     assert exit_info.value.code == 2
+
+
+def test_shedding_frequency_of_a_known_signal():
+    interval = 128.0
+    t = np.arange(400)
+    frequency = 1 / (9.37 * interval)  # ~9.4 frames per period, as in the default dataset
+    signal = np.sin(2 * np.pi * frequency * interval * t + 0.3) + 0.05
+    assert abs(shedding_frequency(signal, interval) / frequency - 1) < 2e-3
+    with pytest.raises(ForecastError, match="cycles"):
+        shedding_frequency(np.ones(50), interval)
+    # Williamson (1988): St(100) = 0.1643, St(150) = 0.1834
+    assert williamson_strouhal(100.0) == pytest.approx(0.164335)
+    assert williamson_strouhal(150.0) == pytest.approx(0.183423, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_local_dask_cluster_runs_in_parallel_and_reports_divergence(tmp_path):
+    config = KarmanConfig(reynolds=(100.0, 150.0), **TINY)
+    result = generate(tmp_path / "dask.zarr", config, workers=2, progress=False)
+    assert sorted(r.index for r in result.runs) == [0, 1]
+    assert np.isfinite(open_field_store(tmp_path / "dask.zarr", "test")["u"].values).all()
+    bad = KarmanConfig(reynolds=(5.0, 1e6), collision="srt", **{**TINY, "spinup": 2000})
+    with pytest.raises(SimulationDiverged, match="run 1 .Re = 1e\\+06. diverged at lattice step"):
+        generate(tmp_path / "bad.zarr", bad, workers=2, progress=False)

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from simulators.karman import KarmanConfig, generate
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+
+from simulators.karman import KarmanConfig, generate  # noqa: E402
 
 
 def _bare(config: KarmanConfig, steps: int) -> float:

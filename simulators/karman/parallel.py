@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +67,8 @@ def prepare_store(path: Path, config: KarmanConfig, resume: bool, overwrite: boo
     if path.exists() and not resume:
         if not overwrite:
             raise ForecastError(f"{path} exists: pass --resume to finish it or --overwrite to replace it")
-        import shutil
-
+        if not (path.is_dir() and ((path / "zarr.json").exists() or (path / ".zgroup").exists())):
+            raise ForecastError(f"{path} exists and is not a zarr store; --overwrite replaces only stores")
         shutil.rmtree(path)
     if not path.exists():
         store.create_store(path, config)
@@ -139,8 +141,9 @@ def generate(
         else:
             client, cluster = _client(scheduler, workers)
             try:
+                tag = uuid.uuid4().hex[:8]  # unique task keys on a shared cluster
                 futures = [
-                    client.submit(simulate_run, str(path), config, i, pure=False, key=f"karman-run-{i}")
+                    client.submit(simulate_run, str(path), config, i, pure=False, key=f"karman-run-{i}-{tag}")
                     for i in todo
                 ]
                 remaining = list(futures)
