@@ -8,6 +8,7 @@ is never recomputed by ``--resume``; the store is marked complete only after eve
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import time
@@ -83,8 +84,13 @@ def _client(scheduler: str, workers: int):
 
     if scheduler == "local":
         # processes, one thread each: the generated C kernels hold the GIL, and each run owns a core
+        # worker logs silenced: a run's error reaches the user once, as the CLI's one-line message
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
         )
         return Client(cluster), cluster
     try:
@@ -126,8 +132,9 @@ def generate(
     frames_bar = tqdm(total=total_frames, desc="frames", unit="frame", disable=not progress, position=1)
 
     def refresh() -> None:
-        done = store.frames_written(path)
-        frames_bar.update(int(done.sum()) - frames_bar.n)
+        new = int(store.frames_written(path).sum()) - frames_bar.n
+        if new:
+            frames_bar.update(new)
 
     runs_bar.update(len(skipped))
     refresh()
@@ -157,7 +164,7 @@ def generate(
                             raise
                         runs_bar.update(1)
                     refresh()
-                    time.sleep(0.25)
+                    time.sleep(0.5)
             finally:
                 client.close()
                 if cluster is not None:
