@@ -365,7 +365,7 @@ def rollout(
         "title": f"{model.name} ensemble forecast",
         "model": model.name,
         "sampler": sampler,
-        "sampling_steps": "all" if steps is None else steps,
+        "sampling_steps": _resolved_steps(model, steps),
         "eta": eta,
         "seed": seed,
         "context_length": context,
@@ -465,6 +465,14 @@ def rollout(
     nc.close()
     os.replace(partial, out_path)
     return out_path
+
+
+def _resolved_steps(model: SequenceModel, steps: int | None) -> int | str:
+    """The number of sampling steps actually run: ``steps``, or the model's N when it exposes its diffusion."""
+    if steps is not None:
+        return steps
+    n = getattr(getattr(model, "diffusion", None), "steps", None)
+    return int(n) if isinstance(n, int) else "all"
 
 
 def _open_partial(partial: Path, settings: str):
