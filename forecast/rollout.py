@@ -331,6 +331,11 @@ def rollout(
         raise ForecastError(f"--members must be at least 1 (got {members})")
     if batch_size < 1:
         raise ForecastError(f"--batch-size must be at least 1 (got {batch_size})")
+    n_diffusion = getattr(getattr(model, "diffusion", None), "steps", None)
+    if sampler == "ddpm" and steps is not None and isinstance(n_diffusion, int) and steps != n_diffusion:
+        raise ForecastError(
+            f"the ddpm sampler runs all {n_diffusion} diffusion steps of this model; use --sampler ddim for {steps}"
+        )
     layout.check_compatible(test_ds, "test store")
     if not model.stochastic and members > 1:
         members = 1  # a deterministic model gives the same frame every time: one member says it all
@@ -409,6 +414,8 @@ def rollout(
         for index, init in enumerate(chosen):
             if index in done:
                 continue
+            if bar is not None:
+                bar.set_postfix_str(f"init {index + 1}/{len(chosen)}", refresh=False)
             window = test_ds.isel(
                 sequence=init.sequence, time=slice(init.start, init.start + context + horizon)
             )

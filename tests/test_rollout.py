@@ -242,7 +242,36 @@ def test_members_are_chunked_to_the_batch_size(tmp_path):
     np.testing.assert_array_equal(xr.open_dataset(again)["u"].values, u)
 
 
+def test_string_sequence_labels_are_written(tmp_path):
+    ds = _dataset().assign_coords(sequence=["clip_a", "clip_b", "clip_c"])
+    out = rollout(Persistence(), _layout(ds), ds, tmp_path / "fc.nc", context=2, horizon=2, inits=3)
+    assert list(xr.open_dataset(out)["sequence"].values) == ["clip_a", "clip_b", "clip_c"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_rollout_on_cuda_is_reproducible(tmp_path):
+    ds = _dataset()
+    layout = _layout(ds)
+    opts = dict(members=4, context=2, horizon=3, inits=2, seed=5, device="cuda")
+    a = xr.open_dataset(rollout(RandomWalk(), layout, ds, tmp_path / "a.nc", **opts))["u"].values
+    b = xr.open_dataset(rollout(RandomWalk(), layout, ds, tmp_path / "b.nc", **opts))["u"].values
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a[:, 0], a[:, 1])
+
+
 # --------------------------------------------------------------------------------------------- bad input
+def test_ddpm_with_fewer_steps_than_the_model_is_refused_before_writing(tmp_path):
+    ds = _dataset()
+    model = RandomWalk()
+    model.diffusion = types.SimpleNamespace(steps=100)
+    with pytest.raises(ForecastError, match="ddpm sampler runs all 100"):
+        rollout(model, _layout(ds), ds, tmp_path / "fc.nc", context=2, horizon=2, sampler="ddpm", steps=10)
+    assert not list(tmp_path.iterdir())
+    # the resolved N is what the file records
+    out = rollout(model, _layout(ds), ds, tmp_path / "fc.nc", context=2, horizon=2, members=2)
+    assert xr.open_dataset(out).attrs["sampling_steps"] == 100
+
+
 def test_incompatible_store_is_refused(tmp_path):
     ds = _dataset()
     layout = _layout(ds)
@@ -374,8 +403,42 @@ def test_cli_rollout_writes_the_file_with_reproduction_attributes(tmp_path, fake
     assert fc.attrs["checkpoint"].endswith("step_000100.pt") and fc.attrs["checkpoint_step"] == 100
     assert fc.attrs["weights"] == "ema" and fc.attrs["source"] == str(store)
     assert "random_walk" in fc.attrs["config"] and fc.attrs["software"].startswith("forecast ")
-    assert main([*args, "--no-ema", "--no-progress", "--device", "cpu"]) == 0
+    # with the progress bar (on stderr)
+    assert main([*args, "--no-ema", "--device", "cpu"]) == 0
     assert fake_training[-1]["ema"] is False
+    assert "rollout" in capsys.readouterr().err
+
+
+def test_cli_interrupt_keeps_the_partial_file_for_resume(tmp_path, fake_training, monkeypatch, capsys):
+    from forecast.cli import main
+
+    store = tmp_path / "data.zarr"
+    _write_store(store, _dataset())
+    out = tmp_path / "fc.nc"
+    args = [
+        "rollout",
+        "run",
+        str(store),
+        "--out",
+        str(out),
+        "--members",
+        "2",
+        "--context",
+        "2",
+        "--horizon",
+        "2",
+    ]
+    interrupted = FakeRun(RandomWalk(fail_at_call=3), _layout(_dataset()))
+    monkeypatch.setattr(sys.modules["forecast.training"], "load_run", lambda *a, **k: interrupted)
+    assert main([*args, "--no-progress"]) == 130
+    assert "--resume" in capsys.readouterr().err and not out.exists()
+    monkeypatch.setattr(
+        sys.modules["forecast.training"],
+        "load_run",
+        lambda *a, **k: FakeRun(RandomWalk(), _layout(_dataset())),
+    )
+    assert main([*args, "--no-progress", "--resume"]) == 0
+    assert out.exists() and not (tmp_path / ".fc.nc.partial").exists()
 
 
 def test_cli_refuses_incompatible_store_and_checkpoint_with_one_line(tmp_path, fake_training, capsys):
