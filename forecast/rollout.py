@@ -360,6 +360,8 @@ def rollout(
             "steps": steps,
             "eta": eta,
             "seed": seed,
+            "member_chunk": min(members, batch_size),  # chunks have their own noise: part of the result
+            "amp": amp,
             "variables": list(layout.variables),
             **{k: str(v) for k, v in (attrs or {}).items()},
         },
