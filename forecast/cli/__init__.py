@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "data",
     "score",
     "plot",
+    "rollout",
 ]
 
 
