@@ -1,5 +1,26 @@
-"""Networks: RVD (with its VD and SimpleRVD switches) and the baselines, all behind ``SequenceModel``."""
+"""Networks: RVD (with its VD and SimpleRVD switches) and the baselines, all behind ``SequenceModel``.
 
+``build_model(config, n_channels)`` turns the ``model`` and ``diffusion`` sections of a run config into a model.
+"""
+
+from __future__ import annotations
+
+from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
+from forecast.models.config import KINDS, parse_diffusion_config, parse_model_config
 
-__all__ = ["SequenceModel"]
+
+def build_model(config: dict, n_channels: int) -> SequenceModel:
+    """The model that ``config["model"]`` (and ``config["diffusion"]``) describe, for frames of ``n_channels``."""
+    from forecast.models.rvd import RVD
+
+    if isinstance(n_channels, bool) or not isinstance(n_channels, int) or n_channels < 1:
+        raise ForecastError(f"n_channels must be a positive integer, got {n_channels!r}")
+    model = parse_model_config(config)
+    diffusion = parse_diffusion_config(config)
+    if model.kind in KINDS:
+        return RVD(n_channels, model, diffusion)
+    raise ForecastError(f"unknown model.kind {model.kind!r}")  # pragma: no cover (parse_model_config checks)
+
+
+__all__ = ["SequenceModel", "build_model"]

@@ -1,0 +1,131 @@
+"""The ``model`` and ``diffusion`` sections of a run config, parsed and checked.
+
+```yaml
+model:
+  kind: rvd                       # rvd | vd (mu = 0, sigma = 1) | simple_rvd (mu = previous frame)
+  dim: 48                         # channel dim of the first level (table A1: 48 at 64x64, 64 at 128x128)
+  denoiser_mults: [1, 2, 4, 8]    # per-level channel multipliers of the denoiser (and of the context encoder)
+  transform_mults: [1, 2, 2, 4]   # per-level multipliers of the transform (rvd only)
+  sigma: 2.0                      # residual scale; vd fixes it to 1
+  loss: l2                        # l2 (equation 9) | l1 (the authors' released code)
+  groups: 8                       # GroupNorm groups (every level's channel count must be divisible by it)
+  attention_heads: 4
+  attention_head_dim: 16
+diffusion:
+  steps: 1600                     # N
+  schedule: cosine                # cosine (Nichol & Dhariwal, the paper) | linear (Ho et al.)
+  clip_x0: null                   # clamp the predicted residual to +-clip_x0 while sampling (released code: 2)
+```
+Unknown keys are errors, so that a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from forecast.diffusion import LOSSES, SCHEDULES, GaussianDiffusion
+from forecast.errors import ForecastError
+
+KINDS = ("rvd", "vd", "simple_rvd")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "rvd"
+    dim: int = 48
+    denoiser_mults: tuple[int, ...] = (1, 2, 4, 8)
+    transform_mults: tuple[int, ...] = (1, 2, 2, 4)
+    sigma: float | None = None  # None: 2 for rvd and simple_rvd, 1 for vd
+    loss: str = "l2"
+    groups: int = 8
+    attention_heads: int = 4
+    attention_head_dim: int = 16
+
+    @property
+    def residual_scale(self) -> float:
+        if self.sigma is not None:
+            return self.sigma
+        return 1.0 if self.kind == "vd" else 2.0
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    steps: int = 1600
+    schedule: str = "cosine"
+    clip_x0: float | None = None
+
+    def build(self) -> GaussianDiffusion:
+        return GaussianDiffusion(steps=self.steps, schedule=self.schedule, clip_x0=self.clip_x0)
+
+
+def _section(config: dict, name: str, cls: type) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        raise ForecastError(f"config must be a mapping with a '{name}' section, got {type(config).__name__}")
+    section = config.get(name) or {}
+    if not isinstance(section, dict):
+        raise ForecastError(f"config section '{name}' must be a mapping, got {type(section).__name__}")
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(section) - set(allowed))
+    if unknown:
+        raise ForecastError(f"unknown key(s) {unknown} in config section '{name}'; allowed: {allowed}")
+    return dict(section)
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ForecastError(f"{where} must be a positive integer, got {value!r}")
+    return value
+
+
+def _mults(value: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise ForecastError(f"{where} must be a non-empty list of positive integers, got {value!r}")
+    return tuple(_positive_int(v, where) for v in value)
+
+
+def parse_model_config(config: dict) -> ModelConfig:
+    raw = _section(config, "model", ModelConfig)
+    cfg = ModelConfig(**raw)
+    if cfg.kind not in KINDS:
+        raise ForecastError(f"unknown model.kind {cfg.kind!r}; use one of {', '.join(KINDS)}")
+    dim = _positive_int(cfg.dim, "model.dim")
+    groups = _positive_int(cfg.groups, "model.groups")
+    denoiser = _mults(cfg.denoiser_mults, "model.denoiser_mults")
+    transform = _mults(cfg.transform_mults, "model.transform_mults")
+    _positive_int(cfg.attention_heads, "model.attention_heads")
+    _positive_int(cfg.attention_head_dim, "model.attention_head_dim")
+    for name, mults in (("denoiser_mults", denoiser), ("transform_mults", transform)):
+        bad = [dim * m for m in mults if (dim * m) % groups]
+        if bad:
+            raise ForecastError(
+                f"model.{name}: channel counts {bad} are not divisible by model.groups = {groups}"
+            )
+    if cfg.sigma is not None:
+        if isinstance(cfg.sigma, bool) or not isinstance(cfg.sigma, int | float) or not cfg.sigma > 0:
+            raise ForecastError(f"model.sigma must be a positive number, got {cfg.sigma!r}")
+        if cfg.kind == "vd" and cfg.sigma != 1:
+            raise ForecastError(
+                f"model.kind vd models frames directly (mu = 0, sigma = 1); remove sigma={cfg.sigma}"
+            )
+    if cfg.loss not in LOSSES:
+        raise ForecastError(f"unknown model.loss {cfg.loss!r}; use one of {', '.join(LOSSES)}")
+    return ModelConfig(
+        **{
+            **raw,
+            "denoiser_mults": denoiser,
+            "transform_mults": transform,
+            "sigma": None if cfg.sigma is None else float(cfg.sigma),
+        }
+    )
+
+
+def parse_diffusion_config(config: dict) -> DiffusionConfig:
+    raw = _section(config, "diffusion", DiffusionConfig)
+    cfg = DiffusionConfig(**raw)
+    if cfg.schedule not in SCHEDULES:
+        raise ForecastError(f"unknown diffusion.schedule {cfg.schedule!r}; use one of {', '.join(SCHEDULES)}")
+    if isinstance(cfg.steps, bool) or not isinstance(cfg.steps, int) or cfg.steps < 2:
+        raise ForecastError(f"diffusion.steps must be an integer >= 2, got {cfg.steps!r}")
+    cfg.build()  # validates clip_x0
+    return cfg
