@@ -17,6 +17,7 @@ from forecast.errors import ForecastError
 # One module per sub-command, in the order `forecast --help` lists them.
 COMMAND_MODULES = [
     "simulate",
+    "train",
 ]
 
 

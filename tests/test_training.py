@@ -1,0 +1,229 @@
+"""The training loop: run directory, exact resume, checkpoints, load_run, refusals, schedule and EMA."""
+
+import copy
+import csv
+
+import pytest
+import torch
+import yaml
+from training_helpers import ConvNextFrame, karman_like_store, toy_config, toy_factory, video_store
+
+from forecast.errors import ForecastError
+from forecast.training import Trainer, learning_rate, load_run, resolve_config
+from forecast.training.ema import EMA
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return karman_like_store(tmp_path_factory.mktemp("k") / "k.zarr", n_seq=2, n_time=12, ny=16, nx=24)
+
+
+def _train(config, store, run_dir, max_steps=None, resume=False, **kw):
+    trainer = Trainer(config, store, run_dir, model_factory=toy_factory, resume=resume, progress=False, log=lambda s: None, **kw)
+    trainer.fit(max_steps=max_steps)
+    return trainer
+
+
+def _metrics(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_directory_contents(store, tmp_path):
+    run = tmp_path / "run"
+    trainer = _train(toy_config(), store, run)
+    assert trainer.step == 6
+    assert {p.name for p in run.iterdir()} == {"config.yaml", "normalization.json", "metrics.csv", "checkpoints"}
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]  # no temp files left behind
+    rows = _metrics(run)
+    assert [int(r["step"]) for r in rows] == [2, 4, 6] and all(float(r["loss"]) > 0 for r in rows)
+    saved = yaml.safe_load(open(run / "config.yaml"))
+    assert saved == trainer.config and saved["training"]["lr"] == 5e-5 and saved["training"]["lr_decay_steps"] == 6
+    payload = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert payload["step"] == 6 and payload["data"]["position"] == 6 and payload["config"] == trainer.config
+    assert set(payload) >= {"model", "ema", "optimizer", "rng"}
+
+
+def test_training_lowers_the_loss(store, tmp_path):
+    config = toy_config(steps=60, lr=3e-3, lr_final=1e-3, log_every=10, checkpoint_every=60)
+    rows = _metrics(_train(config, store, tmp_path / "run").run_dir)
+    assert float(rows[-1]["loss"]) < 0.5 * float(rows[0]["loss"])
+
+
+def _state(trainer):
+    return (
+        {k: v.clone() for k, v in trainer.model.state_dict().items()},
+        {k: v.clone() for k, v in trainer.ema.state_dict().items()},
+        copy.deepcopy(trainer.optimizer.state_dict()["state"]),
+    )
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_interrupted_and_resumed_run_equals_straight_run(store, tmp_path, workers):
+    config = toy_config(steps=8, checkpoint_every=2, num_workers=workers)
+    straight = _train(config, store, tmp_path / "straight")
+    _train(config, store, tmp_path / "resumed", max_steps=4)  # "interrupted" after the checkpoint at step 4
+    messages = []
+    resumed = Trainer(config, store, tmp_path / "resumed", model_factory=toy_factory, resume=True, progress=False, log=messages.append)
+    assert resumed.step == 4
+    resumed.fit()
+    assert "resumed from step 4" in messages
+    for a, b in zip(_state(straight), _state(resumed)):
+        for key in a:
+            if isinstance(a[key], dict):
+                for k in a[key]:
+                    assert torch.equal(a[key][k], b[key][k]), (key, k)
+            else:
+                assert torch.equal(a[key], b[key]), key
+    assert _metrics(tmp_path / "straight") == [
+        {**r, "samples_per_s": s["samples_per_s"], "elapsed_s": s["elapsed_s"]}
+        for r, s in zip(_metrics(tmp_path / "resumed"), _metrics(tmp_path / "straight"))
+    ]
+
+
+def test_resume_drops_metrics_rows_after_the_checkpoint(store, tmp_path):
+    run = tmp_path / "run"
+    _train(toy_config(steps=6, checkpoint_every=4, log_every=1), store, run)
+    # pretend the run died at step 6 before its final checkpoint: rewind the checkpoint to step 4
+    _train(toy_config(steps=4, checkpoint_every=4, log_every=1), store, tmp_path / "four")
+    (run / "checkpoints" / "last.pt").write_bytes((tmp_path / "four" / "checkpoints" / "last.pt").read_bytes())
+    config = toy_config(steps=6, checkpoint_every=4, log_every=1)
+    config["training"]["lr_decay_steps"] = 6
+    trainer = Trainer(config, store, run, model_factory=toy_factory, resume=True, progress=False, log=lambda s: None)
+    trainer._write_run_files()
+    assert [int(r["step"]) for r in _metrics(run)] == [1, 2, 3, 4]
+
+
+def test_steps_can_be_extended_on_resume(store, tmp_path):
+    run = tmp_path / "run"
+    _train(toy_config(steps=4), store, run)
+    trainer = _train(toy_config(steps=4), store, run, resume=True, steps=6)
+    assert trainer.step == 6 and trainer.config["training"]["lr_decay_steps"] == 4
+
+
+def test_existing_run_directory_is_refused_without_resume(store, tmp_path):
+    run = tmp_path / "run"
+    _train(toy_config(steps=2), store, run)
+    with pytest.raises(ForecastError, match="exists and is not empty; use --resume"):
+        Trainer(toy_config(), store, run, model_factory=toy_factory)
+
+
+def test_resume_with_a_different_model_config_is_refused(store, tmp_path):
+    run = tmp_path / "run"
+    _train(toy_config(steps=2), store, run)
+    config = toy_config()
+    config["model"]["hidden"] = 4
+    with pytest.raises(ForecastError, match="section 'model' differs"):
+        Trainer(config, store, run, model_factory=toy_factory, resume=True)
+
+
+def test_checkpoint_that_does_not_fit_its_config_is_refused(store, tmp_path):
+    run = tmp_path / "run"
+    _train(toy_config(steps=2), store, run)
+    other = tmp_path / "other"
+    config = toy_config(steps=2)
+    config["model"]["hidden"] = 4
+    _train(config, store, other)
+    (run / "checkpoints" / "last.pt").write_bytes((other / "checkpoints" / "last.pt").read_bytes())
+    with pytest.raises(ForecastError, match="does not match"):
+        Trainer(toy_config(), store, run, model_factory=toy_factory, resume=True)
+    with pytest.raises(ForecastError, match="does not match"):
+        load_run(run, model_factory=toy_factory)
+
+
+def test_load_run_gives_the_ema_model_in_eval_mode(store, tmp_path):
+    run = tmp_path / "run"
+    trainer = _train(toy_config(steps=4), store, run)
+    loaded = load_run(run, model_factory=toy_factory)
+    assert isinstance(loaded.model, ConvNextFrame) and not loaded.model.training
+    assert loaded.step == 4 and loaded.checkpoint == run / "checkpoints" / "last.pt"
+    assert loaded.layout == trainer.layout and loaded.config == trainer.config
+    for k, v in loaded.model.state_dict().items():
+        assert torch.equal(v, trainer.ema.state_dict()[k])
+    raw = load_run(run, ema=False, model_factory=toy_factory)
+    for k, v in raw.model.state_dict().items():
+        assert torch.equal(v, trainer.model.state_dict()[k])
+    assert any(not torch.equal(v, raw.model.state_dict()[k]) for k, v in loaded.model.state_dict().items())
+
+
+def test_load_run_refuses_missing_or_corrupt_runs(store, tmp_path):
+    with pytest.raises(ForecastError, match="no run directory"):
+        load_run(tmp_path / "nothing", model_factory=toy_factory)
+    run = tmp_path / "run"
+    _train(toy_config(steps=2), store, run)
+    (run / "checkpoints" / "last.pt").write_bytes(b"garbage")
+    with pytest.raises(ForecastError, match="corrupt"):
+        load_run(run, model_factory=toy_factory)
+    (run / "checkpoints" / "last.pt").unlink()
+    with pytest.raises(ForecastError, match="no checkpoint"):
+        load_run(run, model_factory=toy_factory)
+
+
+def test_checkpoint_with_code_is_refused(store, tmp_path):
+    run = tmp_path / "run"
+    _train(toy_config(steps=2), store, run)
+    payload = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    payload["evil"] = ConvNextFrame  # a class: only a full unpickler would load it
+    torch.save(payload, run / "checkpoints" / "last.pt")
+    with pytest.raises(ForecastError, match="corrupt or not a checkpoint"):
+        load_run(run, model_factory=toy_factory)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["model"].update(spatial_multiple=16), "divisible by 16"),
+        (lambda c: c["data"].update(channels=2), "expects 2 channels"),
+        (lambda c: c["data"].update(future_frames=11), "too few for a window of 13"),
+        (lambda c: c["data"].update(variables=["pressure"]), "not in the store"),
+        (lambda c: c["training"].update(bacth_size=2), "unknown keys in 'training'"),
+        (lambda c: c["training"].update(lr="fast"), "training.lr must be float"),
+        (lambda c: c["training"].update(lr_schedule="step"), "lr_schedule"),
+    ],
+)
+def test_config_that_does_not_fit_is_refused_before_training(store, tmp_path, change, message):
+    config = toy_config()
+    change(config)
+    with pytest.raises(ForecastError, match=message):
+        Trainer(config, store, tmp_path / "run", model_factory=toy_factory)
+    assert not (tmp_path / "run").exists()
+
+
+def test_yaml_number_strings_are_accepted():
+    config = toy_config(lr="5e-5", lr_final="2e-5")
+    training = resolve_config(config)["training"]
+    assert training["lr"] == 5e-5 and training["lr_final"] == 2e-5
+
+
+def test_video_store_trains(tmp_path):
+    store = video_store(tmp_path / "v.zarr", n_seq=2, n_time=8, size=16)
+    trainer = _train(toy_config(variables=["frames"], steps=2), store, tmp_path / "run")
+    assert trainer.layout.n_channels == 3 and trainer.model.net[0].in_channels == 3
+
+
+def test_learning_rate_schedules():
+    base = resolve_config(toy_config(steps=100, lr=5e-5, lr_final=2e-5))["training"]
+    assert learning_rate(0, base) == pytest.approx(5e-5)
+    assert learning_rate(50, base) == pytest.approx(3.5e-5)
+    assert learning_rate(100, base) == pytest.approx(2e-5) == learning_rate(500, base)
+    cosine = {**base, "lr_schedule": "cosine"}
+    assert learning_rate(0, cosine) == pytest.approx(5e-5)
+    assert learning_rate(50, cosine) == pytest.approx(3.5e-5)
+    assert learning_rate(100, cosine) == pytest.approx(2e-5)
+    assert learning_rate(25, cosine) > learning_rate(25, base)
+    warm = {**base, "warmup_steps": 10}
+    assert learning_rate(0, warm) == pytest.approx(5e-6) and learning_rate(9, warm) == pytest.approx(5e-5)
+    assert learning_rate(50, {**base, "lr_schedule": "constant"}) == 5e-5
+
+
+def test_ema_update_is_the_exponential_average():
+    model = torch.nn.Linear(2, 1)
+    start = model.weight.detach().clone()
+    ema = EMA(model, decay=0.9, warmup=False)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, step=0)
+    ema.update(model, step=1)
+    # two steps toward start + 1: start + 1 - 0.9**2
+    torch.testing.assert_close(ema.state_dict()["weight"], start + 1 - 0.81)
+    assert EMA(model, decay=0.999, warmup=True).decay_at(0) == pytest.approx(0.1)
