@@ -18,6 +18,7 @@ from forecast.errors import ForecastError
 COMMAND_MODULES = [
     "simulate",
     "train",
+    "rollout",
 ]
 
 
