@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "simulate",
     "train",
     "rollout",
+    "score",
+    "plot",
 ]
 
 

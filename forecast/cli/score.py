@@ -1,0 +1,51 @@
+"""`forecast score FC.nc --out SCORES.nc`: the scores file of CONVENTIONS.md from a forecast file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from forecast.atomic import atomic_output
+from forecast.metrics.forecast_file import open_forecast
+from forecast.metrics.scores import score_forecast
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score",
+        help="score an ensemble forecast file (CRPS, RMSE, spread, rank/PIT histograms)",
+        description="Score a forecast file (CONVENTIONS.md) and write the scores file. The file is streamed "
+        "through dask in chunks of --chunk-init inits, so files larger than memory can be scored.",
+    )
+    parser.add_argument("forecast", type=Path, help="forecast file (netCDF) written by `forecast rollout`")
+    parser.add_argument("--out", type=Path, required=True, help="scores file to write (netCDF)")
+    parser.add_argument("--fair", action="store_true", help="use the fair (unbiased) CRPS estimator")
+    parser.add_argument("--reference", type=Path, help="a forecast file to compute CRPS skill scores against")
+    parser.add_argument("--skipna", action="store_true", help="leave out missing values instead of failing")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the rank tie-breaking (default 0)")
+    parser.add_argument("--pit-bins", type=int, default=10, help="bins of the PIT histogram (default 10)")
+    parser.add_argument("--chunk-init", type=int, default=1, help="inits per dask chunk (default 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    chunks = {"init": max(1, args.chunk_init)}
+    forecast = open_forecast(args.forecast, chunks=chunks)
+    reference = open_forecast(args.reference, chunks=chunks) if args.reference else None
+    scores = score_forecast(
+        forecast,
+        fair=args.fair,
+        skipna=args.skipna,
+        seed=args.seed,
+        pit_bins=args.pit_bins,
+        reference=reference,
+        progress=not args.quiet,
+    )
+    scores.attrs["source_file"] = str(args.forecast)
+    if args.reference:
+        scores.attrs["reference_file"] = str(args.reference)
+    with atomic_output(args.out) as tmp:
+        scores.to_netcdf(tmp)
+    print(f"wrote {args.out} ({scores.attrs['estimator']} CRPS, {scores.attrs['ensemble_size']} members)")
+    return 0

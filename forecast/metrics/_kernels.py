@@ -1,0 +1,139 @@
+"""Compiled per-point kernels (numba) behind the ensemble scores.
+
+Every kernel works on a 3-D view ``ens[a, b, member]`` of any memory layout and a 2-D ``obs[a, b]``: the
+callers collapse the loop dimensions without copying where the layout allows (see ``_layout.py``). Points are
+processed in small blocks whose members are first gathered into a contiguous scratch buffer, so the member axis
+may have any stride (the forecast file stores ``member`` second, not last) and nothing of size m x m is formed.
+Arithmetic is float64 inside; the output array's dtype decides the stored precision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_BLOCK = 128  # points gathered at a time: 128 x m float64 stays in L1/L2 for the usual ensemble sizes
+_INSERTION_MAX = 32  # insertion sort beats the library sort for short rows
+
+
+@njit(cache=True, nogil=True)
+def _sort_prefix(row, k):
+    """Sort ``row[:k]`` in place (insertion sort for short rows)."""
+    if k <= _INSERTION_MAX:
+        for j in range(1, k):
+            v = row[j]
+            i = j - 1
+            while i >= 0 and row[i] > v:
+                row[i + 1] = row[i]
+                i -= 1
+            row[i + 1] = v
+    else:
+        row[:k].sort()
+
+
+@njit(cache=True, nogil=True)
+def _gather(ens, a, b0, nb, buf):
+    m = ens.shape[2]
+    if ens.strides[2] <= ens.strides[1]:  # members adjacent in memory: read point by point
+        for i in range(nb):
+            for j in range(m):
+                buf[i, j] = ens[a, b0 + i, j]
+    else:  # member-major layout (the forecast file's): read each member's run of points
+        for j in range(m):
+            for i in range(nb):
+                buf[i, j] = ens[a, b0 + i, j]
+
+
+@njit(cache=True, nogil=True)
+def crps_kernel(obs, ens, fair, skipna, out):
+    """CRPS of each point: ``mean|x_i - y| - c * sum_i (2i - k - 1) x_(i)`` over the k sorted members.
+
+    ``c = 1/k^2`` is the empirical-CDF (properscoring) estimator, ``c = 1/(k(k-1))`` the fair one; this is
+    ``sum_ij |x_i - x_j| = 2 sum_i (2i - k - 1) x_(i)`` applied to members centred on the observation, which
+    avoids cancellation when values are large compared with the spread.
+    """
+    n_a, n_b, m = ens.shape
+    buf = np.empty((_BLOCK, m), dtype=np.float64)
+    for a in range(n_a):
+        for b0 in range(0, n_b, _BLOCK):
+            nb = min(_BLOCK, n_b - b0)
+            _gather(ens, a, b0, nb, buf)
+            for i in range(nb):
+                y = np.float64(obs[a, b0 + i])
+                row = buf[i]
+                k = 0
+                missing = False
+                for j in range(m):
+                    v = row[j]
+                    if np.isnan(v):
+                        missing = True
+                    else:
+                        row[k] = v - y
+                        k += 1
+                if np.isnan(y) or (missing and not skipna) or k == 0 or (fair and k < 2):
+                    out[a, b0 + i] = np.nan
+                    continue
+                _sort_prefix(row, k)
+                sum_abs = 0.0
+                sum_weighted = 0.0
+                for j in range(k):
+                    d = row[j]
+                    sum_abs += abs(d)
+                    sum_weighted += (2 * j - k + 1) * d
+                if fair:
+                    out[a, b0 + i] = sum_abs / k - sum_weighted / (k * (k - 1.0))
+                else:
+                    out[a, b0 + i] = sum_abs / k - sum_weighted / (k * np.float64(k))
+
+
+@njit(cache=True, nogil=True)
+def _uniform_hash(index, seed):
+    """A uniform number in [0, 1) from (position, seed): splitmix64, so results do not depend on chunking."""
+    z = np.uint64(index) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True)
+def rank_kernel(obs, ens, index, seed, skipna, rank_out, pit_out):
+    """Rank of the observation among the members and its randomised PIT value.
+
+    With ``n_less`` members below and ``n_tie`` equal to the observation, a uniform ``u`` (hashed from the
+    point's global index and the seed) gives ``pit = (n_less + u (n_tie + 1)) / (k + 1)`` and
+    ``rank = floor(pit (k + 1))``: ties are broken uniformly at random, reproducibly. A point whose observation
+    is missing, or that lacks members without ``skipna``, gets rank -1 and PIT NaN; with ``skipna`` a point
+    that lacks members gets the PIT among the k members it has, but rank -1 (the histogram needs all m).
+    """
+    n_a, n_b, m = ens.shape
+    buf = np.empty((_BLOCK, m), dtype=np.float64)
+    for a in range(n_a):
+        for b0 in range(0, n_b, _BLOCK):
+            nb = min(_BLOCK, n_b - b0)
+            _gather(ens, a, b0, nb, buf)
+            for i in range(nb):
+                y = np.float64(obs[a, b0 + i])
+                k = 0
+                n_less = 0
+                n_tie = 0
+                missing = False
+                for j in range(m):
+                    v = buf[i, j]
+                    if np.isnan(v):
+                        missing = True
+                        continue
+                    k += 1
+                    if v < y:
+                        n_less += 1
+                    elif v == y:
+                        n_tie += 1
+                if np.isnan(y) or (missing and not skipna) or k == 0:
+                    rank_out[a, b0 + i] = -1
+                    pit_out[a, b0 + i] = np.nan
+                    continue
+                u = _uniform_hash(index[a, b0 + i], seed)
+                pit = (n_less + u * (n_tie + 1.0)) / (k + 1.0)
+                pit_out[a, b0 + i] = pit
+                # A rank among fewer members would land in the wrong bin of an (m + 1)-bin histogram.
+                rank_out[a, b0 + i] = -1 if missing else min(int(np.floor(pit * (k + 1.0))), k)

@@ -1,0 +1,56 @@
+"""Skill scores: the improvement of a forecast over a reference forecast (e.g. persistence, another model).
+
+``skill = 1 - S / S_ref`` for a negatively oriented score S (lower is better) such as the CRPS: 1 is a perfect
+forecast, 0 no better than the reference, negative worse. Average the scores first (over inits, space) and
+then take the ratio: the ratio of means, not the mean of point-wise ratios, which explodes where S_ref ~ 0.
+"""
+
+from __future__ import annotations
+
+import xarray as xr
+
+from forecast.errors import ForecastError
+from forecast.metrics.crps import crps_ensemble
+
+
+def skill_score(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataArray:
+    """``1 - score / reference_score`` (dims must match exactly: no silent broadcasting)."""
+    if set(score.dims) != set(reference_score.dims):
+        raise ForecastError(f"score dims {score.dims} differ from the reference score's dims {reference_score.dims}")
+    try:
+        score, reference_score = xr.align(score, reference_score, join="exact")
+    except ValueError as exc:
+        raise ForecastError(f"score and reference coordinates differ: {exc}") from None
+    return (1 - score / reference_score).assign_attrs(long_name="skill score", units="1")
+
+
+def crps_skill_score(
+    obs: xr.DataArray,
+    ens: xr.DataArray,
+    reference: xr.DataArray,
+    member_dim: str = "member",
+    dim=None,
+    fair: bool = False,
+    skipna: bool = False,
+) -> xr.DataArray:
+    """CRPS skill score of ``ens`` against the ensemble ``reference`` (same dims; one member = deterministic).
+
+    The CRPS of both is averaged over ``dim`` (default: every dim of ``obs``) before the ratio is taken.
+    """
+    dims = list(obs.dims) if dim is None else ([dim] if isinstance(dim, str) else list(dim))
+    score = crps_ensemble(obs, ens, member_dim, fair=fair and ens.sizes.get(member_dim, 0) > 1, skipna=skipna)
+    ref_fair = fair and reference.sizes.get(member_dim, 0) > 1
+    ref = crps_ensemble(obs, reference, member_dim, fair=ref_fair, skipna=skipna)
+    return skill_score(score.mean(dims, skipna=skipna), ref.mean(dims, skipna=skipna)).assign_attrs(
+        long_name="CRPS skill score"
+    )
+
+
+def persistence_forecast(
+    last_frame: xr.DataArray, lead_time: xr.DataArray, member_dim: str = "member"
+) -> xr.DataArray:
+    """The persistence forecast: the last context frame repeated at every lead time, as a one-member ensemble."""
+    forecast = last_frame.expand_dims({member_dim: 1}).broadcast_like(lead_time)
+    order = [d for d in last_frame.dims if d in ("init",)] + [member_dim, *lead_time.dims]
+    order += [d for d in forecast.dims if d not in order]
+    return forecast.transpose(*order).assign_attrs(last_frame.attrs)

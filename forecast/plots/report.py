@@ -1,0 +1,107 @@
+"""`forecast plot`: a folder of figures from any mix of scores files and forecast files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import xarray as xr
+
+from forecast.errors import ForecastError
+from forecast.metrics.forecast_file import forecast_variables, model_name, open_netcdf
+from forecast.metrics.scores import SCORES_FILE_TYPE
+from forecast.plots.samples import animate_rollout, plot_sample_grid
+from forecast.plots.scores import (
+    plot_crps_maps,
+    plot_crps_vs_lead,
+    plot_ke_spectra,
+    plot_rank_histograms,
+    plot_spread_skill,
+    score_variables,
+)
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[Path]:
+    """Like forecast.atomic.atomic_output, but the temporary name keeps the suffix (writers infer the format)."""
+    tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "model"
+
+
+def _save(fig, path: Path, written: list[Path]) -> None:
+    with _atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    written.append(path)
+
+
+def classify(ds: xr.Dataset, name: str) -> str:
+    """``"scores"`` or ``"forecast"``; anything else is a ForecastError."""
+    if ds.attrs.get("file_type") == SCORES_FILE_TYPE or score_variables(ds):
+        return "scores"
+    forecast_variables(ds, name=name)  # raises a one-line error when it is not a forecast file either
+    return "forecast"
+
+
+def plot_files(
+    paths: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    lead_index: int = -1,
+    init: int = 0,
+    n_members: int = 3,
+    animation_format: str = "gif",
+) -> list[Path]:
+    """Write every figure that the given files support into ``out_dir``; returns the written paths."""
+    out_dir = Path(out_dir)
+    if not paths:
+        raise ForecastError("no files to plot")
+    scores, forecasts = [], []
+    for path in paths:
+        ds = open_netcdf(path)
+        kind = classify(ds, str(path))
+        ds.attrs.setdefault("model_name", model_name(ds, Path(path).stem))
+        (scores if kind == "scores" else forecasts).append(ds)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if scores:
+        common = [v for v in score_variables(scores[0]) if all(v in score_variables(s) for s in scores[1:])]
+        for var in common:
+            _save(plot_crps_vs_lead(scores, var), out_dir / f"crps_lead_time_{var}.png", written)
+            _save(plot_crps_maps(scores, var, lead_index), out_dir / f"crps_map_{var}.png", written)
+            _save(plot_spread_skill(scores, var), out_dir / f"spread_skill_{var}.png", written)
+            for ds in scores:
+                name = _slug(model_name(ds))
+                _save(plot_rank_histograms(ds, var), out_dir / f"rank_histogram_{var}_{name}.png", written)
+        if all("ke_spectrum" in s for s in scores):
+            _save(plot_ke_spectra(scores, lead_index), out_dir / "ke_spectrum.png", written)
+    for ds in forecasts:
+        name = _slug(model_name(ds))
+        for var in forecast_variables(ds):
+            _save(plot_sample_grid(ds, var, init, n_members), out_dir / f"samples_{var}_{name}.png", written)
+            target = out_dir / f"rollout_{var}_{name}.{animation_format}"
+            with _atomic_file(target) as tmp:
+                made = animate_rollout(ds, var, tmp, init, n_members)
+            if made.suffix != target.suffix:  # no ffmpeg: the animation fell back to GIF
+                final = target.with_suffix(made.suffix)
+                os.replace(made, final)
+                target.unlink(missing_ok=True)
+                written.append(final)
+            else:
+                written.append(target)
+    for ds in scores + forecasts:
+        ds.close()
+    return written
