@@ -1,0 +1,110 @@
+"""What one generation of the von Karman dataset is: the options of ``forecast simulate karman``.
+
+The defaults reproduce the paper's "Simulation" dataset (section 4.1): 10,000 frames of 128x128, one every
+128 lattice steps, 8,000 for training and 2,000 for testing, here as two runs (two Reynolds numbers, one per
+core) of 4,000 + 1,000 frames each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+from forecast.errors import ForecastError
+
+COLLISIONS = ("cumulant", "mrt", "entropic", "srt")
+TARGETS = ("cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class KarmanConfig:
+    """Options of a generation; every run (one per Reynolds number) shares all but ``reynolds``."""
+
+    reynolds: tuple[float, ...] = (150.0, 400.0)
+    frames: int = 4000  # train frames per run
+    test_frames: int = 1000  # frames that follow in the same run, stored in the test group
+    every: int = 128  # lattice steps between two stored frames (the paper's 128 ticks)
+    size: tuple[int, int] = (128, 128)  # stored frame (height, width)
+    scale: int = 1  # simulation cells per stored pixel along each axis (frames are block-averaged by it)
+    diameter: float | None = None  # cylinder diameter in cells; default: channel height / 16 (6% blockage)
+    velocity: float = 0.05  # inflow speed U in lattice units (Mach U/c_s ~ 0.09)
+    length_ratio: float = 3.0  # channel length / stored window width: the wake needs room to leave
+    collision: str = "cumulant"
+    spinup: int | None = None  # lattice steps discarded before the first frame; default: 3 flow-throughs
+    target: str = "cpu"
+    threads: int = 1  # OpenMP threads per run
+    write_batch: int = 32  # frames buffered before one zarr write
+    time_chunk: int = 4  # frames per zarr chunk along time
+
+    def __post_init__(self) -> None:
+        if not self.reynolds:
+            raise ForecastError("no Reynolds number given (--reynolds R [R ...])")
+        if any(not (r > 0) for r in self.reynolds):
+            raise ForecastError(f"Reynolds numbers must be positive, got {list(self.reynolds)}")
+        if self.frames < 1 or self.test_frames < 1:
+            raise ForecastError(f"--frames and --test-frames must be >= 1 (got {self.frames}, {self.test_frames})")
+        if self.every < 1:
+            raise ForecastError(f"--every must be >= 1 lattice step, got {self.every}")
+        if min(self.size) < 8 or self.scale < 1:
+            raise ForecastError(f"--size must be at least 8 pixels and --scale >= 1 (got {self.size}, {self.scale})")
+        if not 0 < self.velocity <= 0.2:
+            raise ForecastError(
+                f"inflow velocity {self.velocity} is outside (0, 0.2] lattice units: the LBM is only valid at low "
+                "Mach number; raise the resolution instead"
+            )
+        if self.collision not in COLLISIONS:
+            raise ForecastError(f"unknown collision model {self.collision!r}; choose one of {COLLISIONS}")
+        if self.target not in TARGETS:
+            raise ForecastError(f"unknown target {self.target!r}; choose one of {TARGETS}")
+        if self.length_ratio < 1.5:
+            raise ForecastError("--length-ratio must be >= 1.5: the outflow must lie well behind the stored window")
+        if self.time_chunk < 1 or self.write_batch % self.time_chunk:
+            raise ForecastError("write_batch must be a multiple of time_chunk (writes must not share chunks)")
+        if self.cylinder_diameter < 2:
+            raise ForecastError(f"cylinder diameter {self.cylinder_diameter} cells is under-resolved (need >= 2)")
+
+    # --- derived geometry (simulation grid, lattice units) ---
+    @property
+    def grid_height(self) -> int:
+        return self.size[0] * self.scale
+
+    @property
+    def window_width(self) -> int:
+        return self.size[1] * self.scale
+
+    @property
+    def grid_length(self) -> int:
+        return int(round(self.window_width * self.length_ratio))
+
+    @property
+    def cylinder_diameter(self) -> float:
+        return float(self.diameter) if self.diameter is not None else self.grid_height / 16
+
+    @property
+    def cylinder_center(self) -> tuple[float, float]:
+        """(x, y) of the cylinder: a quarter window behind the inlet, on the channel axis."""
+        return (self.window_width / 4, (self.grid_height - 1) / 2)
+
+    @property
+    def spinup_steps(self) -> int:
+        if self.spinup is not None:
+            return int(self.spinup)
+        return int(round(3 * self.grid_length / self.velocity))
+
+    @property
+    def frames_per_run(self) -> int:
+        return self.frames + self.test_frames
+
+    def viscosity(self, reynolds: float) -> float:
+        """Kinematic viscosity nu = U D / Re (lattice units)."""
+        return self.velocity * self.cylinder_diameter / reynolds
+
+    def to_json(self) -> str:
+        """The options that define the store's content (resume checks that they did not change)."""
+        d = dataclasses.asdict(self)
+        for key in ("threads", "target", "write_batch"):
+            d.pop(key)
+        d["reynolds"] = [float(r) for r in self.reynolds]
+        d["size"] = list(self.size)
+        return json.dumps(d, sort_keys=True)

@@ -1,0 +1,157 @@
+"""Dask orchestration: one task per run, on a local cluster or an existing dask distributed cluster.
+
+Each task builds its own lattice and writes its own region of the store, so the client only schedules and
+watches: it polls the store's ``frames_written`` array for the progress bars (runs, frames). A finished run
+is never recomputed by ``--resume``; the store is marked complete only after every run has finished.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from forecast.errors import ForecastError
+from forecast.store import mark_complete
+from simulators.karman import store
+from simulators.karman.config import KarmanConfig
+from simulators.karman.run import run_frames
+
+
+@dataclass
+class RunResult:
+    index: int
+    reynolds: float
+    lattice_steps: int
+    seconds: float
+
+
+@dataclass
+class GenerationResult:
+    path: Path
+    runs: list[RunResult]  # runs computed now (finished runs skipped by --resume are not listed)
+    skipped: list[int]
+    seconds: float
+    cells: int  # lattice cells of one run's grid
+
+    @property
+    def lattice_updates(self) -> int:
+        """Cell updates computed now (spin-up included)."""
+        return sum(r.lattice_steps for r in self.runs) * self.cells
+
+
+def simulate_run(path: str, config: KarmanConfig, index: int) -> RunResult:
+    """Compute run ``index`` and write it into the store (the unit of work of a dask task)."""
+    start = time.perf_counter()
+    writer = store.RunWriter(path, config, index)
+    store.set_frames_written(path, index, 0)
+    for frame in run_frames(config, index):
+        writer.add(frame)
+    writer.flush()
+    steps = config.spinup_steps + config.frames_per_run * config.every
+    return RunResult(index, config.reynolds[index], steps, time.perf_counter() - start)
+
+
+def prepare_store(path: Path, config: KarmanConfig, resume: bool, overwrite: bool) -> list[int]:
+    """Create (or check, with ``resume``) the store; return the indices of the runs still to compute."""
+    if path.exists() and not resume:
+        if not overwrite:
+            raise ForecastError(f"{path} exists: pass --resume to finish it or --overwrite to replace it")
+        import shutil
+
+        shutil.rmtree(path)
+    if not path.exists():
+        store.create_store(path, config)
+    else:
+        store.check_resumable(path, config)
+    done = store.frames_written(path)
+    return [i for i in range(len(config.reynolds)) if done[i] < config.frames_per_run]
+
+
+def _client(scheduler: str, workers: int):
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        # processes, one thread each: the generated C kernels hold the GIL, and each run owns a core
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), cluster
+    try:
+        return Client(scheduler, timeout="20s"), None
+    except (OSError, TimeoutError) as exc:
+        raise ForecastError(f"cannot reach the dask scheduler at {scheduler} ({exc})") from None
+
+
+def generate(
+    path: str | os.PathLike,
+    config: KarmanConfig,
+    *,
+    workers: int | None = None,
+    scheduler: str = "local",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> GenerationResult:
+    """Generate the vortex-street field store at ``path``.
+
+    ``scheduler``: ``"local"`` (a local dask cluster of ``workers`` processes), ``"synchronous"`` (in this
+    process, one run after the other; for debugging and tests) or the address of a running dask scheduler
+    (``tcp://host:8786``), whose workers must see ``path``.
+    """
+    path = Path(path).absolute()
+    start = time.perf_counter()
+    todo = prepare_store(path, config, resume, overwrite)
+    n_runs = len(config.reynolds)
+    skipped = [i for i in range(n_runs) if i not in todo]
+    total_frames = n_runs * config.frames_per_run
+    runs_bar = tqdm(total=n_runs, desc="runs", unit="run", disable=not progress, position=0)
+    frames_bar = tqdm(total=total_frames, desc="frames", unit="frame", disable=not progress, position=1)
+
+    def refresh() -> None:
+        done = store.frames_written(path)
+        frames_bar.update(int(done.sum()) - frames_bar.n)
+
+    runs_bar.update(len(skipped))
+    refresh()
+    results: list[RunResult] = []
+    try:
+        if scheduler == "synchronous" or not todo:
+            for index in todo:
+                results.append(simulate_run(str(path), config, index))
+                runs_bar.update(1)
+                refresh()
+        else:
+            workers = workers or min(len(todo), os.cpu_count() or 1)
+            client, cluster = _client(scheduler, workers)
+            try:
+                futures = [
+                    client.submit(simulate_run, str(path), config, i, pure=False, key=f"karman-run-{i}")
+                    for i in todo
+                ]
+                remaining = list(futures)
+                while remaining:
+                    for future in [f for f in remaining if f.done()]:
+                        remaining.remove(future)
+                        try:
+                            results.append(future.result())  # re-raises a run's error (e.g. divergence)
+                        except BaseException:
+                            client.cancel(remaining)
+                            raise
+                        runs_bar.update(1)
+                    refresh()
+                    time.sleep(0.25)
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+    finally:
+        runs_bar.close()
+        frames_bar.close()
+    if (store.frames_written(path) < config.frames_per_run).any():
+        raise ForecastError(f"{path}: some runs did not finish; run again with --resume")
+    mark_complete(path, True)
+    runs = sorted(results, key=lambda r: r.index)
+    cells = config.grid_length * config.grid_height
+    return GenerationResult(path, runs, skipped, time.perf_counter() - start, cells)

@@ -1,0 +1,180 @@
+"""The store writer: the vortex street as a field store (CONVENTIONS.md, "Field store").
+
+Layout: groups ``train`` and ``test``, variables ``u``, ``v``, ``rho``, ``vorticity`` with dims
+``(sequence, time, y, x)``, one sequence per Reynolds number, chunks of ``time_chunk`` frames. The skeleton
+(shapes, coordinates, attributes) is written first; each run then fills its own region, so runs on different
+workers never touch the same chunk. Progress lives in a root array ``frames_written`` (one chunk per run):
+``--resume`` skips runs whose count is complete, and the store is marked complete only after the last run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dask.array as da
+import lbmpy
+import numpy as np
+import xarray as xr
+import zarr
+
+from forecast.errors import ForecastError
+from forecast.store import COMPLETE_ATTR, GROUPS, mark_complete
+from simulators.karman.config import KarmanConfig
+from simulators.karman.run import FIELDS
+
+CONFIG_ATTR = "karman_config"
+PROGRESS_ARRAY = "frames_written"
+
+VARIABLE_ATTRS = {
+    "u": {"long_name": "streamwise velocity", "units": "lattice cells per lattice step"},
+    "v": {"long_name": "transverse velocity", "units": "lattice cells per lattice step"},
+    "rho": {"long_name": "density", "units": "lattice density units"},
+    "vorticity": {"long_name": "vorticity dv/dx - du/dy", "units": "1 / lattice step"},
+}
+COLLISION_NAMES = {
+    "cumulant": "cumulant (Geier et al. 2015)",
+    "mrt": "MRT (orthogonal moments)",
+    "entropic": "entropic KBC N4 (Karlin et al. 2014)",
+    "srt": "SRT (BGK)",
+}
+
+
+def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
+    """The lazily zero-filled Dataset of one group, with every coordinate and attribute."""
+    n_seq = len(config.reynolds)
+    height, width = config.size
+    if group == "train":
+        frame_index = np.arange(config.frames)
+    else:
+        frame_index = np.arange(config.frames, config.frames_per_run)
+    n_time = frame_index.size
+    s = config.scale
+    cells = (np.arange(max(height, width)) * s + (s - 1) / 2).astype(np.float64)  # pixel centres, grid cells
+    shape = (n_seq, n_time, height, width)
+    chunks = (1, config.time_chunk, height, width)
+    data_vars = {
+        name: (
+            ("sequence", "time", "y", "x"),
+            da.zeros(shape, chunks=chunks, dtype=np.float32),
+            VARIABLE_ATTRS[name],
+        )
+        for name in FIELDS
+    }
+    reynolds = np.asarray(config.reynolds, dtype=np.float64)
+    coords = {
+        "sequence": ("sequence", np.arange(n_seq), {"long_name": "run (one per Reynolds number)"}),
+        "reynolds": ("sequence", reynolds, {"long_name": "Reynolds number U D / nu", "units": "1"}),
+        "inflow_velocity": ("sequence", np.full(n_seq, config.velocity), {"units": "lattice units"}),
+        "cylinder_diameter": ("sequence", np.full(n_seq, config.cylinder_diameter), {"units": "lattice cells"}),
+        "viscosity": (
+            "sequence",
+            np.array([config.viscosity(r) for r in reynolds]),
+            {"long_name": "kinematic viscosity", "units": "lattice units"},
+        ),
+        "cylinder_x": ("sequence", np.full(n_seq, config.cylinder_center[0]), {"units": "lattice cells"}),
+        "cylinder_y": ("sequence", np.full(n_seq, config.cylinder_center[1]), {"units": "lattice cells"}),
+        "time": ("time", frame_index, {"long_name": "frame index within the run", "units": "frame"}),
+        "lattice_step": (
+            "time",
+            config.spinup_steps + (frame_index + 1) * config.every,
+            {"long_name": "lattice time step of the frame", "units": "lattice steps"},
+        ),
+        "y": ("y", cells[:height], {"long_name": "transverse position", "units": "lattice cells"}),
+        "x": ("x", cells[:width], {"long_name": "streamwise position", "units": "lattice cells"}),
+    }
+    attrs = {
+        "title": "2-D flow past a cylinder (von Karman vortex street), lattice Boltzmann",
+        "frame_interval": config.every,
+        "stencil": "D2Q9",
+        "collision": COLLISION_NAMES[config.collision],
+        "lbmpy_version": lbmpy.__version__,
+        "spinup_steps": config.spinup_steps,
+        "grid_shape": [config.grid_height, config.grid_length],
+        "downsampling": config.scale,
+        "boundaries": "inflow UBB (uniform U), free-slip side walls, extrapolation outflow, no-slip cylinder",
+        "group": group,
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def create_store(path: str | os.PathLike, config: KarmanConfig) -> None:
+    """Write the skeleton of a new store, marked incomplete, with no run finished."""
+    path = Path(path)
+    root = zarr.open_group(str(path), mode="w")
+    root.attrs[COMPLETE_ATTR] = False
+    root.attrs[CONFIG_ATTR] = config.to_json()
+    n_seq = len(config.reynolds)
+    root.create_array(PROGRESS_ARRAY, shape=(n_seq,), chunks=(1,), dtype="int64", fill_value=0)
+    for group in GROUPS:
+        encoding = {name: {"chunks": (1, config.time_chunk, *config.size)} for name in FIELDS}
+        skeleton(config, group).to_zarr(
+            str(path), group=group, mode="a", compute=False, consolidated=False, encoding=encoding
+        )
+    mark_complete(path, False)
+
+
+def check_resumable(path: str | os.PathLike, config: KarmanConfig) -> None:
+    """Refuse to resume a store that was started with other options."""
+    root = zarr.open_group(str(path), mode="r")
+    stored = root.attrs.get(CONFIG_ATTR)
+    if stored is None or PROGRESS_ARRAY not in root:
+        raise ForecastError(f"{path} is not a store written by `forecast simulate karman`; cannot resume it")
+    if json.loads(stored) != json.loads(config.to_json()):
+        old, new = json.loads(stored), json.loads(config.to_json())
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise ForecastError(
+            f"cannot resume {path}: it was started with different options ({', '.join(changed)}); "
+            "repeat the original options or start a new store"
+        )
+
+
+def frames_written(path: str | os.PathLike) -> np.ndarray:
+    """Frames stored so far per run (a run is finished when its count equals frames + test_frames)."""
+    return zarr.open_array(str(Path(path) / PROGRESS_ARRAY), mode="r")[:]
+
+
+def set_frames_written(path: str | os.PathLike, index: int, count: int) -> None:
+    zarr.open_array(str(Path(path) / PROGRESS_ARRAY), mode="r+")[index] = count
+
+
+def write_frames(path: str | os.PathLike, group: str, index: int, start: int, frames: dict[str, np.ndarray]) -> None:
+    """Write a batch ``{name: (n, height, width)}`` of run ``index`` at frame ``start`` of ``group``."""
+    n = next(iter(frames.values())).shape[0]
+    batch = xr.Dataset({name: (("sequence", "time", "y", "x"), frames[name][None]) for name in FIELDS})
+    region = {"sequence": slice(index, index + 1), "time": slice(start, start + n), "y": slice(None), "x": slice(None)}
+    batch.to_zarr(str(path), group=group, region=region, mode="r+", consolidated=False)
+
+
+class RunWriter:
+    """Buffers the frames of one run and writes them to the right group in batches."""
+
+    def __init__(self, path: str | os.PathLike, config: KarmanConfig, index: int):
+        self.path, self.config, self.index = path, config, index
+        self.count = 0  # frames received
+        self._buffer: list[dict[str, np.ndarray]] = []
+        self._buffer_start = 0
+
+    def _group_of(self, frame: int) -> tuple[str, int]:
+        if frame < self.config.frames:
+            return "train", frame
+        return "test", frame - self.config.frames
+
+    def add(self, frame: dict[str, np.ndarray]) -> None:
+        if not self._buffer:
+            self._buffer_start = self.count
+        self._buffer.append(frame)
+        self.count += 1
+        group_end = self.count == self.config.frames or self.count == self.config.frames_per_run
+        if len(self._buffer) >= self.config.write_batch or group_end:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        group, start = self._group_of(self._buffer_start)
+        stacked = {name: np.stack([f[name] for f in self._buffer]) for name in FIELDS}
+        write_frames(self.path, group, self.index, start, stacked)
+        self._buffer = []
+        set_frames_written(self.path, self.index, self.count)
