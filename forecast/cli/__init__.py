@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "rollout",
     "score",
     "plot",
+    "data",
 ]
 
 

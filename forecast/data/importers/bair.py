@@ -1,0 +1,89 @@
+"""BAIR robot pushing (Ebert et al. 2017), from the original release, without TensorFlow.
+
+SRC is the folder holding ``softmotion30_44k`` (or that folder itself, or its parent of ``train``/``test``).
+Each ``*.tfrecords`` file holds ``tf.train.Example`` records; record ``r`` is one 30-frame clip whose frame
+``i`` is the raw 64x64x3 RGB bytes under ``{i}/image_aux1/encoded`` (``--image main`` reads ``image_main``).
+``train`` becomes the store's `train` group and ``test`` its `test` group; frames are stored as ``frames``
+(sequence, time, channel, y, x), uint8. Per-sequence coordinates: ``file`` and ``record``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from forecast.data.importers.store_writer import StorePlan, frames_variable, pixel_coords, run_import
+from forecast.data.importers.tfrecord import parse_example, read_record, record_offsets
+from forecast.errors import ForecastError
+
+FRAME_SIZE = 64
+
+
+def find_split_folder(src: Path) -> Path:
+    for candidate in (src / "softmotion30_44k", src):
+        if (candidate / "train").is_dir() and (candidate / "test").is_dir():
+            return candidate
+    raise ForecastError(f"no BAIR release under {src} (expected softmotion30_44k/train and .../test)")
+
+
+def import_bair(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    length: int = 30,
+    image: str = "aux1",
+    verify: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Import BAIR tfrecords into a field store of RGB ``frames``."""
+    root = find_split_folder(Path(src))
+    records: dict[str, list[tuple[Path, int, int, int]]] = {}
+    for group in ("train", "test"):
+        files = sorted((root / group).glob("*.tfrecords"))
+        if not files:
+            raise ForecastError(f"no *.tfrecords files in {root / group}")
+        records[group] = [
+            (path, index, offset, size)
+            for path in files
+            for index, (offset, size) in enumerate(record_offsets(path))
+        ]
+    plan = StorePlan(
+        variables=frames_variable((3, FRAME_SIZE, FRAME_SIZE), "BAIR robot pushing frames"),
+        time_length=length,
+        sequence_coords={
+            g: {"file": np.array([r[0].name for r in recs]), "record": np.array([r[1] for r in recs], np.int32)}
+            for g, recs in records.items()
+        },
+        attrs={"source": "bair", "image": f"image_{image}"},
+        coords=pixel_coords(length, FRAME_SIZE, channels=True),
+        fingerprint={"kind": "bair", "src": str(root.resolve()), "length": length, "image": image,
+                     "records": {g: len(r) for g, r in records.items()}},
+    )
+    expected_bytes = FRAME_SIZE * FRAME_SIZE * 3
+
+    def decode(path: Path, index: int, offset: int, size: int) -> np.ndarray:
+        try:
+            example = parse_example(read_record(path, offset, size, verify=verify))
+        except ValueError as exc:
+            raise ForecastError(f"{path}: record {index} is not a valid Example protobuf ({exc})") from None
+        frames = np.empty((length, 3, FRAME_SIZE, FRAME_SIZE), np.uint8)
+        for t in range(length):
+            key = f"{t}/image_{image}/encoded"
+            values = example.get(key)
+            if not values or not isinstance(values, list):
+                raise ForecastError(f"{path}: record {index} has no bytes feature {key!r}")
+            if len(values[0]) != expected_bytes:
+                raise ForecastError(
+                    f"{path}: record {index} {key} has {len(values[0])} bytes, expected {expected_bytes} (64x64x3)"
+                )
+            frames[t] = np.frombuffer(values[0], np.uint8).reshape(FRAME_SIZE, FRAME_SIZE, 3).transpose(2, 0, 1)
+        return frames
+
+    def sequences_for(group: str, start: int):
+        for item in records[group][start:]:
+            yield {"frames": decode(*item)}
+
+    return run_import(out, plan, sequences_for, resume=resume, overwrite=overwrite, progress=progress)

@@ -1,0 +1,135 @@
+"""KTH Actions (Schuldt et al. 2004): 600 grey clips of 25 people doing 6 actions in 4 scenarios.
+
+Sources are the original AVI clips ``personNN_ACTION_dK_uncomp.avi`` (any folder layout below SRC). Where
+``00sequences.txt`` is present, each clip is cut into the segments it lists (``person01_boxing_d1 frames 1-95,
+96-185, ...``, 1-based inclusive frame ranges); otherwise a clip is one segment. Each segment is then cut into
+consecutive, non-overlapping windows of ``length`` frames (the remainder is dropped): these are the store's
+sequences. Persons 1-16 form `train`, 17-25 `test` (the split of SVG-LP and later work). Per-sequence
+coordinates: ``person``, ``action``, ``scenario``, ``segment``, ``start_frame`` (0-based, in the clip), ``clip``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from forecast.data.importers.store_writer import StorePlan, frames_variable, pixel_coords, run_import
+from forecast.data.importers.video import count_frames, read_video, resize_frame, to_gray
+from forecast.errors import ForecastError
+
+ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
+CLIP_PATTERN = re.compile(r"^person(\d\d)_([a-z]+)_d(\d)(?:_uncomp)?\.avi$")
+TRAIN_PERSONS = range(1, 17)
+
+
+def parse_sequences_file(path: str | os.PathLike) -> dict[str, list[tuple[int, int]]]:
+    """``00sequences.txt`` -> {clip stem: [(first, last), ...]} with 0-based, end-exclusive frame ranges."""
+    path = Path(path)
+    segments: dict[str, list[tuple[int, int]]] = {}
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        line = line.strip()
+        if not line or not line.startswith("person"):
+            continue
+        name = line.split()[0]
+        ranges = re.findall(r"(\d+)\s*-\s*(\d+)", line[len(name) :])
+        if not ranges:
+            raise ForecastError(f"{path}:{number}: no frame ranges in line {line!r}")
+        spans = []
+        for first, last in ranges:
+            first, last = int(first), int(last)
+            if last < first or first < 1:
+                raise ForecastError(f"{path}:{number}: bad frame range {first}-{last}")
+            spans.append((first - 1, last))
+        segments[name] = spans
+    if not segments:
+        raise ForecastError(f"{path} lists no sequences (expected lines like 'person01_boxing_d1 frames 1-95')")
+    return segments
+
+
+def find_clips(src: Path) -> list[Path]:
+    if not src.is_dir():
+        raise ForecastError(f"KTH source folder not found: {src}")
+    clips = sorted((p for p in src.rglob("*.avi") if CLIP_PATTERN.match(p.name)), key=lambda p: p.name)
+    if not clips:
+        raise ForecastError(f"no KTH clips (personNN_ACTION_dK_uncomp.avi) under {src}")
+    return clips
+
+
+def import_kth(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    size: int = 64,
+    length: int = 20,
+    crop: bool = False,
+    actions: tuple[str, ...] = ACTIONS,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Import KTH clips into a field store of grey ``frames`` (sequence, time, y, x)."""
+    src = Path(src)
+    clips = find_clips(src)
+    sequences_file = next(iter(sorted(src.rglob("00sequences.txt"))), None)
+    listed = parse_sequences_file(sequences_file) if sequences_file else {}
+
+    windows: dict[str, list[dict]] = {"train": [], "test": []}
+    for clip in clips:
+        person, action, scenario = CLIP_PATTERN.match(clip.name).groups()
+        if action not in actions:
+            continue
+        stem = f"person{person}_{action}_d{scenario}"
+        segments = listed.get(stem) if listed else None
+        if segments is None:
+            segments = [(0, count_frames(clip))]
+        group = "train" if int(person) in TRAIN_PERSONS else "test"
+        for segment, (first, stop) in enumerate(segments):
+            for start in range(first, stop - length + 1, length):
+                windows[group].append(
+                    {"clip": clip, "person": int(person), "action": action, "scenario": int(scenario),
+                     "segment": segment, "start_frame": start}
+                )
+    for group in windows:
+        if not windows[group]:
+            raise ForecastError(f"no KTH {group} sequences of {length} frames under {src} (persons "
+                                f"{'1-16' if group == 'train' else '17-25'})")
+
+    def coords(group: str) -> dict[str, np.ndarray]:
+        items = windows[group]
+        return {
+            "person": np.array([w["person"] for w in items], np.int16),
+            "action": np.array([w["action"] for w in items]),
+            "scenario": np.array([w["scenario"] for w in items], np.int16),
+            "segment": np.array([w["segment"] for w in items], np.int16),
+            "start_frame": np.array([w["start_frame"] for w in items], np.int32),
+            "clip": np.array([w["clip"].name for w in items]),
+        }
+
+    plan = StorePlan(
+        variables=frames_variable((size, size), "KTH video frames (grey)"),
+        time_length=length,
+        sequence_coords={g: coords(g) for g in windows},
+        attrs={"source": "kth", "sequences_file": str(sequences_file) if sequences_file else "",
+               "resize": "centre crop" if crop else "whole frame to square"},
+        coords=pixel_coords(length, size),
+        fingerprint={"kind": "kth", "src": str(src.resolve()), "size": size, "length": length, "crop": crop,
+                     "actions": list(actions), "clips": len(clips)},
+    )
+
+    def sequences_for(group: str, start: int):
+        cached: tuple[Path, np.ndarray] | None = None
+        for window in windows[group][start:]:
+            if cached is None or cached[0] != window["clip"]:
+                rgb = read_video(window["clip"])
+                cached = (window["clip"], to_gray(rgb))
+            frames = cached[1]
+            first = window["start_frame"]
+            if first + length > len(frames):
+                raise ForecastError(
+                    f"{window['clip']} has {len(frames)} frames; 00sequences.txt needs frames up to {first + length}"
+                )
+            yield {"frames": np.stack([resize_frame(f, size, crop) for f in frames[first : first + length]])}
+
+    return run_import(out, plan, sequences_for, resume=resume, overwrite=overwrite, progress=progress)

@@ -1,0 +1,1 @@
+"""Torch networks behind the perceptual metrics (imported only when such a metric is computed)."""

