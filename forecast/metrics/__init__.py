@@ -39,4 +39,3 @@ __all__ = [
     "skill_score",
     "spread_skill_ratio",
 ]
-"""Scores of forecasts: xarray in, xarray out (numpy-only at import time; torch only inside LPIPS/FVD)."""
