@@ -29,13 +29,20 @@ def _factory(config, n_channels):
 
 def _worker(rank, world_size, port, store, run_dir, out_dir):
     os.environ.update(
-        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
     config = toy_config(steps=4, checkpoint_every=2, log_every=2)
     trainer = Trainer(config, store, run_dir, model_factory=_factory, device="cpu", progress=False)
     trainer.fit()
-    torch.save({"seen": trainer.model.seen, "state": trainer.model.state_dict()}, os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.save(
+        {"seen": trainer.model.seen, "state": trainer.model.state_dict()},
+        os.path.join(out_dir, f"rank{rank}.pt"),
+    )
     trainer.close()
 
 

@@ -32,7 +32,23 @@ def test_train_then_resume(setup, capsys):
     assert main(["train", store, "--config", config, "--out", str(run), "--no-progress"]) == 0
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "metrics.csv").is_file()
     assert "trained to step 4" in capsys.readouterr().out
-    assert main(["train", store, "--config", config, "--out", str(run), "--resume", "--steps", "6", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                store,
+                "--config",
+                config,
+                "--out",
+                str(run),
+                "--resume",
+                "--steps",
+                "6",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "resumed from step 4" in out and "trained to step 6" in out
 
@@ -44,7 +60,10 @@ def test_errors_are_one_line_with_exit_status_2(setup, capsys, tmp_path):
     assert main(["train", store, "--config", config, "--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "exists and is not empty; use --resume" in err
-    assert main(["train", str(tmp_path / "missing.zarr"), "--config", config, "--out", str(tmp_path / "r2")]) == 2
+    assert (
+        main(["train", str(tmp_path / "missing.zarr"), "--config", config, "--out", str(tmp_path / "r2")])
+        == 2
+    )
     assert "no field store" in capsys.readouterr().err
     assert main(["train", store, "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r3")]) == 2
     assert "cannot read config" in capsys.readouterr().err

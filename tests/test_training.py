@@ -19,7 +19,16 @@ def store(tmp_path_factory):
 
 
 def _train(config, store, run_dir, max_steps=None, resume=False, **kw):
-    trainer = Trainer(config, store, run_dir, model_factory=toy_factory, resume=resume, progress=False, log=lambda s: None, **kw)
+    trainer = Trainer(
+        config,
+        store,
+        run_dir,
+        model_factory=toy_factory,
+        resume=resume,
+        progress=False,
+        log=lambda s: None,
+        **kw,
+    )
     trainer.fit(max_steps=max_steps)
     return trainer
 
@@ -33,12 +42,21 @@ def test_run_directory_contents(store, tmp_path):
     run = tmp_path / "run"
     trainer = _train(toy_config(), store, run)
     assert trainer.step == 6
-    assert {p.name for p in run.iterdir()} == {"config.yaml", "normalization.json", "metrics.csv", "checkpoints"}
+    assert {p.name for p in run.iterdir()} == {
+        "config.yaml",
+        "normalization.json",
+        "metrics.csv",
+        "checkpoints",
+    }
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]  # no temp files left behind
     rows = _metrics(run)
     assert [int(r["step"]) for r in rows] == [2, 4, 6] and all(float(r["loss"]) > 0 for r in rows)
     saved = yaml.safe_load(open(run / "config.yaml"))
-    assert saved == trainer.config and saved["training"]["lr"] == 5e-5 and saved["training"]["lr_decay_steps"] == 6
+    assert (
+        saved == trainer.config
+        and saved["training"]["lr"] == 5e-5
+        and saved["training"]["lr_decay_steps"] == 6
+    )
     payload = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert payload["step"] == 6 and payload["data"]["position"] == 6 and payload["config"] == trainer.config
     assert set(payload) >= {"model", "ema", "optimizer", "rng"}
@@ -64,7 +82,15 @@ def test_interrupted_and_resumed_run_equals_straight_run(store, tmp_path, worker
     straight = _train(config, store, tmp_path / "straight")
     _train(config, store, tmp_path / "resumed", max_steps=4)  # "interrupted" after the checkpoint at step 4
     messages = []
-    resumed = Trainer(config, store, tmp_path / "resumed", model_factory=toy_factory, resume=True, progress=False, log=messages.append)
+    resumed = Trainer(
+        config,
+        store,
+        tmp_path / "resumed",
+        model_factory=toy_factory,
+        resume=True,
+        progress=False,
+        log=messages.append,
+    )
     assert resumed.step == 4
     resumed.fit()
     assert "resumed from step 4" in messages
@@ -86,10 +112,14 @@ def test_resume_drops_metrics_rows_after_the_checkpoint(store, tmp_path):
     _train(toy_config(steps=6, checkpoint_every=4, log_every=1), store, run)
     # pretend the run died at step 6 before its final checkpoint: rewind the checkpoint to step 4
     _train(toy_config(steps=4, checkpoint_every=4, log_every=1), store, tmp_path / "four")
-    (run / "checkpoints" / "last.pt").write_bytes((tmp_path / "four" / "checkpoints" / "last.pt").read_bytes())
+    (run / "checkpoints" / "last.pt").write_bytes(
+        (tmp_path / "four" / "checkpoints" / "last.pt").read_bytes()
+    )
     config = toy_config(steps=6, checkpoint_every=4, log_every=1)
     config["training"]["lr_decay_steps"] = 6
-    trainer = Trainer(config, store, run, model_factory=toy_factory, resume=True, progress=False, log=lambda s: None)
+    trainer = Trainer(
+        config, store, run, model_factory=toy_factory, resume=True, progress=False, log=lambda s: None
+    )
     trainer._write_run_files()
     assert [int(r["step"]) for r in _metrics(run)] == [1, 2, 3, 4]
 

@@ -37,7 +37,9 @@ def test_window_holds_consecutive_frames_of_one_sequence_normalised(karman):
     assert dataset.window(8) == (1, 0)
     # normalised with the train statistics of each channel
     u = reference["u"].values
-    np.testing.assert_allclose(dataset[0][:, 0].numpy(), (u[0, :5] - u.mean()) / u.std(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        dataset[0][:, 0].numpy(), (u[0, :5] - u.mean()) / u.std(), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_window_reads_only_its_own_chunks(tmp_path):
@@ -113,7 +115,9 @@ def test_loader_with_workers_delivers_the_same_batches(karman):
     dataset = WindowDataset(karman, layout, n_frames=3)
 
     def batches(workers):
-        loader = DataLoader(dataset, batch_sampler=WindowSampler(len(dataset), 4, seed=2), num_workers=workers)
+        loader = DataLoader(
+            dataset, batch_sampler=WindowSampler(len(dataset), 4, seed=2), num_workers=workers
+        )
         it = iter(loader)
         return [next(it) for _ in range(3)]
 

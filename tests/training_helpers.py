@@ -22,7 +22,10 @@ def _frame_index_field(n_seq: int, n_time: int, ny: int, nx: int, offset: float)
 
 def write_store(path, groups: dict[str, xr.Dataset]) -> str:
     for i, (name, ds) in enumerate(groups.items()):
-        encoding = {v: {"chunks": tuple(1 if d in ("sequence", "time") else ds.sizes[d] for d in ds[v].dims)} for v in ds.data_vars}
+        encoding = {
+            v: {"chunks": tuple(1 if d in ("sequence", "time") else ds.sizes[d] for d in ds[v].dims)}
+            for v in ds.data_vars
+        }
         ds.to_zarr(str(path), group=name, mode="w" if i == 0 else "a", consolidated=False, encoding=encoding)
     mark_complete(path)
     return str(path)
@@ -30,7 +33,12 @@ def write_store(path, groups: dict[str, xr.Dataset]) -> str:
 
 def karman_like_dataset(n_seq: int = 2, n_time: int = 12, ny: int = 16, nx: int = 24) -> xr.Dataset:
     dims = ("sequence", "time", "y", "x")
-    coords = {"time": np.arange(n_time), "y": np.arange(ny), "x": np.arange(nx), "reynolds": ("sequence", [100.0, 150.0][:n_seq] + [200.0] * max(0, n_seq - 2))}
+    coords = {
+        "time": np.arange(n_time),
+        "y": np.arange(ny),
+        "x": np.arange(nx),
+        "reynolds": ("sequence", [100.0, 150.0][:n_seq] + [200.0] * max(0, n_seq - 2)),
+    }
     u = _frame_index_field(n_seq, n_time, ny, nx, 0.0)
     return xr.Dataset(
         {
@@ -54,12 +62,19 @@ def video_dataset(n_seq: int = 3, n_time: int = 10, size: int = 16, seed: int = 
     frames[:, :, 0, 0, 0] = (np.arange(n_seq)[:, None] * 50 + np.arange(n_time)[None, :]).astype(np.uint8)
     return xr.Dataset(
         {"frames": (("sequence", "time", "channel", "y", "x"), frames, {"units": "1", "long_name": "RGB"})},
-        coords={"time": np.arange(n_time), "y": np.arange(size), "x": np.arange(size), "channel": np.arange(3)},
+        coords={
+            "time": np.arange(n_time),
+            "y": np.arange(size),
+            "x": np.arange(size),
+            "channel": np.arange(3),
+        },
     )
 
 
 def video_store(path, n_seq: int = 3, n_time: int = 10, size: int = 16) -> str:
-    return write_store(path, {"train": video_dataset(n_seq, n_time, size), "test": video_dataset(1, n_time, size, 1)})
+    return write_store(
+        path, {"train": video_dataset(n_seq, n_time, size), "test": video_dataset(1, n_time, size, 1)}
+    )
 
 
 class ConvNextFrame(SequenceModel):
@@ -77,7 +92,10 @@ class ConvNextFrame(SequenceModel):
         self.spatial_multiple = spatial_multiple
         self.noise = noise
         self.net = nn.Sequential(
-            nn.Conv2d(n_channels, hidden, 3, padding=1), nn.GroupNorm(1, hidden), nn.SiLU(), nn.Conv2d(hidden, n_channels, 3, padding=1)
+            nn.Conv2d(n_channels, hidden, 3, padding=1),
+            nn.GroupNorm(1, hidden),
+            nn.SiLU(),
+            nn.Conv2d(hidden, n_channels, 3, padding=1),
         )
 
     def initial_state(self, batch, height, width, device):
@@ -101,12 +119,21 @@ class ConvNextFrame(SequenceModel):
 
 def toy_factory(config: dict, n_channels: int) -> ConvNextFrame:
     model = config.get("model", {})
-    return ConvNextFrame(n_channels, hidden=model.get("hidden", 8), spatial_multiple=model.get("spatial_multiple", 1))
+    return ConvNextFrame(
+        n_channels, hidden=model.get("hidden", 8), spatial_multiple=model.get("spatial_multiple", 1)
+    )
 
 
 def toy_config(variables=("u", "v", "vorticity"), **training) -> dict:
     return {
         "model": {"hidden": 8, "spatial_multiple": 4},
         "data": {"variables": list(variables), "context_frames": 2, "future_frames": 3},
-        "training": {"batch_size": 2, "steps": 6, "checkpoint_every": 3, "log_every": 2, "seed": 0, **training},
+        "training": {
+            "batch_size": 2,
+            "steps": 6,
+            "checkpoint_every": 3,
+            "log_every": 2,
+            "seed": 0,
+            **training,
+        },
     }

@@ -14,12 +14,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("store", metavar="DATA.zarr", help="field store (its train group is used)")
     parser.add_argument("--config", required=True, metavar="CFG.yaml", help="experiment config (YAML)")
-    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (must be new or empty)")
-    parser.add_argument("--steps", type=int, metavar="N", help="train until step N (overrides training.steps)")
-    parser.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
-    parser.add_argument("--dry-run", action="store_true", help="build model and data pipeline, print size, exit")
     parser.add_argument(
-        "--device", metavar="auto|cpu|cuda|mps", help="where to train (overrides training.device; default auto)"
+        "--out", required=True, metavar="RUN_DIR", help="run directory (must be new or empty)"
+    )
+    parser.add_argument(
+        "--steps", type=int, metavar="N", help="train until step N (overrides training.steps)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="build model and data pipeline, print size, exit"
+    )
+    parser.add_argument(
+        "--device",
+        metavar="auto|cpu|cuda|mps",
+        help="where to train (overrides training.device; default auto)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)

@@ -27,14 +27,18 @@ from forecast.errors import ForecastError
 from forecast.store import open_field_store
 
 
-def open_lazy(path: str | os.PathLike, group: str) -> xr.Dataset:
-    """Open a validated store group without dask: indexing reads just the zarr chunks it touches.
+def open_lazy(path: str | os.PathLike, group: str, validate: bool = True) -> xr.Dataset:
+    """Open a store group without dask and without caching: indexing reads just the zarr chunks it touches.
 
     Training reads one small window at a time, where dask's task-graph overhead would dominate; ``chunks=None``
-    gives xarray's lazily indexed backend arrays instead.
+    gives xarray's lazily indexed backend arrays instead, and ``cache=False`` keeps xarray from holding on to
+    what was read (a long run would otherwise accumulate the store in memory).
     """
-    open_field_store(path, group)  # validates completeness, group and dims (cheap: metadata only)
-    return xr.open_zarr(str(path), group=group, consolidated=False, chunks=None)
+    if validate:
+        open_field_store(path, group)  # completeness, group and dims (cheap: metadata only)
+    return xr.open_dataset(
+        str(path), engine="zarr", group=group, consolidated=False, chunks=None, cache=False
+    )
 
 
 class WindowDataset(Dataset):
@@ -76,13 +80,13 @@ class WindowDataset(Dataset):
 
     def _dataset(self) -> xr.Dataset:
         if self._ds is None:
-            self._ds = xr.open_zarr(str(self.path), group=self.group, consolidated=False, chunks=None)
+            self._ds = open_lazy(self.path, self.group, validate=False)[list(self.layout.variables)]
         return self._ds
 
     def __getitem__(self, index: int) -> torch.Tensor:
         sequence, start = self.window(index)
-        ds = self._dataset()[list(self.layout.variables)]
-        frames = ds.isel(sequence=sequence, time=slice(start, start + self.n_frames))
+        # one read per variable (all its channels at once), then stacking and normalising in memory
+        frames = self._dataset().isel(sequence=sequence, time=slice(start, start + self.n_frames)).load()
         return torch.from_numpy(self.layout.stack(frames))
 
     def __getstate__(self) -> dict:

@@ -54,12 +54,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, not a torch file, disallowed (code) content, ...
-        raise ForecastError(f"checkpoint {path} is corrupt or not a checkpoint ({type(exc).__name__})") from None
+        raise ForecastError(
+            f"checkpoint {path} is corrupt or not a checkpoint ({type(exc).__name__})"
+        ) from None
     needed = ("format", "step", "model", "ema", "config")
     if not isinstance(payload, dict) or any(k not in payload for k in needed):
         raise ForecastError(f"checkpoint {path} is not a forecast training checkpoint")
     if payload["format"] != CHECKPOINT_FORMAT:
-        raise ForecastError(f"checkpoint {path} has format {payload['format']}, this version reads {CHECKPOINT_FORMAT}")
+        raise ForecastError(
+            f"checkpoint {path} has format {payload['format']}, this version reads {CHECKPOINT_FORMAT}"
+        )
     return payload
 
 

@@ -165,7 +165,9 @@ def resolve_config(config: dict, steps: int | None = None, device: str | None = 
             f"config: training.lr_schedule must be linear, cosine or constant, got {training['lr_schedule']!r}"
         )
     if training["precision"] not in ("auto", "bf16", "fp32"):
-        raise ForecastError(f"config: training.precision must be auto, bf16 or fp32, got {training['precision']!r}")
+        raise ForecastError(
+            f"config: training.precision must be auto, bf16 or fp32, got {training['precision']!r}"
+        )
     training["ema_warmup"] = bool(training["ema_warmup"])
     training["ddp_find_unused_parameters"] = bool(training["ddp_find_unused_parameters"])
 

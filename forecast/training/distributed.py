@@ -39,7 +39,9 @@ def _env_world_size() -> int:
 def setup(device_name: str = "auto") -> tuple[ProcessInfo, torch.device]:
     """Join the process group if launched by ``torchrun``; return this process's rank info and device."""
     if dist.is_available() and dist.is_initialized():
-        info = ProcessInfo(dist.get_rank(), int(os.environ.get("LOCAL_RANK", dist.get_rank())), dist.get_world_size())
+        info = ProcessInfo(
+            dist.get_rank(), int(os.environ.get("LOCAL_RANK", dist.get_rank())), dist.get_world_size()
+        )
     elif _env_world_size() > 1:
         info = ProcessInfo(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), _env_world_size())
     else:

@@ -116,7 +116,9 @@ class Trainer:
             saved = read_run_config(self.run_dir)
             why = config_mismatch(saved, config)
             if why:
-                raise ForecastError(f"cannot resume {self.run_dir} with this config: {why} from {CONFIG_FILE}")
+                raise ForecastError(
+                    f"cannot resume {self.run_dir} with this config: {why} from {CONFIG_FILE}"
+                )
             # the saved config rules; only --steps and --device may change on resume
             config = resolve_config(saved, steps=steps, device=device)
             self.new_run = False
@@ -124,7 +126,9 @@ class Trainer:
                 self.resumed_payload = read_checkpoint(self.checkpoint_file)
                 why = config_mismatch(resolve_config(self.resumed_payload["config"]), config)
                 if why:
-                    raise ForecastError(f"checkpoint {self.checkpoint_file} does not match its run's config: {why}")
+                    raise ForecastError(
+                        f"checkpoint {self.checkpoint_file} does not match its run's config: {why}"
+                    )
         elif resume:
             log(f"note: {self.run_dir} holds no run to resume; starting a new run")
             if not _is_empty_dir(self.run_dir) and (self.run_dir / METRICS_FILE).exists():
@@ -139,6 +143,8 @@ class Trainer:
         self.n_context = config["data"]["context_frames"]
 
         self.process, self.device = distributed.setup(self.training["device"])
+        if not self.process.is_main:
+            self.log = lambda message: None  # one voice per run, not one per process
         self.autocast = self._autocast_dtype()
 
         # ---- data: statistics from the train group (rank 0 computes, the others receive them)
@@ -147,12 +153,16 @@ class Trainer:
             layout = None
             if self.process.is_main:
                 # dask-backed: the statistics stream over the whole train group chunk by chunk
-                layout = ChannelLayout.from_dataset(open_field_store(self.store, "train"), self.config["data"]["variables"])
+                layout = ChannelLayout.from_dataset(
+                    open_field_store(self.store, "train"), self.config["data"]["variables"]
+                )
             self.layout = distributed.broadcast_object(layout, self.process)
         else:
             self.layout = ChannelLayout.from_json(self.run_dir / NORMALIZATION_FILE)
             if tuple(self.layout.variables) != tuple(self.config["data"]["variables"]):
-                raise ForecastError(f"{self.run_dir / NORMALIZATION_FILE} does not match data.variables of the run")
+                raise ForecastError(
+                    f"{self.run_dir / NORMALIZATION_FILE} does not match data.variables of the run"
+                )
         self.layout.check_compatible(train, f"{self.store}[train]")
         expected = self.config["data"]["channels"]
         if expected is not None and expected != self.layout.n_channels:
@@ -311,7 +321,9 @@ class Trainer:
             self.layout.width,
         )
         if tuple(batch.shape) != expected:
-            raise ForecastError(f"data pipeline gave a batch of shape {tuple(batch.shape)}, expected {expected}")
+            raise ForecastError(
+                f"data pipeline gave a batch of shape {tuple(batch.shape)}, expected {expected}"
+            )
         return batch
 
     def fit(self, max_steps: int | None = None) -> int:
