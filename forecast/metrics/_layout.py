@@ -34,7 +34,9 @@ def check_member_dim(obs: xr.DataArray, ens: xr.DataArray, member_dim: str) -> N
     try:
         xr.align(obs, ens, join="exact", copy=False)
     except ValueError as exc:
-        raise ForecastError(f"observation and ensemble coordinates differ: {exc}") from None
+        raise ForecastError(
+            f"observation and ensemble coordinates differ: {str(exc).splitlines()[0]}"
+        ) from None
     if ens.sizes[member_dim] == 0:
         raise ForecastError(f"the ensemble has no members along {member_dim!r}")
 
@@ -50,7 +52,10 @@ def whole_member_axis(ens: xr.DataArray, member_dim: str) -> xr.DataArray:
 
 def result_dtype(*arrays) -> np.dtype:
     """float32 stays float32, float64 stays float64, integers (8-bit video) become float64."""
-    return np.result_type(*(a.dtype for a in arrays), np.float32)
+    dtypes = [a.dtype for a in arrays]
+    if any(not np.issubdtype(d, np.floating) for d in dtypes):
+        return np.dtype(np.float64)
+    return np.result_type(*dtypes, np.float32)
 
 
 def _reshape_nocopy(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:

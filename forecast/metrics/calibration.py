@@ -50,7 +50,9 @@ def ensemble_mean_rmse(
     return rmse.assign_attrs(long_name="RMSE of the ensemble mean", **_units(ens))
 
 
-def ensemble_spread(ens: xr.DataArray, member_dim: str = "member", dim=None, skipna: bool = False) -> xr.DataArray:
+def ensemble_spread(
+    ens: xr.DataArray, member_dim: str = "member", dim=None, skipna: bool = False
+) -> xr.DataArray:
     """Ensemble spread ``sqrt(mean_dim var_members)`` (unbiased member variance, ddof=1)."""
     if member_dim not in ens.dims:
         from forecast.errors import ForecastError
@@ -156,7 +158,9 @@ def rank_histogram(
     bins = xr.DataArray(np.arange(m + 1), dims="rank", coords={"rank": np.arange(m + 1)})
     counts = (rank == bins).sum(dims, dtype=np.int64)
     counts["rank"].attrs = {"long_name": "number of members below the observation", "units": "1"}
-    return counts.assign_attrs(long_name="rank histogram (counts)", units="1", seed=int(seed), ensemble_size=m)
+    return counts.assign_attrs(
+        long_name="rank histogram (counts)", units="1", seed=int(seed), ensemble_size=m
+    )
 
 
 def pit_histogram(

@@ -5,9 +5,9 @@ RVD paper). For an ensemble x_1..x_m two estimators are offered:
 
 * ``fair=False`` (default): F is the ensemble's empirical CDF, ``CRPS = E|X - y| - E|X - X'| / 2`` with both
   expectations over the members, ``E|X - X'| = sum_ij |x_i - x_j| / m^2``. This is the quantity of
-  ``properscoring.crps_ensemble`` (and scoringrules' ``nrg``/``pwm``/``qd`` estimators) and of the RVD paper.
+  ``properscoring.crps_ensemble`` (and scoringrules' ``qd``, ``nrg`` and ``int`` estimators) and of the RVD paper.
 * ``fair=True``: the unbiased ("fair") estimator of the CRPS of the distribution the members are drawn from,
-  ``E|X - X'| = sum_ij |x_i - x_j| / (m (m - 1))`` (Ferro 2014; scoringrules' ``fair``). It does not reward a
+  ``E|X - X'| = sum_ij |x_i - x_j| / (m (m - 1))`` (Ferro 2014; scoringrules' ``fair`` and, in scoringrules 0.10, ``pwm``). It does not reward a
   small ensemble for being under-dispersive, so it compares ensembles of different sizes fairly.
 
 Both are computed in O(m log m) per point from the sorted members (see ``_kernels.crps_kernel``).
@@ -42,9 +42,7 @@ def crps_ensemble_array(
     if ens.shape[-1] == 0:
         raise ForecastError("the ensemble has no members")
     out = np.empty(obs.shape, dtype=result_dtype(obs, ens))
-    (obs_view, out_view), ens_view = as_kernel_views([obs, out], ens)
-    if out_view.base is None and out.size:  # the output must be written in place
-        raise AssertionError("output view copied")
+    (obs_view, out_view), ens_view = as_kernel_views([obs, out], ens)  # out_view: a view, written in place
     _kernels.crps_kernel(obs_view, ens_view, bool(fair), bool(skipna), out_view)
     return out
 

@@ -27,7 +27,8 @@ def open_netcdf(path: str | os.PathLike, chunks: dict | None = None) -> xr.Datas
     try:
         return xr.open_dataset(path, chunks=chunks)
     except Exception as exc:  # netCDF4/h5netcdf/xarray raise many types for "not a netCDF file"
-        raise ForecastError(f"{path} is not a readable netCDF file ({type(exc).__name__}: {exc})") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ForecastError(f"{path} is not a readable netCDF file ({reason})") from None
 
 
 def forecast_variables(ds: xr.Dataset, member_dim: str = "member", name: str = "dataset") -> list[str]:
@@ -38,16 +39,24 @@ def forecast_variables(ds: xr.Dataset, member_dim: str = "member", name: str = "
     for v in names:
         ens, obs = ds[v], ds[f"{v}{OBS_SUFFIX}"]
         if member_dim not in ens.dims:
-            raise ForecastError(f"{name}: forecast variable {v!r} has no {member_dim!r} dimension (dims {ens.dims})")
+            raise ForecastError(
+                f"{name}: forecast variable {v!r} has no {member_dim!r} dimension (dims {ens.dims})"
+            )
         for dim in ("init", "lead_time"):
             if dim not in ens.dims:
-                raise ForecastError(f"{name}: forecast variable {v!r} has no {dim!r} dimension (dims {ens.dims})")
+                raise ForecastError(
+                    f"{name}: forecast variable {v!r} has no {dim!r} dimension (dims {ens.dims})"
+                )
         if set(ens.dims) - {member_dim} != set(obs.dims):
-            raise ForecastError(f"{name}: {v}{OBS_SUFFIX} has dims {obs.dims}, expected those of {v} {ens.dims} less {member_dim!r}")
+            raise ForecastError(
+                f"{name}: {v}{OBS_SUFFIX} has dims {obs.dims}, expected those of {v} {ens.dims} less {member_dim!r}"
+            )
     return names
 
 
-def open_forecast(path: str | os.PathLike, chunks: dict | None = None, member_dim: str = "member") -> xr.Dataset:
+def open_forecast(
+    path: str | os.PathLike, chunks: dict | None = None, member_dim: str = "member"
+) -> xr.Dataset:
     """Open and check a forecast file; ``chunks`` (e.g. ``{"init": 1}``) streams it through dask."""
     ds = open_netcdf(path, chunks)
     forecast_variables(ds, member_dim, str(path))

@@ -25,7 +25,9 @@ from forecast.errors import ForecastError
 def _check_plane(u: xr.DataArray, v: xr.DataArray, y_dim: str, x_dim: str) -> None:
     for name, field in (("u", u), ("v", v)):
         if y_dim not in field.dims or x_dim not in field.dims:
-            raise ForecastError(f"{name} lacks the plane dims ({y_dim!r}, {x_dim!r}); its dims are {field.dims}")
+            raise ForecastError(
+                f"{name} lacks the plane dims ({y_dim!r}, {x_dim!r}); its dims are {field.dims}"
+            )
     if u.dims != v.dims or u.shape != v.shape:
         raise ForecastError(f"u {dict(u.sizes)} and v {dict(v.sizes)} differ in dims or sizes")
 
@@ -46,7 +48,9 @@ def _spectrum_array(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def kinetic_energy_spectrum(u: xr.DataArray, v: xr.DataArray, y_dim: str = "y", x_dim: str = "x") -> xr.DataArray:
+def kinetic_energy_spectrum(
+    u: xr.DataArray, v: xr.DataArray, y_dim: str = "y", x_dim: str = "x"
+) -> xr.DataArray:
     """Isotropic kinetic-energy spectrum per (y, x) plane: dim ``wavenumber`` (cycles per domain, 0..N/2)."""
     _check_plane(u, v, y_dim, x_dim)
     if u.chunks is not None:
@@ -73,7 +77,9 @@ def kinetic_energy_spectrum(u: xr.DataArray, v: xr.DataArray, y_dim: str = "y", 
 def divergence(u: xr.DataArray, v: xr.DataArray, y_dim: str = "y", x_dim: str = "x") -> xr.DataArray:
     """``du/dx + dv/dy`` (centred differences; coordinate spacing if ``x``/``y`` coordinates exist)."""
     _check_plane(u, v, y_dim, x_dim)
-    coords = {d: u[d] if d in u.coords else xr.DataArray(np.arange(u.sizes[d]), dims=d) for d in (y_dim, x_dim)}
+    coords = {
+        d: u[d] if d in u.coords else xr.DataArray(np.arange(u.sizes[d]), dims=d) for d in (y_dim, x_dim)
+    }
     u = u.assign_coords({x_dim: coords[x_dim].values})
     v = v.assign_coords({y_dim: coords[y_dim].values})
     div = u.differentiate(x_dim, edge_order=2) + v.differentiate(y_dim, edge_order=2)

@@ -67,7 +67,9 @@ def build_scores(
     for v in names:
         ens, obs = ds[v], ds[f"{v}{OBS_SUFFIX}"]
         if ens.sizes[member_dim] < 2:
-            raise ForecastError(f"forecast variable {v!r} has {ens.sizes[member_dim]} member; scoring needs >= 2")
+            raise ForecastError(
+                f"forecast variable {v!r} has {ens.sizes[member_dim]} member; scoring needs >= 2"
+            )
         units = {"units": ens.attrs["units"]} if "units" in ens.attrs else {}
         crps = crps_ensemble(obs, ens, member_dim, fair=fair, skipna=skipna)
         crps_map = crps.mean(_mean_dims(crps, ("lead_time", "y", "x")), skipna=skipna)
@@ -97,11 +99,16 @@ def build_scores(
                 )
             ref_fair = fair and ref_ens.sizes.get(member_dim, 0) > 1
             ref_crps = crps_ensemble(
-                obs.drop_vars(list(obs.coords)), ref_ens.drop_vars(list(ref_ens.coords)), member_dim,
-                fair=ref_fair, skipna=skipna,
+                obs.drop_vars(list(obs.coords)),
+                ref_ens.drop_vars(list(ref_ens.coords)),
+                member_dim,
+                fair=ref_fair,
+                skipna=skipna,
             )
             ref_mean = ref_crps.mean(_mean_dims(ref_crps, ("lead_time",)), skipna=skipna)
-            ref_mean = ref_mean.assign_coords(lead_time=obs["lead_time"]) if "lead_time" in obs.coords else ref_mean
+            ref_mean = (
+                ref_mean.assign_coords(lead_time=obs["lead_time"]) if "lead_time" in obs.coords else ref_mean
+            )
             out[f"crps_reference_mean_{v}"] = ref_mean.assign_attrs(
                 long_name=f"CRPS of the reference forecast of {v} per lead time", **units
             )
@@ -142,9 +149,9 @@ def _physics(ds: xr.Dataset, member_dim: str, skipna: bool) -> dict[str, xr.Data
     div = divergence(u, v)
     div_obs = divergence(u_obs, v_obs)
     return {
-        "ke_spectrum": spectrum.mean(_mean_dims(spectrum, ("lead_time", "wavenumber")), skipna=skipna).assign_attrs(
-            spectrum.attrs, long_name="kinetic energy spectrum of the members"
-        ),
+        "ke_spectrum": spectrum.mean(
+            _mean_dims(spectrum, ("lead_time", "wavenumber")), skipna=skipna
+        ).assign_attrs(spectrum.attrs, long_name="kinetic energy spectrum of the members"),
         "ke_spectrum_obs": spectrum_obs.mean(
             _mean_dims(spectrum_obs, ("lead_time", "wavenumber")), skipna=skipna
         ).assign_attrs(spectrum_obs.attrs, long_name="kinetic energy spectrum of the truth"),

@@ -16,11 +16,13 @@ from forecast.metrics.crps import crps_ensemble
 def skill_score(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataArray:
     """``1 - score / reference_score`` (dims must match exactly: no silent broadcasting)."""
     if set(score.dims) != set(reference_score.dims):
-        raise ForecastError(f"score dims {score.dims} differ from the reference score's dims {reference_score.dims}")
+        raise ForecastError(
+            f"score dims {score.dims} differ from the reference score's dims {reference_score.dims}"
+        )
     try:
         score, reference_score = xr.align(score, reference_score, join="exact")
     except ValueError as exc:
-        raise ForecastError(f"score and reference coordinates differ: {exc}") from None
+        raise ForecastError(f"score and reference coordinates differ: {str(exc).splitlines()[0]}") from None
     return (1 - score / reference_score).assign_attrs(long_name="skill score", units="1")
 
 

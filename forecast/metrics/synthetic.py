@@ -39,12 +39,20 @@ def synthetic_forecast(
         mu = np.broadcast_to(mu.reshape(n_lead, *(1,) * len(chan), ny, nx), (n_lead, *chan, ny, nx))
         sigma = 0.1 * np.sqrt(lead).reshape(n_lead, *(1,) * (len(chan) + 2))
         obs = mu + sigma * rng.standard_normal((n_init, n_lead, *chan, ny, nx))
-        ens = mu[None, None] + bias + dispersion * sigma * rng.standard_normal((n_init, n_member, n_lead, *chan, ny, nx))
+        ens = (
+            mu[None, None]
+            + bias
+            + dispersion * sigma * rng.standard_normal((n_init, n_member, n_lead, *chan, ny, nx))
+        )
         context = rng.standard_normal((n_init, n_context, *chan, ny, nx)) * 0.1 + mu[:1]
         attrs = {"units": "lattice units", "long_name": f"velocity component {name}"}
         data[name] = (("init", "member", "lead_time", *chan_dims, "y", "x"), ens.astype(dtype), attrs)
         data[f"{name}_obs"] = (("init", "lead_time", *chan_dims, "y", "x"), obs.astype(dtype), attrs)
-        data[f"{name}_context"] = (("init", "context_time", *chan_dims, "y", "x"), context.astype(dtype), attrs)
+        data[f"{name}_context"] = (
+            ("init", "context_time", *chan_dims, "y", "x"),
+            context.astype(dtype),
+            attrs,
+        )
     ds = xr.Dataset(
         data,
         coords={

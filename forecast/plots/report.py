@@ -42,9 +42,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "model"
 
 
-def _save(fig, path: Path, written: list[Path]) -> None:
+def _save(fig, path: Path, written: list[Path], dpi: int = 120) -> None:
     with _atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=120)
+        fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     written.append(path)
 
@@ -64,8 +64,13 @@ def plot_files(
     init: int = 0,
     n_members: int = 3,
     animation_format: str = "gif",
+    variables: list[str] | None = None,
+    dpi: int = 120,
 ) -> list[Path]:
-    """Write every figure that the given files support into ``out_dir``; returns the written paths."""
+    """Write every figure that the given files support into ``out_dir``; returns the written paths.
+
+    ``variables`` limits the figures to those forecast variables (default: all that the files share).
+    """
     out_dir = Path(out_dir)
     if not paths:
         raise ForecastError("no files to plot")
@@ -75,23 +80,37 @@ def plot_files(
         kind = classify(ds, str(path))
         ds.attrs.setdefault("model_name", model_name(ds, Path(path).stem))
         (scores if kind == "scores" else forecasts).append(ds)
+    if variables:
+        known = {v for ds in scores for v in score_variables(ds)} | {
+            v for ds in forecasts for v in forecast_variables(ds)
+        }
+        unknown = sorted(set(variables) - known)
+        if unknown:
+            raise ForecastError(f"no variable {unknown} in the given files (they hold {sorted(known)})")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if scores:
         common = [v for v in score_variables(scores[0]) if all(v in score_variables(s) for s in scores[1:])]
-        for var in common:
-            _save(plot_crps_vs_lead(scores, var), out_dir / f"crps_lead_time_{var}.png", written)
-            _save(plot_crps_maps(scores, var, lead_index), out_dir / f"crps_map_{var}.png", written)
-            _save(plot_spread_skill(scores, var), out_dir / f"spread_skill_{var}.png", written)
+        for var in [v for v in common if variables is None or v in variables]:
+            _save(plot_crps_vs_lead(scores, var), out_dir / f"crps_lead_time_{var}.png", written, dpi)
+            _save(plot_crps_maps(scores, var, lead_index), out_dir / f"crps_map_{var}.png", written, dpi)
+            _save(plot_spread_skill(scores, var), out_dir / f"spread_skill_{var}.png", written, dpi)
             for ds in scores:
                 name = _slug(model_name(ds))
-                _save(plot_rank_histograms(ds, var), out_dir / f"rank_histogram_{var}_{name}.png", written)
+                _save(
+                    plot_rank_histograms(ds, var), out_dir / f"rank_histogram_{var}_{name}.png", written, dpi
+                )
         if all("ke_spectrum" in s for s in scores):
-            _save(plot_ke_spectra(scores, lead_index), out_dir / "ke_spectrum.png", written)
+            _save(plot_ke_spectra(scores, lead_index), out_dir / "ke_spectrum.png", written, dpi)
     for ds in forecasts:
         name = _slug(model_name(ds))
-        for var in forecast_variables(ds):
-            _save(plot_sample_grid(ds, var, init, n_members), out_dir / f"samples_{var}_{name}.png", written)
+        for var in [v for v in forecast_variables(ds) if variables is None or v in variables]:
+            _save(
+                plot_sample_grid(ds, var, init, n_members),
+                out_dir / f"samples_{var}_{name}.png",
+                written,
+                dpi,
+            )
             target = out_dir / f"rollout_{var}_{name}.{animation_format}"
             with _atomic_file(target) as tmp:
                 made = animate_rollout(ds, var, tmp, init, n_members)

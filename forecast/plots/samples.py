@@ -46,7 +46,11 @@ def plot_sample_grid(
     rows = (["context"] if context is not None else []) + ["truth"] + [f"member {m}" for m in members]
     vmin, vmax = _limits(obs, ens.isel(member=members))
     fig, axes = plt.subplots(
-        len(rows), len(leads), figsize=(1.8 * len(leads) + 1.2, 1.8 * len(rows)), squeeze=False, constrained_layout=True
+        len(rows),
+        len(leads),
+        figsize=(1.8 * len(leads) + 1.2, 1.8 * len(rows)),
+        squeeze=False,
+        constrained_layout=True,
     )
     image = None
     for r, row in enumerate(rows):
@@ -60,7 +64,12 @@ def plot_sample_grid(
                     ax.axis("off")
                     continue
                 frame = context.isel(context_time=n_context - min(len(leads), n_context) + c)
-                ax.set_title(f"context t={frame['context_time'].values}" if "context_time" in frame.coords else "context", fontsize=8)
+                ax.set_title(
+                    f"context t={frame['context_time'].values}"
+                    if "context_time" in frame.coords
+                    else "context",
+                    fontsize=8,
+                )
             elif row == "truth":
                 frame = obs.isel(lead_time=lead)
                 ax.set_title(f"lead {obs['lead_time'].values[lead]}", fontsize=8)
@@ -92,14 +101,18 @@ def animate_rollout(
     titles = ["truth"] + [f"member {m}" for m in members]
     images = []
     for ax, panel, title in zip(axes[0], panels, titles):
-        images.append(ax.imshow(_frame(panel.isel(lead_time=0)), origin="lower", cmap="RdBu_r", vmin=vmin, vmax=vmax))
+        images.append(
+            ax.imshow(_frame(panel.isel(lead_time=0)), origin="lower", cmap="RdBu_r", vmin=vmin, vmax=vmax)
+        )
         ax.set(title=title, xticks=[], yticks=[])
     heading = fig.suptitle("")
 
     def update(i):
         for image, panel in zip(images, panels):
             image.set_data(_frame(panel.isel(lead_time=i)))
-        heading.set_text(f"{model_name(forecast)}: {var}, init {init}, lead time {obs['lead_time'].values[i]}")
+        heading.set_text(
+            f"{model_name(forecast)}: {var}, init {init}, lead time {obs['lead_time'].values[i]}"
+        )
         return images
 
     movie = animation.FuncAnimation(fig, update, frames=ens.sizes["lead_time"], blit=False)

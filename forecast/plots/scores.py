@@ -33,8 +33,12 @@ def plot_crps_vs_lead(scores: list[xr.Dataset], var: str) -> Figure:
         ax_crps.plot(crps["lead_time"], crps, marker="o", label=label)
         ax_inv.plot(crps["lead_time"], 1 / crps, marker="o", label=label)
     units = _units(scores[0][f"crps_mean_{var}"])
-    ax_crps.set(xlabel=_lead_label(scores[0]), ylabel=f"CRPS{units}", title=f"CRPS of {var} (lower is better)")
-    ax_inv.set(xlabel=_lead_label(scores[0]), ylabel="1 / CRPS", title=f"1 / CRPS of {var} (higher is better)")
+    ax_crps.set(
+        xlabel=_lead_label(scores[0]), ylabel=f"CRPS{units}", title=f"CRPS of {var} (lower is better)"
+    )
+    ax_inv.set(
+        xlabel=_lead_label(scores[0]), ylabel="1 / CRPS", title=f"1 / CRPS of {var} (higher is better)"
+    )
     for ax in (ax_crps, ax_inv):
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
@@ -45,7 +49,9 @@ def plot_crps_maps(scores: list[xr.Dataset], var: str, lead_index: int = -1) -> 
     """Spatial CRPS at one lead time, one panel per model on a shared colour scale (the paper's figure 4)."""
     maps = [ds[f"crps_{var}"].isel(lead_time=lead_index) for ds in scores]
     vmax = max(float(m.max()) for m in maps)
-    fig, axes = plt.subplots(1, len(maps), figsize=(4 * len(maps) + 1, 4), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(maps), figsize=(4 * len(maps) + 1, 4), squeeze=False, constrained_layout=True
+    )
     for ax, ds, crps in zip(axes[0], scores, maps):
         image = ax.imshow(crps.values, origin="lower", cmap="magma_r", vmin=0, vmax=vmax)
         lead = crps["lead_time"].values if "lead_time" in crps.coords else lead_index
@@ -59,7 +65,9 @@ def plot_rank_histograms(scores: xr.Dataset, var: str, max_panels: int = 4) -> F
     hist = scores[f"rank_histogram_{var}"]
     n_lead = hist.sizes["lead_time"]
     picks = sorted(set(np.linspace(0, n_lead - 1, min(max_panels, n_lead)).round().astype(int)))
-    fig, axes = plt.subplots(1, len(picks), figsize=(3.2 * len(picks), 3), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(picks), figsize=(3.2 * len(picks), 3), squeeze=False, constrained_layout=True
+    )
     for ax, i in zip(axes[0], picks):
         counts = hist.isel(lead_time=i)
         freq = counts / max(int(counts.sum()), 1)
@@ -68,7 +76,9 @@ def plot_rank_histograms(scores: xr.Dataset, var: str, max_panels: int = 4) -> F
         ax.set(title=f"lead time {hist['lead_time'].values[i]}", xlabel="rank of truth among members")
     axes[0][0].set_ylabel("relative frequency")
     axes[0][0].legend(fontsize="small")
-    fig.suptitle(f"Rank histograms of {var}: {model_name(scores)} (m={scores.attrs.get('ensemble_size', '?')})")
+    fig.suptitle(
+        f"Rank histograms of {var}: {model_name(scores)} (m={scores.attrs.get('ensemble_size', '?')})"
+    )
     return fig
 
 
@@ -79,10 +89,16 @@ def plot_spread_skill(scores: list[xr.Dataset], var: str) -> Figure:
         colour = f"C{k}"
         rmse, spread = ds[f"rmse_{var}"], ds[f"spread_{var}"]
         ax_err.plot(rmse["lead_time"], rmse, color=colour, marker="o", label=f"{model_name(ds)}: RMSE")
-        ax_err.plot(spread["lead_time"], spread, color=colour, ls="--", marker="x", label=f"{model_name(ds)}: spread")
+        ax_err.plot(
+            spread["lead_time"], spread, color=colour, ls="--", marker="x", label=f"{model_name(ds)}: spread"
+        )
         ratio = ds[f"spread_skill_{var}"]
         ax_ratio.plot(ratio["lead_time"], ratio, color=colour, marker="o", label=model_name(ds))
-    ax_err.set(xlabel=_lead_label(scores[0]), ylabel=f"{var}{_units(scores[0][f'rmse_{var}'])}", title="RMSE of the ensemble mean and spread")
+    ax_err.set(
+        xlabel=_lead_label(scores[0]),
+        ylabel=f"{var}{_units(scores[0][f'rmse_{var}'])}",
+        title="RMSE of the ensemble mean and spread",
+    )
     ax_ratio.axhline(1, color="k", ls="--", lw=1)
     ax_ratio.set(
         xlabel=_lead_label(scores[0]),

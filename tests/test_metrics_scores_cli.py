@@ -1,0 +1,172 @@
+"""The scores Dataset, streaming from a chunked file, and the `forecast score` / `forecast plot` commands."""
+
+import numpy as np
+import properscoring as ps
+import pytest
+import xarray as xr
+
+from forecast.cli import main
+from forecast.errors import ForecastError
+from forecast.metrics import build_scores, open_forecast, score_forecast
+from forecast.metrics.synthetic import synthetic_forecast
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fc")
+    calibrated = synthetic_forecast(n_init=6, n_member=8, n_lead=4, ny=12, nx=16, model_name="calibrated")
+    narrow = synthetic_forecast(
+        n_init=6, n_member=8, n_lead=4, ny=12, nx=16, dispersion=0.3, model_name="narrow"
+    )
+    calibrated.to_netcdf(root / "a.nc")
+    narrow.to_netcdf(root / "b.nc")
+    return root, calibrated, narrow
+
+
+def test_scores_follow_the_conventions(files):
+    _, ds, _ = files
+    scores = score_forecast(ds)
+    for v in ("u", "v"):
+        assert scores[f"crps_{v}"].dims == ("lead_time", "y", "x")
+        for name in ("crps_mean", "rmse", "spread", "spread_skill"):
+            assert scores[f"{name}_{v}"].dims == ("lead_time",)
+        assert scores[f"rank_histogram_{v}"].dims == ("lead_time", "rank")
+        assert scores[f"rank_histogram_{v}"].sizes["rank"] == 9
+    assert scores.attrs["estimator"] == "ensemble" and scores.attrs["ensemble_size"] == 8
+    assert scores.attrs["model_name"] == "calibrated"
+    # crps_u is the init-mean of properscoring's CRPS
+    reference = ps.crps_ensemble(ds["u_obs"].values, np.moveaxis(ds["u"].values, 1, -1)).mean(0)
+    np.testing.assert_allclose(scores["crps_u"].values, reference, rtol=1e-6)
+    np.testing.assert_allclose(scores["crps_mean_u"].values, reference.mean((1, 2)), rtol=1e-6)
+    assert np.all(np.abs(scores["spread_skill_u"] - 1) < 0.15)
+    assert {"ke_spectrum", "ke_spectrum_obs", "divergence_rms", "divergence_rms_obs"} <= set(scores.data_vars)
+    assert scores["ke_spectrum"].dims == ("lead_time", "wavenumber")
+
+
+def test_channel_variables_are_averaged_over_channel():
+    ds = synthetic_forecast(n_init=2, n_member=4, n_lead=2, ny=6, nx=6, variables=("frames",), n_channel=3)
+    scores = score_forecast(ds, fair=True)
+    assert scores["crps_frames"].dims == ("lead_time", "y", "x")
+    assert scores.attrs["estimator"] == "fair" and "ke_spectrum" not in scores
+
+
+def test_chunked_file_is_lazy_and_gives_the_same_numbers(files):
+    root, ds, _ = files
+    chunked = open_forecast(root / "a.nc", chunks={"init": 1})
+    lazy = build_scores(chunked)
+    assert lazy["crps_u"].chunks is not None and lazy["rank_histogram_u"].chunks is not None
+    streamed = score_forecast(chunked)
+    xr.testing.assert_allclose(streamed, score_forecast(ds), rtol=1e-10)
+
+
+def test_reference_skill(files):
+    _, calibrated, narrow = files
+    scores = score_forecast(narrow, reference=calibrated)
+    expected = 1 - scores["crps_mean_u"] / scores["crps_reference_mean_u"]
+    np.testing.assert_allclose(scores["crps_skill_u"].values, expected.values)
+    np.testing.assert_allclose(
+        scores["crps_reference_mean_u"].values, score_forecast(calibrated)["crps_mean_u"].values, rtol=1e-10
+    )
+    assert np.all(scores["crps_skill_u"] < 0)  # the under-dispersive ensemble is worse
+    with pytest.raises(ForecastError, match="different truth"):
+        score_forecast(
+            narrow, reference=synthetic_forecast(n_init=6, n_member=8, n_lead=4, ny=12, nx=16, seed=9)
+        )
+    with pytest.raises(ForecastError, match="reference"):
+        score_forecast(narrow, reference=calibrated.isel(x=slice(0, 8)))
+
+
+def test_nans_need_skipna(files):
+    _, ds, _ = files
+    broken = ds.copy(deep=True)
+    broken["u"][0, 0, 0, 0, 0] = np.nan
+    with pytest.raises(ForecastError, match="skipna"):
+        score_forecast(broken)
+    assert np.isfinite(score_forecast(broken, skipna=True)["crps_mean_u"]).all()
+
+
+def test_cli_score_then_plot(files, tmp_path, capsys):
+    root, _, _ = files
+    assert main(["score", str(root / "a.nc"), "--out", str(tmp_path / "sa.nc"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(root / "b.nc"),
+                "--out",
+                str(tmp_path / "sb.nc"),
+                "--fair",
+                "--quiet",
+                "--reference",
+                str(root / "a.nc"),
+            ]
+        )
+        == 0
+    )
+    scores = xr.open_dataset(tmp_path / "sb.nc")
+    assert scores.attrs["estimator"] == "fair" and "crps_skill_u" in scores
+    assert not list(tmp_path.glob(".*partial*"))
+    out = tmp_path / "figs"
+    assert (
+        main(
+            [
+                "plot",
+                str(tmp_path / "sa.nc"),
+                str(tmp_path / "sb.nc"),
+                str(root / "a.nc"),
+                "--out",
+                str(out),
+                "--variables",
+                "u",
+                "--dpi",
+                "40",
+            ]
+        )
+        == 0
+    )
+    names = {p.name for p in out.iterdir()}
+    for expected in (
+        "crps_lead_time_u.png",
+        "crps_map_u.png",
+        "spread_skill_u.png",
+        "rank_histogram_u_narrow.png",
+        "ke_spectrum.png",
+        "samples_u_calibrated.png",
+        "rollout_u_calibrated.gif",
+    ):
+        assert expected in names
+    assert all((out / n).stat().st_size > 1000 for n in names)
+    assert not any("_v" in n for n in names)  # --variables u
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_cli_bad_input(files, tmp_path, capsys):
+    root, ds, _ = files
+    out = str(tmp_path / "s.nc")
+    assert main(["score", str(tmp_path / "missing.nc"), "--out", out]) == 2
+    assert "no such file" in _error_line(capsys)
+    (tmp_path / "junk.nc").write_text("not netcdf")
+    assert main(["score", str(tmp_path / "junk.nc"), "--out", out]) == 2
+    assert "not a readable netCDF" in _error_line(capsys)
+    xr.Dataset({"u": ds["u_obs"]}).to_netcdf(tmp_path / "plain.nc")
+    assert main(["score", str(tmp_path / "plain.nc"), "--out", out]) == 2
+    assert "not a forecast file" in _error_line(capsys)
+    ds.rename(member="sample").to_netcdf(tmp_path / "nomember.nc")
+    assert main(["score", str(tmp_path / "nomember.nc"), "--out", out]) == 2
+    assert "'member'" in _error_line(capsys)
+    broken = ds.copy(deep=True)
+    broken["v_obs"][1, 1, 1, 1] = np.nan
+    broken.to_netcdf(tmp_path / "nan.nc")
+    assert main(["score", str(tmp_path / "nan.nc"), "--out", out, "--quiet"]) == 2
+    assert "--skipna" in _error_line(capsys)
+    ds.isel(lead_time=slice(0, 2)).to_netcdf(tmp_path / "short.nc")
+    assert main(["score", str(root / "a.nc"), "--out", out, "--reference", str(tmp_path / "short.nc")]) == 2
+    assert "reference" in _error_line(capsys)
+    assert main(["plot", str(tmp_path / "plain.nc"), "--out", str(tmp_path / "f")]) == 2
+    assert "not a forecast file" in _error_line(capsys)
+    assert not (tmp_path / "s.nc").exists()
