@@ -33,8 +33,11 @@ def test_crc32c_check_value(monkeypatch):
 
 
 def test_example_roundtrip():
-    features = {"0/image_aux1/encoded": [b"\x00\x01\xff" * 5], "0/action": np.array([0.5, -1.25], np.float32),
-                "n": np.array([3, -2, 300])}
+    features = {
+        "0/image_aux1/encoded": [b"\x00\x01\xff" * 5],
+        "0/action": np.array([0.5, -1.25], np.float32),
+        "n": np.array([3, -2, 300]),
+    }
     parsed = parse_example(encode_example(features))
     assert parsed["0/image_aux1/encoded"] == features["0/image_aux1/encoded"]
     np.testing.assert_array_equal(parsed["0/action"], features["0/action"])
@@ -93,8 +96,12 @@ def test_missing_frames_feature_is_named(tmp_path, rng):
     folder = tmp_path / "softmotion30_44k"
     for split in ("train", "test"):
         (folder / split).mkdir(parents=True)
-        write_records(folder / split / "x.tfrecords", [encode_example({"0/image_aux1/encoded": [b"\0" * 12288]})])
-    with pytest.raises(ForecastError, match="x.tfrecords: record 0 has no bytes feature '1/image_aux1/encoded'"):
+        write_records(
+            folder / split / "x.tfrecords", [encode_example({"0/image_aux1/encoded": [b"\0" * 12288]})]
+        )
+    with pytest.raises(
+        ForecastError, match="x.tfrecords: record 0 has no bytes feature '1/image_aux1/encoded'"
+    ):
         import_bair(tmp_path, tmp_path / "b.zarr", progress=False)
     with pytest.raises(ForecastError, match="no BAIR release"):
         import_bair(tmp_path / "nothing", tmp_path / "c.zarr", progress=False)

@@ -14,12 +14,19 @@ from forecast.store import open_field_store
 def source(rng):
     return xr.Dataset(
         {
-            "u": (("sample", "t", "lat", "lon"), rng.normal(size=(5, 12, 6, 7)), {"units": "m s-1", "long_name": "east"}),
+            "u": (
+                ("sample", "t", "lat", "lon"),
+                rng.normal(size=(5, 12, 6, 7)),
+                {"units": "m s-1", "long_name": "east"},
+            ),
             "p": (("t", "lat", "lon"), rng.normal(size=(12, 6, 7))),
             "mask": (("lat", "lon"), np.ones((6, 7))),
         },
-        coords={"t": ("t", np.arange(12) * 0.5, {"units": "s"}), "lat": np.linspace(-5, 5, 6),
-                "reynolds": ("sample", np.arange(5) * 100.0)},
+        coords={
+            "t": ("t", np.arange(12) * 0.5, {"units": "s"}),
+            "lat": np.linspace(-5, 5, 6),
+            "reynolds": ("sample", np.arange(5) * 100.0),
+        },
     )
 
 
@@ -42,8 +49,16 @@ def test_split_by_sequence(tmp_path, source, fmt):
 
 def test_split_by_time_in_windows(tmp_path, source):
     source.to_netcdf(tmp_path / "src.nc")
-    out = import_fields(tmp_path / "src.nc", tmp_path / "f.zarr", variables=["u"], dims={"sequence": "sample"},
-                        by="time", test_fraction=0.25, length=3, progress=False)
+    out = import_fields(
+        tmp_path / "src.nc",
+        tmp_path / "f.zarr",
+        variables=["u"],
+        dims={"sequence": "sample"},
+        by="time",
+        test_fraction=0.25,
+        length=3,
+        progress=False,
+    )
     train, test = open_field_store(out, "train", chunks=None), open_field_store(out, "test", chunks=None)
     assert train.sizes == {"sequence": 15, "time": 3, "y": 6, "x": 7}  # 5 samples x 9 frames / 3
     assert test.sizes["sequence"] == 5
@@ -60,9 +75,22 @@ def test_pdebench_style_hdf5(tmp_path, rng):
         fh["density"] = vx + 1
         fh["t-coordinate"] = np.arange(6.0)
         fh["x-coordinate"] = np.arange(8.0)
-    code = main(["data", "import", "fields", str(tmp_path / "2D_CFD.hdf5"), str(tmp_path / "f.zarr"),
-                 "--dims", "sequence=phony_dim_0,time=phony_dim_1,x=phony_dim_2,y=phony_dim_3",
-                 "--rename", "Vx=u", "--test-fraction", "0.34", "--no-progress"])
+    code = main(
+        [
+            "data",
+            "import",
+            "fields",
+            str(tmp_path / "2D_CFD.hdf5"),
+            str(tmp_path / "f.zarr"),
+            "--dims",
+            "sequence=phony_dim_0,time=phony_dim_1,x=phony_dim_2,y=phony_dim_3",
+            "--rename",
+            "Vx=u",
+            "--test-fraction",
+            "0.34",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     train = open_field_store(tmp_path / "f.zarr", "train", chunks=None)
     assert set(train.data_vars) == {"u", "density"}

@@ -34,8 +34,9 @@ def test_compressed_avi_through_ffmpeg(tmp_path, rng):
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
     video = np.repeat(np.linspace(0, 255, 16, dtype=np.uint8)[None, None, :, None], 16, axis=1)
     video = np.repeat(np.repeat(video, 5, axis=0), 3, axis=3)
-    writer = imageio_ffmpeg.write_frames(str(tmp_path / "c.avi"), (16, 16), codec="mpeg4", quality=10,
-                                         macro_block_size=1)
+    writer = imageio_ffmpeg.write_frames(
+        str(tmp_path / "c.avi"), (16, 16), codec="mpeg4", quality=10, macro_block_size=1
+    )
     writer.send(None)
     for frame in video:
         writer.send(np.ascontiguousarray(frame).tobytes())
@@ -108,12 +109,42 @@ def test_kth_without_sequences_file_uses_whole_clips(tmp_path, rng):
 
 def test_kth_cli_and_errors(tmp_path, rng, capsys):
     src, _ = _kth_folder(tmp_path, rng)
-    assert main(["data", "import", "kth", str(src), str(tmp_path / "k.zarr"), "--size", "8", "--length", "4",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "import",
+                "kth",
+                str(src),
+                str(tmp_path / "k.zarr"),
+                "--size",
+                "8",
+                "--length",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert open_field_store(tmp_path / "k.zarr", "test").sizes["sequence"] == 3
     broken = src / "boxing" / "person01_boxing_d1_uncomp.avi"
     broken.write_bytes(broken.read_bytes()[:300])
-    assert main(["data", "import", "kth", str(src), str(tmp_path / "k2.zarr"), "--size", "8", "--length", "4",
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "import",
+                "kth",
+                str(src),
+                str(tmp_path / "k2.zarr"),
+                "--size",
+                "8",
+                "--length",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "person01_boxing_d1_uncomp.avi" in capsys.readouterr().err
     assert not is_complete(tmp_path / "k2.zarr")  # left for --resume, refused by readers

@@ -31,7 +31,9 @@ def test_two_digits_rendered_as_uint8(rng):
 
 def test_builtin_import(tmp_path):
     pytest.importorskip("sklearn")
-    out = import_smmnist("builtin", tmp_path / "sm.zarr", length=5, sequences={"train": 3, "test": 2}, progress=False)
+    out = import_smmnist(
+        "builtin", tmp_path / "sm.zarr", length=5, sequences={"train": 3, "test": 2}, progress=False
+    )
     train, test = open_field_store(out, "train"), open_field_store(out, "test")
     assert train.frames.shape == (3, 5, 64, 64) and test.frames.shape == (2, 5, 64, 64)
     assert train.frames.dtype == np.uint8 and int(train.frames.max()) > 100

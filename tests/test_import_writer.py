@@ -5,7 +5,13 @@ import pytest
 import xarray as xr
 
 from forecast.data.importers.smmnist import import_smmnist
-from forecast.data.importers.store_writer import FieldStoreWriter, StorePlan, frames_variable, pixel_coords, run_import
+from forecast.data.importers.store_writer import (
+    FieldStoreWriter,
+    StorePlan,
+    frames_variable,
+    pixel_coords,
+    run_import,
+)
 from forecast.errors import ForecastError
 from forecast.store import is_complete, open_field_store
 
@@ -25,8 +31,12 @@ def _sequence(group, index, length=3, size=8):
 
 
 def test_store_follows_the_conventions(tmp_path):
-    out = run_import(tmp_path / "s.zarr", _plan(), lambda g, s: (_sequence(g, i) for i in range(s, 4 if g == "train" else 2)),
-                     progress=False)
+    out = run_import(
+        tmp_path / "s.zarr",
+        _plan(),
+        lambda g, s: (_sequence(g, i) for i in range(s, 4 if g == "train" else 2)),
+        progress=False,
+    )
     ds = open_field_store(out, "train", chunks=None)
     assert ds.frames.dims == ("sequence", "time", "y", "x")
     assert ds.frames.dtype == np.uint8
@@ -82,8 +92,9 @@ def test_wrong_shape_from_an_importer_is_named(tmp_path):
 
 
 def test_smmnist_resume_equals_uninterrupted(tmp_path, monkeypatch):
-    whole = import_smmnist("builtin", tmp_path / "a.zarr", length=6, sequences={"train": 4, "test": 2},
-                           progress=False)
+    whole = import_smmnist(
+        "builtin", tmp_path / "a.zarr", length=6, sequences={"train": 4, "test": 2}, progress=False
+    )
     import forecast.data.importers.smmnist as sm
 
     real = sm.render_sequence
@@ -97,9 +108,19 @@ def test_smmnist_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sm, "render_sequence", flaky)
     with pytest.raises(RuntimeError):
-        import_smmnist("builtin", tmp_path / "b.zarr", length=6, sequences={"train": 4, "test": 2}, progress=False)
+        import_smmnist(
+            "builtin", tmp_path / "b.zarr", length=6, sequences={"train": 4, "test": 2}, progress=False
+        )
     monkeypatch.setattr(sm, "render_sequence", real)
-    resumed = import_smmnist("builtin", tmp_path / "b.zarr", length=6, sequences={"train": 4, "test": 2},
-                             resume=True, progress=False)
+    resumed = import_smmnist(
+        "builtin",
+        tmp_path / "b.zarr",
+        length=6,
+        sequences={"train": 4, "test": 2},
+        resume=True,
+        progress=False,
+    )
     for group in ("train", "test"):
-        xr.testing.assert_identical(open_field_store(whole, group).load(), open_field_store(resumed, group).load())
+        xr.testing.assert_identical(
+            open_field_store(whole, group).load(), open_field_store(resumed, group).load()
+        )

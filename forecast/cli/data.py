@@ -13,8 +13,12 @@ def _common(parser: argparse.ArgumentParser, length: int | None, size: int | Non
     parser.add_argument("out", help="the field store to write (zarr)")
     if size is not None:
         parser.add_argument("--size", type=int, default=size, help=f"frame size in pixels (default {size})")
-    parser.add_argument("--length", type=int, default=length,
-                        help="frames per stored sequence" + (f" (default {length})" if length else ""))
+    parser.add_argument(
+        "--length",
+        type=int,
+        default=length,
+        help="frames per stored sequence" + (f" (default {length})" if length else ""),
+    )
     parser.add_argument("--resume", action="store_true", help="finish an interrupted import of OUT")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -28,14 +32,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     kth = kinds.add_parser("kth", help="KTH Actions AVI clips (persons 1-16 train, 17-25 test)")
     _common(kth, length=20, size=64)
-    kth.add_argument("--crop", action="store_true", help="keep the aspect ratio (centre crop) instead of squashing")
+    kth.add_argument(
+        "--crop", action="store_true", help="keep the aspect ratio (centre crop) instead of squashing"
+    )
 
     bair = kinds.add_parser("bair", help="BAIR robot pushing tfrecords (softmotion30_44k)")
     _common(bair, length=30)
     bair.add_argument("--image", choices=("aux1", "main"), default="aux1", help="camera (default aux1)")
     bair.add_argument("--no-verify", action="store_true", help="skip the records' CRC checks")
 
-    city = kinds.add_parser("cityscapes", help="Cityscapes leftImg8bit_sequence (train -> train, val -> test)")
+    city = kinds.add_parser(
+        "cityscapes", help="Cityscapes leftImg8bit_sequence (train -> train, val -> test)"
+    )
     _common(city, length=30, size=128)
 
     sm = kinds.add_parser("smmnist", help="stochastic moving MNIST; SRC is an MNIST file/folder or 'builtin'")
@@ -51,8 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fields.add_argument("--variables", help="comma-separated variables (default: all with the mapped dims)")
     fields.add_argument("--dims", help="dimension map, e.g. sequence=sample,time=t,y=lat,x=lon")
     fields.add_argument("--rename", help="variable renames, e.g. Vx=u,Vy=v")
-    fields.add_argument("--split", choices=("sequence", "time"), default="sequence",
-                        help="test = the last sequences (default) or the last frames of every sequence")
+    fields.add_argument(
+        "--split",
+        choices=("sequence", "time"),
+        default="sequence",
+        help="test = the last sequences (default) or the last frames of every sequence",
+    )
     fields.add_argument("--test-fraction", type=float, default=0.2)
     fields.add_argument("--engine", help="xarray backend (netcdf4, h5netcdf, zarr, ...; default: guessed)")
     fields.add_argument("--group", help="group inside the source file")
@@ -72,14 +84,27 @@ def run(args: argparse.Namespace) -> int:
     elif kind == "cityscapes":
         options = {"size": args.size, "length": args.length}
     elif kind == "smmnist":
-        options = {"size": args.size, "length": args.length, "num_digits": args.digits,
-                   "digit_size": args.digit_size, "seed": args.seed,
-                   "sequences": {"train": args.train_sequences, "test": args.test_sequences}}
+        options = {
+            "size": args.size,
+            "length": args.length,
+            "num_digits": args.digits,
+            "digit_size": args.digit_size,
+            "seed": args.seed,
+            "sequences": {"train": args.train_sequences, "test": args.test_sequences},
+        }
     elif kind == "fields":
-        options = {"variables": args.variables.split(",") if args.variables else None,
-                   "dims": parse_mapping(args.dims), "rename": parse_mapping(args.rename), "by": args.split,
-                   "test_fraction": args.test_fraction, "length": args.length, "engine": args.engine,
-                   "group": args.group, "dtype": args.dtype, "allow_nan": args.allow_nan}
+        options = {
+            "variables": args.variables.split(",") if args.variables else None,
+            "dims": parse_mapping(args.dims),
+            "rename": parse_mapping(args.rename),
+            "by": args.split,
+            "test_fraction": args.test_fraction,
+            "length": args.length,
+            "engine": args.engine,
+            "group": args.group,
+            "dtype": args.dtype,
+            "allow_nan": args.allow_nan,
+        }
     path = importer(kind)(args.src, args.out, **options, **common)
     print(f"wrote {path}")
     return 0

@@ -21,7 +21,9 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (unbiased) covariance of (n, d) features."""
     features = np.asarray(features, np.float64)
     if features.ndim != 2 or features.shape[0] < 2:
-        raise ForecastError(f"need at least 2 feature vectors (n, d) for a covariance, got shape {features.shape}")
+        raise ForecastError(
+            f"need at least 2 feature vectors (n, d) for a covariance, got shape {features.shape}"
+        )
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
@@ -35,7 +37,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
-        raise ForecastError(f"mismatched statistics: {mu1.shape}, {sigma1.shape} vs {mu2.shape}, {sigma2.shape}")
+        raise ForecastError(
+            f"mismatched statistics: {mu1.shape}, {sigma1.shape} vs {mu2.shape}, {sigma2.shape}"
+        )
     w, v = np.linalg.eigh((sigma1 + sigma1.T) / 2)
     root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     middle = root1 @ sigma2 @ root1
@@ -60,7 +64,9 @@ def i3d_network(weights: str | os.PathLike | None = None, download: bool | None 
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise ForecastError(f"the I3D weights do not fit the network: {str(exc).splitlines()[0]}") from None
+            raise ForecastError(
+                f"the I3D weights do not fit the network: {str(exc).splitlines()[0]}"
+            ) from None
         _I3D_CACHE[key] = net.to(device)
     return _I3D_CACHE[key]
 
@@ -83,7 +89,9 @@ def i3d_features(
     if videos.ndim == 4:
         videos = videos[:, :, None]
     if videos.ndim != 5 or videos.shape[2] not in (1, 3):
-        raise ForecastError(f"videos must be (n, time, [channel,] y, x) with 1 or 3 channels, got {videos.shape}")
+        raise ForecastError(
+            f"videos must be (n, time, [channel,] y, x) with 1 or 3 channels, got {videos.shape}"
+        )
     out = []
     with torch.no_grad():
         for start in range(0, len(videos), batch_size):
@@ -91,7 +99,9 @@ def i3d_features(
             n, t, c, h, w = x.shape
             x = x.reshape(n * t, c, h, w)
             if (h, w) != (resize, resize):
-                x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False, antialias=False)
+                x = F.interpolate(
+                    x, size=(resize, resize), mode="bilinear", align_corners=False, antialias=False
+                )
             x = x * (2.0 / data_range) - 1.0
             x = x.reshape(n, t, c, resize, resize).permute(0, 2, 1, 3, 4).expand(-1, 3, -1, -1, -1)
             out.append(net(x).double().cpu().numpy())
@@ -121,12 +131,21 @@ def fvd(
 ) -> xr.DataArray:
     """FVD between two sets of videos. Every dim other than ``time_dim``, ``channel``, ``y``, ``x`` indexes
     videos (e.g. ``init`` and ``member``). 0 for identical sets; symmetric; needs at least 2 videos a set."""
-    kwargs = {"network": network, "data_range": data_range, "resize": resize, "batch_size": batch_size,
-              "device": device, "weights": weights}
+    kwargs = {
+        "network": network,
+        "data_range": data_range,
+        "resize": resize,
+        "batch_size": batch_size,
+        "device": device,
+        "weights": weights,
+    }
     if network is None:
         kwargs["network"] = i3d_network(weights, device=device)
     real_stats = feature_statistics(i3d_features(_videos(real, time_dim, channel_dim), **kwargs))
     fake_stats = feature_statistics(i3d_features(_videos(fake, time_dim, channel_dim), **kwargs))
     value = frechet_distance(*real_stats, *fake_stats)
-    return xr.DataArray(value, name="fvd", attrs={"long_name": "Frechet video distance (I3D Kinetics-400 logits)",
-                                                  "units": "1"})
+    return xr.DataArray(
+        value,
+        name="fvd",
+        attrs={"long_name": "Frechet video distance (I3D Kinetics-400 logits)", "units": "1"},
+    )

@@ -27,7 +27,9 @@ def _frame_dims(da: xr.DataArray, channel_dim: str) -> list[str]:
     return ([channel_dim] if channel_dim in da.dims else []) + list(SPATIAL)
 
 
-def psnr(a: xr.DataArray, b: xr.DataArray, data_range: float = 255.0, channel_dim: str = "channel") -> xr.DataArray:
+def psnr(
+    a: xr.DataArray, b: xr.DataArray, data_range: float = 255.0, channel_dim: str = "channel"
+) -> xr.DataArray:
     """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)`` per frame (inf for identical frames)."""
     dims = _frame_dims(a, channel_dim)
     mse = ((a.astype("float64") - b.astype("float64")) ** 2).mean(dims)
@@ -36,7 +38,9 @@ def psnr(a: xr.DataArray, b: xr.DataArray, data_range: float = 255.0, channel_di
     return out.rename("psnr").assign_attrs(long_name="peak signal-to-noise ratio", units="dB")
 
 
-def _ssim_frames(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float, k1: float, k2: float) -> np.ndarray:
+def _ssim_frames(
+    a: np.ndarray, b: np.ndarray, data_range: float, sigma: float, k1: float, k2: float
+) -> np.ndarray:
     """Mean SSIM over the last two axes (and an optional channel axis before them) of (..., [c,] y, x) arrays."""
     a = a.astype(np.float64)
     b = b.astype(np.float64)
@@ -95,7 +99,9 @@ def _to_net_input(frames: np.ndarray, data_range: float, has_channel: bool):
 _LPIPS_CACHE: dict = {}
 
 
-def lpips_network(weights: str | os.PathLike | None = None, download: bool | None = None, device: str = "cpu"):
+def lpips_network(
+    weights: str | os.PathLike | None = None, download: bool | None = None, device: str = "cpu"
+):
     """The LPIPS (AlexNet, v0.1) network with its pretrained weights (see ``forecast.metrics.weights``)."""
     key = (str(weights), device)
     if key not in _LPIPS_CACHE:
@@ -108,7 +114,9 @@ def lpips_network(weights: str | os.PathLike | None = None, download: bool | Non
         try:
             net.load_weights(backbone, heads)
         except RuntimeError as exc:
-            raise ForecastError(f"the LPIPS weights do not fit the network: {str(exc).splitlines()[0]}") from None
+            raise ForecastError(
+                f"the LPIPS weights do not fit the network: {str(exc).splitlines()[0]}"
+            ) from None
         _LPIPS_CACHE[key] = net.to(device)
     return _LPIPS_CACHE[key]
 
@@ -141,7 +149,9 @@ def lpips(
     flat_b = np.asarray(b.values).reshape(-1, *frame_shape)
     has_channel = channel_dim in dims
     if min(frame_shape[-2:]) < LPIPS_MIN_SIZE:
-        raise ForecastError(f"LPIPS (AlexNet) needs frames of at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE}, got {frame_shape[-2:]}")
+        raise ForecastError(
+            f"LPIPS (AlexNet) needs frames of at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE}, got {frame_shape[-2:]}"
+        )
     values = []
     with torch.no_grad():
         for start in range(0, len(flat_a), batch_size):

@@ -48,7 +48,9 @@ def video_scores(
     first for the pretrained weights; ``lpips_network``/``i3d_network`` override the pretrained networks."""
     unknown = set(metrics) - set(METRICS)
     if unknown:
-        raise ForecastError(f"unknown perceptual metric(s) {sorted(unknown)}; choose from {', '.join(METRICS)}")
+        raise ForecastError(
+            f"unknown perceptual metric(s) {sorted(unknown)}; choose from {', '.join(METRICS)}"
+        )
     variables = list(variables) if variables else forecast_variables(forecast_ds)
     if not variables:
         raise ForecastError("the forecast has no variable V with its truth V_obs")
@@ -66,16 +68,25 @@ def video_scores(
             if metric in framewise:
                 score = framewise[metric](fc, obs, data_range=value_range)
             elif metric == "lpips":
-                score = lpips(fc, obs, data_range=value_range, network=lpips_network, weights=weights, device=device)
+                score = lpips(
+                    fc, obs, data_range=value_range, network=lpips_network, weights=weights, device=device
+                )
             else:
                 from forecast.metrics.fvd import fvd
 
                 real = obs.expand_dims(member=[0])
-                score = fvd(real, fc, time_dim="lead_time", network=i3d_network, weights=weights,
-                            data_range=value_range, device=device)
+                score = fvd(
+                    real,
+                    fc,
+                    time_dim="lead_time",
+                    network=i3d_network,
+                    weights=weights,
+                    data_range=value_range,
+                    device=device,
+                )
                 out[f"fvd_{name}"] = score.assign_attrs(videos="forecast members vs observed, over lead_time")
                 continue
-            out[f"{metric}_{name}"] = score.mean([d for d in ("init", "member") if d in score.dims]).assign_attrs(
-                score.attrs
-            )
+            out[f"{metric}_{name}"] = score.mean(
+                [d for d in ("init", "member") if d in score.dims]
+            ).assign_attrs(score.attrs)
     return out

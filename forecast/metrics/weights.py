@@ -102,7 +102,9 @@ def _check_hash(file: Path, spec: WeightFile) -> None:
         )
 
 
-def find_weights(spec: WeightFile, path: str | os.PathLike | None = None, download: bool | None = None) -> Path:
+def find_weights(
+    spec: WeightFile, path: str | os.PathLike | None = None, download: bool | None = None
+) -> Path:
     """The path of ``spec``'s weights file (see the module docstring for the search order)."""
     if path is not None and not Path(path).is_dir():
         raise ForecastError(f"weights folder not found: {path}")

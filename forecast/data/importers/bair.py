@@ -54,13 +54,21 @@ def import_bair(
         variables=frames_variable((3, FRAME_SIZE, FRAME_SIZE), "BAIR robot pushing frames"),
         time_length=length,
         sequence_coords={
-            g: {"file": np.array([r[0].name for r in recs]), "record": np.array([r[1] for r in recs], np.int32)}
+            g: {
+                "file": np.array([r[0].name for r in recs]),
+                "record": np.array([r[1] for r in recs], np.int32),
+            }
             for g, recs in records.items()
         },
         attrs={"source": "bair", "image": f"image_{image}"},
         coords=pixel_coords(length, FRAME_SIZE, channels=True),
-        fingerprint={"kind": "bair", "src": str(root.resolve()), "length": length, "image": image,
-                     "records": {g: len(r) for g, r in records.items()}},
+        fingerprint={
+            "kind": "bair",
+            "src": str(root.resolve()),
+            "length": length,
+            "image": image,
+            "records": {g: len(r) for g, r in records.items()},
+        },
     )
     expected_bytes = FRAME_SIZE * FRAME_SIZE * 3
 
@@ -79,7 +87,9 @@ def import_bair(
                 raise ForecastError(
                     f"{path}: record {index} {key} has {len(values[0])} bytes, expected {expected_bytes} (64x64x3)"
                 )
-            frames[t] = np.frombuffer(values[0], np.uint8).reshape(FRAME_SIZE, FRAME_SIZE, 3).transpose(2, 0, 1)
+            frames[t] = (
+                np.frombuffer(values[0], np.uint8).reshape(FRAME_SIZE, FRAME_SIZE, 3).transpose(2, 0, 1)
+            )
         return frames
 
     def sequences_for(group: str, start: int):

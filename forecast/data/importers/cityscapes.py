@@ -30,7 +30,9 @@ def find_root(src: Path) -> Path:
     for candidate in (src / "leftImg8bit_sequence", src):
         if (candidate / "train").is_dir() and (candidate / "val").is_dir():
             return candidate
-    raise ForecastError(f"no Cityscapes sequences under {src} (expected leftImg8bit_sequence/train and .../val)")
+    raise ForecastError(
+        f"no Cityscapes sequences under {src} (expected leftImg8bit_sequence/train and .../val)"
+    )
 
 
 def snippets(folder: Path, length: int) -> list[dict]:
@@ -51,8 +53,14 @@ def snippets(folder: Path, length: int) -> list[dict]:
                 run = numbers[start:i]
                 for w in range(0, len(run) - length + 1, length):
                     chosen = run[w : w + length]
-                    windows.append({"city": city, "snippet": seq, "first_frame": chosen[0],
-                                    "paths": [frames[n] for n in chosen]})
+                    windows.append(
+                        {
+                            "city": city,
+                            "snippet": seq,
+                            "first_frame": chosen[0],
+                            "paths": [frames[n] for n in chosen],
+                        }
+                    )
                 start = i
     return windows
 
@@ -95,8 +103,13 @@ def import_cityscapes(
         },
         attrs={"source": "cityscapes", "resize": "shorter side to size, centre crop"},
         coords=pixel_coords(length, size, channels=True),
-        fingerprint={"kind": "cityscapes", "src": str(root.resolve()), "size": size, "length": length,
-                     "sequences": {g: len(w) for g, w in windows.items()}},
+        fingerprint={
+            "kind": "cityscapes",
+            "src": str(root.resolve()),
+            "size": size,
+            "length": length,
+            "sequences": {g: len(w) for g, w in windows.items()},
+        },
     )
 
     def sequences_for(group: str, start: int):

@@ -52,7 +52,9 @@ def open_source(src: str | os.PathLike, engine: str | None = None, group: str | 
     path = Path(src)
     if not path.exists():
         raise ForecastError(f"source not found: {path}")
-    if engine is None and (path.suffix == ".zarr" or (path / "zarr.json").exists() or (path / ".zgroup").exists()):
+    if engine is None and (
+        path.suffix == ".zarr" or (path / "zarr.json").exists() or (path / ".zgroup").exists()
+    ):
         engine = "zarr"
     kwargs = {"group": group} if group else {}
     try:
@@ -60,7 +62,9 @@ def open_source(src: str | os.PathLike, engine: str | None = None, group: str | 
             return xr.open_zarr(str(path), chunks={}, consolidated=None, **kwargs)
         return xr.open_dataset(str(path), engine=engine, chunks={}, **kwargs)
     except Exception as exc:  # every backend has its own error types for "not my format"
-        raise ForecastError(f"cannot open {path} as a gridded dataset ({type(exc).__name__}: {exc})") from None
+        raise ForecastError(
+            f"cannot open {path} as a gridded dataset ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 @dataclass
@@ -115,7 +119,9 @@ def import_fields(
         if missing:
             raise ForecastError(f"{src} has no variable(s) {missing}; it has {list(ds.data_vars)}")
     else:
-        variables = [v for v, da in ds.data_vars.items() if wanted <= set(da.dims) and set(da.dims) <= allowed]
+        variables = [
+            v for v, da in ds.data_vars.items() if wanted <= set(da.dims) and set(da.dims) <= allowed
+        ]
         if not variables:
             raise ForecastError(f"no variable of {src} has the dims {sorted(wanted)} (and no others)")
     rename = rename or {}
@@ -125,7 +131,9 @@ def import_fields(
         da = ds[name]
         extra = set(da.dims) - allowed
         if extra or not wanted <= set(da.dims):
-            raise ForecastError(f"variable {name!r} has dims {da.dims}; map or drop {sorted(extra) or wanted}")
+            raise ForecastError(
+                f"variable {name!r} has dims {da.dims}; map or drop {sorted(extra) or wanted}"
+            )
         for role in ("sequence", "channel"):
             if role in dims and dims[role] not in da.dims:
                 da = da.expand_dims({dims[role]: ds.sizes[dims[role]]})
@@ -138,7 +146,10 @@ def import_fields(
         n_test = max(1, round(n_seq * test_fraction))
         if n_test >= n_seq:
             raise ForecastError(f"{src} has {n_seq} sequence(s): too few to split by sequence; use by=time")
-        ranges = {"train": (range(0, n_seq - n_test), (0, n_time)), "test": (range(n_seq - n_test, n_seq), (0, n_time))}
+        ranges = {
+            "train": (range(0, n_seq - n_test), (0, n_time)),
+            "test": (range(n_seq - n_test, n_seq), (0, n_time)),
+        }
     else:
         cut = round(n_time * (1 - test_fraction))
         ranges = {"train": (range(n_seq), (0, cut)), "test": (range(n_seq), (cut, n_time))}
@@ -180,9 +191,18 @@ def import_fields(
     if source_time is not None and np.issubdtype(source_time.dtype, np.number) and n_time > 1:
         steps = np.diff(source_time)
         if np.allclose(steps, steps[0]):
-            coords["time"] = ("time", np.arange(time_length) * steps[0],
-                              {"long_name": "time since the sequence's first frame",
-                               **({"units": ds[dims["time"]].attrs["units"]} if "units" in ds[dims["time"]].attrs else {})})
+            coords["time"] = (
+                "time",
+                np.arange(time_length) * steps[0],
+                {
+                    "long_name": "time since the sequence's first frame",
+                    **(
+                        {"units": ds[dims["time"]].attrs["units"]}
+                        if "units" in ds[dims["time"]].attrs
+                        else {}
+                    ),
+                },
+            )
 
     def seq_coords(g: str) -> dict[str, np.ndarray]:
         items = windows[g]
@@ -200,11 +220,24 @@ def import_fields(
         variables=variable_specs,
         time_length=time_length,
         sequence_coords={g: seq_coords(g) for g in windows},
-        attrs={"source": str(src), "split": by, "test_fraction": test_fraction,
-               **{k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float)}},
+        attrs={
+            "source": str(src),
+            "split": by,
+            "test_fraction": test_fraction,
+            **{k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float)},
+        },
         coords=coords,
-        fingerprint={"kind": "fields", "src": str(Path(src).resolve()), "variables": variables, "dims": dims,
-                     "rename": rename, "by": by, "test_fraction": test_fraction, "length": length, "dtype": dtype},
+        fingerprint={
+            "kind": "fields",
+            "src": str(Path(src).resolve()),
+            "variables": variables,
+            "dims": dims,
+            "rename": rename,
+            "by": by,
+            "test_fraction": test_fraction,
+            "length": length,
+            "dtype": dtype,
+        },
     )
 
     def blocks(g: str, window: _Window):

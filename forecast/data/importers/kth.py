@@ -45,7 +45,9 @@ def parse_sequences_file(path: str | os.PathLike) -> dict[str, list[tuple[int, i
             spans.append((first - 1, last))
         segments[name] = spans
     if not segments:
-        raise ForecastError(f"{path} lists no sequences (expected lines like 'person01_boxing_d1 frames 1-95')")
+        raise ForecastError(
+            f"{path} lists no sequences (expected lines like 'person01_boxing_d1 frames 1-95')"
+        )
     return segments
 
 
@@ -88,13 +90,21 @@ def import_kth(
         for segment, (first, stop) in enumerate(segments):
             for start in range(first, stop - length + 1, length):
                 windows[group].append(
-                    {"clip": clip, "person": int(person), "action": action, "scenario": int(scenario),
-                     "segment": segment, "start_frame": start}
+                    {
+                        "clip": clip,
+                        "person": int(person),
+                        "action": action,
+                        "scenario": int(scenario),
+                        "segment": segment,
+                        "start_frame": start,
+                    }
                 )
     for group in windows:
         if not windows[group]:
-            raise ForecastError(f"no KTH {group} sequences of {length} frames under {src} (persons "
-                                f"{'1-16' if group == 'train' else '17-25'})")
+            raise ForecastError(
+                f"no KTH {group} sequences of {length} frames under {src} (persons "
+                f"{'1-16' if group == 'train' else '17-25'})"
+            )
 
     def coords(group: str) -> dict[str, np.ndarray]:
         items = windows[group]
@@ -111,11 +121,21 @@ def import_kth(
         variables=frames_variable((size, size), "KTH video frames (grey)"),
         time_length=length,
         sequence_coords={g: coords(g) for g in windows},
-        attrs={"source": "kth", "sequences_file": str(sequences_file) if sequences_file else "",
-               "resize": "centre crop" if crop else "whole frame to square"},
+        attrs={
+            "source": "kth",
+            "sequences_file": str(sequences_file) if sequences_file else "",
+            "resize": "centre crop" if crop else "whole frame to square",
+        },
         coords=pixel_coords(length, size),
-        fingerprint={"kind": "kth", "src": str(src.resolve()), "size": size, "length": length, "crop": crop,
-                     "actions": list(actions), "clips": len(clips)},
+        fingerprint={
+            "kind": "kth",
+            "src": str(src.resolve()),
+            "size": size,
+            "length": length,
+            "crop": crop,
+            "actions": list(actions),
+            "clips": len(clips),
+        },
     )
 
     def sequences_for(group: str, start: int):

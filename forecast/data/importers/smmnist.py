@@ -32,7 +32,9 @@ def _read_idx(path: Path) -> np.ndarray:
         raise ForecastError(f"{path} is not an IDX file of uint8 images (bad magic number)")
     n, rows, cols = (int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(3))
     if len(raw) != 16 + n * rows * cols:
-        raise ForecastError(f"{path} is truncated: {len(raw) - 16} bytes of pixels, expected {n * rows * cols}")
+        raise ForecastError(
+            f"{path} is truncated: {len(raw) - 16} bytes of pixels, expected {n * rows * cols}"
+        )
     return np.frombuffer(raw, np.uint8, offset=16).reshape(n, rows, cols)
 
 
@@ -133,11 +135,24 @@ def import_smmnist(
         variables=frames_variable((size, size), "stochastic moving digits"),
         time_length=length,
         sequence_coords={g: {"seed_index": np.arange(sequences[g])} for g in ("train", "test")},
-        attrs={"source": "smmnist", "digits": str(src), "num_digits": num_digits, "digit_size": digit_size,
-               "seed": seed},
+        attrs={
+            "source": "smmnist",
+            "digits": str(src),
+            "num_digits": num_digits,
+            "digit_size": digit_size,
+            "seed": seed,
+        },
         coords=pixel_coords(length, size),
-        fingerprint={"kind": "smmnist", "src": str(src), "size": size, "length": length, "sequences": sequences,
-                     "digit_size": digit_size, "num_digits": num_digits, "seed": seed},
+        fingerprint={
+            "kind": "smmnist",
+            "src": str(src),
+            "size": size,
+            "length": length,
+            "sequences": sequences,
+            "digit_size": digit_size,
+            "num_digits": num_digits,
+            "seed": seed,
+        },
     )
 
     def sequences_for(group: str, start: int):

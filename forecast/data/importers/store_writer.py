@@ -122,7 +122,9 @@ def _quiet_zarr() -> Iterator[None]:
 class FieldStoreWriter:
     """Create (or resume) a field store from a :class:`StorePlan` and write it sequence by sequence."""
 
-    def __init__(self, path: str | os.PathLike, plan: StorePlan, resume: bool = False, overwrite: bool = False):
+    def __init__(
+        self, path: str | os.PathLike, plan: StorePlan, resume: bool = False, overwrite: bool = False
+    ):
         self.path = Path(path)
         self.plan = plan
         fingerprint = json.dumps(plan.fingerprint, sort_keys=True, default=str)

@@ -88,7 +88,9 @@ def write_records(path: str | Path, records: list[bytes]) -> None:
     with open(path, "wb") as fh:
         for data in records:
             header = struct.pack("<Q", len(data))
-            fh.write(header + struct.pack("<I", masked_crc(header)) + data + struct.pack("<I", masked_crc(data)))
+            fh.write(
+                header + struct.pack("<I", masked_crc(header)) + data + struct.pack("<I", masked_crc(data))
+            )
 
 
 # --- protobuf wire format (only what Example needs) ---------------------------------------------------------

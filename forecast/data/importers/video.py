@@ -100,7 +100,9 @@ def parse_avi(path: str | os.PathLike) -> tuple[AviInfo, bytes]:
         n = clr_used or 256
         raw = np.frombuffer(data, np.uint8, count=4 * n, offset=payload + 40).reshape(n, 4)
         palette = raw[:, 2::-1].copy()  # RGBQUAD is B, G, R, reserved
-    avi = AviInfo(width, height, bit_count, compression, info["frames"] or len(frame_chunks), palette, frame_chunks)
+    avi = AviInfo(
+        width, height, bit_count, compression, info["frames"] or len(frame_chunks), palette, frame_chunks
+    )
     return avi, data
 
 
@@ -118,8 +120,10 @@ def _decode_uncompressed(info: AviInfo, data: bytes, path: Path) -> np.ndarray:
         rows = np.frombuffer(data, np.uint8, count=stride * height, offset=offset).reshape(height, stride)
         pixels = rows[:, : width * bytes_per_pixel].reshape(height, width, bytes_per_pixel)
         if info.bit_count == 8:
-            rgb = info.palette[pixels[..., 0]] if info.compression in (0, 3) and info.palette is not None else (
-                np.repeat(pixels, 3, axis=-1)
+            rgb = (
+                info.palette[pixels[..., 0]]
+                if info.compression in (0, 3) and info.palette is not None
+                else (np.repeat(pixels, 3, axis=-1))
             )
         else:
             rgb = pixels[..., 2::-1]  # BGR(A) -> RGB
@@ -140,7 +144,9 @@ def _read_with_ffmpeg(path: Path, codec: str) -> np.ndarray:
         width, height = meta["size"]
         frames = [np.frombuffer(buf, np.uint8).reshape(height, width, 3) for buf in reader]
     except Exception as exc:  # ffmpeg reports malformed input as RuntimeError/OSError
-        raise ForecastError(f"cannot decode video {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        raise ForecastError(
+            f"cannot decode video {path}: {str(exc).splitlines()[0] if str(exc) else exc}"
+        ) from None
     if not frames:
         raise ForecastError(f"video {path} has no frames")
     return np.stack(frames)
@@ -216,8 +222,26 @@ def write_uncompressed_avi(path: str | os.PathLike, frames: np.ndarray, fps: int
     avih = struct.pack(
         "<IIIIIIIIII16x", 1_000_000 // fps, frame_size * fps, 0, 0x10, count, 0, 1, frame_size, width, height
     )
-    strh = struct.pack("<4s4sIHHIIIIIIIIhhhh", b"vids", b"DIB ", 0, 0, 0, 0, 1, fps, 0, count, frame_size,
-                       0xFFFFFFFF, 0, 0, 0, width, height)
+    strh = struct.pack(
+        "<4s4sIHHIIIIIIIIhhhh",
+        b"vids",
+        b"DIB ",
+        0,
+        0,
+        0,
+        0,
+        1,
+        fps,
+        0,
+        count,
+        frame_size,
+        0xFFFFFFFF,
+        0,
+        0,
+        0,
+        width,
+        height,
+    )
     strf = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, frame_size, 0, 0, 0, 0)
     hdrl = lst(b"hdrl", chunk(b"avih", avih) + lst(b"strl", chunk(b"strh", strh) + chunk(b"strf", strf)))
     movi_chunks = []

@@ -20,13 +20,18 @@ CHANNELS = (64, 192, 384, 256, 256)
 
 def alexnet_features() -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=False),
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+        nn.ReLU(inplace=False),
         nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=False),
+        nn.Conv2d(64, 192, kernel_size=5, padding=2),
+        nn.ReLU(inplace=False),
         nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=False),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=False),
-        nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=False),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1),
+        nn.ReLU(inplace=False),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1),
+        nn.ReLU(inplace=False),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1),
+        nn.ReLU(inplace=False),
     )  # torchvision's final max-pool is not used by LPIPS
 
 

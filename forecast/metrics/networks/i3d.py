@@ -66,7 +66,9 @@ class Inception(nn.Module):
         self.b3a, self.b3b = MaxPoolSame(3, 1), Unit3D(cin, widths[5])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1)
+        return torch.cat(
+            [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1
+        )
 
 
 # (name, layer) in order; Inception widths are (b0, b1a, b1b, b2a, b2b, b3b)
