@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "score",
     "plot",
     "data",
+    "demo",
 ]
 
 

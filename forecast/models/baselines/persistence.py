@@ -57,7 +57,7 @@ class Persistence(FittedBuffers):
         self.stochastic = self.inflated
         self.n_channels = n_channels
         self.spatial_multiple = 1
-        self.statistics_frames = options.max_lead + 1
+        self.statistics_frames = options.max_lead + 1 if self.inflated else 1
         self.statistics_windows = options.statistics_windows
         self._init_fitted()
         #: s_k for k = 1..max_lead: (max_lead, channel, y or 1, x or 1), normalised units
