@@ -89,12 +89,25 @@ SCALES = {
     ),
     "cpu-small": Scale(
         name="cpu-small",
-        simulation={"reynolds": (150.0, 200.0, 250.0), "frames": 400, "test_frames": 64, "every": 64,
-                    "size": (32, 32), "scale": 2},
+        simulation={
+            "reynolds": (150.0, 200.0, 250.0),
+            "frames": 400,
+            "test_frames": 64,
+            "every": 64,
+            "size": (32, 32),
+            "scale": 2,
+        },
         rvd_model={"dim": 16, "denoiser_mults": [1, 2, 2], "transform_mults": [1, 2]},
         diffusion={"steps": 100},
-        training={"batch_size": 4, "steps": 1500, "lr": 5.0e-4, "lr_final": 2.0e-4, "ema_decay": 0.99,
-                  "checkpoint_every": 250, "log_every": 25},
+        training={
+            "batch_size": 4,
+            "steps": 1500,
+            "lr": 5.0e-4,
+            "lr_final": 2.0e-4,
+            "ema_decay": 0.99,
+            "checkpoint_every": 250,
+            "log_every": 25,
+        },
         convgru_model={"dim": 16, "transform_mults": [1, 2]},
         svg_lp_model={"dim": 16, "g_dim": 32, "z_dim": 4, "rnn_dim": 32},
         rollout={"members": 8, "inits": 12, "context": 4, "horizon": 16, "sampler": "ddim", "steps": 25},
@@ -102,8 +115,14 @@ SCALES = {
     ),
     "smoke": Scale(
         name="smoke",
-        simulation={"reynolds": (150.0,), "frames": 20, "test_frames": 12, "every": 32, "size": (16, 16),
-                    "scale": 2},
+        simulation={
+            "reynolds": (150.0,),
+            "frames": 20,
+            "test_frames": 12,
+            "every": 32,
+            "size": (16, 16),
+            "scale": 2,
+        },
         rvd_model={"dim": 8, "denoiser_mults": [1, 2], "transform_mults": [1, 2]},
         diffusion={"steps": 10},
         training={"batch_size": 2, "steps": 2, "checkpoint_every": 2, "log_every": 1},
@@ -251,7 +270,9 @@ def table_rows(rows: list[Row], out: Path, perceptual_metrics: bool, weights: st
     table = []
     for row in rows:
         with xr.open_dataset(out / "scores" / f"{row.slug}.nc") as ds:
-            names = sorted(str(v)[len("crps_mean_") :] for v in ds.data_vars if str(v).startswith("crps_mean_"))
+            names = sorted(
+                str(v)[len("crps_mean_") :] for v in ds.data_vars if str(v).startswith("crps_mean_")
+            )
             crps = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
             members = int(ds.attrs.get("members", ds.attrs.get("ensemble_size", 0)))
         entry = {"model": row.label, "crps": sum(crps.values()) / len(crps), **crps, "members": members}
@@ -272,9 +293,12 @@ def write_tables(table: list[dict], out: Path, number: int, scale: Scale, comman
         writer.writeheader()
         for row in table:
             writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-    best = {c: min(r[c] for r in table if isinstance(r.get(c), float) and not math.isnan(r[c]))
-            for c in columns if c not in ("model", "members")
-            and any(isinstance(r.get(c), float) and not math.isnan(r[c]) for r in table)}
+    best = {
+        c: min(r[c] for r in table if isinstance(r.get(c), float) and not math.isnan(r[c]))
+        for c in columns
+        if c not in ("model", "members")
+        and any(isinstance(r.get(c), float) and not math.isnan(r[c]) for r in table)
+    }
 
     def cell(c, v):
         if not isinstance(v, float):
@@ -328,8 +352,9 @@ def run_table(
     from forecast.plots import plot_files
 
     first = out / "forecasts" / f"{rows[0].slug}.nc"
-    plot_files([out / "scores" / f"{r.slug}.nc" for r in rows] + [first], out / "figures",
-               variables=["vorticity"])
+    plot_files(
+        [out / "scores" / f"{r.slug}.nc" for r in rows] + [first], out / "figures", variables=["vorticity"]
+    )
     log(md_path.read_text())
     log(f"wrote {csv_path}, {md_path} and {out / 'figures'}")
     return table
@@ -348,8 +373,16 @@ def main(argv: list[str] | None = None, table: int | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        run_table(table or args.table, args.scale, args.out, args.data, args.seed, not args.no_perceptual,
-                  args.weights, not args.no_progress)
+        run_table(
+            table or args.table,
+            args.scale,
+            args.out,
+            args.data,
+            args.seed,
+            not args.no_perceptual,
+            args.weights,
+            not args.no_progress,
+        )
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

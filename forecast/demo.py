@@ -194,11 +194,19 @@ def train_rvd(store: Path, run_dir: Path, settings: DemoSettings, progress: bool
     if trainer.step > 0 and (run_dir / "demo_training_done").exists():
         trainer.close()
         return trainer.step
-    log(f"tiny RVD: {trainer.n_parameters:,} parameters, {len(trainer.dataset)} training windows, "
-        f"budget {settings.train_seconds:.0f} s")
+    log(
+        f"tiny RVD: {trainer.n_parameters:,} parameters, {len(trainer.dataset)} training windows, "
+        f"budget {settings.train_seconds:.0f} s"
+    )
     start = time.perf_counter()
-    bar = tqdm(total=settings.max_train_steps, initial=trainer.step, desc="training rvd", unit="step",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=settings.max_train_steps,
+        initial=trainer.step,
+        desc="training rvd",
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     try:
         while trainer.step < settings.max_train_steps:
             before = trainer.step
@@ -226,8 +234,14 @@ def fit_baseline(kind: str, store: Path, run_dir: Path, settings: DemoSettings) 
 
     if checkpoint_path(run_dir).exists():
         return
-    trainer = Trainer(baseline_config(kind, settings), store, run_dir, resume=run_dir.exists(), progress=False,
-                      log=lambda _: None)
+    trainer = Trainer(
+        baseline_config(kind, settings),
+        store,
+        run_dir,
+        resume=run_dir.exists(),
+        progress=False,
+        log=lambda _: None,
+    )
     try:
         trainer.fit()
     finally:
@@ -278,8 +292,13 @@ def point_as_ensemble(forecast):
 
     if forecast.sizes.get("member", 0) != 1:
         return forecast
-    return xr.concat([forecast, forecast.assign_coords(member=forecast["member"] + 1)], dim="member",
-                     data_vars="minimal", coords="minimal", compat="override")
+    return xr.concat(
+        [forecast, forecast.assign_coords(member=forecast["member"] + 1)],
+        dim="member",
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+    )
 
 
 def summarize(scores_files: dict[str, Path]) -> list[dict]:
@@ -289,13 +308,25 @@ def summarize(scores_files: dict[str, Path]) -> list[dict]:
     rows = []
     for model, path in scores_files.items():
         with xr.open_dataset(path) as ds:
-            names = sorted(str(v)[len("crps_mean_"):] for v in ds.data_vars if str(v).startswith("crps_mean_"))
+            names = sorted(
+                str(v)[len("crps_mean_") :] for v in ds.data_vars if str(v).startswith("crps_mean_")
+            )
             per_var = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
-            spread_skill = {f"spread_skill_{n}": float(ds[f"spread_skill_{n}"].mean()) for n in names
-                            if f"spread_skill_{n}" in ds}
+            spread_skill = {
+                f"spread_skill_{n}": float(ds[f"spread_skill_{n}"].mean())
+                for n in names
+                if f"spread_skill_{n}" in ds
+            }
             members = int(ds.attrs.get("members", ds.attrs.get("ensemble_size", 0)))
-        rows.append({"model": model, "crps": sum(per_var.values()) / len(per_var), "members": members,
-                     **per_var, **spread_skill})
+        rows.append(
+            {
+                "model": model,
+                "crps": sum(per_var.values()) / len(per_var),
+                "members": members,
+                **per_var,
+                **spread_skill,
+            }
+        )
     return rows
 
 
@@ -357,24 +388,38 @@ def run_demo(
         with atomic_output(out / "configs" / f"{kind}.yaml") as tmp:
             tmp.write_text(yaml.safe_dump(baseline_config(kind, settings), sort_keys=False))
 
-    _stage(log, 1, total, f"simulating the vortex street (Re = {', '.join(f'{r:g}' for r in settings.reynolds)}, "
-           f"{settings.frame_size}x{settings.frame_size} frames) -> {store}")
+    _stage(
+        log,
+        1,
+        total,
+        f"simulating the vortex street (Re = {', '.join(f'{r:g}' for r in settings.reynolds)}, "
+        f"{settings.frame_size}x{settings.frame_size} frames) -> {store}",
+    )
     simulate(store, settings, progress)
     lap("simulate")
 
     threads = torch_threads()
     torch.set_num_threads(threads)
     log(f"    torch uses {threads} thread(s)")
-    _stage(log, 2, total, f"training a tiny RVD for {settings.train_seconds:.0f} s and fitting the baselines "
-           f"-> {runs}")
+    _stage(
+        log,
+        2,
+        total,
+        f"training a tiny RVD for {settings.train_seconds:.0f} s and fitting the baselines -> {runs}",
+    )
     steps = train_rvd(store, runs / "rvd", settings, progress, log)
     log(f"    rvd trained for {steps} steps (loss {_last_loss(runs / 'rvd'):.4g})")
     for kind in DEMO_BASELINES:
         fit_baseline(kind, store, runs / kind, settings)
     lap("train")
 
-    _stage(log, 3, total, f"ensemble rollouts: {settings.inits} inits x {settings.members} members x "
-           f"{settings.horizon} frames ({settings.sampler}, {settings.sampling_steps} steps) -> {forecasts}")
+    _stage(
+        log,
+        3,
+        total,
+        f"ensemble rollouts: {settings.inits} inits x {settings.members} members x "
+        f"{settings.horizon} frames ({settings.sampler}, {settings.sampling_steps} steps) -> {forecasts}",
+    )
     for model in models:
         roll_out(runs / model, store, forecasts / f"{model}.nc", settings, progress)
     lap("rollout")
@@ -389,8 +434,9 @@ def run_demo(
 
     score_files = [scores_dir / f"{m}.nc" for m in models]
     variables = list(settings.plot_variables) if settings.plot_variables else None
-    written = plot_files([*score_files, forecasts / "rvd.nc"], figures, n_members=min(3, settings.members),
-                         variables=variables)
+    written = plot_files(
+        [*score_files, forecasts / "rvd.nc"], figures, n_members=min(3, settings.members), variables=variables
+    )
     lap("plot")
 
     _stage(log, 6, total, f"summary -> {out / 'summary.csv'}")
@@ -399,8 +445,10 @@ def run_demo(
     log(format_table(rows))
     by_model = {r["model"]: r["crps"] for r in rows}
     verdict = "beats" if by_model["rvd"] < by_model["persistence"] else "does NOT beat"
-    log(f"\nRVD {verdict} persistence (CRPS {by_model['rvd']:.4g} vs {by_model['persistence']:.4g}); "
-        f"total {sum(seconds.values()):.0f} s. Figures: {figures}")
+    log(
+        f"\nRVD {verdict} persistence (CRPS {by_model['rvd']:.4g} vs {by_model['persistence']:.4g}); "
+        f"total {sum(seconds.values()):.0f} s. Figures: {figures}"
+    )
     files = {
         "store": [store],
         "runs": [runs / m for m in models],

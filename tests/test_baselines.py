@@ -56,7 +56,9 @@ def test_inflated_persistence_fits_the_tendency_spread_and_reproduces_it_per_lea
     # closed form of the estimator: root mean square of x[t+k] - x[t] over windows and starts, per pixel
     for k in range(1, 5):
         diff = (windows[:, k:] - windows[:, :-k]).double()
-        assert torch.allclose(model.tendency_std[k - 1].double(), diff.square().mean((0, 1)).sqrt(), rtol=1e-5)
+        assert torch.allclose(
+            model.tendency_std[k - 1].double(), diff.square().mean((0, 1)).sqrt(), rtol=1e-5
+        )
     # the fitted spread is close to the truth sqrt(k) * amplitude of a random walk
     assert torch.allclose(model.tendency_std[1], 2**0.5 * amplitude, rtol=0.25)
     # a large ensemble spreads about the last true frame with std s_k at lead k (constant beyond max_lead)
@@ -88,7 +90,9 @@ def test_climatology_draws_members_from_its_bank_of_training_frames():
     assert model.bank.shape == (16, 2, 4, 4)
     all_frames = windows.reshape(30, 2, 4, 4)
     assert all(any(torch.equal(b, f) for f in all_frames) for b in model.bank)
-    frames = generate(model, torch.randn(2, 2, 4, 4), horizon=3, members=500, generator=torch.Generator().manual_seed(0))
+    frames = generate(
+        model, torch.randn(2, 2, 4, 4), horizon=3, members=500, generator=torch.Generator().manual_seed(0)
+    )
     flat = frames.reshape(-1, 2, 4, 4)
     assert all(any(torch.equal(x, b) for b in model.bank) for x in flat[:50])
     assert torch.allclose(flat.mean(0), model.bank.mean(0), atol=0.2)
@@ -101,7 +105,9 @@ def _moving_blob(batch=8, time=5, size=16, seed=0) -> torch.Tensor:
     y, x = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
     cy = torch.randint(4, size - 4, (batch,), generator=g).float()
     cx = torch.randint(2, 6, (batch,), generator=g).float()
-    frames = [torch.exp(-((y - cy[:, None, None]) ** 2 + (x - cx[:, None, None] - t) ** 2) / 4) for t in range(time)]
+    frames = [
+        torch.exp(-((y - cy[:, None, None]) ** 2 + (x - cx[:, None, None] - t) ** 2) / 4) for t in range(time)
+    ]
     return torch.stack(frames, 1)[:, :, None]  # (batch, time, 1, y, x)
 
 
@@ -135,11 +141,15 @@ def test_svg_lp_learns_and_draws_different_members():
     model = build_model(_config("svg_lp", dim=8, g_dim=8, z_dim=2, rnn_dim=8), 1)
     first, last = _train(model, 40)
     assert last < 0.5 * first
-    frames = generate(model, _moving_blob(1)[0, :2], horizon=3, members=4, generator=torch.Generator().manual_seed(0))
+    frames = generate(
+        model, _moving_blob(1)[0, :2], horizon=3, members=4, generator=torch.Generator().manual_seed(0)
+    )
     assert frames.shape == (4, 3, 1, 16, 16)
     assert not torch.allclose(frames[0], frames[1])
     # same generator seed, same frames: all randomness comes from the generator
-    again = generate(model, _moving_blob(1)[0, :2], horizon=3, members=4, generator=torch.Generator().manual_seed(0))
+    again = generate(
+        model, _moving_blob(1)[0, :2], horizon=3, members=4, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(frames, again)
 
 

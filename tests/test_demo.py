@@ -50,8 +50,14 @@ def test_smoke_demo_writes_every_file_and_resumes(tmp_path, capsys):
         assert "crps_mean_vorticity" in scores and scores["crps_mean_vorticity"].sizes["lead_time"] == 3
         scores.close()
     names = {p.name for p in (out / "figures").iterdir()}
-    for expected in ("crps_lead_time_vorticity.png", "crps_map_vorticity.png", "spread_skill_vorticity.png",
-                     "samples_vorticity_rvd.png", "rollout_vorticity_rvd.gif", "rank_histogram_vorticity_rvd.png"):
+    for expected in (
+        "crps_lead_time_vorticity.png",
+        "crps_map_vorticity.png",
+        "spread_skill_vorticity.png",
+        "samples_vorticity_rvd.png",
+        "rollout_vorticity_rvd.gif",
+        "rank_histogram_vorticity_rvd.png",
+    ):
         assert expected in names
     assert all(p.exists() for files in result.files.values() for p in files)
     # a second run finds everything done and only rewrites the summary

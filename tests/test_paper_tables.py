@@ -14,7 +14,9 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import paper_tables  # noqa: E402
 
 
-@pytest.mark.parametrize("name", sorted({row.config for rows in paper_tables.TABLES.values() for row in rows}))
+@pytest.mark.parametrize(
+    "name", sorted({row.config for rows in paper_tables.TABLES.values() for row in rows})
+)
 def test_every_row_config_builds_at_every_scale(name):
     from forecast.models import build_model
     from forecast.training.config import resolve_config
@@ -42,11 +44,13 @@ def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatc
     assert "future_frames: 3" in (out / "runs" / "RVD__2___3" / "config.yaml").read_text()
     # table 1 reuses the store; rerunning skips finished runs (the forecast file is not rewritten)
     data = out / "data" / "karman.zarr"
-    paper_tables.run_table(1, "smoke", tmp_path / "t1", data=data, perceptual_metrics=False, progress=False,
-                           log=lambda _: None)
+    paper_tables.run_table(
+        1, "smoke", tmp_path / "t1", data=data, perceptual_metrics=False, progress=False, log=lambda _: None
+    )
     forecast = tmp_path / "t1" / "forecasts" / "SVG-LP.nc"
     before = forecast.stat().st_mtime_ns
-    rows1 = paper_tables.run_table(1, "smoke", tmp_path / "t1", data=data, perceptual_metrics=False,
-                                   progress=False, log=lambda _: None)
+    rows1 = paper_tables.run_table(
+        1, "smoke", tmp_path / "t1", data=data, perceptual_metrics=False, progress=False, log=lambda _: None
+    )
     assert forecast.stat().st_mtime_ns == before
     assert {r["model"]: r["members"] for r in rows1}["ConvGRU"] == 1

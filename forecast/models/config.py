@@ -90,7 +90,8 @@ def parse_model_config(config: dict) -> ModelConfig:
     if cfg.kind not in KINDS:
         from forecast.models.baselines import BASELINE_KINDS
 
-        raise ForecastError(f"unknown model.kind {cfg.kind!r}; use one of {', '.join(KINDS + BASELINE_KINDS)}")
+        known = ", ".join(KINDS + BASELINE_KINDS)
+        raise ForecastError(f"unknown model.kind {cfg.kind!r}; use one of {known}")
     dim = _positive_int(cfg.dim, "model.dim")
     groups = _positive_int(cfg.groups, "model.groups")
     denoiser = _mults(cfg.denoiser_mults, "model.denoiser_mults")

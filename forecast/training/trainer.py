@@ -209,7 +209,8 @@ class Trainer:
     def _restore(self, payload: dict) -> None:
         source = f"checkpoint {self.checkpoint_file}"
         load_model_weights(self.model, payload["model"], source)
-        self.ema = EMA(self.model, self.training["ema_decay"], self.training["ema_warmup"])  # fitted buffers' shapes
+        # rebuilt after loading: fitted buffers (baselines' statistics) may have taken the checkpoint's shape
+        self.ema = EMA(self.model, self.training["ema_decay"], self.training["ema_warmup"])
         try:
             self.ema.load_state_dict(payload["ema"])
             self.optimizer.load_state_dict(payload["optimizer"])

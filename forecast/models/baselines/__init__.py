@@ -40,8 +40,10 @@ def parse_options(config: dict, cls: type) -> Any:
     allowed = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(section) - set(allowed))
     if unknown:
-        raise ForecastError(f"unknown key(s) {unknown} in config section 'model' for kind {section.get('kind')!r}; "
-                            f"allowed: {allowed}")
+        raise ForecastError(
+            f"unknown key(s) {unknown} in config section 'model' for kind {section.get('kind')!r}; "
+            f"allowed: {allowed}"
+        )
     options = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})
     check = getattr(options, "check", None)
     if check is not None:

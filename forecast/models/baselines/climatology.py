@@ -49,7 +49,8 @@ class Climatology(FittedBuffers):
         self.n_channels = n_channels
         self.statistics_windows = options.bank_size
         self._init_fitted()
-        self.register_buffer("bank", torch.zeros(1, n_channels, 1, 1))  # (bank_size, channel, y, x) once fitted
+        # (bank_size, channel, y, x) once fitted
+        self.register_buffer("bank", torch.zeros(1, n_channels, 1, 1))
 
     @torch.no_grad()
     def fit_statistics(self, windows: Iterable[torch.Tensor]) -> None:
@@ -70,7 +71,9 @@ class Climatology(FittedBuffers):
 
     def observe(self, state: ClimatologyState, frame: torch.Tensor) -> ClimatologyState:
         if tuple(frame.shape) != state.shape:
-            raise ForecastError(f"frame of shape {tuple(frame.shape)} does not match the state's {state.shape}")
+            raise ForecastError(
+                f"frame of shape {tuple(frame.shape)} does not match the state's {state.shape}"
+            )
         return ClimatologyState(shape=state.shape, device=state.device, frames_seen=state.frames_seen + 1)
 
     def sample_next(self, state: ClimatologyState, *, sampler="ddpm", steps=None, eta=0.0, generator=None):

@@ -31,7 +31,9 @@ class ConvGRUConfig:
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
             raise ForecastError(f"model.dim must be a positive integer, got {self.dim!r}")
         if not self.transform_mults or any(not isinstance(m, int) or m < 1 for m in self.transform_mults):
-            raise ForecastError(f"model.transform_mults must be positive integers, got {self.transform_mults!r}")
+            raise ForecastError(
+                f"model.transform_mults must be positive integers, got {self.transform_mults!r}"
+            )
         bad = [self.dim * m for m in self.transform_mults if (self.dim * m) % self.groups]
         if bad:
             raise ForecastError(f"model.transform_mults: channel counts {bad} are not divisible by groups")
@@ -76,7 +78,9 @@ class ConvGRUPredictor(SequenceModel):
 
     def sample_next(self, state: ConvGRUState, *, sampler="ddpm", steps=None, eta=0.0, generator=None):
         if state.prediction is None:
-            raise ForecastError("the model has not observed any frame yet: observe at least one context frame")
+            raise ForecastError(
+                "the model has not observed any frame yet: observe at least one context frame"
+            )
         return state.prediction
 
     def loss(self, window: torch.Tensor, n_context: int) -> torch.Tensor:

@@ -106,13 +106,17 @@ class Persistence(FittedBuffers):
 
     def observe(self, state: PersistenceState, frame: torch.Tensor) -> PersistenceState:
         if state.shape and tuple(frame.shape) != state.shape:
-            raise ForecastError(f"frame of shape {tuple(frame.shape)} does not match the state's {state.shape}")
+            raise ForecastError(
+                f"frame of shape {tuple(frame.shape)} does not match the state's {state.shape}"
+            )
         lead = state.lead + 1 if state.drawn else 0
         return PersistenceState(last=frame, lead=lead, drawn=False, shape=state.shape)
 
     def sample_next(self, state: PersistenceState, *, sampler="ddpm", steps=None, eta=0.0, generator=None):
         if state.last is None:
-            raise ForecastError("the model has not observed any frame yet: observe at least one context frame")
+            raise ForecastError(
+                "the model has not observed any frame yet: observe at least one context frame"
+            )
         state.drawn = True
         if not self.inflated:
             return state.last.clone()
@@ -122,7 +126,9 @@ class Persistence(FittedBuffers):
             raise ForecastError(
                 f"the spread was fitted on frames of {tuple(std.shape[-2:])}, not {tuple(state.last.shape[-2:])}"
             )
-        noise = torch.randn(state.last.shape, generator=generator, device=state.last.device, dtype=state.last.dtype)
+        noise = torch.randn(
+            state.last.shape, generator=generator, device=state.last.device, dtype=state.last.dtype
+        )
         return state.last + std * noise
 
     def loss(self, window: torch.Tensor, n_context: int) -> torch.Tensor:

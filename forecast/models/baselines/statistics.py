@@ -51,7 +51,9 @@ class FittedBuffers(SequenceModel):
 
 def check_window(window: torch.Tensor, n_channels: int, min_frames: int = 2) -> None:
     if window.dim() != 5:
-        raise ForecastError(f"window must have dims (batch, time, channel, y, x), got shape {tuple(window.shape)}")
+        raise ForecastError(
+            f"window must have dims (batch, time, channel, y, x), got shape {tuple(window.shape)}"
+        )
     if window.shape[2] != n_channels:
         raise ForecastError(f"window has {window.shape[2]} channels, the model was built for {n_channels}")
     if window.shape[1] < min_frames:

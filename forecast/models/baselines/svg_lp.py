@@ -47,8 +47,16 @@ class SVGLPConfig:
     groups: int = 8
 
     def check(self) -> None:
-        for key in ("dim", "g_dim", "z_dim", "rnn_dim", "predictor_layers", "prior_layers", "posterior_layers",
-                    "groups"):
+        for key in (
+            "dim",
+            "g_dim",
+            "z_dim",
+            "rnn_dim",
+            "predictor_layers",
+            "prior_layers",
+            "posterior_layers",
+            "groups",
+        ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ForecastError(f"model.{key} must be a positive integer, got {value!r}")
@@ -175,7 +183,9 @@ class SVGLP(SequenceModel):
 
     def observe(self, state: SVGState, frame: torch.Tensor) -> SVGState:
         if state.shape and tuple(frame.shape) != state.shape:
-            raise ForecastError(f"frame of shape {tuple(frame.shape)} does not match the state's {state.shape}")
+            raise ForecastError(
+                f"frame of shape {tuple(frame.shape)} does not match the state's {state.shape}"
+            )
         h, skips = self.encoder(frame)
         predictor, prior, posterior = self._states(state, h)
         if state.pending is not None:  # a generated frame: commit what sample_next computed
@@ -192,7 +202,9 @@ class SVGLP(SequenceModel):
 
     def sample_next(self, state: SVGState, *, sampler="ddpm", steps=None, eta=0.0, generator=None):
         if state.h_prev is None:
-            raise ForecastError("the model has not observed any frame yet: observe at least one context frame")
+            raise ForecastError(
+                "the model has not observed any frame yet: observe at least one context frame"
+            )
         predictor, prior, _ = self._states(state, state.h_prev)
         stats, prior = self.prior(state.h_prev, prior)
         mu_p, logvar_p = stats.chunk(2, dim=1)
