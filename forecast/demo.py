@@ -398,15 +398,15 @@ def run_demo(
     simulate(store, settings, progress)
     lap("simulate")
 
-    threads = torch_threads()
-    torch.set_num_threads(threads)
-    log(f"    torch uses {threads} thread(s)")
     _stage(
         log,
         2,
         total,
         f"training a tiny RVD for {settings.train_seconds:.0f} s and fitting the baselines -> {runs}",
     )
+    threads = torch_threads()
+    torch.set_num_threads(threads)
+    log(f"    torch uses {threads} thread(s)")
     steps = train_rvd(store, runs / "rvd", settings, progress, log)
     log(f"    rvd trained for {steps} steps (loss {_last_loss(runs / 'rvd'):.4g})")
     for kind in DEMO_BASELINES:

@@ -72,3 +72,11 @@ def test_full_demo_rvd_beats_persistence(tmp_path):
     result = run_demo(tmp_path / "demo", progress=False)
     crps = {r["model"]: r["crps"] for r in result.summary}
     assert crps["rvd"] < crps["persistence"]
+
+
+def test_demo_command_is_registered_and_parses_its_options():
+    from forecast.cli import build_parser
+
+    args = build_parser().parse_args(["demo", "out/demo", "--train-seconds", "30", "--members", "4"])
+    assert args.command == "demo" and args.out_dir == "out/demo"
+    assert args.train_seconds == 30 and args.members == 4 and callable(args.handler)
