@@ -1,10 +1,153 @@
-"""`forecast simulate karman OUT.zarr`: placeholder until the simulator lands (issue 2)."""
+"""`forecast simulate karman OUT.zarr`: generate a field store with a simulator (see simulators/)."""
 
 from __future__ import annotations
 
 import argparse
 
+from forecast.errors import ForecastError
+
+
+def _karman_defaults():
+    from simulators.karman.config import KarmanConfig
+
+    return KarmanConfig()
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("simulate", help="generate a field store with a simulator")
-    parser.set_defaults(handler=lambda args: parser.error("no simulator yet"))
+    kinds = parser.add_subparsers(dest="simulator", metavar="SIMULATOR", required=True)
+    d = _karman_defaults()
+    karman = kinds.add_parser(
+        "karman",
+        help="2-D flow past a cylinder (von Karman vortex street), lattice Boltzmann with lbmpy",
+        description=(
+            "Lattice Boltzmann (lbmpy, D2Q9) channel flow past a cylinder, one run per Reynolds number, "
+            "written as a field store (groups train/test, variables u, v, rho, vorticity). The defaults give "
+            "the paper's Simulation dataset: 10,000 frames of 128x128 every 128 steps (2 runs x (4000 train + "
+            "1000 test))."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    karman.add_argument("out", metavar="OUT.zarr", help="the field store to write")
+    karman.add_argument(
+        "--reynolds",
+        type=float,
+        nargs="+",
+        default=list(d.reynolds),
+        metavar="R",
+        help="Reynolds numbers U D / nu, one run (sequence) each",
+    )
+    karman.add_argument("--frames", type=int, default=d.frames, help="train frames per run")
+    karman.add_argument(
+        "--test-frames",
+        type=int,
+        default=d.test_frames,
+        help="frames that follow in the same run, stored in the test group",
+    )
+    karman.add_argument("--every", type=int, default=d.every, help="lattice steps between stored frames")
+    karman.add_argument(
+        "--size",
+        type=int,
+        nargs="+",
+        default=list(d.size),
+        metavar=("H", "W"),
+        help="stored frame size (height [width]; width defaults to height)",
+    )
+    karman.add_argument(
+        "--scale",
+        type=int,
+        default=d.scale,
+        help="simulation cells per stored pixel (frames are block-averaged by this factor)",
+    )
+    karman.add_argument(
+        "--diameter",
+        type=float,
+        default=None,
+        help="cylinder diameter in simulation cells; None: channel height / 16",
+    )
+    karman.add_argument("--velocity", type=float, default=d.velocity, help="inflow speed U, lattice units")
+    karman.add_argument(
+        "--length-ratio", type=float, default=d.length_ratio, help="channel length / stored window width"
+    )
+    karman.add_argument(
+        "--collision",
+        choices=["cumulant", "mrt", "entropic", "srt"],
+        default=d.collision,
+        help="collision model (srt is unstable at high Re; for comparison only)",
+    )
+    karman.add_argument(
+        "--spinup",
+        type=int,
+        default=None,
+        help="lattice steps discarded before the first frame; None: 3 flow-throughs",
+    )
+    karman.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel runs on the local dask cluster; None: min(runs, cores)",
+    )
+    karman.add_argument(
+        "--threads", type=int, default=None, help="OpenMP threads per run; None: cores / parallel runs"
+    )
+    karman.add_argument(
+        "--scheduler",
+        default="local",
+        help="'local' (a local dask cluster), 'synchronous' (in-process), or the address of a "
+        "dask distributed scheduler, e.g. tcp://host:8786 (its workers must see OUT.zarr)",
+    )
+    karman.add_argument(
+        "--target",
+        choices=["cpu", "gpu"],
+        default=d.target,
+        help="where lbmpy runs the kernels (gpu needs cupy and CUDA)",
+    )
+    karman.add_argument(
+        "--resume", action="store_true", help="finish an interrupted store; skip finished runs"
+    )
+    karman.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    karman.add_argument("--quiet", action="store_true", help="no progress bars")
+    karman.set_defaults(handler=run_karman)
+
+
+def run_karman(args: argparse.Namespace) -> int:
+    from simulators.karman import KarmanConfig, generate
+
+    if len(args.size) not in (1, 2):
+        raise ForecastError(f"--size takes H or H W, got {len(args.size)} numbers")
+    size = (args.size[0], args.size[-1])
+    if args.workers is not None and args.workers < 1:
+        raise ForecastError(f"--workers must be >= 1, got {args.workers}")
+    config = KarmanConfig(
+        reynolds=tuple(args.reynolds),
+        frames=args.frames,
+        test_frames=args.test_frames,
+        every=args.every,
+        size=size,
+        scale=args.scale,
+        diameter=args.diameter,
+        velocity=args.velocity,
+        length_ratio=args.length_ratio,
+        collision=args.collision,
+        spinup=args.spinup,
+        target=args.target,
+        threads=args.threads,
+    )
+    result = generate(
+        args.out,
+        config,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    if result.skipped:
+        print(f"resumed: skipped finished runs {result.skipped}")
+    mlups = result.lattice_updates / result.seconds / 1e6 if result.runs else 0.0
+    print(
+        f"wrote {result.path}: {len(config.reynolds)} runs x ({config.frames} train + {config.test_frames} test) "
+        f"frames of {size[0]}x{size[1]}; computed {len(result.runs)} runs in {result.seconds:.1f} s "
+        f"({mlups:.1f} M lattice updates/s)"
+    )
+    return 0

@@ -33,7 +33,7 @@ class KarmanConfig:
     collision: str = "cumulant"
     spinup: int | None = None  # lattice steps discarded before the first frame; default: 3 flow-throughs
     target: str = "cpu"
-    threads: int = 1  # OpenMP threads per run
+    threads: int | None = None  # OpenMP threads per run; None: cores / parallel runs (set by generate)
     write_batch: int = 32  # frames buffered before one zarr write
     time_chunk: int = 4  # frames per zarr chunk along time
 
@@ -43,11 +43,15 @@ class KarmanConfig:
         if any(not (r > 0) for r in self.reynolds):
             raise ForecastError(f"Reynolds numbers must be positive, got {list(self.reynolds)}")
         if self.frames < 1 or self.test_frames < 1:
-            raise ForecastError(f"--frames and --test-frames must be >= 1 (got {self.frames}, {self.test_frames})")
+            raise ForecastError(
+                f"--frames and --test-frames must be >= 1 (got {self.frames}, {self.test_frames})"
+            )
         if self.every < 1:
             raise ForecastError(f"--every must be >= 1 lattice step, got {self.every}")
         if min(self.size) < 8 or self.scale < 1:
-            raise ForecastError(f"--size must be at least 8 pixels and --scale >= 1 (got {self.size}, {self.scale})")
+            raise ForecastError(
+                f"--size must be at least 8 pixels and --scale >= 1 (got {self.size}, {self.scale})"
+            )
         if not 0 < self.velocity <= 0.2:
             raise ForecastError(
                 f"inflow velocity {self.velocity} is outside (0, 0.2] lattice units: the LBM is only valid at low "
@@ -58,11 +62,15 @@ class KarmanConfig:
         if self.target not in TARGETS:
             raise ForecastError(f"unknown target {self.target!r}; choose one of {TARGETS}")
         if self.length_ratio < 1.5:
-            raise ForecastError("--length-ratio must be >= 1.5: the outflow must lie well behind the stored window")
+            raise ForecastError(
+                "--length-ratio must be >= 1.5: the outflow must lie well behind the stored window"
+            )
         if self.time_chunk < 1 or self.write_batch % self.time_chunk:
             raise ForecastError("write_batch must be a multiple of time_chunk (writes must not share chunks)")
         if self.cylinder_diameter < 2:
-            raise ForecastError(f"cylinder diameter {self.cylinder_diameter} cells is under-resolved (need >= 2)")
+            raise ForecastError(
+                f"cylinder diameter {self.cylinder_diameter} cells is under-resolved (need >= 2)"
+            )
 
     # --- derived geometry (simulation grid, lattice units) ---
     @property

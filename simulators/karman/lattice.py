@@ -51,7 +51,9 @@ def _lbm_config(config: KarmanConfig):
         return LBMConfig(stencil=stencil, method=Method.CUMULANT, relaxation_rate=OMEGA, compressible=True)
     if config.collision == "mrt":
         # shear rate from the viscosity; bulk and higher-order moments relaxed at 1 (the usual stable choice)
-        return LBMConfig(stencil=stencil, method=Method.MRT, relaxation_rates=[OMEGA, 1, 1, 1], compressible=True)
+        return LBMConfig(
+            stencil=stencil, method=Method.MRT, relaxation_rates=[OMEGA, 1, 1, 1], compressible=True
+        )
     if config.collision == "entropic":
         return LBMConfig(
             stencil=stencil,
@@ -74,7 +76,7 @@ def _kernel_config(config: KarmanConfig):
             raise ForecastError("--target gpu needs cupy (pip install cupy-cuda12x) and a CUDA GPU") from None
         return CreateKernelConfig(target=Target.GPU)
     kernel_config = CreateKernelConfig(target=Target.CPU)
-    if config.threads > 1:
+    if config.threads and config.threads > 1:
         kernel_config.cpu.openmp.enable = True
         kernel_config.cpu.openmp.num_threads = int(config.threads)
     return kernel_config

@@ -7,8 +7,12 @@ is never recomputed by ``--resume``; the store is marked complete only after eve
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
+import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from forecast.errors import ForecastError
 from forecast.store import mark_complete
 from simulators.karman import store
 from simulators.karman.config import KarmanConfig
+from simulators.karman.lattice import build_lattice
 from simulators.karman.run import run_frames
 
 
@@ -26,7 +31,8 @@ class RunResult:
     index: int
     reynolds: float
     lattice_steps: int
-    seconds: float
+    seconds: float  # wall time of the task
+    build_seconds: float  # of which: code generation and compilation of the kernels
 
 
 @dataclass
@@ -48,11 +54,13 @@ def simulate_run(path: str, config: KarmanConfig, index: int) -> RunResult:
     start = time.perf_counter()
     writer = store.RunWriter(path, config, index)
     store.set_frames_written(path, index, 0)
-    for frame in run_frames(config, index):
+    lattice = build_lattice(config, config.reynolds[index])
+    built = time.perf_counter()
+    for frame in run_frames(config, index, lattice):
         writer.add(frame)
     writer.flush()
     steps = config.spinup_steps + config.frames_per_run * config.every
-    return RunResult(index, config.reynolds[index], steps, time.perf_counter() - start)
+    return RunResult(index, config.reynolds[index], steps, time.perf_counter() - start, built - start)
 
 
 def prepare_store(path: Path, config: KarmanConfig, resume: bool, overwrite: bool) -> list[int]:
@@ -60,8 +68,8 @@ def prepare_store(path: Path, config: KarmanConfig, resume: bool, overwrite: boo
     if path.exists() and not resume:
         if not overwrite:
             raise ForecastError(f"{path} exists: pass --resume to finish it or --overwrite to replace it")
-        import shutil
-
+        if not (path.is_dir() and ((path / "zarr.json").exists() or (path / ".zgroup").exists())):
+            raise ForecastError(f"{path} exists and is not a zarr store; --overwrite replaces only stores")
         shutil.rmtree(path)
     if not path.exists():
         store.create_store(path, config)
@@ -76,7 +84,14 @@ def _client(scheduler: str, workers: int):
 
     if scheduler == "local":
         # processes, one thread each: the generated C kernels hold the GIL, and each run owns a core
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        # worker logs silenced: a run's error reaches the user once, as the CLI's one-line message
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        )
         return Client(cluster), cluster
     try:
         return Client(scheduler, timeout="20s"), None
@@ -103,6 +118,13 @@ def generate(
     path = Path(path).absolute()
     start = time.perf_counter()
     todo = prepare_store(path, config, resume, overwrite)
+    cores = os.cpu_count() or 1
+    workers = workers or max(1, min(len(todo), cores))
+    if config.threads is None:
+        # the cores left per run on this machine; a remote cluster's workers run one thread per run
+        # (synchronous mode is for debugging and tests: one thread, immune to a busy machine)
+        threads = max(1, cores // workers) if scheduler == "local" else 1
+        config = dataclasses.replace(config, threads=threads)
     n_runs = len(config.reynolds)
     skipped = [i for i in range(n_runs) if i not in todo]
     total_frames = n_runs * config.frames_per_run
@@ -110,8 +132,9 @@ def generate(
     frames_bar = tqdm(total=total_frames, desc="frames", unit="frame", disable=not progress, position=1)
 
     def refresh() -> None:
-        done = store.frames_written(path)
-        frames_bar.update(int(done.sum()) - frames_bar.n)
+        new = int(store.frames_written(path).sum()) - frames_bar.n
+        if new:
+            frames_bar.update(new)
 
     runs_bar.update(len(skipped))
     refresh()
@@ -123,11 +146,11 @@ def generate(
                 runs_bar.update(1)
                 refresh()
         else:
-            workers = workers or min(len(todo), os.cpu_count() or 1)
             client, cluster = _client(scheduler, workers)
             try:
+                tag = uuid.uuid4().hex[:8]  # unique task keys on a shared cluster
                 futures = [
-                    client.submit(simulate_run, str(path), config, i, pure=False, key=f"karman-run-{i}")
+                    client.submit(simulate_run, str(path), config, i, pure=False, key=f"karman-run-{i}-{tag}")
                     for i in todo
                 ]
                 remaining = list(futures)
@@ -141,7 +164,7 @@ def generate(
                             raise
                         runs_bar.update(1)
                     refresh()
-                    time.sleep(0.25)
+                    time.sleep(0.5)
             finally:
                 client.close()
                 if cluster is not None:

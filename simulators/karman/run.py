@@ -17,8 +17,9 @@ from simulators.karman.lattice import Lattice, build_lattice
 FIELDS = ("u", "v", "rho", "vorticity")
 
 
-def run_name(index: int, reynolds: float) -> str:
-    return f"run {index} (sequence {index})"
+def run_name(index: int) -> str:
+    """How errors name a run: its index, which is also its sequence index in the store."""
+    return f"run {index}"
 
 
 def _block_mean(field: np.ndarray, factor: int) -> np.ndarray:
@@ -44,11 +45,13 @@ def sample_frame(lattice: Lattice) -> dict[str, np.ndarray]:
     return {name: _block_mean(fields[name], config.scale).astype(np.float32) for name in FIELDS}
 
 
-def run_frames(config: KarmanConfig, index: int) -> Iterator[dict[str, np.ndarray]]:
+def run_frames(
+    config: KarmanConfig, index: int, lattice: Lattice | None = None
+) -> Iterator[dict[str, np.ndarray]]:
     """Yield the ``frames + test_frames`` frames of run ``index``, after discarding the spin-up."""
     reynolds = config.reynolds[index]
-    name = run_name(index, reynolds)
-    lattice = build_lattice(config, reynolds)
+    name = run_name(index)
+    lattice = lattice or build_lattice(config, reynolds)
     step = 0
     # Spin-up: the impulsive start and the first shedding cycles are not part of the data set.
     while step < config.spinup_steps:

@@ -67,7 +67,11 @@ def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
         "sequence": ("sequence", np.arange(n_seq), {"long_name": "run (one per Reynolds number)"}),
         "reynolds": ("sequence", reynolds, {"long_name": "Reynolds number U D / nu", "units": "1"}),
         "inflow_velocity": ("sequence", np.full(n_seq, config.velocity), {"units": "lattice units"}),
-        "cylinder_diameter": ("sequence", np.full(n_seq, config.cylinder_diameter), {"units": "lattice cells"}),
+        "cylinder_diameter": (
+            "sequence",
+            np.full(n_seq, config.cylinder_diameter),
+            {"units": "lattice cells"},
+        ),
         "viscosity": (
             "sequence",
             np.array([config.viscosity(r) for r in reynolds]),
@@ -139,11 +143,18 @@ def set_frames_written(path: str | os.PathLike, index: int, count: int) -> None:
     zarr.open_array(str(Path(path) / PROGRESS_ARRAY), mode="r+")[index] = count
 
 
-def write_frames(path: str | os.PathLike, group: str, index: int, start: int, frames: dict[str, np.ndarray]) -> None:
+def write_frames(
+    path: str | os.PathLike, group: str, index: int, start: int, frames: dict[str, np.ndarray]
+) -> None:
     """Write a batch ``{name: (n, height, width)}`` of run ``index`` at frame ``start`` of ``group``."""
     n = next(iter(frames.values())).shape[0]
     batch = xr.Dataset({name: (("sequence", "time", "y", "x"), frames[name][None]) for name in FIELDS})
-    region = {"sequence": slice(index, index + 1), "time": slice(start, start + n), "y": slice(None), "x": slice(None)}
+    region = {
+        "sequence": slice(index, index + 1),
+        "time": slice(start, start + n),
+        "y": slice(None),
+        "x": slice(None),
+    }
     batch.to_zarr(str(path), group=group, region=region, mode="r+", consolidated=False)
 
 

@@ -1,0 +1,110 @@
+"""Throughput of `forecast simulate karman` against the bare lbmpy kernel loop, in the same run.
+
+    python experiments/benchmarks/karman_throughput.py [--frames 300] [--runs 2] [--size 128]
+
+* bare: ``runs`` processes at once, each builds the same lattice (excluded from the timing) and calls the
+  compiled lbmpy time loop for all its steps in one go: no frames, no checks, no I/O.
+* pipeline: ``generate()`` with the default local dask cluster, ``runs`` runs of ``frames`` frames each:
+  spin-up, frame extraction every ``--every`` steps, divergence checks, zarr writes, progress polling.
+
+Printed: lattice updates per second (MLUPS) of both, their ratio (steady state: kernel build excluded from
+the pipeline's time; end to end: everything from the call to the complete store), frames written per second,
+and the time extrapolated for the paper's full dataset (10,000 frames every 128 steps at 128x128) with the
+default options. The bare loop is measured before and after the pipeline and averaged, since the machine may
+be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+
+from simulators.karman import KarmanConfig, generate  # noqa: E402
+
+
+def _bare(config: KarmanConfig, steps: int) -> float:
+    """MLUPS of one process running the bare kernel loop on the generator's lattice."""
+    from simulators.karman.lattice import build_lattice
+
+    lattice = build_lattice(config, config.reynolds[0])
+    lattice.advance(config.every)  # warm-up
+    start = time.perf_counter()
+    lattice.advance(steps)
+    seconds = time.perf_counter() - start
+    return config.grid_length * config.grid_height * steps / seconds / 1e6
+
+
+def bare_throughput(config: KarmanConfig, steps: int, processes: int) -> float:
+    """Summed MLUPS of ``processes`` bare kernel loops running at once."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes) as pool:
+        return sum(pool.starmap(_bare, [(config, steps)] * processes))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300, help="frames per run (train + test)")
+    parser.add_argument("--runs", type=int, default=2, help="runs in parallel (one per core)")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--every", type=int, default=128)
+    args = parser.parse_args()
+
+    reynolds = tuple(150.0 + 50 * i for i in range(args.runs))
+    test_frames = max(1, args.frames // 5)
+    config = KarmanConfig(
+        reynolds=reynolds,
+        frames=args.frames - test_frames,
+        test_frames=test_frames,
+        every=args.every,
+        size=(args.size, args.size),
+        threads=1,
+    )
+    steps_per_run = config.spinup_steps + config.frames_per_run * config.every
+    cells = config.grid_length * config.grid_height
+    print(
+        f"lattice {config.grid_length}x{config.grid_height} ({cells} cells), {args.runs} runs x "
+        f"{steps_per_run} steps ({config.frames_per_run} frames every {config.every} + spin-up)"
+    )
+
+    bare_before = bare_throughput(config, steps_per_run, args.runs)
+    print(f"bare kernel loop ({args.runs} processes): {bare_before:8.1f} MLUPS")
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = generate(Path(tmp) / "bench.zarr", config, workers=args.runs, progress=False)
+        wall = time.perf_counter() - start
+    bare_after = bare_throughput(config, steps_per_run, args.runs)
+    print(f"bare kernel loop ({args.runs} processes): {bare_after:8.1f} MLUPS (after the pipeline)")
+    bare = (bare_before + bare_after) / 2
+
+    updates = result.lattice_updates
+    steady = sum(r.lattice_steps * cells / (r.seconds - r.build_seconds) for r in result.runs) / 1e6
+    end_to_end = updates / wall / 1e6
+    frames = args.runs * config.frames_per_run
+    build = max(r.build_seconds for r in result.runs)
+    print(f"pipeline steady state:  {steady:8.1f} MLUPS   ratio to bare {steady / bare:6.1%}")
+    print(
+        f"pipeline end to end:    {end_to_end:8.1f} MLUPS   ratio to bare {end_to_end / bare:6.1%}   "
+        f"({frames} frames in {wall:.1f} s = {frames / wall:.1f} frames/s; kernel build {build:.1f} s)"
+    )
+
+    # The paper's dataset with the defaults: 2 runs x 5000 frames every 128 steps, 128x128, run in parallel.
+    full = KarmanConfig()
+    full_updates = len(full.reynolds) * (full.spinup_steps + full.frames_per_run * full.every)
+    full_updates *= full.grid_length * full.grid_height
+    overhead = wall - updates / (steady * 1e6)  # cluster start, kernel build, final bookkeeping
+    per_core = steady / args.runs
+    full_seconds = overhead + full_updates / (per_core * 1e6 * min(len(full.reynolds), args.runs))
+    print(
+        f"extrapolated: paper dataset (10,000 frames every 128 steps at 128x128, defaults) in "
+        f"{full_seconds / 60:.1f} min on {min(len(full.reynolds), args.runs)} cores"
+    )
+
+
+if __name__ == "__main__":
+    main()
