@@ -7,7 +7,7 @@ import xarray as xr
 
 from forecast.cli import main
 from forecast.errors import ForecastError
-from forecast.metrics import build_scores, open_forecast, score_forecast
+from forecast.metrics import build_scores, open_forecast, persistence_reference, score_forecast
 from forecast.metrics.synthetic import synthetic_forecast
 
 
@@ -74,6 +74,31 @@ def test_reference_skill(files):
         )
     with pytest.raises(ForecastError, match="reference"):
         score_forecast(narrow, reference=calibrated.isel(x=slice(0, 8)))
+
+
+def test_persistence_reference(files, tmp_path):
+    root, ds, _ = files
+    assert (
+        main(
+            [
+                "score",
+                str(root / "a.nc"),
+                "--out",
+                str(tmp_path / "p.nc"),
+                "--reference",
+                "persistence",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    scores = xr.open_dataset(tmp_path / "p.nc")
+    assert scores.attrs["reference_model_name"] == "persistence"
+    last = ds["u_context"].isel(context_time=-1)
+    mae = abs(ds["u_obs"] - last).mean(["init", "y", "x"])  # CRPS of a one-member forecast is its MAE
+    np.testing.assert_allclose(scores["crps_reference_mean_u"].values, mae.values, rtol=1e-10)
+    with pytest.raises(ForecastError, match="context"):
+        persistence_reference(ds.drop_vars(["u_context", "v_context"]))
 
 
 def test_nans_need_skipna(files):

@@ -8,6 +8,7 @@ from pathlib import Path
 from forecast.atomic import atomic_output
 from forecast.metrics.forecast_file import open_forecast
 from forecast.metrics.scores import score_forecast
+from forecast.metrics.skill import persistence_reference
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("forecast", type=Path, help="forecast file (netCDF) written by `forecast rollout`")
     parser.add_argument("--out", type=Path, required=True, help="scores file to write (netCDF)")
     parser.add_argument("--fair", action="store_true", help="use the fair (unbiased) CRPS estimator")
-    parser.add_argument("--reference", type=Path, help="a forecast file to compute CRPS skill scores against")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="a forecast file to compute CRPS skill scores against, or `persistence` (the last context frame, "
+        "from the file's V_context)",
+    )
     parser.add_argument("--skipna", action="store_true", help="leave out missing values instead of failing")
     parser.add_argument("--seed", type=int, default=0, help="seed of the rank tie-breaking (default 0)")
     parser.add_argument("--pit-bins", type=int, default=10, help="bins of the PIT histogram (default 10)")
@@ -32,7 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     chunks = {"init": max(1, args.chunk_init)}
     forecast = open_forecast(args.forecast, chunks=chunks)
-    reference = open_forecast(args.reference, chunks=chunks) if args.reference else None
+    if args.reference is None:
+        reference = None
+    elif str(args.reference) == "persistence" and not args.reference.exists():
+        reference = persistence_reference(forecast)
+    else:
+        reference = open_forecast(args.reference, chunks=chunks)
     scores = score_forecast(
         forecast,
         fair=args.fair,

@@ -17,7 +17,7 @@ from forecast.metrics.crps import crps_ensemble, crps_ensemble_array
 from forecast.metrics.forecast_file import forecast_variables, model_name, open_forecast
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.scores import build_scores, score_forecast
-from forecast.metrics.skill import crps_skill_score, persistence_forecast, skill_score
+from forecast.metrics.skill import crps_skill_score, persistence_forecast, persistence_reference, skill_score
 
 __all__ = [
     "build_scores",
@@ -32,6 +32,7 @@ __all__ = [
     "model_name",
     "open_forecast",
     "persistence_forecast",
+    "persistence_reference",
     "pit_histogram",
     "rank_and_pit",
     "rank_histogram",

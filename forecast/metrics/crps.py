@@ -10,7 +10,7 @@ RVD paper). For an ensemble x_1..x_m two estimators are offered:
   ``E|X - X'| = sum_ij |x_i - x_j| / (m (m - 1))`` (Ferro 2014; scoringrules' ``fair`` and, in scoringrules 0.10, ``pwm``). It does not reward a
   small ensemble for being under-dispersive, so it compares ensembles of different sizes fairly.
 
-Both are computed in O(m log m) per point from the sorted members (see ``_kernels.crps_kernel``).
+Both are computed from the sorted members, without forming the m x m differences (see ``_kernels.crps_kernel``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,10 @@ def crps_ensemble_array(
         raise ForecastError("the ensemble has no members")
     out = np.empty(obs.shape, dtype=result_dtype(obs, ens))
     (obs_view, out_view), ens_view = as_kernel_views([obs, out], ens)  # out_view: a view, written in place
-    _kernels.crps_kernel(obs_view, ens_view, bool(fair), bool(skipna), out_view)
+    m = ens.shape[-1]
+    use_network = m <= _kernels.NETWORK_MAX_MEMBERS
+    network = _kernels.sorting_network(m if use_network else 1)
+    _kernels.crps_kernel(obs_view, ens_view, network, bool(fair), bool(skipna), out_view, use_network)
     return out
 
 

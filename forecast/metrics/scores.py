@@ -135,6 +135,8 @@ def build_scores(
         "spread_skill_correction": "sqrt((m+1)/m)",
         "averaged_over": "init" + (", channel" if "channel" in ds[names[0]].dims else ""),
         "n_init": int(ds.sizes["init"]),
+        # how figures orient the maps: video frames (with channels) have row 0 at the top
+        "image_origin": "upper" if "channel" in ds[names[0]].dims else "lower",
     }
     if reference is not None:
         scores.attrs["reference_model_name"] = model_name(reference, "reference")

@@ -26,6 +26,11 @@ def _frame(da: xr.DataArray) -> np.ndarray:
     return values
 
 
+def _origin(da: xr.DataArray) -> str:
+    """Video frames (with channels) have row 0 at the top; physical fields have y increasing upwards."""
+    return "upper" if "channel" in da.dims else "lower"
+
+
 def _limits(*arrays: xr.DataArray) -> tuple[float, float]:
     low = min(float(a.min()) for a in arrays)
     high = max(float(a.max()) for a in arrays)
@@ -75,7 +80,7 @@ def plot_sample_grid(
                 ax.set_title(f"lead {obs['lead_time'].values[lead]}", fontsize=8)
             else:
                 frame = ens.isel(member=members[r - len(rows) + len(members)], lead_time=lead)
-            image = ax.imshow(_frame(frame), origin="lower", cmap="RdBu_r", vmin=vmin, vmax=vmax)
+            image = ax.imshow(_frame(frame), origin=_origin(frame), cmap="RdBu_r", vmin=vmin, vmax=vmax)
             if c == 0:
                 ax.set_ylabel(row, fontsize=9)
     units = forecast[var].attrs.get("units", "")
@@ -102,7 +107,9 @@ def animate_rollout(
     images = []
     for ax, panel, title in zip(axes[0], panels, titles):
         images.append(
-            ax.imshow(_frame(panel.isel(lead_time=0)), origin="lower", cmap="RdBu_r", vmin=vmin, vmax=vmax)
+            ax.imshow(
+                _frame(panel.isel(lead_time=0)), origin=_origin(panel), cmap="RdBu_r", vmin=vmin, vmax=vmax
+            )
         )
         ax.set(title=title, xticks=[], yticks=[])
     heading = fig.suptitle("")

@@ -53,7 +53,9 @@ def plot_crps_maps(scores: list[xr.Dataset], var: str, lead_index: int = -1) -> 
         1, len(maps), figsize=(4 * len(maps) + 1, 4), squeeze=False, constrained_layout=True
     )
     for ax, ds, crps in zip(axes[0], scores, maps):
-        image = ax.imshow(crps.values, origin="lower", cmap="magma_r", vmin=0, vmax=vmax)
+        image = ax.imshow(
+            crps.values, origin=ds.attrs.get("image_origin", "lower"), cmap="magma_r", vmin=0, vmax=vmax
+        )
         lead = crps["lead_time"].values if "lead_time" in crps.coords else lead_index
         ax.set(title=f"{model_name(ds)}: lead time {lead}", xlabel="x", ylabel="y")
     fig.colorbar(image, ax=axes[0].tolist(), label=f"CRPS of {var}{_units(maps[0])} (darker = worse)")
