@@ -28,6 +28,7 @@ from forecast.errors import ForecastError
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 SCHEDULES = ("cosine", "linear")
+PREDICTIONS = ("eps", "y0")
 SAMPLERS = ("ddpm", "ddim")
 LOSSES = ("l2", "l1")
 
@@ -58,14 +59,27 @@ class GaussianDiffusion:
     Schedules are computed in float64 and cast to the data's dtype and device where they are used.
     """
 
-    def __init__(self, steps: int = 1600, schedule: str = "cosine", clip_x0: float | None = None):
+    def __init__(
+        self,
+        steps: int = 1600,
+        schedule: str = "cosine",
+        clip_x0: float | None = None,
+        prediction: str = "eps",
+    ):
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
             raise ForecastError(f"diffusion steps must be an integer >= 2, got {steps!r}")
         if schedule not in SCHEDULES:
             raise ForecastError(f"unknown diffusion schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
         if clip_x0 is not None and not (isinstance(clip_x0, int | float) and clip_x0 > 0):
             raise ForecastError(f"diffusion clip_x0 must be a positive number or null, got {clip_x0!r}")
+        if prediction not in PREDICTIONS:
+            raise ForecastError(
+                f"unknown diffusion prediction {prediction!r}; use one of {', '.join(PREDICTIONS)}"
+            )
         self.steps = steps
+        #: what the network outputs: the noise (eps, the paper) or the clean residual (y0, the released code's
+        #: "pred_true" option); samplers convert either into both
+        self.prediction = prediction
         self.schedule = schedule
         #: optional clamp of the predicted y0 during sampling (the authors' code clamps at 2); None = exact math
         self.clip_x0 = None if clip_x0 is None else float(clip_x0)
@@ -79,7 +93,10 @@ class GaussianDiffusion:
         self._cache: dict[tuple[torch.device, torch.dtype], dict[str, torch.Tensor]] = {}
 
     def __repr__(self) -> str:
-        return f"GaussianDiffusion(steps={self.steps}, schedule={self.schedule!r}, clip_x0={self.clip_x0})"
+        return (
+            f"GaussianDiffusion(steps={self.steps}, schedule={self.schedule!r}, clip_x0={self.clip_x0}, "
+            f"prediction={self.prediction!r})"
+        )
 
     # ------------------------------------------------------------------ helpers
     def _table(self, name: str, like: torch.Tensor) -> torch.Tensor:
@@ -127,7 +144,10 @@ class GaussianDiffusion:
         noise: torch.Tensor | None = None,
         loss: str = "l2",
     ) -> torch.Tensor:
-        """One term of equation (9): ``|| eps - eps_model(y_n, n) ||`` (mean over elements), ``n`` uniform if None."""
+        """One term of equation (9): ``|| eps - eps_model(y_n, n) ||`` (mean over elements), ``n`` uniform if None.
+
+        With ``prediction="y0"`` the network's target is ``y0`` instead of the noise.
+        """
         if loss not in LOSSES:
             raise ForecastError(f"unknown diffusion loss {loss!r}; use one of {', '.join(LOSSES)}")
         batch = y0.shape[0]
@@ -137,7 +157,7 @@ class GaussianDiffusion:
         if noise is None:
             noise = torch.randn_like(y0)
         y_n = self.q_sample(y0, n, noise)
-        error = eps_model(y_n, n) - noise
+        error = eps_model(y_n, n) - (noise if self.prediction == "eps" else y0)
         return error.square().mean() if loss == "l2" else error.abs().mean()
 
     # ------------------------------------------------------------------ samplers
@@ -188,11 +208,14 @@ class GaussianDiffusion:
         self, eps_model: EpsModel, y: torch.Tensor, n: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's noise and the y0 it implies (clamped if ``clip_x0``; eps is then made consistent)."""
-        eps = eps_model(y, n).to(y.dtype)
-        y0 = self.predict_y0(y, n, eps)
+        out = eps_model(y, n).to(y.dtype)
+        abar = self._at("alphas_cumprod", n, y)
+        if self.prediction == "eps":
+            eps, y0 = out, self.predict_y0(y, n, out)
+        else:
+            eps, y0 = (y - abar.sqrt() * out) / (1 - abar).sqrt(), out
         if self.clip_x0 is not None:
             y0 = y0.clamp(-self.clip_x0, self.clip_x0)
-            abar = self._at("alphas_cumprod", n, y)
             eps = (y - abar.sqrt() * y0) / (1 - abar).sqrt()
         return eps, y0
 

@@ -169,6 +169,40 @@ def test_ddim_with_eta_one_and_all_steps_is_the_ddpm_chain():
     )
 
 
+def optimal_y0(d: GaussianDiffusion, m=M, s=S):
+    """E[y0 | y_n] for y0 ~ N(m, s^2): the optimal output of a network that predicts y0."""
+    abar_all = d.alphas_cumprod
+
+    def y0_model(y, n):
+        abar = abar_all[n].to(y)[:, None]
+        return m + abar.sqrt() * s**2 * (y - abar.sqrt() * m) / (abar * s**2 + 1 - abar)
+
+    return y0_model
+
+
+@pytest.mark.parametrize("sampler,steps,eta", [("ddpm", None, 0.0), ("ddim", 10, 0.0), ("ddim", 25, 1.0)])
+def test_y0_prediction_gives_the_same_chain_as_eps_prediction(sampler, steps, eta):
+    """The optimal y0 predictor and the optimal eps predictor imply the same chain, path by path."""
+    d_eps, d_y0 = GaussianDiffusion(steps=50), GaussianDiffusion(steps=50, prediction="y0")
+
+    def run(d, model):
+        gen = torch.Generator().manual_seed(2)
+        return d.sample(
+            model, (256, 4), sampler=sampler, steps=steps, eta=eta, generator=gen, dtype=torch.float64
+        )
+
+    torch.testing.assert_close(
+        run(d_y0, optimal_y0(d_y0)), run(d_eps, optimal_eps(d_eps)), rtol=1e-7, atol=1e-7
+    )
+    # Its training loss is the posterior variance of y0: E_n[s^2 (1 - abar) / v].
+    gen = torch.Generator().manual_seed(1)
+    y0 = M + S * torch.randn(SAMPLES, len(M), generator=gen, dtype=torch.float64)
+    n = torch.randint(0, 50, (SAMPLES,), generator=gen)
+    abar = d_y0.alphas_cumprod[n][:, None]
+    expected = (S**2 * (1 - abar) / (abar * S**2 + 1 - abar)).mean()
+    assert float(d_y0.training_loss(optimal_y0(d_y0), y0, n=n)) == pytest.approx(float(expected), rel=0.05)
+
+
 def test_ddim_timesteps_are_evenly_spaced_and_include_both_ends():
     d = GaussianDiffusion(steps=200)
     seq = d.ddim_timesteps(20)
@@ -257,11 +291,36 @@ def test_clip_x0_bounds_the_sample():
     assert float(y.abs().max()) <= 1.0 + 1e-9
 
 
+def test_clip_x0_contains_the_blow_up_of_an_imperfect_predictor():
+    """A predictor that is exact except that it saturates at |eps| = 3 (as a network that rarely saw larger noise
+    may) makes the unclipped chain explode: near zero signal-to-noise (beta up to 0.999) y0 = (y - sqrt(1 - abar)
+    eps) / sqrt(abar) amplifies any error enormously. ``clip_x0`` (the authors' code clamps at 2) contains it.
+    """
+    d = GaussianDiffusion(steps=50)
+    m, s = torch.zeros(4, dtype=torch.float64), torch.full((4,), 0.05, dtype=torch.float64)
+    exact = optimal_eps(d, m=m, s=s)
+    saturating = lambda y, n: exact(y, n).clamp(-3, 3)  # noqa: E731
+
+    def draw(diffusion):
+        return diffusion.sample(
+            saturating, (4096, 4), generator=torch.Generator().manual_seed(0), dtype=torch.float64
+        )
+
+    assert float(draw(d).std()) > 100 * 0.05  # the data's std is 0.05
+    clipped = draw(GaussianDiffusion(steps=50, clip_x0=2.0))
+    assert float(clipped.abs().max()) <= 2.0 + 1e-9
+    assert float(clipped.std()) == pytest.approx(
+        0.05, rel=0.5
+    )  # back near the data (within the sampler bias)
+
+
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ForecastError, match="schedule"):
         GaussianDiffusion(steps=10, schedule="quadratic")
     with pytest.raises(ForecastError, match="steps"):
         GaussianDiffusion(steps=1)
+    with pytest.raises(ForecastError, match="prediction"):
+        GaussianDiffusion(steps=10, prediction="v")
     d = GaussianDiffusion(steps=10)
     eps = optimal_eps(d)
     with pytest.raises(ForecastError, match="sampler"):

@@ -161,10 +161,11 @@ def test_kinds_differ_exactly_as_specified():
         torch.testing.assert_close(x, s.mu + model.sigma * y0)
 
 
-@pytest.mark.parametrize("kind", ["rvd", "vd", "simple_rvd"])
-def test_loss_is_algorithm_1_with_teacher_forcing(kind):
-    """The loss equals a hand-written Algorithm 1: one n per sequence, y0 = (x - mu)/sigma, true frames observed."""
-    model = build_model(small_config(kind, loss="l1"), C)
+@pytest.mark.parametrize("kind,mu_weight", [("rvd", 0.0), ("rvd", 0.5), ("vd", 0.0), ("simple_rvd", 0.0)])
+def test_loss_is_algorithm_1_with_teacher_forcing(kind, mu_weight):
+    """The loss equals a hand-written Algorithm 1: one n per sequence, y0 = (x - mu)/sigma, true frames observed
+    (plus the optional mu term)."""
+    model = build_model(small_config(kind, loss="l1", mu_loss_weight=mu_weight), C)
     window = torch.randn(B, 5, C, H, W)
     torch.manual_seed(7)
     loss = model.loss(window, n_context=2)
@@ -181,6 +182,7 @@ def test_loss_is_algorithm_1_with_teacher_forcing(kind):
             model.diffusion.training_loss(
                 lambda y, k, s=state: model.denoiser(y, k, s.context), y0, n=n, loss="l1"
             )
+            + mu_weight * (window[:, t] - state.mu).square().mean()
         )
         state = model.observe(state, window[:, t])
     torch.testing.assert_close(loss, torch.stack(terms).mean())
@@ -247,6 +249,8 @@ def test_bad_use_is_a_clear_error():
         ({"sigma": -1}, "model.sigma"),
         ({"loss": "huber"}, "model.loss"),
         ({"dimension": 8}, "unknown key"),
+        ({"mu_loss_weight": -1}, "mu_loss_weight"),
+        ({"kind": "vd", "mu_loss_weight": 1.0}, "kind rvd only"),
     ],
 )
 def test_build_model_refuses_bad_configs(model_section, match):
@@ -261,6 +265,8 @@ def test_build_model_refuses_bad_diffusion_and_channels():
         build_model({"model": {"dim": 8}, "diffusion": {"steps": 1}}, C)
     with pytest.raises(ForecastError, match="unknown key"):
         build_model({"model": {"dim": 8}, "diffusion": {"step": 10}}, C)
+    with pytest.raises(ForecastError, match="diffusion.prediction"):
+        build_model({"model": {"dim": 8}, "diffusion": {"prediction": "v"}}, C)
     with pytest.raises(ForecastError, match="n_channels"):
         build_model({"model": {"dim": 8}}, 0)
     with pytest.raises(ForecastError, match="mapping"):

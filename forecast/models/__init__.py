@@ -8,12 +8,14 @@ from __future__ import annotations
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.config import KINDS, parse_diffusion_config, parse_model_config
+from forecast.models.rvd import RVD, RVDState
 
 
 def build_model(config: dict, n_channels: int) -> SequenceModel:
-    """The model that ``config["model"]`` (and ``config["diffusion"]``) describe, for frames of ``n_channels``."""
-    from forecast.models.rvd import RVD
+    """The model that ``config["model"]`` (and ``config["diffusion"]``) describe, for frames of ``n_channels``.
 
+    Raises ``ForecastError`` naming the offending key for an unknown kind, an unknown key or a bad value.
+    """
     if isinstance(n_channels, bool) or not isinstance(n_channels, int) or n_channels < 1:
         raise ForecastError(f"n_channels must be a positive integer, got {n_channels!r}")
     # Baselines (persistence, climatology, convgru, svg_lp) have their own options: dispatch before RVD's parser.
@@ -26,7 +28,7 @@ def build_model(config: dict, n_channels: int) -> SequenceModel:
     diffusion = parse_diffusion_config(config)
     if model.kind in KINDS:
         return RVD(n_channels, model, diffusion)
-    raise ForecastError(f"unknown model.kind {model.kind!r}")  # pragma: no cover (parse_model_config checks)
+    raise ForecastError(f"unknown model.kind {model.kind!r}")  # unreachable: parse_model_config checks kinds
 
 
-__all__ = ["SequenceModel", "build_model"]
+__all__ = ["RVD", "RVDState", "SequenceModel", "build_model"]

@@ -8,6 +8,7 @@ model:
   transform_mults: [1, 2, 2, 4]   # per-level multipliers of the transform (rvd only)
   sigma: 2.0                      # residual scale; vd fixes it to 1
   loss: l2                        # l2 (equation 9) | l1 (the authors' released code)
+  mu_loss_weight: 0.0             # > 0 adds w * mean((mu - x)^2) per future frame (rvd only; not in the paper)
   groups: 8                       # GroupNorm groups (every level's channel count must be divisible by it)
   attention_heads: 4
   attention_head_dim: 16
@@ -15,6 +16,7 @@ diffusion:
   steps: 1600                     # N
   schedule: cosine                # cosine (Nichol & Dhariwal, the paper) | linear (Ho et al.)
   clip_x0: null                   # clamp the predicted residual to +-clip_x0 while sampling (released code: 2)
+  prediction: eps                 # what the denoiser predicts: eps (the paper) | y0 (released code's "pred_true")
 ```
 Unknown keys are errors, so that a typo cannot silently fall back to a default.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from forecast.diffusion import LOSSES, SCHEDULES, GaussianDiffusion
+from forecast.diffusion import LOSSES, PREDICTIONS, SCHEDULES, GaussianDiffusion
 from forecast.errors import ForecastError
 
 KINDS = ("rvd", "vd", "simple_rvd")
@@ -38,6 +40,7 @@ class ModelConfig:
     transform_mults: tuple[int, ...] = (1, 2, 2, 4)
     sigma: float | None = None  # None: 2 for rvd and simple_rvd, 1 for vd
     loss: str = "l2"
+    mu_loss_weight: float = 0.0
     groups: int = 8
     attention_heads: int = 4
     attention_head_dim: int = 16
@@ -54,9 +57,12 @@ class DiffusionConfig:
     steps: int = 1600
     schedule: str = "cosine"
     clip_x0: float | None = None
+    prediction: str = "eps"
 
     def build(self) -> GaussianDiffusion:
-        return GaussianDiffusion(steps=self.steps, schedule=self.schedule, clip_x0=self.clip_x0)
+        return GaussianDiffusion(
+            steps=self.steps, schedule=self.schedule, clip_x0=self.clip_x0, prediction=self.prediction
+        )
 
 
 def _section(config: dict, name: str, cls: type) -> dict[str, Any]:
@@ -111,6 +117,13 @@ def parse_model_config(config: dict) -> ModelConfig:
             raise ForecastError(
                 f"model.kind vd models frames directly (mu = 0, sigma = 1); remove sigma={cfg.sigma}"
             )
+    w = cfg.mu_loss_weight
+    if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
+        raise ForecastError(f"model.mu_loss_weight must be a number >= 0, got {w!r}")
+    if w > 0 and cfg.kind != "rvd":
+        raise ForecastError(
+            f"model.mu_loss_weight applies to kind rvd only (kind {cfg.kind} has no learned mu)"
+        )
     if cfg.loss not in LOSSES:
         raise ForecastError(f"unknown model.loss {cfg.loss!r}; use one of {', '.join(LOSSES)}")
     return ModelConfig(
@@ -119,6 +132,7 @@ def parse_model_config(config: dict) -> ModelConfig:
             "denoiser_mults": denoiser,
             "transform_mults": transform,
             "sigma": None if cfg.sigma is None else float(cfg.sigma),
+            "mu_loss_weight": float(w),
         }
     )
 
@@ -130,5 +144,9 @@ def parse_diffusion_config(config: dict) -> DiffusionConfig:
         raise ForecastError(f"unknown diffusion.schedule {cfg.schedule!r}; use one of {', '.join(SCHEDULES)}")
     if isinstance(cfg.steps, bool) or not isinstance(cfg.steps, int) or cfg.steps < 2:
         raise ForecastError(f"diffusion.steps must be an integer >= 2, got {cfg.steps!r}")
+    if cfg.prediction not in PREDICTIONS:
+        raise ForecastError(
+            f"unknown diffusion.prediction {cfg.prediction!r}; use one of {', '.join(PREDICTIONS)}"
+        )
     cfg.build()  # validates clip_x0
     return cfg

@@ -49,6 +49,7 @@ class RVD(SequenceModel):
         self.n_channels = n_channels
         self.sigma = model.residual_scale
         self.loss_type = model.loss
+        self.mu_loss_weight = model.mu_loss_weight
         self.diffusion: GaussianDiffusion = diffusion.build()
 
         dims = [model.dim * m for m in model.denoiser_mults]
@@ -62,7 +63,9 @@ class RVD(SequenceModel):
             if self.kind == "rvd"
             else None
         )
-        levels = max(len(model.denoiser_mults), len(model.transform_mults) if self.transform else 0)
+        levels = max(
+            len(model.denoiser_mults), len(model.transform_mults) if self.transform is not None else 0
+        )
         #: frame height and width must be divisible by this (each level halves the resolution)
         self.spatial_multiple = 2 ** (levels - 1)
 
@@ -117,6 +120,8 @@ class RVD(SequenceModel):
         eta: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
+        """Draw ``mu + sigma * y0`` with ``y0`` from the diffusion sampler; ``generator`` must live on the
+        state's device (``torch.Generator(device=...)``)."""
         if state.mu is None:
             raise ForecastError(
                 "the model has not observed any frame yet: observe at least one context frame"
@@ -132,7 +137,7 @@ class RVD(SequenceModel):
         """Mean over future frames of the diffusion loss of ``y0 = (x - mu) / sigma``, with teacher forcing.
 
         One diffusion step ``n`` per sequence, shared by its frames (Algorithm 1 draws ``n`` outside the loop over
-        frames); fresh noise for every frame.
+        frames); fresh noise for every frame. With ``mu_loss_weight`` w > 0 each frame adds w * mean((mu - x)^2).
         """
         if window.dim() != 5:
             raise ForecastError(
@@ -154,6 +159,10 @@ class RVD(SequenceModel):
             frame = window[:, t]
             y0 = (frame - state.mu) / self.sigma
             total = total + self.diffusion.training_loss(self._eps_model(state), y0, n=n, loss=self.loss_type)
+            if self.mu_loss_weight > 0:
+                # Optional (not in the paper): equation 9 alone does not pin mu down, since the denoiser sees
+                # the same context and can absorb any deterministic shift; this term makes mu a forecast.
+                total = total + self.mu_loss_weight * (frame - state.mu).square().mean()
             if t < length - 1:
                 state = self.observe(state, frame)  # teacher forcing: the true frame
         return total / (length - n_context)
