@@ -257,3 +257,41 @@ def test_ema_update_is_the_exponential_average():
     # two steps toward start + 1: start + 1 - 0.9**2
     torch.testing.assert_close(ema.state_dict()["weight"], start + 1 - 0.81)
     assert EMA(model, decay=0.999, warmup=True).decay_at(0) == pytest.approx(0.1)
+
+
+def test_bf16_autocast_path(store, tmp_path):
+    # the GPU precision path, exercised with CPU autocast: weights and EMA stay float32
+    trainer = _train(toy_config(steps=2, precision="bf16"), store, tmp_path / "run")
+    assert trainer.autocast == torch.bfloat16
+    assert all(v.dtype == torch.float32 for v in trainer.ema.state_dict().values() if v.is_floating_point())
+    assert all(float(r["loss"]) > 0 for r in _metrics(tmp_path / "run"))
+
+
+def test_resume_without_a_run_starts_one(store, tmp_path):
+    messages = []
+    trainer = Trainer(
+        toy_config(steps=2),
+        store,
+        tmp_path / "run",
+        model_factory=toy_factory,
+        resume=True,
+        log=messages.append,
+    )
+    assert trainer.step == 0 and "holds no run to resume" in messages[0]
+
+
+def test_resume_with_another_batch_size_is_refused(store, tmp_path):
+    _train(toy_config(steps=2), store, tmp_path / "run")
+    with pytest.raises(ForecastError, match="training.batch_size differs"):
+        Trainer(toy_config(batch_size=3), store, tmp_path / "run", model_factory=toy_factory, resume=True)
+
+
+def test_num_workers_auto_and_explicit(store, tmp_path):
+    auto = Trainer(toy_config(), store, tmp_path / "a", model_factory=toy_factory, device="cpu")
+    assert auto.training["num_workers"] == "auto" and auto.data_workers() == 0
+    explicit = Trainer(
+        toy_config(num_workers=2), store, tmp_path / "b", model_factory=toy_factory, device="cpu"
+    )
+    assert explicit.data_workers() == 2
+    with pytest.raises(ForecastError, match="num_workers"):
+        resolve_config(toy_config(num_workers=-1))

@@ -41,7 +41,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 1000,
     "log_every": 50,
     "seed": 0,
-    "num_workers": 0,  # DataLoader worker processes (0: load in the training process)
+    "num_workers": "auto",  # DataLoader worker processes: auto (0 on CPU, up to 4 per GPU process) or a number
     "prefetch_factor": 4,  # batches prefetched per worker
     "device": "auto",  # auto | cpu | cuda | cuda:N | mps (overridden by --device)
     "precision": "auto",  # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
@@ -55,7 +55,6 @@ _INT_KEYS = (
     "checkpoint_every",
     "log_every",
     "seed",
-    "num_workers",
     "prefetch_factor",
 )
 _FLOAT_KEYS = ("lr", "lr_final", "weight_decay", "ema_decay")
@@ -137,6 +136,8 @@ def resolve_config(config: dict, steps: int | None = None, device: str | None = 
         training["device"] = device
     for key in _INT_KEYS:
         training[key] = _number("training", key, training[key], int)
+    if training["num_workers"] != "auto":
+        training["num_workers"] = _number("training", "num_workers", training["num_workers"], int)
     for key in _FLOAT_KEYS:
         training[key] = _number("training", key, training[key], float)
     if training["grad_clip"] is not None:
@@ -153,7 +154,11 @@ def resolve_config(config: dict, steps: int | None = None, device: str | None = 
     for key in positive:
         if training[key] < 1:
             raise ForecastError(f"config: training.{key} must be at least 1, got {training[key]}")
-    for key in ("steps", "warmup_steps", "num_workers"):
+    if training["num_workers"] != "auto" and training["num_workers"] < 0:
+        raise ForecastError(
+            f"config: training.num_workers must be auto or >= 0, got {training['num_workers']}"
+        )
+    for key in ("steps", "warmup_steps"):
         if training[key] < 0:
             raise ForecastError(f"config: training.{key} must not be negative, got {training[key]}")
     if training["lr"] <= 0 or training["lr_final"] <= 0:

@@ -245,8 +245,19 @@ class Trainer:
             position=self.position,
         )
 
-    def loader(self) -> DataLoader:
+    def data_workers(self) -> int:
+        """DataLoader workers: as configured, or for ``auto`` none on CPUs (the measured loader outpaces the
+        step there, and workers would compete with it for cores) and up to 4 per process on GPUs."""
         workers = self.training["num_workers"]
+        if workers != "auto":
+            return workers
+        if self.device.type == "cpu":
+            return 0
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        return max(1, min(4, (os.cpu_count() or 1) // local_processes - 1))
+
+    def loader(self) -> DataLoader:
+        workers = self.data_workers()
         return DataLoader(
             self.dataset,
             batch_sampler=self.sampler(),
