@@ -56,3 +56,32 @@ def test_idx_file_source(tmp_path):
 def test_missing_source_is_named(tmp_path):
     with pytest.raises(ForecastError, match="nowhere.npz"):
         load_digits_images(tmp_path / "nowhere.npz")
+
+
+def test_cli_refuses_to_overwrite_and_resumes_a_complete_store(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from forecast.cli import main
+
+    args = ["data", "import", "smmnist", "builtin", str(tmp_path / "s.zarr"), "--length", "4"]
+    args += ["--train-sequences", "2", "--test-sequences", "1", "--no-progress"]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0  # nothing left to do
+    assert (
+        main([*args[:-5], "--length", "5", "--train-sequences", "2", "--test-sequences", "1", "--resume"])
+        == 2
+    )
+    assert "different sources or options" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--seed", "3"]) == 0
+    assert open_field_store(tmp_path / "s.zarr").attrs["seed"] == 3
+
+
+def test_builtin_digits_are_scikit_learns():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    from forecast.data.importers.smmnist import _builtin_digits
+
+    expected = np.clip(np.rint(sklearn_datasets.load_digits().images * (255.0 / 16.0)), 0, 255).astype(
+        np.uint8
+    )
+    np.testing.assert_array_equal(_builtin_digits(), expected)

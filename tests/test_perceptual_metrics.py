@@ -185,7 +185,7 @@ def test_i3d_needs_nine_frames(rng, i3d_net):
     from forecast.metrics.fvd import fvd
 
     short = _videos(rng, frames=5)
-    with pytest.raises(ValueError, match="at least 9 frames"):
+    with pytest.raises(ForecastError, match="at least 9 frames"):
         fvd(short, short, network=i3d_net, resize=32)
 
 
@@ -217,6 +217,12 @@ def test_video_scores_on_a_forecast_dataset(rng, lpips_net, i3d_net):
         assert scores[name].dims == ("lead_time",) and scores[name].sizes["lead_time"] == 9
     expected = psnr(members, truth).mean(("init", "member"))
     np.testing.assert_allclose(scores.psnr_frames.values, expected.values)
+    fvd_scores = video_scores(ds, metrics=("fvd",), i3d_network=i3d_net, fvd_resize=32)
+    from forecast.metrics.fvd import fvd
+
+    direct = fvd(truth.expand_dims(member=[0]), members, time_dim="lead_time", network=i3d_net, resize=32)
+    assert fvd_scores.fvd_frames.dims == () and float(fvd_scores.fvd_frames) > 0
+    assert float(fvd_scores.fvd_frames) == pytest.approx(float(direct))
     with pytest.raises(ForecastError, match="unknown perceptual metric"):
         video_scores(ds, metrics=("fid",))
 

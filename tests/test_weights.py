@@ -65,3 +65,9 @@ def test_pickled_code_is_refused(tmp_path, capsys):
     torch.save([torch.ones(1)], tmp_path / "list.pt")
     with pytest.raises(ForecastError, match="does not hold a state dict"):
         load_state_dict(tmp_path / "list.pt")
+
+
+def test_alias_names_are_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORECAST_WEIGHTS", str(tmp_path))
+    torch.save({"w": torch.ones(1)}, tmp_path / "i3d_pretrained_400.pt")
+    assert find_weights(I3D_KINETICS, download=False).name == "i3d_pretrained_400.pt"

@@ -55,10 +55,14 @@ class ChannelLayout:
                 means.append(float(da.astype("float64").mean(skipna=False).values))
                 stds.append(float(da.astype("float64").std(skipna=False).values))
         if not all(np.isfinite(means)) or not all(np.isfinite(stds)):
-            raise ForecastError(f"variables {list(variables)} contain NaN or infinite values in the train group")
+            raise ForecastError(
+                f"variables {list(variables)} contain NaN or infinite values in the train group"
+            )
         # A constant channel (std 0) is kept as it is rather than divided by zero.
         stds = [s if s > 0 else 1.0 for s in stds]
-        attrs = {v: {k: ds[v].attrs[k] for k in ("units", "long_name") if k in ds[v].attrs} for v in variables}
+        attrs = {
+            v: {k: ds[v].attrs[k] for k in ("units", "long_name") if k in ds[v].attrs} for v in variables
+        }
         return cls(
             variables=tuple(variables),
             channels=tuple(channels),
@@ -111,7 +115,9 @@ class ChannelLayout:
             has_channel = "channel" in ds[var].dims
             n_found = ds[var].sizes["channel"] if has_channel else 1
             if n_found != n_expected or has_channel != (self.channels_of(var)[0] is not None):
-                raise ForecastError(f"{name}: variable {var!r} has {n_found} channels, the model expects {n_expected}")
+                raise ForecastError(
+                    f"{name}: variable {var!r} has {n_found} channels, the model expects {n_expected}"
+                )
 
     def channels_of(self, var: str) -> list[int | None]:
         return [c for v, c in self.channels if v == var]

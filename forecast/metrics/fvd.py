@@ -92,6 +92,9 @@ def i3d_features(
         raise ForecastError(
             f"videos must be (n, time, [channel,] y, x) with 1 or 3 channels, got {videos.shape}"
         )
+    min_frames = getattr(net, "MIN_FRAMES", 1)
+    if videos.shape[1] < min_frames:
+        raise ForecastError(f"FVD's I3D needs videos of at least {min_frames} frames, got {videos.shape[1]}")
     out = []
     with torch.no_grad():
         for start in range(0, len(videos), batch_size):

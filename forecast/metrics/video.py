@@ -43,9 +43,11 @@ def video_scores(
     device: str = "cpu",
     lpips_network=None,
     i3d_network=None,
+    fvd_resize: int = 224,
 ) -> xr.Dataset:
     """Perceptual scores of a forecast Dataset (see the module docstring). ``weights`` is a folder searched
-    first for the pretrained weights; ``lpips_network``/``i3d_network`` override the pretrained networks."""
+    first for the pretrained weights; ``lpips_network``/``i3d_network`` override the pretrained networks;
+    ``fvd_resize`` is the frame size I3D sees (224, as in the reference FVD)."""
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ForecastError(
@@ -83,6 +85,7 @@ def video_scores(
                     weights=weights,
                     data_range=value_range,
                     device=device,
+                    resize=fvd_resize,
                 )
                 out[f"fvd_{name}"] = score.assign_attrs(videos="forecast members vs observed, over lead_time")
                 continue

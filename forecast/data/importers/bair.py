@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from forecast.data.importers.store_writer import StorePlan, frames_variable, pixel_coords, run_import
 from forecast.data.importers.tfrecord import parse_example, read_record, record_offsets
@@ -47,7 +48,7 @@ def import_bair(
             raise ForecastError(f"no *.tfrecords files in {root / group}")
         records[group] = [
             (path, index, offset, size)
-            for path in files
+            for path in tqdm(files, desc=f"index {group}", unit="file", disable=not progress)
             for index, (offset, size) in enumerate(record_offsets(path))
         ]
     plan = StorePlan(

@@ -10,6 +10,7 @@ pixel-wise maximum of the digits. Digits come from an MNIST file the user gives 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 from pathlib import Path
 
@@ -38,16 +39,32 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=16).reshape(n, rows, cols)
 
 
+def _builtin_digits() -> np.ndarray:
+    """scikit-learn's 1797 8x8 digits (0..16) as uint8 0..255.
+
+    Read straight from the data file the package ships (importing scikit-learn takes seconds); through
+    ``sklearn.datasets.load_digits`` where that file is not where expected.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ForecastError(
+            "the builtin digits need scikit-learn (pip install scikit-learn), or give an MNIST file as SRC"
+        )
+    data_file = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    if data_file.is_file():
+        table = np.loadtxt(data_file, delimiter=",")
+        pixels = table[:, :64].reshape(-1, 8, 8)
+    else:
+        from sklearn.datasets import load_digits
+
+        pixels = load_digits().images
+    return np.clip(np.rint(pixels * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+
+
 def load_digits_images(src: str | os.PathLike) -> dict[str, np.ndarray]:
     """Digit images for the train and test groups, uint8 (n, h, w)."""
     if str(src) == BUILTIN:
-        try:
-            from sklearn.datasets import load_digits
-        except ImportError:
-            raise ForecastError(
-                "the builtin digits need scikit-learn (pip install scikit-learn), or give an MNIST file as SRC"
-            ) from None
-        images = np.clip(load_digits().images * (255.0 / 16.0), 0, 255).astype(np.uint8)
+        images = _builtin_digits()
         cut = int(0.8 * len(images))
         return {"train": images[:cut], "test": images[cut:]}
     path = Path(src)

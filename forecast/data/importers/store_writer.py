@@ -178,9 +178,9 @@ class FieldStoreWriter:
     ) -> None:
         """Write the remaining sequences of ``group``.
 
-        ``sequences`` yields, for every sequence index from ``self.written(group)`` on, a mapping from variable
-        name to an array of shape ``(time, *frame_shape)``; or, for long sequences, an iterator of
-        ``(time_slice, mapping)`` blocks (see :func:`write_blocks`). The importer starts its iterator at
+        ``sequences`` yields, for every sequence index from ``self.written(group)`` on, either a mapping from
+        variable name to an array of shape ``(time, *frame_shape)``, or (for long sequences) an iterator of
+        ``(time_slice, mapping)`` blocks covering the sequence's frames. The importer starts its iterator at
         ``written(group)`` so that finished sequences are not decoded again.
         """
         n = self.plan.group_size(group)

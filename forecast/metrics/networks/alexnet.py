@@ -8,6 +8,8 @@ linear head (non-negative, no bias), averages over space and sums over the five 
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
@@ -63,8 +65,9 @@ class LPIPS(nn.Module):
         self.features.load_state_dict(features, strict=True)
         heads = {}
         for key, value in heads_state.items():
-            layer, rest = key.split(".", 1)
-            heads[f"{layer[len('lin') :]}.{rest}"] = value
+            match = re.match(r"^lin(\d+)\.(.+)$", key)  # the published `lin{k}.model.1.weight`
+            if match:
+                heads[f"{match.group(1)}.{match.group(2)}"] = value
         self.lins.load_state_dict(heads, strict=True)
 
     def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -77,9 +80,9 @@ class LPIPS(nn.Module):
         return out
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        total = torch.zeros(a.shape[0], device=a.device, dtype=a.dtype)
-        for fa, fb, head in zip(self.taps(a), self.taps(b), self.lins):
-            na = fa / (fa.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            nb = fb / (fb.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            total = total + head((na - nb) ** 2).mean(dim=(1, 2, 3))
+        n = a.shape[0]
+        total = torch.zeros(n, device=a.device, dtype=a.dtype)
+        for features, head in zip(self.taps(torch.cat([a, b])), self.lins):  # one pass for both images
+            unit = features / (features.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
+            total = total + head((unit[:n] - unit[n:]) ** 2).mean(dim=(1, 2, 3))
         return total

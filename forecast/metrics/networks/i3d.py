@@ -34,12 +34,21 @@ def _triple(v: int | tuple[int, int, int]) -> tuple[int, int, int]:
 class Unit3D(nn.Module):
     """SAME-padded 3-D convolution, then batch norm and ReLU (the logits layer has neither)."""
 
-    def __init__(self, cin: int, cout: int, kernel=1, stride=1, norm_act: bool = True, bias: bool = False):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel=1,
+        stride=1,
+        norm_act: bool = True,
+        bias: bool = False,
+        eps: float = 1e-3,
+    ):
         super().__init__()
         self.kernel, self.stride, self.norm_act = _triple(kernel), _triple(stride), norm_act
         self.conv3d = nn.Conv3d(cin, cout, self.kernel, self.stride, padding=0, bias=bias)
         if norm_act:
-            self.bn = nn.BatchNorm3d(cout, eps=0.001, momentum=0.01)
+            self.bn = nn.BatchNorm3d(cout, eps=eps, momentum=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv3d(_pad_same(x, self.kernel, self.stride))
@@ -58,12 +67,12 @@ class MaxPoolSame(nn.Module):
 class Inception(nn.Module):
     """Four branches: 1x1; 1x1 -> 3x3; 1x1 -> 3x3; 3x3 max-pool -> 1x1; concatenated over channels."""
 
-    def __init__(self, cin: int, widths: tuple[int, int, int, int, int, int]):
+    def __init__(self, cin: int, widths: tuple[int, int, int, int, int, int], eps: float = 1e-3):
         super().__init__()
-        self.b0 = Unit3D(cin, widths[0])
-        self.b1a, self.b1b = Unit3D(cin, widths[1]), Unit3D(widths[1], widths[2], 3)
-        self.b2a, self.b2b = Unit3D(cin, widths[3]), Unit3D(widths[3], widths[4], 3)
-        self.b3a, self.b3b = MaxPoolSame(3, 1), Unit3D(cin, widths[5])
+        self.b0 = Unit3D(cin, widths[0], eps=eps)
+        self.b1a, self.b1b = Unit3D(cin, widths[1], eps=eps), Unit3D(widths[1], widths[2], 3, eps=eps)
+        self.b2a, self.b2b = Unit3D(cin, widths[3], eps=eps), Unit3D(widths[3], widths[4], 3, eps=eps)
+        self.b3a, self.b3b = MaxPoolSame(3, 1), Unit3D(cin, widths[5], eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat(
@@ -72,34 +81,38 @@ class Inception(nn.Module):
 
 
 # (name, layer) in order; Inception widths are (b0, b1a, b1b, b2a, b2b, b3b)
-def _layers() -> list[tuple[str, nn.Module]]:
+def _layers(eps: float) -> list[tuple[str, nn.Module]]:
     return [
-        ("Conv3d_1a_7x7", Unit3D(3, 64, 7, 2)),
+        ("Conv3d_1a_7x7", Unit3D(3, 64, 7, 2, eps=eps)),
         ("MaxPool3d_2a_3x3", MaxPoolSame((1, 3, 3), (1, 2, 2))),
-        ("Conv3d_2b_1x1", Unit3D(64, 64)),
-        ("Conv3d_2c_3x3", Unit3D(64, 192, 3)),
+        ("Conv3d_2b_1x1", Unit3D(64, 64, eps=eps)),
+        ("Conv3d_2c_3x3", Unit3D(64, 192, 3, eps=eps)),
         ("MaxPool3d_3a_3x3", MaxPoolSame((1, 3, 3), (1, 2, 2))),
-        ("Mixed_3b", Inception(192, (64, 96, 128, 16, 32, 32))),
-        ("Mixed_3c", Inception(256, (128, 128, 192, 32, 96, 64))),
+        ("Mixed_3b", Inception(192, (64, 96, 128, 16, 32, 32), eps)),
+        ("Mixed_3c", Inception(256, (128, 128, 192, 32, 96, 64), eps)),
         ("MaxPool3d_4a_3x3", MaxPoolSame(3, 2)),
-        ("Mixed_4b", Inception(480, (192, 96, 208, 16, 48, 64))),
-        ("Mixed_4c", Inception(512, (160, 112, 224, 24, 64, 64))),
-        ("Mixed_4d", Inception(512, (128, 128, 256, 24, 64, 64))),
-        ("Mixed_4e", Inception(512, (112, 144, 288, 32, 64, 64))),
-        ("Mixed_4f", Inception(528, (256, 160, 320, 32, 128, 128))),
+        ("Mixed_4b", Inception(480, (192, 96, 208, 16, 48, 64), eps)),
+        ("Mixed_4c", Inception(512, (160, 112, 224, 24, 64, 64), eps)),
+        ("Mixed_4d", Inception(512, (128, 128, 256, 24, 64, 64), eps)),
+        ("Mixed_4e", Inception(512, (112, 144, 288, 32, 64, 64), eps)),
+        ("Mixed_4f", Inception(528, (256, 160, 320, 32, 128, 128), eps)),
         ("MaxPool3d_5a_2x2", MaxPoolSame(2, 2)),
-        ("Mixed_5b", Inception(832, (256, 160, 320, 32, 128, 128))),
-        ("Mixed_5c", Inception(832, (384, 192, 384, 48, 128, 128))),
+        ("Mixed_5b", Inception(832, (256, 160, 320, 32, 128, 128), eps)),
+        ("Mixed_5c", Inception(832, (384, 192, 384, 48, 128, 128), eps)),
     ]
 
 
 class I3D(nn.Module):
+    """``bn_eps``: 1e-3 is the original TensorFlow network's (Sonnet's default), under which the Kinetics
+    statistics were estimated; the PyTorch port and the FVD code built on it use torch's default 1e-5, which
+    shifts activations by about 0.1 %: pass ``bn_eps=1e-5`` to reproduce their numbers exactly."""
+
     MIN_FRAMES = 9
 
-    def __init__(self, num_classes: int = 400):
+    def __init__(self, num_classes: int = 400, bn_eps: float = 1e-3):
         super().__init__()
         self.names = []
-        for name, layer in _layers():
+        for name, layer in _layers(bn_eps):
             self.add_module(name, layer)
             self.names.append(name)
         self.logits = Unit3D(1024, num_classes, norm_act=False, bias=True)
