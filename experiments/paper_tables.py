@@ -98,7 +98,8 @@ SCALES = {
             "scale": 2,
         },
         rvd_model={"dim": 16, "denoiser_mults": [1, 2, 2], "transform_mults": [1, 2]},
-        diffusion={"steps": 100},
+        # y0-prediction and the released code's clamp: eps-prediction samples far off after CPU-length training
+        diffusion={"steps": 100, "prediction": "y0", "clip_x0": 2.0},
         training={
             "batch_size": 4,
             "steps": 1500,
