@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from forecast.demo import score  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
@@ -219,21 +220,6 @@ def roll_out(run_dir: Path, store: Path, out: Path, scale: Scale, seed: int, pro
     )  # fmt: skip
 
 
-def score(forecast_file: Path, out: Path) -> None:
-    from forecast.atomic import atomic_output
-    from forecast.demo import point_as_ensemble
-    from forecast.metrics import open_forecast, score_forecast
-
-    if out.exists():
-        return
-    forecast = open_forecast(forecast_file)
-    scores = score_forecast(point_as_ensemble(forecast))
-    scores.attrs["members"] = int(forecast.sizes["member"])
-    forecast.close()
-    with atomic_output(out) as tmp:
-        scores.to_netcdf(tmp)
-
-
 def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | None = None) -> dict:
     """LPIPS and FVD of ``variable`` rendered as grey video (the truth's 1st..99th percentile -> 0..255).
 
@@ -345,7 +331,7 @@ def run_table(
         run_dir = out / "runs" / row.slug
         train(row, row.build(scale), store, run_dir, progress)
         roll_out(run_dir, store, out / "forecasts" / f"{row.slug}.nc", scale, seed, progress)
-        score(out / "forecasts" / f"{row.slug}.nc", out / "scores" / f"{row.slug}.nc")
+        score(out / "forecasts" / f"{row.slug}.nc", out / "scores" / f"{row.slug}.nc")  # forecast.demo.score
     table = table_rows(rows, out, perceptual_metrics, weights)
     command = f"python experiments/table{number}.py --scale {scale_name} --out {out}"
     csv_path, md_path = write_tables(table, out, number, scale, command)

@@ -272,13 +272,15 @@ def roll_out(run_dir: Path, store: Path, out: Path, settings: DemoSettings, prog
 
 
 def score(forecast_file: Path, out: Path) -> None:
+    """The scores file of ``forecast_file`` (skipped when ``out`` exists); point forecasts are scored too."""
     from forecast.metrics import open_forecast, score_forecast
 
     if out.exists():
         return
     forecast = open_forecast(forecast_file)
     scores = score_forecast(point_as_ensemble(forecast))
-    scores.attrs["members"] = int(forecast.sizes["member"])  # as written (a point forecast: 1)
+    # as written (a point forecast: 1), not the two copies that were scored
+    scores.attrs["members"] = scores.attrs["ensemble_size"] = int(forecast.sizes["member"])
     forecast.close()
     scores.attrs["source_file"] = str(forecast_file)
     with atomic_output(out) as tmp:
