@@ -202,21 +202,16 @@ def train_rvd(store: Path, run_dir: Path, settings: DemoSettings, progress: bool
         f"budget {settings.train_seconds:.0f} s"
     )
     start = time.perf_counter()
-    bar = tqdm(
-        total=settings.max_train_steps,
-        initial=trainer.step,
-        desc="training rvd",
-        unit="step",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    # the bar counts seconds of the budget (the step count at which it runs out is not known in advance)
+    budget = max(1, round(settings.train_seconds))
+    bar = tqdm(total=budget, desc="training rvd", unit="s", disable=not progress, dynamic_ncols=True)
     try:
         while trainer.step < settings.max_train_steps:
-            before = trainer.step
             trainer.fit(max_steps=trainer.step + settings.chunk_steps)
-            bar.update(trainer.step - before)
-            bar.set_postfix(loss=f"{_last_loss(run_dir):.4g}", elapsed=f"{time.perf_counter() - start:.0f}s")
-            if time.perf_counter() - start >= settings.train_seconds:
+            elapsed = time.perf_counter() - start
+            bar.update(min(budget, round(elapsed)) - bar.n)
+            bar.set_postfix(step=trainer.step, loss=f"{_last_loss(run_dir):.4g}")
+            if elapsed >= settings.train_seconds:
                 break
     finally:
         bar.close()
