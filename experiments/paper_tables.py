@@ -247,7 +247,7 @@ def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | 
                 scores = video_scores(grey, metrics=(metric,), weights=weights)
                 result[metric] = float(scores[f"{metric}_frames"].mean())
             except ForecastError as exc:
-                result["note"] = f"{metric}: {exc}"
+                result["note"] += f"{'; ' if result['note'] else ''}{metric}: {str(exc).splitlines()[0][:200]}"
     return result
 
 
@@ -266,6 +266,8 @@ def table_rows(rows: list[Row], out: Path, perceptual_metrics: bool, weights: st
         if perceptual_metrics:
             p = perceptual(out / "forecasts" / f"{row.slug}.nc", weights=weights)
             entry.update({"lpips": p["lpips"], "fvd": p["fvd"]})
+            if p["note"]:
+                entry["_note"] = p["note"]
         table.append(entry)
     return table
 
@@ -273,6 +275,7 @@ def table_rows(rows: list[Row], out: Path, perceptual_metrics: bool, weights: st
 def write_tables(table: list[dict], out: Path, number: int, scale: Scale, command: str) -> tuple[Path, Path]:
     from forecast.atomic import atomic_output
 
+    notes = sorted({row.pop("_note") for row in table if "_note" in row})
     columns = list(dict.fromkeys(k for row in table for k in row))
     csv_path, md_path = out / f"table{number}.csv", out / f"table{number}.md"
     with atomic_output(csv_path) as tmp, open(tmp, "w", newline="") as f:
@@ -302,6 +305,8 @@ def write_tables(table: list[dict], out: Path, number: int, scale: Scale, comman
         "|" + "|".join("---" if c == "model" else "---:" for c in columns) + "|",
     ]
     lines += ["| " + " | ".join(cell(c, r.get(c, "")) for c in columns) + " |" for r in table]
+    if notes:  # why LPIPS/FVD are missing (weights not found, ...): the first line of each reason
+        lines += ["", "n/a: " + "; ".join(notes)]
     with atomic_output(md_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
