@@ -247,7 +247,9 @@ def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | 
                 scores = video_scores(grey, metrics=(metric,), weights=weights)
                 result[metric] = float(scores[f"{metric}_frames"].mean())
             except ForecastError as exc:
-                result["note"] += f"{'; ' if result['note'] else ''}{metric}: {str(exc).splitlines()[0][:200]}"
+                result["note"] += (
+                    f"{'; ' if result['note'] else ''}{metric}: {str(exc).splitlines()[0][:200]}"
+                )
     return result
 
 
