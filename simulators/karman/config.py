@@ -91,8 +91,10 @@ class KarmanConfig:
 
     @property
     def cylinder_center(self) -> tuple[float, float]:
-        """(x, y) of the cylinder: a quarter window behind the inlet, on the channel axis."""
-        return (self.window_width / 4, (self.grid_height - 1) / 2)
+        """(x, y) of the cylinder in cell-midpoint coordinates (cell i spans [i, i + 1], as lbmpy's masks):
+        a quarter window behind the inlet, on the axis of the fluid channel (the wall cells 0 and H - 1
+        are boundary cells, so the fluid spans [1, H - 1])."""
+        return (self.window_width / 4, self.grid_height / 2)
 
     @property
     def spinup_steps(self) -> int:

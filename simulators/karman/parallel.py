@@ -95,7 +95,7 @@ def _client(scheduler: str, workers: int):
         return Client(cluster), cluster
     try:
         return Client(scheduler, timeout="20s"), None
-    except (OSError, TimeoutError) as exc:
+    except Exception as exc:  # bad address, refused connection, timeout
         raise ForecastError(f"cannot reach the dask scheduler at {scheduler} ({exc})") from None
 
 

@@ -77,8 +77,17 @@ def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
             np.array([config.viscosity(r) for r in reynolds]),
             {"long_name": "kinematic viscosity", "units": "lattice units"},
         ),
-        "cylinder_x": ("sequence", np.full(n_seq, config.cylinder_center[0]), {"units": "lattice cells"}),
-        "cylinder_y": ("sequence", np.full(n_seq, config.cylinder_center[1]), {"units": "lattice cells"}),
+        # in the same cell-index coordinates as x and y (cell i spans [i - 1/2, i + 1/2])
+        "cylinder_x": (
+            "sequence",
+            np.full(n_seq, config.cylinder_center[0] - 0.5),
+            {"units": "lattice cells"},
+        ),
+        "cylinder_y": (
+            "sequence",
+            np.full(n_seq, config.cylinder_center[1] - 0.5),
+            {"units": "lattice cells"},
+        ),
         "time": ("time", frame_index, {"long_name": "frame index within the run", "units": "frame"}),
         "lattice_step": (
             "time",
