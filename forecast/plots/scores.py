@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from forecast.metrics.forecast_file import model_name
 
@@ -40,6 +41,7 @@ def plot_crps_vs_lead(scores: list[xr.Dataset], var: str) -> Figure:
         xlabel=_lead_label(scores[0]), ylabel="1 / CRPS", title=f"1 / CRPS of {var} (higher is better)"
     )
     for ax in (ax_crps, ax_inv):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     return fig
@@ -108,6 +110,7 @@ def plot_spread_skill(scores: list[xr.Dataset], var: str) -> Figure:
         title="spread-skill ratio (1 = calibrated, <1 over-confident)",
     )
     for ax in (ax_err, ax_ratio):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     return fig
