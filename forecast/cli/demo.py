@@ -10,7 +10,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="the whole chain, small, on a CPU: simulate, train RVD and baselines, roll out, score, plot",
         description="Simulate a small vortex street, train a tiny RVD for a few minutes, fit persistence and "
-        "climatology, write ensemble forecasts, scores, figures and OUT_DIR/summary.csv. About 8 minutes on two "
+        "climatology, write ensemble forecasts, scores, figures and OUT_DIR/summary.csv. About 6 minutes on two "
         "CPU cores. Rerunning into the same OUT_DIR skips the stages that are done.",
     )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder for everything the demo writes")
