@@ -17,11 +17,12 @@ from forecast.errors import ForecastError
 # One module per sub-command, in the order `forecast --help` lists them.
 COMMAND_MODULES = [
     "simulate",
-    "train",
     "data",
+    "train",
+    "rollout",
     "score",
     "plot",
-    "rollout",
+    "demo",
 ]
 
 

@@ -94,7 +94,10 @@ def parse_model_config(config: dict) -> ModelConfig:
     raw = _section(config, "model", ModelConfig)
     cfg = ModelConfig(**raw)
     if cfg.kind not in KINDS:
-        raise ForecastError(f"unknown model.kind {cfg.kind!r}; use one of {', '.join(KINDS)}")
+        from forecast.models.baselines import BASELINE_KINDS
+
+        known = ", ".join(KINDS + BASELINE_KINDS)
+        raise ForecastError(f"unknown model.kind {cfg.kind!r}; use one of {known}")
     dim = _positive_int(cfg.dim, "model.dim")
     groups = _positive_int(cfg.groups, "model.groups")
     denoiser = _mults(cfg.denoiser_mults, "model.denoiser_mults")

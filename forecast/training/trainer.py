@@ -185,7 +185,7 @@ class Trainer:
         self.model.to(self.device)
         self.n_parameters = sum(p.numel() for p in self.model.parameters())
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(),
+            [{"params": list(self.model.parameters())}],  # a group may be empty: parameter-free baselines
             lr=self.training["lr"],
             betas=tuple(self.training["adam_betas"]),
             weight_decay=self.training["weight_decay"],
@@ -209,6 +209,8 @@ class Trainer:
     def _restore(self, payload: dict) -> None:
         source = f"checkpoint {self.checkpoint_file}"
         load_model_weights(self.model, payload["model"], source)
+        # rebuilt after loading: fitted buffers (baselines' statistics) may have taken the checkpoint's shape
+        self.ema = EMA(self.model, self.training["ema_decay"], self.training["ema_warmup"])
         try:
             self.ema.load_state_dict(payload["ema"])
             self.optimizer.load_state_dict(payload["optimizer"])
@@ -344,6 +346,8 @@ class Trainer:
             self.log(f"resumed from step {self.step}")
         self._write_run_files()
         distributed.barrier(self.process)
+        if self.step == 0 and hasattr(self.model, "fit_statistics"):
+            self.fit_statistics()
         if self.step >= target:
             return self.step
 
@@ -385,8 +389,9 @@ class Trainer:
                         f"(the last checkpoint, step {last_saved}, is intact)"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if clip:
+                if loss.requires_grad:  # a parameter-free baseline's loss is only an evaluation
+                    loss.backward()
+                if clip and loss.requires_grad:
                     grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), clip))
                 self.optimizer.step()
                 self.ema.update(self.model, self.step)
@@ -418,6 +423,28 @@ class Trainer:
         finally:
             bar.close()
         return self.step
+
+    @torch.no_grad()
+    def fit_statistics(self) -> None:
+        """Let a model that learns from data statistics (``fit_statistics``) measure the train group.
+
+        The model asks for windows of ``statistics_frames`` frames, at most ``statistics_windows`` of them; they
+        are spread evenly over the train group and passed in batches. Fitted buffers are checkpointed with the
+        weights (the EMA copy restarts from them).
+        """
+        frames = int(getattr(self.model, "statistics_frames", window_length(self.config)))
+        dataset = WindowDataset(self.store, self.layout, frames)
+        count = min(len(dataset), int(getattr(self.model, "statistics_windows", 256)))
+        indices = torch.linspace(0, len(dataset) - 1, count).round().long().unique().tolist()
+        size = self.training["batch_size"]
+        batches = (
+            torch.stack([dataset[i] for i in indices[j : j + size]]).to(self.device)
+            for j in range(0, len(indices), size)
+        )
+        if self.progress and self.process.is_main:
+            batches = tqdm(batches, total=-(-len(indices) // size), desc="statistics", unit="batch")
+        self.model.fit_statistics(batches)
+        self.ema = EMA(self.model, self.training["ema_decay"], self.training["ema_warmup"])
 
     def close(self) -> None:
         distributed.teardown()

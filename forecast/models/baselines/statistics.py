@@ -1,0 +1,60 @@
+"""Statistics of training data kept as buffers, for the parameter-free baselines.
+
+A parameter-free baseline (persistence with inflation, climatology) is "trained" by measuring its training data:
+the trainer calls ``fit_statistics(windows)`` once, at the start of a new run, with an iterable of batches of
+normalised training windows ``(batch, time, channel, y, x)`` of ``statistics_frames`` frames (at most
+``statistics_windows`` windows, spread evenly over the train group). The fitted tensors are buffers, so they are
+saved in the checkpoint and restored by ``load_run`` like weights.
+
+Their shape depends on the data (frame size, bank size), which the model does not know when it is built, so
+``FittedBuffers`` resizes a buffer to the checkpoint's shape before loading it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from forecast.errors import ForecastError
+from forecast.models.base import SequenceModel
+
+
+class FittedBuffers(SequenceModel):
+    """A ``SequenceModel`` whose data-shaped buffers (``fitted_buffers``) take the checkpoint's shape on load."""
+
+    fitted_buffers: tuple[str, ...] = ()
+    #: frames per window that ``fit_statistics`` wants, and how many windows at most
+    statistics_frames: int = 2
+    statistics_windows: int = 256
+
+    def _init_fitted(self) -> None:
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in self.fitted_buffers:
+            value = state_dict.get(prefix + name)
+            if isinstance(value, torch.Tensor):
+                current = getattr(self, name)
+                setattr(self, name, current.new_empty(value.shape))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def check_fitted(self) -> None:
+        if not bool(self.fitted):
+            raise ForecastError(
+                f"model {self.name!r} has no statistics: train it with `forecast train` (which calls fit_statistics)"
+            )
+
+    def fit_statistics(self, windows: Iterable[torch.Tensor]) -> None:  # pragma: no cover (abstract)
+        raise NotImplementedError
+
+
+def check_window(window: torch.Tensor, n_channels: int, min_frames: int = 2) -> None:
+    if window.dim() != 5:
+        raise ForecastError(
+            f"window must have dims (batch, time, channel, y, x), got shape {tuple(window.shape)}"
+        )
+    if window.shape[2] != n_channels:
+        raise ForecastError(f"window has {window.shape[2]} channels, the model was built for {n_channels}")
+    if window.shape[1] < min_frames:
+        raise ForecastError(f"windows of {window.shape[1]} frames are too short (need {min_frames})")
