@@ -263,7 +263,7 @@ def table_rows(rows: list[Row], out: Path, perceptual_metrics: bool, weights: st
                 str(v)[len("crps_mean_") :] for v in ds.data_vars if str(v).startswith("crps_mean_")
             )
             crps = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
-            members = int(ds.attrs.get("members", ds.attrs.get("ensemble_size", 0)))
+            members = int(ds.attrs["ensemble_size"])
         entry = {"model": row.label, "crps": sum(crps.values()) / len(crps), **crps, "members": members}
         if perceptual_metrics:
             p = perceptual(out / "forecasts" / f"{row.slug}.nc", weights=weights)

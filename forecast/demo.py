@@ -273,32 +273,11 @@ def score(forecast_file: Path, out: Path) -> None:
     if out.exists():
         return
     forecast = open_forecast(forecast_file)
-    scores = score_forecast(point_as_ensemble(forecast))
-    # as written (a point forecast: 1), not the two copies that were scored
-    scores.attrs["members"] = scores.attrs["ensemble_size"] = int(forecast.sizes["member"])
+    scores = score_forecast(forecast)
     forecast.close()
     scores.attrs["source_file"] = str(forecast_file)
     with atomic_output(out) as tmp:
         scores.to_netcdf(tmp)
-
-
-def point_as_ensemble(forecast):
-    """A one-member (deterministic) forecast as two identical members, which ``score_forecast`` accepts.
-
-    Its empirical CDF is the same step function, so the CRPS is unchanged (it equals the absolute error); the
-    spread is 0. (``forecast.metrics`` refuses ensembles of one member; rollout writes one for deterministic models.)
-    """
-    import xarray as xr
-
-    if forecast.sizes.get("member", 0) != 1:
-        return forecast
-    return xr.concat(
-        [forecast, forecast.assign_coords(member=forecast["member"] + 1)],
-        dim="member",
-        data_vars="minimal",
-        coords="minimal",
-        compat="override",
-    )
 
 
 def summarize(scores_files: dict[str, Path]) -> list[dict]:
@@ -317,7 +296,7 @@ def summarize(scores_files: dict[str, Path]) -> list[dict]:
                 for n in names
                 if f"spread_skill_{n}" in ds
             }
-            members = int(ds.attrs.get("members", ds.attrs.get("ensemble_size", 0)))
+            members = int(ds.attrs["ensemble_size"])
         rows.append(
             {
                 "model": model,

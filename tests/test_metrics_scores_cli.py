@@ -212,3 +212,14 @@ def test_cli_score_perceptual_adds_psnr_and_ssim(tmp_path):
     expected = psnr(video["frames"], video["frames_obs"], data_range=255.0).mean(["init", "member"])
     np.testing.assert_allclose(scores["psnr_frames"].values, expected.values, rtol=1e-6)
     assert "lpips_frames" not in scores
+
+
+def test_one_member_forecast_is_scored_as_a_point_forecast():
+    point = synthetic_forecast(n_init=3, n_member=1, n_lead=2, ny=5, nx=6)
+    scores = score_forecast(point)
+    error = abs(point["u"].isel(member=0) - point["u_obs"]).mean("init")
+    np.testing.assert_allclose(scores["crps_u"].values, error.values, rtol=1e-12)  # CRPS of a point = |error|
+    assert float(abs(scores["spread_u"]).max()) == 0.0 and float(abs(scores["spread_skill_u"]).max()) == 0.0
+    assert scores["rank_histogram_u"].sizes["rank"] == 2
+    with pytest.raises(ForecastError, match="fair CRPS needs >= 2"):
+        score_forecast(point, fair=True)

@@ -60,7 +60,11 @@ def ensemble_spread(
         raise ForecastError(f"the ensemble has no member dimension {member_dim!r} (its dims are {ens.dims})")
     rest = [d for d in ens.dims if d != member_dim]
     dims = rest if dim is None else ([dim] if isinstance(dim, str) else list(dim))
-    variance = ens.var(member_dim, ddof=1, skipna=skipna)
+    if ens.sizes[member_dim] == 1:
+        # A one-member (deterministic) forecast states no uncertainty: its spread is 0, not undefined.
+        variance = 0.0 * ens.isel({member_dim: 0}, drop=True)  # 0 where defined, NaN where the value is
+    else:
+        variance = ens.var(member_dim, ddof=1, skipna=skipna)
     spread = np.sqrt(variance.mean(dims, skipna=skipna))
     return spread.assign_attrs(long_name="ensemble spread (standard deviation)", **_units(ens))
 

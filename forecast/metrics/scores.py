@@ -66,9 +66,10 @@ def build_scores(
     m = int(ds[names[0]].sizes[member_dim])
     for v in names:
         ens, obs = ds[v], ds[f"{v}{OBS_SUFFIX}"]
-        if ens.sizes[member_dim] < 2:
+        if fair and ens.sizes[member_dim] < 2:
             raise ForecastError(
-                f"forecast variable {v!r} has {ens.sizes[member_dim]} member; scoring needs >= 2"
+                f"forecast variable {v!r} has {ens.sizes[member_dim]} member; the fair CRPS needs >= 2 "
+                "(a one-member, deterministic forecast is scored with the ensemble estimator: its absolute error)"
             )
         units = {"units": ens.attrs["units"]} if "units" in ens.attrs else {}
         crps = crps_ensemble(obs, ens, member_dim, fair=fair, skipna=skipna)

@@ -166,4 +166,10 @@ def build_lattice(config: KarmanConfig, reynolds: float) -> Lattice:
     velocity[..., 0] = U
     velocity[..., 1] = 0.1 * U * np.exp(-((xg - cx - D) ** 2 + (yg - cy) ** 2) / D**2)
     step.set_pdf_fields_from_macroscopic_values()
+    # lbmpy allocates the streaming target uninitialised (np.empty); its ghost layers are read before any kernel
+    # writes them, so recycled memory (NaN, huge values) could leak in and diverge a healthy run. Start it equal
+    # to the source (lbmpy names it after the step: name + "_pdfTmp").
+    for arrays in (dh.cpu_arrays, getattr(dh, "gpu_arrays", {})):
+        if "karman_pdfTmp" in arrays and step.pdf_array_name in arrays:
+            arrays["karman_pdfTmp"][...] = arrays[step.pdf_array_name]
     return Lattice(config=config, reynolds=float(reynolds), step=step, solid=solid)
