@@ -248,7 +248,7 @@ def test_string_sequence_labels_are_written(tmp_path):
     assert list(xr.open_dataset(out)["sequence"].values) == ["clip_a", "clip_b", "clip_c"]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 def test_rollout_on_cuda_is_reproducible(tmp_path):
     ds = _dataset()
     layout = _layout(ds)
