@@ -22,8 +22,12 @@ def select_device(name: str | None = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ForecastError(f"device {name!r} was asked for but CUDA is not available on this machine")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ForecastError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ForecastError(
+            f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)"
+        )
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise ForecastError("device 'mps' was asked for but MPS is not available on this machine")
     return device
 

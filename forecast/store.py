@@ -52,7 +52,9 @@ def validate_field_dataset(ds: xr.Dataset, name: str = "dataset") -> None:
             )
 
 
-def open_field_store(path: str | os.PathLike, group: str = "train", chunks: dict | str | None = None) -> xr.Dataset:
+def open_field_store(
+    path: str | os.PathLike, group: str = "train", chunks: dict | str | None = None
+) -> xr.Dataset:
     """Open one group of a complete field store lazily (dask-backed unless ``chunks=None`` is overridden)."""
     if group not in GROUPS:
         raise ForecastError(f"unknown group {group!r}; a field store has groups {GROUPS}")
@@ -63,7 +65,9 @@ def open_field_store(path: str | os.PathLike, group: str = "train", chunks: dict
             "finish it with --resume or delete it"
         )
     try:
-        ds = xr.open_zarr(str(path), group=group, consolidated=False, chunks=chunks if chunks is not None else {})
+        ds = xr.open_zarr(
+            str(path), group=group, consolidated=False, chunks=chunks if chunks is not None else {}
+        )
     except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError) as exc:
         raise ForecastError(f"field store {path} has no group {group!r} ({exc})") from None
     validate_field_dataset(ds, f"{path}[{group}]")

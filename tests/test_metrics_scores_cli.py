@@ -200,7 +200,9 @@ def test_cli_bad_input(files, tmp_path, capsys):
 def test_cli_score_perceptual_adds_psnr_and_ssim(tmp_path):
     from forecast.metrics.perceptual import psnr
 
-    video = synthetic_forecast(n_init=2, n_member=3, n_lead=2, ny=16, nx=16, variables=("frames",), n_channel=3)
+    video = synthetic_forecast(
+        n_init=2, n_member=3, n_lead=2, ny=16, nx=16, variables=("frames",), n_channel=3
+    )
     video = (video * 60 + 128).clip(0, 255)
     path = tmp_path / "video.nc"
     video.to_netcdf(path)
