@@ -84,7 +84,7 @@ def brief_training(model, layout: ChannelLayout, train: xr.Dataset, args) -> tup
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     model.eval()
     return float(np.mean(losses[:10])), float(np.mean(losses[-10:]))
 
