@@ -11,9 +11,12 @@ from pathlib import Path
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
-    """A fresh path next to ``path`` (same directory, so the final rename is atomic on one filesystem)."""
+    """A fresh path next to ``path`` (same directory, so the final rename is atomic on one filesystem).
+
+    It keeps ``path``'s suffix, since writers such as matplotlib infer the format from it.
+    """
     path = Path(path)
-    return path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+    return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
 def _remove(path: Path) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import xarray as xr
 
+from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
 from forecast.metrics.forecast_file import forecast_variables, model_name, open_netcdf
 from forecast.metrics.scores import SCORES_FILE_TYPE
@@ -26,24 +24,12 @@ from forecast.plots.scores import (
 )
 
 
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[Path]:
-    """Like forecast.atomic.atomic_output, but the temporary name keeps the suffix (writers infer the format)."""
-    tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        yield tmp
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "model"
 
 
 def _save(fig, path: Path, written: list[Path], dpi: int = 120) -> None:
-    with _atomic_file(path) as tmp:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     written.append(path)
@@ -112,7 +98,7 @@ def plot_files(
                 dpi,
             )
             target = out_dir / f"rollout_{var}_{name}.{animation_format}"
-            with _atomic_file(target) as tmp:
+            with atomic_output(target) as tmp:
                 made = animate_rollout(ds, var, tmp, init, n_members)
             if made.suffix != target.suffix:  # no ffmpeg: the animation fell back to GIF
                 final = target.with_suffix(made.suffix)

@@ -26,7 +26,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from forecast.errors import ForecastError
-from forecast.store import COMPLETE_ATTR, GROUPS, mark_complete
+from forecast.store import COMPLETE_ATTR, GROUPS, is_complete, mark_complete
 
 WRITTEN_ATTR = "sequences_written"
 PLAN_ATTR = "import_plan"
@@ -171,7 +171,7 @@ class FieldStoreWriter:
 
     @property
     def complete(self) -> bool:
-        return bool(zarr.open_group(str(self.path), mode="r").attrs.get(COMPLETE_ATTR, False))
+        return is_complete(self.path)
 
     def write_group(
         self, group: str, sequences: Iterable[Mapping[str, np.ndarray]], progress: bool = True
