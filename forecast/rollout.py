@@ -7,7 +7,10 @@ paper, section 4.2: 4 context frames, 16 generated). Ensemble members are rows o
 expanded to ``(members, channel, y, x)`` and observed once, so no recurrent state is ever copied.
 
 The forecast file follows ``CONVENTIONS.md`` ("Forecast file"): ``V (init, member, lead_time, [channel,] y, x)``
-in physical units and the verifying truth ``V_obs (init, lead_time, [channel,] y, x)``.
+in physical units and the verifying truth ``V_obs (init, lead_time, [channel,] y, x)``. As an addition to the
+conventions it also holds the frames the model observed, ``V_context (init, context_time, [channel,] y, x)`` with
+``context_time`` = ``-context+1 .. 0`` (0: the last context frame), so that a forecast file alone can be plotted
+with its context and scored against persistence (``forecast score --reference persistence``).
 
 Memory and interruption. The file is written piece by piece: each chunk of at most ``batch_size`` members of one
 init is written as soon as it is generated, so memory holds one chunk, never the ensemble. Writing goes to
@@ -230,6 +233,11 @@ def _create_file(
     var[:] = np.arange(members)
     var.standard_name = "realization"
     var.long_name = "ensemble member"
+    nc.createDimension("context_time", context)
+    var = nc.createVariable("context_time", "i4", ("context_time",))
+    var[:] = np.arange(-context + 1, 1)
+    var.long_name = "frames relative to the last context frame"
+    var.units = "frames"
     var = nc.createVariable("lead_time", "i4", ("lead_time",))
     var[:] = np.arange(1, horizon + 1)
     var.standard_name = "forecast_period"
@@ -270,6 +278,11 @@ def _create_file(
         )
         obs.setncatts({**var_attrs, "long_name": f"{var_attrs.get('long_name', name)} (verifying truth)"})
         obs.coordinates = " ".join(init_coords + lead_coords)
+        seen = nc.createVariable(
+            f"{name}_context", "f4", ("init", "context_time", *frame_dims), chunksizes=(1, 1, *frame_shape)
+        )
+        seen.setncatts({**var_attrs, "long_name": f"{var_attrs.get('long_name', name)} (context frames)"})
+        seen.coordinates = " ".join(init_coords)
 
     nc.setncatts(_attrs(attrs))
     nc.setncattr(_SETTINGS_ATTR, settings)
@@ -427,6 +440,9 @@ def rollout(
                 raise ForecastError(f"context frames of {init} contain NaN or infinite values")
             context_frames = torch.from_numpy(normalised).to(device)
             for name in layout.variables:
+                nc[f"{name}_context"][index] = np.asarray(
+                    window[name].isel(time=slice(0, context)).values, np.float32
+                )
                 nc[f"{name}_obs"][index] = np.asarray(
                     window[name].isel(time=slice(context, None)).values, np.float32
                 )

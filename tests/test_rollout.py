@@ -138,6 +138,13 @@ def test_persistence_forecast_file_layout_alignment_and_units(tmp_path):
     assert fc.attrs["Conventions"] == "CF-1.8" and fc.attrs["model"] == "persistence"
     assert fc.attrs["context_length"] == 3 and fc.attrs["horizon"] == 4 and fc.attrs["seed"] == 1
     assert "rollout_completed_inits" not in fc.attrs  # bookkeeping of partial files only
+    assert fc["u_context"].dims == ("init", "context_time", "y", "x")
+    assert list(fc["context_time"].values) == [-2, -1, 0]
+    # the scoring side's persistence reference, built from V_context, is the persistence model's forecast
+    from forecast.metrics.skill import persistence_reference
+
+    reference = persistence_reference(fc)
+    np.testing.assert_allclose(reference["u"].values, fc["u"].values, rtol=1e-5, atol=1e-4)
     # 4 inits over 3 sequences (14 frames, 8 starts each): sequence 0 twice, at its first and last start
     assert list(fc["sequence"].values) == [10, 10, 11, 12]
     assert list(fc["init_time"].values) == [3, 10, 3, 3]
@@ -146,6 +153,8 @@ def test_persistence_forecast_file_layout_alignment_and_units(tmp_path):
     for i, (seq, t0) in enumerate([(0, 3), (0, 10), (1, 3), (2, 3)]):
         # truth: frames t0 .. t0 + 3, exactly the store's values
         np.testing.assert_array_equal(fc["u_obs"][i].values, ds["u"][seq, t0 : t0 + 4].values)
+        # the frames the model saw: t0 - 3 .. t0 - 1, at context_time -2 .. 0
+        np.testing.assert_array_equal(fc["u_context"][i].values, ds["u"][seq, t0 - 3 : t0].values)
         # persistence in physical units: every lead equals the last context frame
         for k in range(4):
             np.testing.assert_allclose(
@@ -160,6 +169,7 @@ def test_channel_variables_keep_their_channel_dim(tmp_path):
     fc = xr.open_dataset(out)
     assert fc["frames"].dims == ("init", "member", "lead_time", "channel", "y", "x")
     assert fc["frames_obs"].dims == ("init", "lead_time", "channel", "y", "x")
+    assert fc["frames_context"].dims == ("init", "context_time", "channel", "y", "x")
     assert fc["u"].dims == ("init", "member", "lead_time", "y", "x")
     # init 1 is sequence 2 (fewer inits than sequences: spread), forecast starts at frame 2
     np.testing.assert_array_equal(fc["frames_obs"][1].values, ds["frames"][2, 2:5].values.astype("float32"))
@@ -407,6 +417,30 @@ def test_cli_rollout_writes_the_file_with_reproduction_attributes(tmp_path, fake
     assert main([*args, "--no-ema", "--device", "cpu"]) == 0
     assert fake_training[-1]["ema"] is False
     assert "rollout" in capsys.readouterr().err
+
+
+def test_rollout_file_scores_against_persistence_from_its_context(tmp_path, fake_training, capsys):
+    """rollout -> score --reference persistence: the reference is built from the file's own V_context."""
+    from forecast.cli import main
+
+    store = tmp_path / "data.zarr"
+    _write_store(store, _dataset())
+    forecast, scores = tmp_path / "fc.nc", tmp_path / "scores.nc"
+    rollout_args = ["rollout", "run", str(store), "--out", str(forecast), "--members", "4"]
+    rollout_args += ["--context", "3", "--horizon", "4", "--inits", "3", "--no-progress", "--device", "cpu"]
+    assert main(rollout_args) == 0
+    assert (
+        main(["score", str(forecast), "--out", str(scores), "--reference", "persistence", "--no-progress"])
+        == 0
+    )
+    fc, sc = xr.open_dataset(forecast), xr.open_dataset(scores)
+    # persistence's CRPS is its mean absolute error: |last context frame - truth|, averaged over inits and pixels
+    last = fc["u_context"].isel(context_time=-1)
+    expected = np.abs(last - fc["u_obs"]).mean(["init", "y", "x"])
+    np.testing.assert_allclose(sc["crps_reference_mean_u"].values, expected.values, rtol=1e-5)
+    np.testing.assert_allclose(
+        sc["crps_skill_u"].values, 1 - sc["crps_mean_u"].values / expected.values, rtol=1e-5
+    )
 
 
 def test_cli_interrupt_keeps_the_partial_file_for_resume(tmp_path, fake_training, monkeypatch, capsys):

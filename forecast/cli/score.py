@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "need pretrained weights (README, 'Perceptual metrics')",
     )
     parser.add_argument("--weights", type=Path, help="folder searched first for LPIPS/FVD weights")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", "--quiet", dest="quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
 

@@ -106,7 +106,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="finish an interrupted store; skip finished runs"
     )
     karman.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    karman.add_argument("--quiet", action="store_true", help="no progress bars")
+    karman.add_argument(
+        "--no-progress", "--quiet", dest="quiet", action="store_true", help="no progress bars"
+    )
     karman.set_defaults(handler=run_karman)
 
 
