@@ -15,7 +15,7 @@ unless ``--data`` names one), the size of every model, the training steps and th
 
 Each run lives in ``OUT/runs/ROW``; a finished stage (trained run, forecast file, scores file) is skipped when the
 command is run again, so an interrupted table resumes. Outputs: ``OUT/tableN.csv`` and ``OUT/tableN.md`` (CRPS
-per variable and their mean; LPIPS and FVD of the vorticity rendered as grey video where the pretrained weights
+per variable and their mean; the spread-skill ratio; LPIPS and FVD of the vorticity rendered as grey video where the pretrained weights
 are found, see README "Perceptual metrics"; otherwise "n/a"), and the figures of ``forecast plot`` in
 ``OUT/figures``.
 """
@@ -263,8 +263,16 @@ def table_rows(rows: list[Row], out: Path, perceptual_metrics: bool, weights: st
                 str(v)[len("crps_mean_") :] for v in ds.data_vars if str(v).startswith("crps_mean_")
             )
             crps = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
+            # the calibration in one number: sqrt((m+1)/m) spread / RMSE, averaged over leads and variables
+            spread_skill = sum(float(ds[f"spread_skill_{n}"].mean()) for n in names) / len(names)
             members = int(ds.attrs["ensemble_size"])
-        entry = {"model": row.label, "crps": sum(crps.values()) / len(crps), **crps, "members": members}
+        entry = {
+            "model": row.label,
+            "crps": sum(crps.values()) / len(crps),
+            **crps,
+            "spread_skill": spread_skill,
+            "members": members,
+        }
         if perceptual_metrics:
             p = perceptual(out / "forecasts" / f"{row.slug}.nc", weights=weights)
             entry.update({"lpips": p["lpips"], "fvd": p["fvd"]})
@@ -285,8 +293,12 @@ def write_tables(table: list[dict], out: Path, number: int, scale: Scale, comman
         writer.writeheader()
         for row in table:
             writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+
+    def badness(c, v):  # lower is better, except the spread-skill ratio, best at 1
+        return abs(v - 1.0) if c == "spread_skill" else v
+
     best = {
-        c: min(r[c] for r in table if isinstance(r.get(c), float) and not math.isnan(r[c]))
+        c: min(badness(c, r[c]) for r in table if isinstance(r.get(c), float) and not math.isnan(r[c]))
         for c in columns
         if c not in ("model", "members")
         and any(isinstance(r.get(c), float) and not math.isnan(r[c]) for r in table)
@@ -298,10 +310,11 @@ def write_tables(table: list[dict], out: Path, number: int, scale: Scale, comman
         if math.isnan(v):
             return "n/a"
         text = f"{v:.4g}"
-        return f"**{text}**" if c in best and v == best[c] else text
+        return f"**{text}**" if c in best and badness(c, v) == best[c] else text
 
     lines = [
-        f"Table {number} at scale `{scale.name}` (lower is better; **bold**: best). Produced by `{command}`.",
+        f"Table {number} at scale `{scale.name}` (lower is better, `spread_skill` best at 1; **bold**: best). "
+        f"Produced by `{command}`.",
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "|".join("---" if c == "model" else "---:" for c in columns) + "|",

@@ -37,6 +37,7 @@ def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatc
         table = list(csv.DictReader(f))
     assert {"model", "crps", "crps_u", "crps_vorticity", "lpips", "fvd"} <= set(table[0])
     assert all(float(r["crps"]) > 0 for r in table)
+    assert all(float(r["spread_skill"]) > 0 for r in table)  # ensembles: members differ
     markdown = (out / "table2.md").read_text()
     assert "| RVD (2 + 3) |" in markdown and "--scale smoke" in markdown
     assert (out / "figures" / "crps_lead_time_vorticity.png").is_file()
@@ -53,4 +54,27 @@ def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatc
         1, "smoke", tmp_path / "t1", data=data, perceptual_metrics=False, progress=False, log=lambda _: None
     )
     assert forecast.stat().st_mtime_ns == before
-    assert {r["model"]: r["members"] for r in rows1}["ConvGRU"] == 1
+    by_model = {r["model"]: r for r in rows1}
+    assert by_model["ConvGRU"]["members"] == 1
+    # one member has no spread; the inflated persistence has some
+    assert (
+        by_model["Persistence"]["spread_skill"] == 0
+        and by_model["Persistence (inflated)"]["spread_skill"] > 0
+    )
+
+
+def test_markdown_marks_the_lowest_scores_and_the_spread_skill_nearest_one(tmp_path):
+    table = [
+        {"model": "A", "crps": 0.3, "spread_skill": 0.5, "members": 8},
+        {"model": "B", "crps": 0.1, "spread_skill": 1.3, "members": 8},
+        {"model": "C", "crps": 0.2, "spread_skill": 0.9, "members": 1, "lpips": float("nan")},
+    ]
+    scale = paper_tables.SCALES["smoke"]
+    csv_path, md_path = paper_tables.write_tables(table, tmp_path, 1, scale, "cmd")
+    lines = {
+        line.split("|")[1].strip(): line for line in md_path.read_text().splitlines() if line.startswith("| ")
+    }
+    assert "**0.1**" in lines["B"] and "**0.9**" in lines["C"] and "**" not in lines["A"]
+    assert "n/a" in lines["C"]
+    with open(csv_path, newline="") as f:
+        assert [r["spread_skill"] for r in csv.DictReader(f)] == ["0.5", "1.3", "0.9"]
