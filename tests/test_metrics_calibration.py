@@ -1,8 +1,11 @@
 """RMSE, spread, spread-skill (finite-ensemble correction), rank and PIT histograms."""
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
+from dask.array.core import PerformanceWarning
 
 from forecast.errors import ForecastError
 from forecast.metrics import (
@@ -91,6 +94,11 @@ def test_ties_are_broken_uniformly_and_reproducibly(rng):
     chunked = rank_histogram(obs.chunk(init=7), ens.chunk(init=11), seed=3)
     assert chunked.chunks is not None
     xr.testing.assert_identical(counts, chunked.compute())
+    # chunked along several dims: the same ranks, and no rechunking on the way (dask warns when it must)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        finely = rank_histogram(obs.chunk(init=7, x=3), ens.chunk(init=7, x=3), seed=3)
+    xr.testing.assert_identical(counts, finely.compute())
     rank_a, _ = rank_and_pit(obs, ens, seed=3)
     rank_b, _ = rank_and_pit(obs, ens, seed=4)
     assert (rank_a != rank_b).mean() > 0.5

@@ -95,23 +95,32 @@ def _units(da: xr.DataArray) -> dict:
     return {"units": da.attrs["units"]} if "units" in da.attrs else {}
 
 
-def _global_index(obs: xr.DataArray) -> xr.DataArray:
-    """The row-major position of every point of ``obs``, chunked like ``obs`` (dask-backed if it is)."""
-    strides = np.cumprod([1, *obs.shape[::-1]])[:-1][::-1]
-    index = None
-    for axis, (d, stride) in enumerate(zip(obs.dims, strides)):
-        n = obs.shape[axis]
-        if obs.chunks is not None:
-            import dask.array as da
+def _row_major_index(locations: list[tuple[int, int]], strides: np.ndarray) -> np.ndarray:
+    """Row-major positions of the block spanning ``locations`` ((start, stop) per axis) of an array."""
+    index = np.zeros((), dtype=np.uint64)
+    for (start, stop), stride in zip(locations, strides):
+        index = np.add.outer(index, np.arange(start, stop, dtype=np.uint64) * np.uint64(stride))
+    return index
 
-            values = da.arange(n, chunks=(obs.chunks[axis],), dtype=np.uint64) * np.uint64(stride)
-        else:
-            values = np.arange(n, dtype=np.uint64) * np.uint64(stride)
-        term = xr.DataArray(values, dims=(d,))
-        index = term if index is None else index + term
-    if index is None:  # a scalar observation
-        return xr.DataArray(np.uint64(0))
-    return index.transpose(*obs.dims)
+
+def _global_index(obs: xr.DataArray) -> xr.DataArray:
+    """The row-major position of every point of ``obs``, chunked like ``obs`` (dask-backed if it is).
+
+    Built block by block from each block's location, so it needs no rechunking and reads nothing.
+    """
+    strides = np.cumprod([1, *obs.shape[::-1]])[:-1][::-1]
+    if obs.chunks is None:
+        values = _row_major_index([(0, n) for n in obs.shape], strides)
+    else:
+        import dask.array as da
+
+        values = da.map_blocks(
+            lambda block_info=None: _row_major_index(block_info[None]["array-location"], strides),
+            chunks=obs.chunks,
+            dtype=np.uint64,
+            meta=np.empty((0,) * obs.ndim, dtype=np.uint64),
+        )
+    return xr.DataArray(values, dims=obs.dims)
 
 
 def _rank_and_pit_array(obs, ens, index, seed, skipna):
