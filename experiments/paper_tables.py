@@ -247,9 +247,9 @@ def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | 
                 scores = video_scores(grey, metrics=(metric,), weights=weights)
                 result[metric] = float(scores[f"{metric}_frames"].mean())
             except ForecastError as exc:
-                result["note"] += (
-                    f"{'; ' if result['note'] else ''}{metric}: {str(exc).splitlines()[0][:200]}"
-                )
+                # the reason without the searched folders and the how-to, which the README gives
+                reason = str(exc).splitlines()[0].split(": looked in ")[0]
+                result["note"] += f"{'; ' if result['note'] else ''}{metric}: {reason}"
     return result
 
 
@@ -320,8 +320,8 @@ def write_tables(table: list[dict], out: Path, number: int, scale: Scale, comman
         "|" + "|".join("---" if c == "model" else "---:" for c in columns) + "|",
     ]
     lines += ["| " + " | ".join(cell(c, r.get(c, "")) for c in columns) + " |" for r in table]
-    if notes:  # why LPIPS/FVD are missing (weights not found, ...): the first line of each reason
-        lines += ["", "n/a: " + "; ".join(notes)]
+    if notes:  # why LPIPS/FVD are missing (weights not found, ...), in brief
+        lines += ["", "n/a: " + "; ".join(notes) + ". README, 'Perceptual metrics', says where weights go."]
     with atomic_output(md_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
@@ -360,7 +360,10 @@ def run_table(
 
     first = out / "forecasts" / f"{rows[0].slug}.nc"
     plot_files(
-        [out / "scores" / f"{r.slug}.nc" for r in rows] + [first], out / "figures", variables=["vorticity"]
+        [out / "scores" / f"{r.slug}.nc" for r in rows] + [first],
+        out / "figures",
+        variables=["vorticity"],
+        labels=[r.label for r in rows] + [rows[0].label],  # two RVD rows must not share a legend entry
     )
     log(md_path.read_text())
     log(f"wrote {csv_path}, {md_path} and {out / 'figures'}")

@@ -225,3 +225,23 @@ def test_one_member_forecast_is_scored_as_a_point_forecast():
     assert scores["rank_histogram_u"].sizes["rank"] == 2
     with pytest.raises(ForecastError, match="fair CRPS needs >= 2"):
         score_forecast(point, fair=True)
+
+
+def test_plot_tells_apart_files_of_the_same_model(files, tmp_path):
+    from forecast.plots import plot_files
+
+    root, calibrated, _ = files
+    wider = calibrated.copy()
+    wider["u"] = wider["u"] * 1.5  # another run of the same model
+    wider.to_netcdf(tmp_path / "run2.nc")
+    for name, path in (("run1", root / "a.nc"), ("run2", tmp_path / "run2.nc")):
+        main(["score", str(path), "--out", str(tmp_path / f"{name}.nc"), "--quiet"])
+    paths = [tmp_path / "run1.nc", tmp_path / "run2.nc"]
+    written = {p.name for p in plot_files(paths, tmp_path / "auto", variables=["u"], dpi=40)}
+    assert {"rank_histogram_u_calibrated_run1.png", "rank_histogram_u_calibrated_run2.png"} <= written
+    written = plot_files(
+        paths, tmp_path / "named", variables=["u"], dpi=40, labels=["RVD (2 + 6)", "RVD (2 + 3)"]
+    )
+    assert {"rank_histogram_u_RVD_2_6.png", "rank_histogram_u_RVD_2_3.png"} <= {p.name for p in written}
+    with pytest.raises(ForecastError, match="one label per file"):
+        plot_files(paths, tmp_path / "bad", labels=["one"])

@@ -30,6 +30,8 @@ def test_every_row_config_builds_at_every_scale(name):
 @pytest.mark.slow  # ten tiny trainings and rollouts: about a minute on a quiet machine
 def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatch):
     monkeypatch.setenv("FORECAST_OFFLINE", "1")  # perceptual metrics: no download, "n/a" without weights
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("FORECAST_WEIGHTS", raising=False)
     out = tmp_path / "t2"
     rows = paper_tables.run_table(2, "smoke", out, progress=False, log=lambda _: None)
     assert [r["model"] for r in rows] == [r.label for r in paper_tables.TABLES[2]]
@@ -40,6 +42,9 @@ def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatc
     assert all(float(r["spread_skill"]) > 0 for r in table)  # ensembles: members differ
     markdown = (out / "table2.md").read_text()
     assert "| RVD (2 + 3) |" in markdown and "--scale smoke" in markdown
+    # why LPIPS is n/a, in brief: the missing file, not the folders searched
+    (reason,) = [line for line in markdown.splitlines() if line.startswith("n/a: ")]
+    assert "lpips: missing weights alexnet" in reason and "looked in" not in reason
     assert (out / "figures" / "crps_lead_time_vorticity.png").is_file()
     # the 2 + 3 row really trained on windows of 5 frames
     assert "future_frames: 3" in (out / "runs" / "RVD__2___3" / "config.yaml").read_text()

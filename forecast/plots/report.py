@@ -35,6 +35,20 @@ def _save(fig, path: Path, written: list[Path], dpi: int = 120) -> None:
     written.append(path)
 
 
+def _name_models(
+    datasets: list[xr.Dataset], kinds: list[str], stems: list[str], labels: list[str] | None
+) -> None:
+    """Set each dataset's ``model_name`` attribute: its label, or its model name made unique among its kind."""
+    if labels is not None:
+        for ds, label in zip(datasets, labels):
+            ds.attrs["model_name"] = label
+        return
+    names = [model_name(ds, stem) for ds, stem in zip(datasets, stems)]
+    for ds, name, kind, stem in zip(datasets, names, kinds, stems):
+        clash = sum(n == name and k == kind for n, k in zip(names, kinds)) > 1
+        ds.attrs["model_name"] = f"{name} ({stem})" if clash and name != stem else name
+
+
 def classify(ds: xr.Dataset, name: str) -> str:
     """``"scores"`` or ``"forecast"``; anything else is a ForecastError."""
     if ds.attrs.get("file_type") == SCORES_FILE_TYPE or score_variables(ds):
@@ -52,20 +66,24 @@ def plot_files(
     animation_format: str = "gif",
     variables: list[str] | None = None,
     dpi: int = 120,
+    labels: list[str] | None = None,
 ) -> list[Path]:
     """Write every figure that the given files support into ``out_dir``; returns the written paths.
 
     ``variables`` limits the figures to those forecast variables (default: all that the files share).
+    ``labels`` names each file's model in legends and file names (default: the file's model name; files
+    whose model names collide, two RVD runs say, get their file name added).
     """
     out_dir = Path(out_dir)
     if not paths:
         raise ForecastError("no files to plot")
-    scores, forecasts = [], []
-    for path in paths:
-        ds = open_netcdf(path)
-        kind = classify(ds, str(path))
-        ds.attrs.setdefault("model_name", model_name(ds, Path(path).stem))
-        (scores if kind == "scores" else forecasts).append(ds)
+    if labels is not None and len(labels) != len(paths):
+        raise ForecastError(f"{len(labels)} labels for {len(paths)} files; give one label per file")
+    datasets = [open_netcdf(path) for path in paths]
+    kinds = [classify(ds, str(path)) for ds, path in zip(datasets, paths)]
+    _name_models(datasets, kinds, [Path(p).stem for p in paths], labels)
+    scores = [ds for ds, kind in zip(datasets, kinds) if kind == "scores"]
+    forecasts = [ds for ds, kind in zip(datasets, kinds) if kind == "forecast"]
     if variables:
         known = {v for ds in scores for v in score_variables(ds)} | {
             v for ds in forecasts for v in forecast_variables(ds)
