@@ -2,8 +2,9 @@
 
     python experiments/table1.py --scale cpu-small --out out/table1      # RVD against the baselines
     python experiments/table2.py --scale cpu-small --out out/table2      # RVD, VD, SimpleRVD; 2+6 vs 2+3 frames
+    python experiments/table3.py --scale cpu-small --out out/table3      # not in the paper: RVD's spread
 
-Both are ``python experiments/paper_tables.py --table 1|2 ...``. A *scale* fixes the data (a simulated store,
+Each is ``python experiments/paper_tables.py --table 1|2|3 ...``. A *scale* fixes the data (a simulated store,
 unless ``--data`` names one), the size of every model, the training steps and the rollout settings:
 
 - ``paper``: the paper's models (``experiments/configs/paper_128.yaml``, ``vd.yaml``, ``simple_rvd.yaml`` and the
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -143,6 +145,9 @@ class Row:
     label: str
     config: str
     data: dict = field(default_factory=dict)  # overrides of the data section
+    model: dict = field(default_factory=dict)  # ... of the model section, after the scale's
+    diffusion: dict = field(default_factory=dict)  # ... of the diffusion section, after the scale's
+    rollout: dict = field(default_factory=dict)  # ... of the scale's rollout settings (sampler, steps, eta)
 
     @property
     def slug(self) -> str:
@@ -151,7 +156,11 @@ class Row:
     def build(self, scale: Scale) -> dict:
         config = load_config(CONFIGS / f"{self.config}.yaml")
         config.setdefault("data", {}).update(self.data)
-        return scale.shrink(config)
+        config = scale.shrink(config)
+        config["model"].update(self.model)
+        if self.diffusion:
+            config["diffusion"].update(self.diffusion)
+        return config
 
 
 TABLES = {
@@ -168,6 +177,15 @@ TABLES = {
         Row("SimpleRVD (2 + 6)", "simple_rvd"),
         Row("RVD (2 + 6)", "paper_128"),
         Row("RVD (2 + 3)", "paper_128", {"future_frames": 3}),
+    ],
+    # not in the paper: is RVD's ensemble spread set by the sampler or by the trained denoiser? The first three
+    # rows share one trained model (rows with the same config share their run).
+    3: [
+        Row("RVD, DDIM eta 0", "paper_128"),
+        Row("RVD, DDIM eta 1", "paper_128", rollout={"sampler": "ddim", "eta": 1.0}),
+        Row("RVD, DDPM all N steps", "paper_128", rollout={"sampler": "ddpm", "steps": None}),
+        Row("RVD, sigma 0.05", "paper_128", model={"sigma": 0.05}),
+        Row("RVD, eps-prediction", "paper_128", diffusion={"prediction": "eps"}),
     ],
 }
 
@@ -201,7 +219,15 @@ def train(row: Row, config: dict, store: Path, run_dir: Path, progress: bool) ->
         trainer.close()
 
 
-def roll_out(run_dir: Path, store: Path, out: Path, scale: Scale, seed: int, progress: bool) -> None:
+def roll_out(
+    run_dir: Path,
+    store: Path,
+    out: Path,
+    scale: Scale,
+    seed: int,
+    progress: bool,
+    overrides: dict | None = None,
+) -> None:
     from forecast.rollout import rollout
     from forecast.store import open_field_store
     from forecast.training import load_run
@@ -209,13 +235,13 @@ def roll_out(run_dir: Path, store: Path, out: Path, scale: Scale, seed: int, pro
     if out.exists():
         return
     run = load_run(run_dir)
-    settings = dict(scale.rollout)
+    settings = {**scale.rollout, **(overrides or {})}
     diffusion = run.model.name in ("rvd", "vd", "simple_rvd")
     rollout(
         run.model, run.layout, open_field_store(store, "test"), out,
         members=settings["members"], context=settings["context"], horizon=settings["horizon"],
         inits=settings["inits"], sampler=settings["sampler"], steps=settings["steps"] if diffusion else None,
-        seed=seed, resume=True, progress=progress,
+        eta=settings.get("eta", 0.0), seed=seed, resume=True, progress=progress,
         attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "source": str(store)},
     )  # fmt: skip
 
@@ -340,17 +366,19 @@ def run_table(
 ) -> list[dict]:
     """Everything for table ``number`` at ``scale_name`` into ``out``; returns the table's rows."""
     if number not in TABLES:
-        raise ForecastError(f"there is no table {number}; choose 1 or 2")
+        raise ForecastError(f"there is no table {number}; choose one of {', '.join(map(str, TABLES))}")
     if scale_name not in SCALES:
         raise ForecastError(f"unknown scale {scale_name!r}; choose one of {', '.join(SCALES)}")
     scale, rows, out = SCALES[scale_name], TABLES[number], Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store = Path(data) if data else make_data(out, scale, progress)
+    run_of_config: dict[str, Path] = {}  # rows that differ only in their rollout share one trained run
     for i, row in enumerate(rows, 1):
         log(f"[{i}/{len(rows)}] {row.label}: train, roll out, score")
-        run_dir = out / "runs" / row.slug
-        train(row, row.build(scale), store, run_dir, progress)
-        roll_out(run_dir, store, out / "forecasts" / f"{row.slug}.nc", scale, seed, progress)
+        config = row.build(scale)
+        run_dir = run_of_config.setdefault(json.dumps(config, sort_keys=True), out / "runs" / row.slug)
+        train(row, config, store, run_dir, progress)
+        roll_out(run_dir, store, out / "forecasts" / f"{row.slug}.nc", scale, seed, progress, row.rollout)
         score(out / "forecasts" / f"{row.slug}.nc", out / "scores" / f"{row.slug}.nc")  # forecast.demo.score
     table = table_rows(rows, out, perceptual_metrics, weights)
     command = f"python experiments/table{number}.py --scale {scale_name} --out {out}"
@@ -373,7 +401,7 @@ def run_table(
 def main(argv: list[str] | None = None, table: int | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     if table is None:
-        parser.add_argument("--table", type=int, choices=(1, 2), required=True)
+        parser.add_argument("--table", type=int, choices=tuple(TABLES), required=True)
     parser.add_argument("--scale", choices=tuple(SCALES), default="cpu-small")
     parser.add_argument("--out", required=True, help="output folder (rerun to resume)")
     parser.add_argument("--data", help="an existing vortex-street store instead of simulating one")

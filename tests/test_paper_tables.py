@@ -66,6 +66,26 @@ def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatc
         by_model["Persistence"]["spread_skill"] == 0
         and by_model["Persistence (inflated)"]["spread_skill"] > 0
     )
+    # table 3: the rows that differ only in their sampler share one trained run; each keeps its own rollout
+    paper_tables.run_table(
+        3, "smoke", tmp_path / "t3", data=data, perceptual_metrics=False, progress=False, log=lambda _: None
+    )
+    assert sorted(p.name for p in (tmp_path / "t3" / "runs").iterdir()) == [
+        "RVD__DDIM_eta_0",
+        "RVD__eps-prediction",
+        "RVD__sigma_0_05",
+    ]
+    import xarray as xr
+
+    samplers = {}
+    for row in paper_tables.TABLES[3]:
+        with xr.open_dataset(tmp_path / "t3" / "forecasts" / f"{row.slug}.nc") as fc:
+            samplers[row.label] = (fc.attrs["sampler"], float(fc.attrs["eta"]), fc.attrs["run_dir"])
+    assert samplers["RVD, DDIM eta 1"][:2] == ("ddim", 1.0) and samplers["RVD, DDPM all N steps"][0] == "ddpm"
+    assert samplers["RVD, DDPM all N steps"][2] == samplers["RVD, DDIM eta 0"][2]
+    config = (tmp_path / "t3" / "runs" / "RVD__sigma_0_05" / "config.yaml").read_text()
+    assert "sigma: 0.05" in config
+    assert "prediction: eps" in (tmp_path / "t3" / "runs" / "RVD__eps-prediction" / "config.yaml").read_text()
 
 
 def test_markdown_marks_the_lowest_scores_and_the_spread_skill_nearest_one(tmp_path):
