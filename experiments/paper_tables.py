@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
 
 from forecast.demo import score  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
+from forecast.metrics.weights import MissingWeightsError  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
 CONFIGS = ROOT / "experiments" / "configs"
@@ -273,8 +274,8 @@ def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | 
                 scores = video_scores(grey, metrics=(metric,), weights=weights)
                 result[metric] = float(scores[f"{metric}_frames"].mean())
             except ForecastError as exc:
-                # the reason without the searched folders and the how-to, which the README gives
-                reason = str(exc).splitlines()[0].split(": looked in ")[0]
+                # missing weights: the file only, without the folders searched and the how-to (README)
+                reason = exc.brief if isinstance(exc, MissingWeightsError) else str(exc).splitlines()[0]
                 result["note"] += f"{'; ' if result['note'] else ''}{metric}: {reason}"
     return result
 

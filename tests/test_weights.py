@@ -5,7 +5,13 @@ import pickle
 import pytest
 
 from forecast.errors import ForecastError
-from forecast.metrics.weights import ALEXNET, I3D_KINETICS, find_weights, load_state_dict
+from forecast.metrics.weights import (
+    ALEXNET,
+    I3D_KINETICS,
+    MissingWeightsError,
+    find_weights,
+    load_state_dict,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -23,6 +29,11 @@ def test_missing_weights_name_the_file_and_the_places(tmp_path):
     assert "rgb_imagenet.pt" in message and "FORECAST_WEIGHTS" in message
     assert str(tmp_path / "torch_home" / "hub" / "checkpoints") in message
     assert "\n" not in message
+    # the brief form (for tables): the file, without the places searched
+    assert isinstance(info.value, MissingWeightsError) and message.startswith(
+        info.value.brief + ": looked in"
+    )
+    assert "rgb_imagenet.pt" in info.value.brief and "torch_home" not in info.value.brief
 
 
 def test_search_order(tmp_path, monkeypatch):

