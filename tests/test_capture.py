@@ -115,13 +115,11 @@ def test_compiled_sampling_matches_eager():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("mode", ["cudagraph", "compile"])
 def test_captured_sampling_on_cuda_matches_eager(mode):
-    model, state = tiny_rvd()
-    model, state = model.cuda(), type(state)(
-        context=tuple(c.cuda() for c in state.context),
-        transform=tuple(h.cuda() for h in state.transform),
-        mu=state.mu.cuda(),
-        frames_seen=state.frames_seen,
-    )
+    model = tiny_rvd()[0].cuda()
+    with torch.no_grad():
+        state = model.observe(
+            model.initial_state(3, SIZE, SIZE, "cuda"), torch.randn(3, C, SIZE, SIZE).cuda()
+        )
 
     def draw_cuda():
         with torch.no_grad():
