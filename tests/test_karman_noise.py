@@ -45,7 +45,10 @@ def noisy_truth(tmp_path_factory):
 
 def test_zero_noise_is_todays_deterministic_street_and_forking_does_not_touch_it(deterministic_truth):
     reference = np.load(REFERENCE)
-    train, test = open_field_store(deterministic_truth, "train"), open_field_store(deterministic_truth, "test")
+    train, test = (
+        open_field_store(deterministic_truth, "train"),
+        open_field_store(deterministic_truth, "test"),
+    )
     for name in ("u", "v"):
         np.testing.assert_allclose(test[name].values[0], reference[f"test_{name}"], rtol=0, atol=1e-6)
         np.testing.assert_allclose(train[name].values[0, -1:], reference[f"train_{name}"], rtol=0, atol=1e-6)
@@ -62,7 +65,9 @@ def test_zero_noise_truth_members_equal_each_other_and_the_test_frames(determini
     np.testing.assert_array_equal(truth["init_time"].values, [7, 9])
     for i in range(truth.sizes["init"]):
         for lead in truth["lead_time"].values:
-            verifying = test.sel(sequence=int(truth["sequence"][i]), time=int(truth["init_time"][i]) + lead - 1)
+            verifying = test.sel(
+                sequence=int(truth["sequence"][i]), time=int(truth["init_time"][i]) + lead - 1
+            )
             for name in ("u", "v", "rho", "vorticity"):
                 members = truth[name].isel(init=i).sel(lead_time=lead).values
                 for m in range(truth.sizes["member"]):
@@ -91,11 +96,15 @@ def test_noisy_truth_members_share_their_start_and_then_differ(noisy_truth):
     for i in range(truth.sizes["init"]):
         u = truth["u"].isel(init=i).values  # (member, lead, y, x)
         spread = u.std(axis=0).mean(axis=(1, 2))
-        assert spread[0] > 0 and spread[1] > spread[0]  # independent noise: the members separate, more and more
+        assert (
+            spread[0] > 0 and spread[1] > spread[0]
+        )  # independent noise: the members separate, more and more
         first = test["u"].sel(sequence=0, time=int(truth["init_time"][i])).values
         # the same start: one frame after the fork, every member is close to the verifying frame (much closer
         # than frames one lead apart are to each other)
-        step_change = np.abs(first - test["u"].sel(sequence=0, time=int(truth["init_time"][i]) - 1).values).mean()
+        step_change = np.abs(
+            first - test["u"].sel(sequence=0, time=int(truth["init_time"][i]) - 1).values
+        ).mean()
         assert np.abs(u[:, 0] - first).mean() < 0.5 * step_change
 
 
