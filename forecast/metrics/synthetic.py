@@ -3,12 +3,24 @@
 Truth and members are independent draws from ``N(mu, sigma^2)`` per pixel, with ``mu`` a smooth moving
 pattern and ``sigma`` growing with lead time; members get ``dispersion * sigma``. ``dispersion=1`` is a
 calibrated ensemble (flat rank histogram, spread-skill ratio ~1), below 1 under-dispersive, above 1 over.
+``synthetic_truth`` draws the matching truth ensemble of a known-answer store (``truth`` group): K more draws
+from the truth's own ``N(mu, sigma^2)``, so its CRPS is the oracle CRPS of these forecasts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+
+
+def _distribution(k: int, n_lead: int, chan: tuple, ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (lead, [channel,] y, x) and standard deviation (lead, 1...) of the truth of the k-th variable."""
+    y, x, lead = np.arange(ny), np.arange(nx), np.arange(1, n_lead + 1)
+    phase = 2 * np.pi * (x[None, None, :] / nx + 0.05 * lead[:, None, None]) + k
+    mu = np.sin(phase) * np.cos(2 * np.pi * y[None, :, None] / ny)  # (lead, y, x)
+    mu = np.broadcast_to(mu.reshape(n_lead, *(1,) * len(chan), ny, nx), (n_lead, *chan, ny, nx))
+    sigma = 0.1 * np.sqrt(lead).reshape(n_lead, *(1,) * (len(chan) + 2))
+    return mu, sigma
 
 
 def synthetic_forecast(
@@ -34,10 +46,7 @@ def synthetic_forecast(
     chan_dims = () if n_channel is None else ("channel",)
     data = {}
     for k, name in enumerate(variables):
-        phase = 2 * np.pi * (x[None, None, :] / nx + 0.05 * lead[:, None, None]) + k
-        mu = np.sin(phase) * np.cos(2 * np.pi * y[None, :, None] / ny)  # (lead, y, x)
-        mu = np.broadcast_to(mu.reshape(n_lead, *(1,) * len(chan), ny, nx), (n_lead, *chan, ny, nx))
-        sigma = 0.1 * np.sqrt(lead).reshape(n_lead, *(1,) * (len(chan) + 2))
+        mu, sigma = _distribution(k, n_lead, chan, ny, nx)
         obs = mu + sigma * rng.standard_normal((n_init, n_lead, *chan, ny, nx))
         ens = (
             mu[None, None]
@@ -68,3 +77,29 @@ def synthetic_forecast(
         attrs={"model_name": model_name, "sampler": "exact", "seed": seed, "context_length": n_context},
     )
     return ds
+
+
+def synthetic_truth(forecast: xr.Dataset, n_member: int = 16, seed: int = 1) -> xr.Dataset:
+    """A truth group for a ``synthetic_forecast``: ``n_member`` draws of the truth's distribution per init.
+
+    Laid out as a store's ``truth`` group: ``V (init, member, lead_time, [channel,] y, x)`` with ``sequence``
+    and ``init_time`` along ``init`` (the forecast's), ``lead_time`` the forecast's values.
+    """
+    rng = np.random.default_rng(seed)
+    names = [str(v)[: -len("_obs")] for v in forecast.data_vars if str(v).endswith("_obs")]
+    n_init, n_lead = forecast.sizes["init"], forecast.sizes["lead_time"]
+    ny, nx = forecast.sizes["y"], forecast.sizes["x"]
+    chan = (forecast.sizes["channel"],) if "channel" in forecast.dims else ()
+    data = {}
+    for k, name in enumerate(names):
+        mu, sigma = _distribution(k, n_lead, chan, ny, nx)
+        draws = mu[None, None] + sigma * rng.standard_normal((n_init, n_member, n_lead, *chan, ny, nx))
+        data[name] = (forecast[name].dims, draws.astype(forecast[name].dtype), dict(forecast[name].attrs))
+    coords = {
+        "init": np.arange(n_init),
+        "sequence": ("init", forecast["sequence"].values),
+        "init_time": ("init", forecast["init_time"].values),
+        "member": np.arange(n_member),
+        "lead_time": ("lead_time", forecast["lead_time"].values, dict(forecast["lead_time"].attrs)),
+    }
+    return xr.Dataset(data, coords=coords, attrs={"description": "synthetic truth ensemble"})
