@@ -157,3 +157,12 @@ def test_truth_scores_are_lazy_from_a_store_and_on_the_command_line(tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no readable 'truth' group" in err
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_plot_draws_the_truth_scores(tmp_path):
+    from forecast.plots import plot_files
+
+    fc, truth = _case(dispersion=0.5)
+    score_forecast(fc, fair=True, truth=truth).to_netcdf(tmp_path / "s.nc")
+    written = {p.name for p in plot_files([tmp_path / "s.nc"], tmp_path / "figures", variables=["u"], dpi=30)}
+    assert {"truth_scores_u.png", "truth_rank_histogram_u.png"} <= written

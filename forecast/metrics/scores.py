@@ -36,6 +36,7 @@ Attributes name the estimator (``ensemble`` or ``fair``), the ensemble size, the
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -59,6 +60,7 @@ from forecast.metrics.skill import score_ratio, skill_score
 from forecast.metrics.truth import match_truth
 
 SCORES_FILE_TYPE = "forecast scores"
+CONVENTIONS = "CF-1.8"
 CRPS_MEAN_PREFIX = "crps_mean_"  # every scores file has crps_mean_V for each of its forecast variables V
 
 
@@ -387,9 +389,18 @@ def build_scores(
 def _attributes(
     ds: xr.Dataset, names: list[str], o: Options, reference: xr.Dataset | None, truth: xr.Dataset | None
 ) -> dict:
+    from forecast import __version__
+
+    model = model_name(ds)
+    made = f"{_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} forecast.metrics.build_scores"
     attrs = {
+        "Conventions": CONVENTIONS,
+        "title": f"scores of the {model} ensemble forecast",
+        # CF history is an audit trail: the forecast's own lines, then this one
+        "history": "\n".join(filter(None, [str(ds.attrs.get("history", "")), made])),
+        "source": f"forecast {__version__} (forecast.metrics) from: {ds.attrs.get('source', 'a forecast file')}",
         "file_type": SCORES_FILE_TYPE,
-        "model_name": model_name(ds),
+        "model_name": model,
         "estimator": "fair" if o.fair else "ensemble",
         "estimator_description": (
             "fair (unbiased) ensemble CRPS, E|X-y| - sum|x_i-x_j| / (2m(m-1))"

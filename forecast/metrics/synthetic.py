@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+_FRAME_INDEX = {"long_name": "frame index of the first forecast frame", "units": "1"}
+
 
 def _distribution(k: int, n_lead: int, chan: tuple, ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean (lead, [channel,] y, x) and standard deviation (lead, 1...) of the truth of the k-th variable."""
@@ -54,7 +56,7 @@ def synthetic_forecast(
             + dispersion * sigma * rng.standard_normal((n_init, n_member, n_lead, *chan, ny, nx))
         )
         context = rng.standard_normal((n_init, n_context, *chan, ny, nx)) * 0.1 + mu[:1]
-        attrs = {"units": "lattice units", "long_name": f"velocity component {name}"}
+        attrs = {"units": "1", "long_name": f"synthetic field {name}, in lattice units"}
         data[name] = (("init", "member", "lead_time", *chan_dims, "y", "x"), ens.astype(dtype), attrs)
         data[f"{name}_obs"] = (("init", "lead_time", *chan_dims, "y", "x"), obs.astype(dtype), attrs)
         data[f"{name}_context"] = (
@@ -65,16 +67,37 @@ def synthetic_forecast(
     ds = xr.Dataset(
         data,
         coords={
-            "init": np.arange(n_init),
-            "sequence": ("init", np.arange(n_init) % 3),
-            "init_time": ("init", 10 + np.arange(n_init)),
-            "member": ("member", np.arange(n_member), {"standard_name": "realization"}),
-            "lead_time": ("lead_time", lead, {"standard_name": "forecast_period", "units": "frames"}),
-            "context_time": ("context_time", np.arange(-n_context + 1, 1), {"units": "frames"}),
-            "y": ("y", y, {"units": "lattice cells"}),
-            "x": ("x", x, {"units": "lattice cells"}),
+            "init": ("init", np.arange(n_init), {"long_name": "forecast start", "units": "1"}),
+            "sequence": (
+                "init",
+                np.arange(n_init) % 3,
+                {"long_name": "sequence of the source", "units": "1"},
+            ),
+            "init_time": ("init", 10 + np.arange(n_init), _FRAME_INDEX),
+            "member": ("member", np.arange(n_member), {"standard_name": "realization", "units": "1"}),
+            "lead_time": (
+                "lead_time",
+                lead,
+                {"long_name": "lead time in frames after the last context frame", "units": "1"},
+            ),
+            "context_time": (
+                "context_time",
+                np.arange(-n_context + 1, 1),
+                {"long_name": "context frame time relative to the last context frame", "units": "1"},
+            ),
+            "y": ("y", y, {"long_name": "y, in lattice cells", "units": "1", "axis": "Y"}),
+            "x": ("x", x, {"long_name": "x, in lattice cells", "units": "1", "axis": "X"}),
         },
-        attrs={"model_name": model_name, "sampler": "exact", "seed": seed, "context_length": n_context},
+        attrs={
+            "Conventions": "CF-1.8",
+            "title": f"synthetic ensemble forecast ({model_name})",
+            "history": "forecast.metrics.synthetic.synthetic_forecast",
+            "source": "draws from known normal distributions",
+            "model_name": model_name,
+            "sampler": "exact",
+            "seed": seed,
+            "context_length": n_context,
+        },
     )
     return ds
 
