@@ -71,7 +71,9 @@ def measure(amplitude: float, args: argparse.Namespace, workdir: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--amplitudes", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     parser.add_argument("--reynolds", type=float, default=150.0)
     parser.add_argument("--frames", type=int, default=200, help="train frames (the Strouhal number's)")
