@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from forecast.capture import CapturedNetwork
 from forecast.diffusion import GaussianDiffusion
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
@@ -79,6 +80,8 @@ class RVD(SequenceModel):
         )
         #: frame height and width must be divisible by this (each level halves the resolution)
         self.spatial_multiple = 2 ** (levels - 1)
+        #: the denoiser as sample_next calls it (compiled or captured by accelerate_sampling); not a submodule
+        self._sampling_denoiser: CapturedNetwork | None = None
 
     # ------------------------------------------------------------------ recurrent state
     def initial_state(self, batch: int, height: int, width: int, device: torch.device | str) -> RVDState:
@@ -135,6 +138,9 @@ class RVD(SequenceModel):
         return lambda y, n: self.denoiser(y, n, state.context)
 
     # ------------------------------------------------------------------ generation (Algorithm 2, one frame)
+    def accelerate_sampling(self, mode: str = "none", backend: str | None = None) -> None:
+        self._sampling_denoiser = None if mode == "none" else CapturedNetwork(self.denoiser, mode, backend)
+
     def sample_next(
         self,
         state: RVDState,
@@ -150,9 +156,10 @@ class RVD(SequenceModel):
             raise ForecastError(
                 "the model has not observed any frame yet: observe at least one context frame"
             )
+        denoiser = self._sampling_denoiser or self.denoiser
         y0 = self.diffusion.sample(
-            self._eps_model(state), state.mu.shape, sampler=sampler, steps=steps, eta=eta, generator=generator,
-            device=state.mu.device, dtype=state.mu.dtype,
+            lambda y, n: denoiser(y, n, state.context), state.mu.shape, sampler=sampler, steps=steps,
+            eta=eta, generator=generator, device=state.mu.device, dtype=state.mu.dtype,
         )  # fmt: skip
         return state.mu + self.residual_scale() * y0
 
