@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import ForecastError
+from forecast.forecast_file import OBS_SUFFIX, forecast_variables, model_name
 from forecast.metrics.calibration import (
     ensemble_mean_rmse,
     ensemble_spread,
@@ -36,7 +37,6 @@ from forecast.metrics.calibration import (
     rank_histogram,
 )
 from forecast.metrics.crps import crps_ensemble
-from forecast.metrics.forecast_file import OBS_SUFFIX, forecast_variables, model_name
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 
 SCORES_FILE_TYPE = "forecast scores"
