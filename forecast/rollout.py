@@ -43,6 +43,7 @@ from forecast.data.layout import ChannelLayout
 from forecast.device import autocast_dtype
 from forecast.errors import ForecastError
 from forecast.forecast_file import ForecastFileWriter, ForecastSettings, Init, history_entry
+from forecast.metrics.truth import check_truth, open_truth
 from forecast.models.base import SequenceModel
 
 SAMPLERS = ("ddpm", "ddim")
@@ -161,9 +162,7 @@ def truth_inits(test_ds: xr.Dataset, truth: xr.Dataset, context: int) -> tuple[l
     The truth's ``sequence`` is a label of the test group's ``sequence`` coordinate and its ``init_time`` a value
     of the test group's ``time``: the frame lead 1 verifies against, so the context ends one frame before it.
     """
-    for name in ("sequence", "init_time"):
-        if name not in truth.coords or truth[name].dims != ("init",):
-            raise ForecastError(f"the store's truth group has no coordinate {name!r} along 'init'")
+    check_truth(truth)
     seq_labels = np.asarray(test_ds["sequence"].values) if "sequence" in test_ds.coords else None
     times = (
         np.asarray(test_ds["time"].values) if "time" in test_ds.coords else np.arange(test_ds.sizes["time"])
@@ -186,23 +185,6 @@ def truth_inits(test_ds: xr.Dataset, truth: xr.Dataset, context: int) -> tuple[l
     return chosen, labels
 
 
-def _open_truth(store: str | os.PathLike | None) -> xr.Dataset:
-    if store is None:
-        raise ForecastError("starts='truth' needs the field store's path (pass the store, not a Dataset)")
-    import warnings
-
-    import zarr
-
-    try:
-        with warnings.catch_warnings():  # stores written before consolidated metadata: read them the slow way
-            warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated metadata")
-            return xr.open_zarr(str(store), group="truth", consolidated=None)
-    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
-        raise ForecastError(
-            f"field store {store} has no truth group; --starts truth needs a store simulated with truth ensembles"
-        ) from None
-
-
 def _choose(
     test_ds: xr.Dataset, store, starts: str, inits, context: int, horizon: int | None
 ) -> tuple[list[Init], np.ndarray | None, int]:
@@ -213,7 +195,9 @@ def _choose(
             raise ForecastError(
                 "--inits cannot be combined with --starts truth (the truth group fixes the starts)"
             )
-        truth = _open_truth(store)
+        if store is None:
+            raise ForecastError("starts='truth' needs the field store's path (pass the store, not a Dataset)")
+        truth = open_truth(store)
         horizon = truth.sizes["lead_time"] if horizon is None else horizon
         chosen, labels = truth_inits(test_ds, truth, context)
     else:

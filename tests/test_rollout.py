@@ -675,7 +675,7 @@ def test_truth_starts_refused_with_one_line(tmp_path, fake_training, capsys):
     ]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "has no truth group" in err and len(err.strip().splitlines()) == 1
+    assert "has no readable 'truth' group" in err and len(err.strip().splitlines()) == 1
     layout = _layout(_dataset())
     _write_truth(store, sequences=[10], init_times=[101])
     with pytest.raises(ForecastError, match="--context 4 needs 4"):
