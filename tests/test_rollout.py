@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+import zarr
 
 from forecast.data.layout import ChannelLayout
 from forecast.errors import ForecastError
@@ -616,6 +617,9 @@ def _write_truth(store: Path, sequences, init_times, horizon: int = 3, members: 
         },
     )
     truth.to_zarr(store, group="truth", mode="a", consolidated=False)
+    zarr.consolidate_metadata(
+        str(store)
+    )  # as the simulator writes stores: the truth group opens without warnings
 
 
 def test_truth_starts_forecast_exactly_the_truth_groups_inits(tmp_path, fake_training, capsys):
