@@ -166,3 +166,24 @@ def test_plot_draws_the_truth_scores(tmp_path):
     score_forecast(fc, fair=True, truth=truth).to_netcdf(tmp_path / "s.nc")
     written = {p.name for p in plot_files([tmp_path / "s.nc"], tmp_path / "figures", variables=["u"], dpi=30)}
     assert {"truth_scores_u.png", "truth_rank_histogram_u.png"} <= written
+
+
+@pytest.mark.slow
+def test_scores_files_pass_the_cf_checker(tmp_path):
+    from cf_check import assert_cf_valid
+    from test_rollout import RandomWalk, _dataset, _karman_like, _layout
+
+    from forecast.rollout import rollout
+
+    fc, truth = _case()
+    fc.to_netcdf(tmp_path / "synthetic.nc")
+    truth.to_zarr(tmp_path / "store.zarr", group="truth", consolidated=True, zarr_format=2)
+    args = ["--truth", str(tmp_path / "store.zarr"), "--reference", "persistence", "--fair", "--quiet"]
+    assert main(["score", str(tmp_path / "synthetic.nc"), "--out", str(tmp_path / "s1.nc"), *args]) == 0
+    assert_cf_valid(tmp_path / "s1.nc")
+    ds = _karman_like(
+        _dataset()
+    )  # a rollout's forecast file of lattice quantities (u, v: physics scores too)
+    path = rollout(RandomWalk(), _layout(ds), ds, tmp_path / "fc.nc", members=2, context=2, horizon=3)
+    assert main(["score", str(path), "--out", str(tmp_path / "s2.nc"), "--quiet"]) == 0
+    assert_cf_valid(tmp_path / "s2.nc")

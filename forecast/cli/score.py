@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from forecast.atomic import atomic_output
-from forecast.metrics.forecast_file import open_forecast
+from forecast.forecast_file import open_forecast
 from forecast.metrics.scores import score_forecast
 from forecast.metrics.skill import persistence_reference
 from forecast.metrics.truth import open_truth
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     scores = score_forecast(
         forecast,
         truth=truth,
+        command=_command(args),
         fair=args.fair,
         skipna=args.skipna,
         seed=args.seed,
@@ -88,3 +89,14 @@ def run(args: argparse.Namespace) -> int:
         scores.to_netcdf(tmp)
     print(f"wrote {args.out} ({scores.attrs['estimator']} CRPS, {scores.attrs['ensemble_size']} members)")
     return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command with its scoring options spelled out: the scores file's ``history`` entry."""
+    words = ["forecast score", str(args.forecast), "--out", str(args.out)]
+    words += [f"--{flag}" for flag in ("fair", "skipna") if getattr(args, flag)]
+    for name in ("reference", "truth"):
+        if getattr(args, name) is not None:
+            words += [f"--{name}", str(getattr(args, name))]
+    words += ["--seed", str(args.seed), "--pit-bins", str(args.pit_bins)]
+    return " ".join(words)

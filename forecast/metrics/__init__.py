@@ -3,12 +3,13 @@
 One concept per module: ``crps`` (the CRPS), ``calibration`` (RMSE, spread, spread-skill, rank and PIT
 histograms), ``skill`` (skill scores and ratios against a reference), ``distance`` (energy distance between
 two ensembles), ``truth`` (the truth ensembles of known-answer stores), ``physics`` (kinetic-energy spectra,
-divergence), ``forecast_file`` (reading forecast files) and ``scores`` (the registry of scores behind the scores
-file of CONVENTIONS.md).
+divergence) and ``scores`` (the registry of scores behind the scores file of docs/formats.md). Forecast files
+are read with ``forecast.forecast_file`` (torch-free); ``open_forecast`` is re-exported here.
 The perceptual scores of video forecasts (``perceptual``: PSNR, SSIM, LPIPS; ``fvd``; ``video``) import torch
 only when called, so importing this package stays light.
 """
 
+from forecast.forecast_file import forecast_variables, model_name, open_forecast
 from forecast.metrics.calibration import (
     ensemble_mean_rmse,
     ensemble_spread,
@@ -19,7 +20,6 @@ from forecast.metrics.calibration import (
 )
 from forecast.metrics.crps import crps_ensemble, crps_ensemble_array
 from forecast.metrics.distance import energy_distance
-from forecast.metrics.forecast_file import forecast_variables, model_name, open_forecast
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.scores import build_scores, score_forecast, score_variables
 from forecast.metrics.skill import (
