@@ -61,7 +61,7 @@ class Scale:
     svg_lp_model: dict
     rollout: dict
     baseline_bank: int = 512
-    latent_models: dict = field(default_factory=dict)  # model.kind -> overrides (ivrnn, slamp)
+    latent_models: dict = field(default_factory=dict)  # model.kind -> overrides (ivrnn, slamp, GANs)
     smmnist: dict = field(
         default_factory=dict
     )  # import_smmnist options of the SM-MNIST column (builtin digits)
@@ -85,7 +85,7 @@ class Scale:
             config["model"]["bank_size"] = self.baseline_bank
         elif kind == "persistence_inflated":
             config["model"]["max_lead"] = self.rollout["horizon"]
-        if kind in ("rvd", "vd", "simple_rvd", "convgru", "svg_lp", "ivrnn", "slamp"):
+        if kind in ("rvd", "vd", "simple_rvd", "convgru", "svg_lp", "ivrnn", "slamp", "dvd_gan", "retrogan", "futuregan"):
             config["training"].update(self.training)
         return config
 
@@ -131,6 +131,9 @@ SCALES = {
         latent_models={
             "ivrnn": {"dim": 16, "levels": 3, "z_dim": 4, "rnn_dim": 32},
             "slamp": {"dim": 16, "g_dim": 32, "z_dim": 4, "rnn_dim": 32},
+            "dvd_gan": {"dim": 16, "z_dim": 16},
+            "retrogan": {"dim": 16},
+            "futuregan": {"dim": 16},
         },
         smmnist={"size": 32, "digit_size": 12, "length": 24, "sequences": {"train": 256, "test": 12}},
     ),
@@ -154,6 +157,9 @@ SCALES = {
         latent_models={
             "ivrnn": {"dim": 8, "levels": 2, "z_dim": 2, "rnn_dim": 8},
             "slamp": {"dim": 8, "g_dim": 8, "z_dim": 2, "rnn_dim": 8},
+            "dvd_gan": {"dim": 8, "z_dim": 4, "frames_sampled": 2},
+            "retrogan": {"dim": 8, "inputs": 2},
+            "futuregan": {"dim": 8, "frames": 2},
         },
         smmnist={"size": 16, "digit_size": 6, "length": 8, "sequences": {"train": 4, "test": 2}},
     ),
@@ -191,6 +197,9 @@ TABLES = {
         Row("SVG-LP", "svg_lp"),
         Row("IVRNN", "ivrnn"),
         Row("SLAMP", "slamp"),
+        Row("RetroGAN", "retrogan"),
+        Row("DVD-GAN", "dvd_gan"),
+        Row("FutureGAN", "futuregan"),
         Row("ConvGRU", "convgru"),
         Row("Persistence", "persistence"),
         Row("Persistence (inflated)", "persistence_inflated"),

@@ -32,6 +32,9 @@ _REGISTRY = {
     "svg_lp": ("svg_lp", "SVGLP", "SVGLPConfig"),
     "ivrnn": ("ivrnn", "IVRNN", "IVRNNConfig"),
     "slamp": ("slamp", "SLAMP", "SLAMPConfig"),
+    "dvd_gan": ("dvd_gan", "DVDGAN", "DVDGANConfig"),
+    "retrogan": ("retrogan", "RetroGAN", "RetroGANConfig"),
+    "futuregan": ("futuregan", "FutureGAN", "FutureGANConfig"),
 }
 BASELINE_KINDS = tuple(_REGISTRY)
 
