@@ -17,6 +17,7 @@ from forecast.models import build_model
 from forecast.rollout import generate
 from forecast.training import Trainer
 from tests.test_baselines import _config, _moving_blob
+from tests.test_baselines_latent import heldout_mse
 from tests.training_helpers import karman_like_store
 
 torch.set_num_threads(1)
@@ -194,13 +195,5 @@ def test_gan_learns_adversarially_and_beats_persistence(kind, options, steps):
     for _ in range(steps):
         metrics = mode.step(data)
     assert torch.isfinite(metrics["loss"]) and torch.isfinite(metrics["d_loss"])
-    test = _moving_blob(4, seed=1)
-    model_mse = persistence_mse = 0.0
-    with torch.no_grad():
-        for video in test:
-            frames = generate(
-                model, video[:2], horizon=3, members=4, generator=torch.Generator().manual_seed(0)
-            )
-            model_mse += float((frames.mean(0) - video[2:]).square().mean())
-            persistence_mse += float((video[1:2] - video[2:]).square().mean())
+    model_mse, persistence_mse = heldout_mse(model)
     assert model_mse < persistence_mse
