@@ -193,7 +193,7 @@ TABLES = {
 
 # --------------------------------------------------------------------------------------------------- stages
 def make_data(out: Path, scale: Scale, progress: bool) -> Path:
-    from forecast.store import open_field_store
+    from forecast.field_store import open_field_store
     from simulators.karman import KarmanConfig, generate
 
     store = out / "data" / "karman.zarr"
@@ -229,8 +229,8 @@ def roll_out(
     progress: bool,
     overrides: dict | None = None,
 ) -> None:
+    from forecast.field_store import open_field_store
     from forecast.rollout import rollout
-    from forecast.store import open_field_store
     from forecast.training import load_run
 
     if out.exists():

@@ -1,6 +1,6 @@
 """Probabilistic forecasting of gridded spatio-temporal fields.
 
-The package is laid out by concept: ``store`` (field stores on disk), ``data`` (training windows),
+The package is laid out by concept: ``field_store`` (opening and checking field stores), ``data`` (training windows),
 ``diffusion`` (the diffusion math), ``models`` (networks), ``training``, ``rollout``, ``metrics`` and
 ``plots``; ``cli`` is a thin command-line front end over all of them.
 """

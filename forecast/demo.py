@@ -163,7 +163,7 @@ def _stage(log: Callable[[str], None], number: int, total: int, text: str) -> No
 
 # --------------------------------------------------------------------------------------------------- stages
 def simulate(store: Path, settings: DemoSettings, progress: bool) -> None:
-    from forecast.store import open_field_store
+    from forecast.field_store import open_field_store
     from simulators.karman import KarmanConfig, generate
 
     if store.exists():
@@ -247,8 +247,8 @@ def fit_baseline(kind: str, store: Path, run_dir: Path, settings: DemoSettings) 
 
 
 def roll_out(run_dir: Path, store: Path, out: Path, settings: DemoSettings, progress: bool) -> None:
+    from forecast.field_store import open_field_store
     from forecast.rollout import rollout
-    from forecast.store import open_field_store
     from forecast.training import load_run
 
     if out.exists():

@@ -40,12 +40,12 @@ import torch
 import xarray as xr
 
 from forecast import __version__
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.device import autocast_dtype
+from forecast.diffusion import SAMPLERS
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 
-SAMPLERS = ("ddpm", "ddim")
 #: global attribute listing the inits finished so far; present only in a partial file
 _DONE_ATTR = "rollout_completed_inits"
 #: global attribute holding the settings a partial file was started with (checked on resume)

@@ -17,7 +17,7 @@ import pytest
 import torch
 import xarray as xr
 
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.rollout import Init, RolloutInterrupted, choose_inits, rollout
@@ -141,7 +141,7 @@ def test_persistence_forecast_file_layout_alignment_and_units(tmp_path):
     assert fc["u_context"].dims == ("init", "context_time", "y", "x")
     assert list(fc["context_time"].values) == [-2, -1, 0]
     # the scoring side's persistence reference, built from V_context, is the persistence model's forecast
-    from forecast.metrics.skill import persistence_reference
+    from forecast.metrics.persistence import persistence_reference
 
     reference = persistence_reference(fc)
     np.testing.assert_allclose(reference["u"].values, fc["u"].values, rtol=1e-5, atol=1e-4)
@@ -357,7 +357,7 @@ class FakeRun:
 
 
 def _write_store(path: Path, ds: xr.Dataset) -> None:
-    from forecast.store import mark_complete
+    from forecast.field_store import mark_complete
 
     ds.to_zarr(path, group="train", mode="w", consolidated=False)
     ds.to_zarr(path, group="test", mode="a", consolidated=False)
@@ -366,7 +366,7 @@ def _write_store(path: Path, ds: xr.Dataset) -> None:
 
 @pytest.fixture
 def fake_training(monkeypatch):
-    """``forecast.training.load_run`` stand-in (the real one lives on the training branch)."""
+    """``forecast.training.load_run`` stand-in (loads no checkpoint)."""
     calls = []
 
     def load_run(run_dir, device="cpu", ema=True):

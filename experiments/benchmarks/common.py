@@ -16,7 +16,7 @@ import xarray as xr
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from forecast.store import mark_complete  # noqa: E402
+from forecast.field_store import mark_complete  # noqa: E402
 from forecast.training.config import load_config, resolve_config  # noqa: E402
 
 CONFIGS = ROOT / "experiments" / "configs"

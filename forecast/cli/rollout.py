@@ -10,8 +10,6 @@ import argparse
 import json
 import sys
 
-from forecast.errors import ForecastError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -36,9 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="number of forecast starts, spread evenly over the test sequences (default: one per sequence)",
     )
-    parser.add_argument(
-        "--sampler", choices=("ddpm", "ddim"), default="ddpm", help="diffusion sampler (default ddpm)"
-    )
+    parser.add_argument("--sampler", default="ddpm", help="diffusion sampler: ddpm or ddim (default ddpm)")
     parser.add_argument(
         "--steps", type=int, default=None, help="sampling steps (default: all N diffusion steps of the model)"
     )
@@ -68,13 +64,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from forecast.device import select_device
+    from forecast.field_store import open_field_store
     from forecast.rollout import RolloutInterrupted, rollout
-    from forecast.store import open_field_store
-
-    try:
-        from forecast.training import load_run
-    except ImportError as exc:
-        raise ForecastError(f"cannot load runs: the training module is unavailable ({exc})") from None
+    from forecast.training import load_run
 
     device = select_device(args.device)
     if device.type == "cuda":

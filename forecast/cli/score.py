@@ -7,8 +7,8 @@ from pathlib import Path
 
 from forecast.atomic import atomic_output
 from forecast.metrics.forecast_file import open_forecast
+from forecast.metrics.persistence import persistence_reference
 from forecast.metrics.scores import score_forecast
-from forecast.metrics.skill import persistence_reference
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -22,9 +22,9 @@ import torch
 import xarray as xr
 from torch.utils.data import Dataset, Sampler
 
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.errors import ForecastError
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store
 
 
 def open_lazy(path: str | os.PathLike, group: str, validate: bool = True) -> xr.Dataset:

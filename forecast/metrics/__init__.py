@@ -1,7 +1,7 @@
 """Scores of ensemble forecasts on labelled xarray objects (numpy/xarray/dask only: no torch, no models).
 
 One concept per module: ``crps`` (the CRPS), ``calibration`` (RMSE, spread, spread-skill, rank and PIT
-histograms), ``skill`` (skill scores against a reference), ``physics`` (kinetic-energy spectra, divergence),
+histograms), ``skill`` (skill scores against a reference), ``persistence`` (the persistence reference forecast), ``physics`` (kinetic-energy spectra, divergence),
 ``forecast_file`` (reading forecast files) and ``scores`` (the scores file of CONVENTIONS.md).
 The perceptual scores of video forecasts (``perceptual``: PSNR, SSIM, LPIPS; ``fvd``; ``video``) import torch
 only when called, so importing this package stays light.
@@ -17,9 +17,10 @@ from forecast.metrics.calibration import (
 )
 from forecast.metrics.crps import crps_ensemble, crps_ensemble_array
 from forecast.metrics.forecast_file import forecast_variables, model_name, open_forecast
+from forecast.metrics.persistence import persistence_forecast, persistence_reference
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.scores import build_scores, score_forecast
-from forecast.metrics.skill import crps_skill_score, persistence_forecast, persistence_reference, skill_score
+from forecast.metrics.skill import crps_skill_score, skill_score
 
 __all__ = [
     "build_scores",

@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.metrics import _kernels
-from forecast.metrics._layout import as_kernel_views, check_member_dim, whole_member_axis
+from forecast.metrics._kernel_views import as_kernel_views, check_member_dim, whole_member_axis
 
 
 def _reduce_dims(obs: xr.DataArray, dim: str | Iterable[Hashable] | None) -> list[Hashable]:

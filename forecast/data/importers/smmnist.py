@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast.data.importers.store_writer import StorePlan, frames_variable, pixel_coords, run_import
+from forecast.data.importers.writer import StorePlan, frames_variable, pixel_coords, run_import
 from forecast.errors import ForecastError
 
 BUILTIN = "builtin"

@@ -5,7 +5,7 @@ An importer first *enumerates* its sources (cheap: file names, frame ranges, rec
 *decodes* one sequence at a time and hands it to :class:`FieldStoreWriter`. The writer lays out the whole store
 up front (metadata only, no data), marks it incomplete, writes each sequence into its slot and records how many
 are done after every one, so ``--resume`` continues where an interrupted import stopped. The store is marked
-complete (``forecast.store.mark_complete``) only when every group is written; readers refuse it until then.
+complete (``forecast.field_store.mark_complete``) only when every group is written; readers refuse it until then.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from forecast.errors import ForecastError
-from forecast.store import COMPLETE_ATTR, GROUPS, is_complete, mark_complete
+from forecast.field_store import COMPLETE_ATTR, GROUPS, is_complete, mark_complete
 
 WRITTEN_ATTR = "sequences_written"
 PLAN_ATTR = "import_plan"

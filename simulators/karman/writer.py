@@ -20,7 +20,7 @@ import xarray as xr
 import zarr
 
 from forecast.errors import ForecastError
-from forecast.store import COMPLETE_ATTR, GROUPS, mark_complete
+from forecast.field_store import COMPLETE_ATTR, GROUPS, mark_complete
 from simulators.karman.config import KarmanConfig
 from simulators.karman.run import FIELDS
 
