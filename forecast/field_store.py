@@ -1,6 +1,6 @@
 """Field stores: the zarr layout that simulators and importers write and training reads.
 
-See ``CONVENTIONS.md`` ("Field store"). A store holds the groups ``train`` and ``test``; every data variable
+See ``docs/formats.md`` ("Field store"). A store holds the groups ``train`` and ``test``; every data variable
 has dims ``(sequence, time, y, x)`` or ``(sequence, time, channel, y, x)``. A writer marks the store complete
 only when every group is fully written (root attribute ``complete``); readers refuse an incomplete store, so an
 interrupted generation is never mistaken for a dataset.

@@ -6,7 +6,7 @@ through ``observe``, so its ``mu`` and diffusion context come from the generated
 paper, section 4.2: 4 context frames, 16 generated). Ensemble members are rows of one batch: the context is
 expanded to ``(members, channel, y, x)`` and observed once, so no recurrent state is ever copied.
 
-The forecast file follows ``CONVENTIONS.md`` ("Forecast file"): ``V (init, member, lead_time, [channel,] y, x)``
+The forecast file follows ``docs/formats.md`` ("Forecast file"): ``V (init, member, lead_time, [channel,] y, x)``
 in physical units and the verifying truth ``V_obs (init, lead_time, [channel,] y, x)``. As an addition to the
 conventions it also holds the frames the model observed, ``V_context (init, context_time, [channel,] y, x)`` with
 ``context_time`` = ``-context+1 .. 0`` (0: the last context frame), so that a forecast file alone can be plotted

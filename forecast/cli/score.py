@@ -1,4 +1,4 @@
-"""`forecast score FC.nc --out SCORES.nc`: the scores file of CONVENTIONS.md from a forecast file."""
+"""`forecast score FC.nc --out SCORES.nc`: the scores file of docs/formats.md from a forecast file."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score",
         help="score an ensemble forecast file (CRPS, RMSE, spread, rank/PIT histograms)",
-        description="Score a forecast file (CONVENTIONS.md) and write the scores file. The file is streamed "
+        description="Score a forecast file (docs/formats.md) and write the scores file. The file is streamed "
         "through dask in chunks of --chunk-init inits, so files larger than memory can be scored.",
     )
     parser.add_argument("forecast", type=Path, help="forecast file (netCDF) written by `forecast rollout`")

@@ -2,7 +2,7 @@
 
 One concept per module: ``crps`` (the CRPS), ``calibration`` (RMSE, spread, spread-skill, rank and PIT
 histograms), ``skill`` (skill scores against a reference), ``persistence`` (the persistence reference forecast), ``physics`` (kinetic-energy spectra, divergence),
-``forecast_file`` (reading forecast files) and ``scores`` (the scores file of CONVENTIONS.md).
+``forecast_file`` (reading forecast files) and ``scores`` (the scores file of docs/formats.md).
 The perceptual scores of video forecasts (``perceptual``: PSNR, SSIM, LPIPS; ``fvd``; ``video``) import torch
 only when called, so importing this package stays light.
 """

@@ -1,4 +1,4 @@
-"""Reading a forecast file (CONVENTIONS.md, "Forecast file") for scoring and plotting.
+"""Reading a forecast file (docs/formats.md, "Forecast file") for scoring and plotting.
 
 For each forecast variable V the file holds ``V`` (init, member, lead_time, [channel,] y, x) and the
 verifying truth ``V_obs`` (init, lead_time, [channel,] y, x). A ``V_context`` (init, context_time,

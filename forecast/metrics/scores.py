@@ -1,4 +1,4 @@
-"""The scores file of CONVENTIONS.md ("Scores file"), built from a forecast Dataset.
+"""The scores file of docs/formats.md ("Scores file"), built from a forecast Dataset.
 
 For each forecast variable V (averaged over ``init`` and, where present, ``channel``):
 

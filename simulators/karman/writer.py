@@ -1,4 +1,4 @@
-"""The store writer: the vortex street as a field store (CONVENTIONS.md, "Field store").
+"""The store writer: the vortex street as a field store (docs/formats.md, "Field store").
 
 Layout: groups ``train`` and ``test``, variables ``u``, ``v``, ``rho``, ``vorticity`` with dims
 ``(sequence, time, y, x)``, one sequence per Reynolds number, chunks of ``time_chunk`` frames. The skeleton

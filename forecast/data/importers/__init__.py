@@ -1,4 +1,4 @@
-"""Importers: natural-video datasets and external gridded fields -> field stores (CONVENTIONS.md).
+"""Importers: natural-video datasets and external gridded fields -> field stores (docs/formats.md).
 
 One module per source kind; each exposes ``import_KIND(src, out, ...)``. They share
 :mod:`forecast.data.importers.writer`, which streams sequences into the store, resumes an interrupted

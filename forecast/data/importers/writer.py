@@ -30,7 +30,7 @@ from forecast.field_store import COMPLETE_ATTR, GROUPS, is_complete, mark_comple
 
 WRITTEN_ATTR = "sequences_written"
 PLAN_ATTR = "import_plan"
-# Aim for chunks of about this many bytes along `time` (whole frames in y/x, as CONVENTIONS.md asks).
+# Aim for chunks of about this many bytes along `time` (whole frames in y/x, as docs/formats.md asks).
 TARGET_CHUNK_BYTES = 1 << 20
 MAX_FRAMES_PER_CHUNK = 8
 
@@ -69,7 +69,7 @@ class StorePlan:
 
 
 def frames_variable(frame_shape: tuple[int, ...], long_name: str = "video frames") -> dict[str, VariableSpec]:
-    """The natural-video variable of CONVENTIONS.md: ``frames``, uint8, 0..255."""
+    """The natural-video variable of docs/formats.md: ``frames``, uint8, 0..255."""
     return {
         "frames": VariableSpec(
             "uint8", tuple(frame_shape), {"long_name": long_name, "units": "1", "valid_range": [0, 255]}
