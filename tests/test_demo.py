@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 import yaml
 
+from forecast.configs import CONFIG_DIR
 from forecast.demo import DEMO_BASELINES, DEMO_RVD_CONFIG, DemoSettings, run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +17,7 @@ MODELS = ["rvd", *DEMO_BASELINES]
 
 
 def test_demo_config_is_the_one_in_experiments():
-    on_disk = yaml.safe_load(open(ROOT / "experiments" / "configs" / "demo.yaml"))
+    on_disk = yaml.safe_load(open(CONFIG_DIR / "demo.yaml"))
     assert on_disk == DEMO_RVD_CONFIG
 
 

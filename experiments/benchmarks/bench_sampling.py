@@ -14,7 +14,7 @@ Model, two choices (say which one when you report figures):
 Data: --data DATA.zarr (its test group; normalisation from its train group unless --run), or by default a
 synthetic store of advected Gaussian blobs of --size pixels (one variable ``u``).
 
-    OMP_NUM_THREADS=2 python experiments/benchmarks/bench_sampling.py --config experiments/configs/tiny.yaml
+    OMP_NUM_THREADS=2 python experiments/benchmarks/bench_sampling.py --config tiny
 
 Timings are wall-clock on this machine; other load disturbs them.
 """

@@ -1,6 +1,6 @@
 """Sampling cost of RVD: seconds per 1000 denoising iterations for one frame, against the paper's figure.
 
-    python experiments/benchmarks/denoiser_speed.py [--config experiments/configs/paper_128.yaml]
+    python experiments/benchmarks/denoiser_speed.py [--config paper_128]
         [--size 128] [--batch 1] [--iters 5] [--device auto]
 
 The paper (section 4.2) reports 18.5 s per 1000 iterations for a 128x128 frame on an NVIDIA Titan RTX. One
@@ -16,19 +16,17 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from forecast.device import select_device
 from forecast.models import build_model
+from forecast.training.config import load_config
 
 PAPER_S_PER_1000 = 18.5
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "paper_128.yaml")
-    )
+    p.add_argument("--config", default="paper_128")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--iters", type=int, default=5)
@@ -36,7 +34,7 @@ def main() -> None:
     args = p.parse_args()
 
     device = select_device(args.device)
-    config = yaml.safe_load(Path(args.config).read_text())
+    config = load_config(args.config)
     channels = len(config["data"]["variables"])
     torch.manual_seed(0)
     model = build_model(config, channels).to(device).eval()
@@ -57,7 +55,7 @@ def main() -> None:
         seconds = chain()
     per_1000 = seconds / args.iters * 1000
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"config {Path(args.config).stem}, {n_params:,} parameters, frame {args.size}x{args.size}, "
+    print(f"config {Path(str(args.config)).stem}, {n_params:,} parameters, frame {args.size}x{args.size}, "
           f"batch {args.batch}, device {device}, torch threads {torch.get_num_threads()}")  # fmt: skip
     print(
         f"ours:  {per_1000:10.1f} s per 1000 iterations ({seconds / args.iters * 1000:.0f} ms per iteration)"

@@ -13,7 +13,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Multi-GPU: torchrun --nproc_per_node G -m forecast train ...",
     )
     parser.add_argument("store", metavar="DATA.zarr", help="field store (its train group is used)")
-    parser.add_argument("--config", required=True, metavar="CFG.yaml", help="experiment config (YAML)")
+    parser.add_argument(
+        "--config",
+        required=True,
+        metavar="CFG",
+        help="experiment config: a YAML file, or the name of a shipped config (tiny, demo, paper_64, ...)",
+    )
     parser.add_argument(
         "--out", required=True, metavar="RUN_DIR", help="run directory (must be new or empty)"
     )
