@@ -8,7 +8,10 @@ interrupted generation is never mistaken for a dataset.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import xarray as xr
@@ -39,6 +42,26 @@ def mark_complete(path: str | os.PathLike, complete: bool = True) -> None:
 
 def is_complete(path: str | os.PathLike) -> bool:
     return bool(_root(path).attrs.get(COMPLETE_ATTR, False))
+
+
+@contextlib.contextmanager
+def reading(source: str | os.PathLike, variable: str) -> Iterator[None]:
+    """Turn a chunk that cannot be decoded (a damaged store) into one line naming the store and the variable.
+
+    The codecs raise their own errors (numcodecs' zstd and blosc a RuntimeError, zlib a zlib.error, a
+    truncated chunk a ValueError), with a traceback deep inside zarr that says neither which store nor which
+    variable is damaged.
+    """
+    try:
+        yield
+    except ForecastError:
+        raise
+    except (RuntimeError, ValueError, OSError, zlib.error) as exc:
+        detail = (str(exc).splitlines() or [""])[0]
+        raise ForecastError(
+            f"cannot read variable {variable!r} of the store {source} ({type(exc).__name__}: {detail}); "
+            "the store is damaged: regenerate or re-import it"
+        ) from None
 
 
 def validate_field_dataset(ds: xr.Dataset, name: str = "dataset") -> None:

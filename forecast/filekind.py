@@ -32,6 +32,8 @@ def describe(path: str | os.PathLike) -> str:
     if path.is_dir():
         if (path / ".zgroup").exists() or (path / "zarr.json").exists():
             return "a zarr store"
+        if (path / "config.yaml").exists() and (path / "checkpoints").is_dir():
+            return "a run directory"
         return "a directory"
     try:
         with open(path, "rb") as f:
@@ -42,10 +44,30 @@ def describe(path: str | os.PathLike) -> str:
         return "an empty file"
     for magic, what in _MAGIC:
         if head.startswith(magic):
-            return what
+            return _netcdf_kind(path) if what.startswith("a netCDF") else what
     if b"\x00" in head:
         return "a binary file"
     return "a text file"
+
+
+def _netcdf_kind(path: Path) -> str:
+    """ "a forecast file", "a scores file" or "a netCDF file", from the header (no data are read)."""
+    import netCDF4
+
+    from forecast.metrics.scores import SCORES_FILE_TYPE
+
+    try:
+        with netCDF4.Dataset(path) as nc:
+            file_type = getattr(nc, "file_type", "")
+            dims = set(nc.dimensions)
+            names = set(nc.variables)
+    except OSError:
+        return "an HDF5 file that is not netCDF"
+    if file_type == SCORES_FILE_TYPE or any(n.startswith("crps_mean_") for n in names):
+        return "a scores file"
+    if {"init", "member", "lead_time"} <= dims and any(n.endswith("_obs") for n in names):
+        return "a forecast file"
+    return "a netCDF file"
 
 
 def is_binary(path: str | os.PathLike) -> bool:

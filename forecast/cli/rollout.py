@@ -10,6 +10,16 @@ import argparse
 import json
 import sys
 
+from forecast.cli.common import (
+    add_overwrite,
+    add_progress,
+    check_input_kind,
+    check_output,
+    count,
+    non_negative,
+    non_negative_float,
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,40 +33,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("data", metavar="DATA.zarr", help="field store; its test group is forecast")
     parser.add_argument("--out", required=True, metavar="FC.nc", help="forecast file to write")
-    parser.add_argument("--members", type=int, default=8, help="ensemble members per init (default 8)")
-    parser.add_argument(
-        "--context", type=int, default=4, help="true frames observed before forecasting (default 4)"
-    )
-    parser.add_argument("--horizon", type=int, default=16, help="frames generated per init (default 16)")
+    parser.add_argument("--members", type=count, default=8, help="ensemble members per init")
+    parser.add_argument("--context", type=count, default=4, help="true frames observed before forecasting")
+    parser.add_argument("--horizon", type=count, default=16, help="frames generated per init")
     parser.add_argument(
         "--inits",
-        type=int,
+        type=count,
         default=None,
         help="number of forecast starts, spread evenly over the test sequences (default: one per sequence)",
     )
     parser.add_argument("--sampler", default="ddpm", help="diffusion sampler: ddpm or ddim (default ddpm)")
     parser.add_argument(
-        "--steps", type=int, default=None, help="sampling steps (default: all N diffusion steps of the model)"
+        "--steps",
+        type=count,
+        default=None,
+        help="sampling steps (default: all N diffusion steps of the model)",
     )
     parser.add_argument(
-        "--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 DDPM-like (default 0)"
+        "--eta", type=non_negative_float, default=0.0, help="DDIM eta: 0 deterministic, 1 DDPM-like"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=non_negative, default=0, help="random seed")
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=count,
         default=32,
-        help="most members generated together; larger ensembles are split into chunks (default 32)",
+        help="most members generated together; larger ensembles are split into chunks",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on GPUs that support it")
     parser.add_argument(
         "--no-ema", action="store_true", help="use the raw weights instead of the EMA weights"
     )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue an interrupted rollout to the same --out"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_overwrite(parser, resume="continue an interrupted rollout to the same --out")
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
@@ -68,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     from forecast.rollout import RolloutInterrupted, rollout
     from forecast.training import load_run
 
+    check_input_kind(args.run_dir, "a run directory", "RUN_DIR", missing_ok=True)
+    check_input_kind(args.data, "a zarr store", "DATA.zarr", missing_ok=True)
+    check_output(args.out, args)
     device = select_device(args.device)
     if device.type == "cuda":
         # same seed, same forecast: no autotuned (non-deterministic) convolution algorithms
@@ -106,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             amp=args.amp,
             attrs=attrs,
             resume=args.resume,
-            progress=not args.no_progress,
+            progress=not args.quiet,
         )
     except RolloutInterrupted as exc:
         print(f"forecast rollout: {exc}", file=sys.stderr)

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from forecast.cli.common import (
+    add_output,
+    add_overwrite,
+    add_progress,
+    count,
+    non_negative,
+    output_path,
+    positive,
+)
 from forecast.errors import ForecastError
 
 
@@ -26,28 +35,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the paper's Simulation dataset: 10,000 frames of 128x128 every 128 steps (2 runs x (4000 train + "
             "1000 test))."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    karman.add_argument("out", metavar="OUT.zarr", help="the field store to write")
+    add_output(karman, "OUT.zarr", "the field store to write", positional=True)
     karman.add_argument(
         "--reynolds",
-        type=float,
+        type=positive,
         nargs="+",
         default=list(d.reynolds),
         metavar="R",
         help="Reynolds numbers U D / nu, one run (sequence) each",
     )
-    karman.add_argument("--frames", type=int, default=d.frames, help="train frames per run")
+    karman.add_argument("--frames", type=count, default=d.frames, help="train frames per run")
     karman.add_argument(
         "--test-frames",
-        type=int,
+        type=count,
         default=d.test_frames,
         help="frames that follow in the same run, stored in the test group",
     )
-    karman.add_argument("--every", type=int, default=d.every, help="lattice steps between stored frames")
+    karman.add_argument("--every", type=count, default=d.every, help="lattice steps between stored frames")
     karman.add_argument(
         "--size",
-        type=int,
+        type=count,
         nargs="+",
         default=list(d.size),
         metavar=("H", "W"),
@@ -55,19 +63,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     karman.add_argument(
         "--scale",
-        type=int,
+        type=count,
         default=d.scale,
         help="simulation cells per stored pixel (frames are block-averaged by this factor)",
     )
     karman.add_argument(
         "--diameter",
-        type=float,
+        type=positive,
         default=None,
-        help="cylinder diameter in simulation cells; None: channel height / 16",
+        help="cylinder diameter in simulation cells (default: channel height / 16)",
     )
-    karman.add_argument("--velocity", type=float, default=d.velocity, help="inflow speed U, lattice units")
+    karman.add_argument("--velocity", type=positive, default=d.velocity, help="inflow speed U, lattice units")
     karman.add_argument(
-        "--length-ratio", type=float, default=d.length_ratio, help="channel length / stored window width"
+        "--length-ratio", type=positive, default=d.length_ratio, help="channel length / stored window width"
     )
     karman.add_argument(
         "--collision",
@@ -77,18 +85,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     karman.add_argument(
         "--spinup",
-        type=int,
+        type=non_negative,
         default=None,
-        help="lattice steps discarded before the first frame; None: 3 flow-throughs",
+        help="lattice steps discarded before the first frame (default: 3 flow-throughs)",
     )
     karman.add_argument(
         "--workers",
-        type=int,
+        type=count,
         default=None,
-        help="parallel runs on the local dask cluster; None: min(runs, cores)",
+        help="parallel runs on the local dask cluster (default: min(runs, cores))",
     )
     karman.add_argument(
-        "--threads", type=int, default=None, help="OpenMP threads per run; None: cores / parallel runs"
+        "--threads", type=count, default=None, help="OpenMP threads per run (default: cores / parallel runs)"
     )
     karman.add_argument(
         "--scheduler",
@@ -102,13 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=d.target,
         help="where lbmpy runs the kernels (gpu needs cupy and CUDA)",
     )
-    karman.add_argument(
-        "--resume", action="store_true", help="finish an interrupted store; skip finished runs"
-    )
-    karman.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    karman.add_argument(
-        "--no-progress", "--quiet", dest="quiet", action="store_true", help="no progress bars"
-    )
+    add_overwrite(karman, resume="finish an interrupted store; skip finished runs")
+    add_progress(karman)
     karman.set_defaults(handler=run_karman)
 
 
@@ -118,8 +121,6 @@ def run_karman(args: argparse.Namespace) -> int:
     if len(args.size) not in (1, 2):
         raise ForecastError(f"--size takes H or H W, got {len(args.size)} numbers")
     size = (args.size[0], args.size[-1])
-    if args.workers is not None and args.workers < 1:
-        raise ForecastError(f"--workers must be >= 1, got {args.workers}")
     config = KarmanConfig(
         reynolds=tuple(args.reynolds),
         frames=args.frames,
@@ -136,7 +137,7 @@ def run_karman(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     result = generate(
-        args.out,
+        output_path(args),
         config,
         workers=args.workers,
         scheduler=args.scheduler,
