@@ -414,7 +414,7 @@ def test_cli_rollout_writes_the_file_with_reproduction_attributes(tmp_path, fake
     assert fc.attrs["weights"] == "ema" and fc.attrs["source"] == str(store)
     assert "random_walk" in fc.attrs["config"] and fc.attrs["software"].startswith("forecast ")
     # with the progress bar (on stderr)
-    assert main([*args, "--no-ema", "--device", "cpu"]) == 0
+    assert main([*args, "--no-ema", "--device", "cpu", "--overwrite"]) == 0
     assert fake_training[-1]["ema"] is False
     assert "rollout" in capsys.readouterr().err
 

@@ -41,10 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a usage error (already reported on one line)
-        return int(exc.code or 0)
+    args = parser.parse_args(argv)  # a usage error is one line and SystemExit(2)
     try:
         status = args.handler(args)
     except ForecastError as exc:

@@ -129,21 +129,32 @@ def check_output(path: str | os.PathLike, args: argparse.Namespace) -> None:
 
 
 def check_input_kind(
-    path: str | os.PathLike, expected: str, option: str = "", missing_ok: bool = False
+    path: str | os.PathLike, expected: str | tuple[str, ...], option: str = "", missing_ok: bool = False
 ) -> None:
-    """One line unless ``path`` is ``expected`` (a phrase of ``forecast.filekind.describe``).
+    """One line if ``path`` is plainly something else than ``expected`` (phrases of ``forecast.filekind``).
 
-    With ``missing_ok`` a path that does not exist passes (the loader that follows says what is missing).
+    Where netCDF files are expected, a netCDF file that is neither a forecast nor a scores file passes: the
+    reader that follows says exactly what it lacks. With ``missing_ok`` a path that does not exist passes too
+    (the loader that follows says what is missing).
     """
     from forecast.filekind import describe
 
+    expected = (expected,) if isinstance(expected, str) else expected
+    netcdf = all(e in ("a forecast file", "a scores file") for e in expected)
+    label = f"{option} {path}" if option else str(path)
     found = describe(path)
     if found == "missing":
         if missing_ok:
             return
-        raise ForecastError(f"{option + ' ' if option else ''}{path}: no such file")
-    if found != expected:
-        raise ForecastError(f"{option + ' ' if option else ''}{path} is {found}; expected {expected}")
+        raise ForecastError(f"{label}: no such file")
+    if found in expected or (netcdf and found == "a netCDF file"):
+        return
+    hint = (
+        ", not a readable netCDF file" if netcdf and "netCDF" not in found and "scores" not in found else ""
+    )
+    if "forecast" in found or "scores" in found:
+        hint = ""
+    raise ForecastError(f"{label} is {found}{hint}; expected {' or '.join(expected)}")
 
 
 __all__ = [

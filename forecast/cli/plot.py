@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from forecast.cli.common import add_overwrite, add_progress, check_output, count, non_negative
-from forecast.errors import ForecastError
+from forecast.cli.common import (
+    add_overwrite,
+    add_progress,
+    check_input_kind,
+    check_output,
+    count,
+    non_negative,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,15 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from forecast.filekind import describe
     from forecast.plots import plot_files  # matplotlib only when plotting
 
     for path in args.files:
-        found = describe(path)
-        if found == "missing":
-            raise ForecastError(f"{path}: no such file")
-        if found not in ("a scores file", "a forecast file"):
-            raise ForecastError(f"{path} is {found}; expected a scores file or a forecast file")
+        check_input_kind(path, ("a scores file", "a forecast file"))
     check_output(args.out, args)
 
     written = plot_files(

@@ -35,7 +35,8 @@ def config_path(name_or_path: str | os.PathLike) -> Path:
         if shipped.is_file():
             return shipped
     raise ForecastError(
-        f"no config file {text} and no shipped config of that name; shipped: {', '.join(config_names())}"
+        f"cannot read config {text}: no such file, and no shipped config of that name "
+        f"(shipped: {', '.join(config_names())})"
     )
 
 
