@@ -247,21 +247,18 @@ def fit_baseline(kind: str, store: Path, run_dir: Path, settings: DemoSettings) 
 
 
 def roll_out(run_dir: Path, store: Path, out: Path, settings: DemoSettings, progress: bool) -> None:
-    from forecast.field_store import open_field_store
     from forecast.rollout import rollout
     from forecast.training import load_run
 
     if out.exists():
         return
     run = load_run(run_dir)
-    test = open_field_store(store, "test")
     rollout(
-        run.model, run.layout, test, out,
+        run.model, run.layout, store, out,
         members=settings.members, context=settings.context, horizon=settings.horizon, inits=settings.inits,
         sampler=settings.sampler, steps=settings.sampling_steps if run.model.name in ("rvd", "vd", "simple_rvd")
         else None,
-        eta=settings.eta, seed=settings.seed, attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint),
-                                                     "source": str(store)},
+        eta=settings.eta, seed=settings.seed, attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint)},
         progress=progress,
     )  # fmt: skip
 
@@ -284,12 +281,12 @@ def summarize(scores_files: dict[str, Path]) -> list[dict]:
     """One row per model: ``crps`` (mean over variables of crps_mean_V averaged over leads) and per variable."""
     import xarray as xr
 
+    from forecast.metrics.scores import score_variables
+
     rows = []
     for model, path in scores_files.items():
         with xr.open_dataset(path) as ds:
-            names = sorted(
-                str(v)[len("crps_mean_") :] for v in ds.data_vars if str(v).startswith("crps_mean_")
-            )
+            names = sorted(score_variables(ds))
             per_var = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
             spread_skill = {
                 f"spread_skill_{n}": float(ds[f"spread_skill_{n}"].mean())

@@ -61,6 +61,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sm.add_argument("--digits", type=count, default=2, help="digits per frame")
     sm.add_argument("--digit-size", type=count, default=32, help="digit size in pixels")
     sm.add_argument("--seed", type=non_negative, default=0, help="random seed")
+    sm.add_argument(
+        "--truth-members",
+        type=non_negative,
+        default=0,
+        metavar="K",
+        help="truth group: K futures per start with their own bounces (0: none)",
+    )
+    sm.add_argument("--truth-inits", type=count, default=8, metavar="N", help="truth starts")
+    sm.add_argument("--truth-horizon", type=count, default=16, metavar="H", help="frames per future")
+    sm.add_argument(
+        "--truth-context", type=count, default=4, metavar="C", help="frames kept before each start"
+    )
 
     fields = kinds.add_parser("fields", help="any gridded dataset xarray opens (netCDF, zarr, HDF5)")
     _common(fields, length=None)
@@ -101,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
             "digit_size": args.digit_size,
             "seed": args.seed,
             "sequences": {"train": args.train_sequences, "test": args.test_sequences},
+            "truth_members": args.truth_members,
+            "truth_inits": args.truth_inits,
+            "truth_horizon": args.truth_horizon,
+            "truth_context": args.truth_context,
         }
     elif kind == "fields":
         options = {

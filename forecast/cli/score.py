@@ -17,7 +17,7 @@ from forecast.cli.common import (
     non_negative,
 )
 from forecast.errors import ForecastError
-from forecast.metrics.forecast_file import open_forecast
+from forecast.forecast_file import open_forecast
 from forecast.metrics.persistence import persistence_reference
 from forecast.metrics.scores import score_forecast
 

@@ -8,7 +8,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from forecast.metrics.forecast_file import model_name
+from forecast.forecast_file import model_name
 
 
 def _units(da: xr.DataArray) -> str:
@@ -18,11 +18,6 @@ def _units(da: xr.DataArray) -> str:
 def _lead_label(ds: xr.Dataset) -> str:
     units = ds["lead_time"].attrs.get("units", "frames") if "lead_time" in ds.coords else "frames"
     return f"lead time [{units}]"
-
-
-def score_variables(scores: xr.Dataset) -> list[str]:
-    """The forecast variables V that a scores file holds (from its ``crps_mean_V``)."""
-    return [str(n)[len("crps_mean_") :] for n in scores.data_vars if str(n).startswith("crps_mean_")]
 
 
 def plot_crps_vs_lead(scores: list[xr.Dataset], var: str) -> Figure:
