@@ -243,7 +243,6 @@ def roll_out(
     overrides: dict | None = None,
 ) -> None:
     from forecast.rollout import rollout
-    from forecast.store import open_field_store
     from forecast.training import load_run
 
     if out.exists():
@@ -252,11 +251,11 @@ def roll_out(
     settings = {**scale.rollout, **(overrides or {})}
     diffusion = run.model.name in ("rvd", "vd", "simple_rvd")
     rollout(
-        run.model, run.layout, open_field_store(store, "test"), out,
+        run.model, run.layout, store, out,
         members=settings["members"], context=settings["context"], horizon=settings["horizon"],
         inits=settings["inits"], sampler=settings["sampler"], steps=settings["steps"] if diffusion else None,
         eta=settings.get("eta", 0.0), seed=seed, resume=True, progress=progress,
-        attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "source": str(store)},
+        attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint)},
     )  # fmt: skip
 
 
