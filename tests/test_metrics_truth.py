@@ -5,6 +5,8 @@ two normals, the expected CRPS sigma / sqrt(pi) of a normal against its own draw
 drawn from the truth's own distribution, which must score a ratio of ~1 and a flat truth rank histogram.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -139,6 +141,16 @@ def test_truth_scores_are_lazy_from_a_store_and_on_the_command_line(tmp_path, ca
     written = xr.open_dataset(out)
     assert written.attrs["truth_store"] == str(tmp_path / "store.zarr")
     xr.testing.assert_allclose(written["crps_oracle_ratio_v"], in_memory["crps_oracle_ratio_v"])
+    truth.to_zarr(
+        tmp_path / "old.zarr", group="truth", consolidated=False
+    )  # a store without consolidated metadata
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "error"
+        )  # opens without the "failed to open with consolidated metadata" warning
+        xr.testing.assert_identical(
+            open_truth(tmp_path / "old.zarr").load(), open_truth(tmp_path / "store.zarr").load()
+        )
     capsys.readouterr()
     (tmp_path / "empty.zarr").mkdir()
     assert (
