@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 
 from forecast.cli.common import (
     add_output,
@@ -10,6 +12,7 @@ from forecast.cli.common import (
     add_progress,
     count,
     non_negative,
+    non_negative_float,
     output_path,
     positive,
 )
@@ -95,40 +98,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     noise.add_argument(
         "--inflow-noise",
-        type=float,
+        type=non_negative_float,
         default=d.inflow_noise,
         metavar="A",
         help="std of each inflow component relative to U (0: the deterministic street, bit for bit)",
     )
     noise.add_argument(
         "--noise-time",
-        type=float,
+        type=positive,
         default=d.noise_time,
         help="correlation time of the noise in convective times D/U (a shedding period is about 5)",
     )
     noise.add_argument(
         "--noise-length",
-        type=float,
+        type=positive,
         default=d.noise_length,
         help="correlation length of the noise across the inlet, in cylinder diameters",
     )
     noise.add_argument(
-        "--noise-seed", type=int, default=d.noise_seed, help="seed; each run derives its own stream from it"
+        "--noise-seed",
+        type=non_negative,
+        default=d.noise_seed,
+        help="seed; each run derives its own stream from it",
     )
     truth = karman.add_argument_group(
         "truth ensembles (group `truth`)",
         "K continuations from the exact state at N test starts per run, each with independent future noise",
     )
     truth.add_argument(
-        "--truth-members", type=int, default=d.truth_members, metavar="K", help="members; 0: no truth group"
+        "--truth-members",
+        type=non_negative,
+        default=d.truth_members,
+        metavar="K",
+        help="members; 0: no truth group",
     )
-    truth.add_argument("--truth-inits", type=int, default=d.truth_inits, metavar="N", help="starts per run")
+    truth.add_argument("--truth-inits", type=count, default=d.truth_inits, metavar="N", help="starts per run")
     truth.add_argument(
-        "--truth-horizon", type=int, default=d.truth_horizon, metavar="H", help="frames per continuation"
+        "--truth-horizon", type=count, default=d.truth_horizon, metavar="H", help="frames per continuation"
     )
     truth.add_argument(
         "--truth-context",
-        type=int,
+        type=count,
         default=d.truth_context,
         metavar="C",
         help="test frames kept before the first start (a forecaster's context)",
@@ -154,6 +164,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=d.target,
         help="where lbmpy runs the kernels (gpu needs cupy and CUDA)",
     )
+    karman.add_argument(
+        "--allow-underresolved",
+        action="store_true",
+        help="run even where the cylinder's boundary layer is far thinner than a cell (the store is flagged)",
+    )
     add_overwrite(karman, resume="finish an interrupted store; skip finished runs")
     add_progress(karman)
     karman.set_defaults(handler=run_karman)
@@ -161,6 +176,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_karman(args: argparse.Namespace) -> int:
     from simulators.karman import KarmanConfig, generate
+    from simulators.karman.parallel import UnderResolvedWarning
 
     if len(args.size) not in (1, 2):
         raise ForecastError(f"--size takes H or H W, got {len(args.size)} numbers")
@@ -187,16 +203,21 @@ def run_karman(args: argparse.Namespace) -> int:
         truth_inits=args.truth_inits,
         truth_horizon=args.truth_horizon,
         truth_context=args.truth_context,
+        allow_underresolved=args.allow_underresolved,
     )
-    result = generate(
-        output_path(args),
-        config,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
+    with warnings.catch_warnings():
+        # the store is flagged too; here it is one line on stderr, once the inputs have been checked
+        warnings.simplefilter("always", UnderResolvedWarning)
+        warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
+        result = generate(
+            output_path(args),
+            config,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
     if result.skipped:
         print(f"resumed: skipped finished runs {result.skipped}")
     mlups = result.lattice_updates / result.seconds / 1e6 if result.runs else 0.0

@@ -35,7 +35,7 @@ def open_truth(store: str | os.PathLike, chunks: dict | str | None = None) -> xr
             f"{store} is a file, not a zarr field store (a folder) with a {TRUTH_GROUP!r} group"
         )
     try:
-        truth = xr.open_zarr(store, group=TRUTH_GROUP, chunks=chunks if chunks is not None else {})
+        truth = _open_group(store, chunks if chunks is not None else {})
     except Exception as exc:  # zarr raises several types for "no such group" / "not a store"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ForecastError(
@@ -44,6 +44,14 @@ def open_truth(store: str | os.PathLike, chunks: dict | str | None = None) -> xr
         ) from None
     check_truth(truth, f"{store}[{TRUTH_GROUP}]")
     return truth
+
+
+def _open_group(store: Path, chunks: dict | str) -> xr.Dataset:
+    """The truth group, from consolidated metadata where the store has it (no warning either way)."""
+    try:
+        return xr.open_zarr(store, group=TRUTH_GROUP, chunks=chunks, consolidated=True)
+    except (KeyError, ValueError):  # no consolidated metadata (a store written before they were consolidated)
+        return xr.open_zarr(store, group=TRUTH_GROUP, chunks=chunks, consolidated=False)
 
 
 def check_truth(truth: xr.Dataset, name: str = "the truth group") -> None:
