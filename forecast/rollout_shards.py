@@ -33,10 +33,11 @@ SHARD_SETTINGS_ATTR = "rollout_shard_settings"
 
 @dataclass(frozen=True)
 class Shard:
-    """Rank ``rank`` of ``world`` processes."""
+    """Rank ``rank`` of ``world`` processes; ``local_rank`` is its rank on its node (its GPU)."""
 
     rank: int
     world: int
+    local_rank: int = 0
 
     def owns(self, index: int) -> bool:
         return index % self.world == self.rank
@@ -45,15 +46,15 @@ class Shard:
 def shard_from_env(env: dict[str, str] | None = None) -> Shard | None:
     """The shard of this process from torchrun's ``RANK``/``WORLD_SIZE``; None for a single process."""
     env = os.environ if env is None else env
+    names = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
     try:
-        world, rank = int(env.get("WORLD_SIZE", "1")), int(env.get("RANK", "0"))
+        world, rank, local = (int(env.get(name, default)) for name, default in zip(names, ("1", "0", "0")))
     except ValueError:
-        raise ForecastError(
-            f"RANK={env.get('RANK')!r} and WORLD_SIZE={env.get('WORLD_SIZE')!r} must be integers"
-        ) from None
+        values = ", ".join(f"{n}={env.get(n)!r}" for n in names)
+        raise ForecastError(f"torchrun's {values} must be integers") from None
     if world < 1 or not 0 <= rank < world:
         raise ForecastError(f"RANK={rank} is outside 0..WORLD_SIZE-1 (WORLD_SIZE={world})")
-    return Shard(rank, world) if world > 1 else None
+    return Shard(rank, world, local) if world > 1 else None
 
 
 def shard_path(out_path: str | os.PathLike, shard: Shard) -> Path:
@@ -62,22 +63,33 @@ def shard_path(out_path: str | os.PathLike, shard: Shard) -> Path:
     return out_path.with_name(f".{out_path.name}.shard-{shard.rank}-of-{shard.world}")
 
 
+def unsealed_path(path: Path) -> Path:
+    """Where a shard's writer commits it before ``seal_shard`` moves it to ``path``."""
+    return path.with_name(f"{path.name}.unsealed")
+
+
 def seal_shard(path: Path, fingerprint: str) -> None:
-    """Mark a finished shard with the settings it was written with, so that a resume can trust it."""
+    """Mark the finished shard at ``unsealed_path(path)`` with its settings and move it to ``path`` (atomically:
+    a waiting rank 0 never opens a shard that is still being written)."""
     import netCDF4
 
-    with netCDF4.Dataset(path, "a") as nc:
+    unsealed = unsealed_path(path)
+    with netCDF4.Dataset(unsealed, "a") as nc:
         nc.setncattr(SHARD_SETTINGS_ATTR, fingerprint)
+    os.replace(unsealed, path)
 
 
-def shard_is_done(path: Path, fingerprint: str) -> bool:
-    """Whether a finished shard exists at ``path`` with these settings (one of other settings is an error)."""
+def shard_is_done(path: Path, fingerprint: str, strict: bool = True) -> bool:
+    """Whether a finished shard exists at ``path`` with these settings. One of other settings is an error if
+    ``strict``, else not done (a stale shard of an earlier rollout, which its rank is about to replace)."""
     if not path.exists():
         return False
     import netCDF4
 
     with netCDF4.Dataset(path, "r") as nc:
         sealed = nc.getncattr(SHARD_SETTINGS_ATTR) if SHARD_SETTINGS_ATTR in nc.ncattrs() else None
+    if sealed != fingerprint and not strict:
+        return False
     if sealed != fingerprint:
         raise ForecastError(
             f"{path} is a shard of a rollout with other settings; delete it or rerun with the same options"
@@ -87,7 +99,7 @@ def shard_is_done(path: Path, fingerprint: str) -> bool:
 
 def wait_for_shards(paths: list[Path], fingerprint: str, poll_s: float = 1.0) -> None:
     """Block until every shard in ``paths`` is finished (torchrun stops this rank if another one dies)."""
-    while not all(shard_is_done(p, fingerprint) for p in paths):
+    while not all(shard_is_done(p, fingerprint, strict=False) for p in paths):
         time.sleep(poll_s)
 
 
