@@ -17,10 +17,10 @@ from forecast.cli.common import (
     non_negative,
 )
 from forecast.errors import ForecastError
-from forecast.forecast_file import open_forecast
+from forecast.forecast_file import forecast_variables, open_forecast
 from forecast.metrics.persistence import persistence_reference
 from forecast.metrics.scores import score_forecast
-from forecast.metrics.truth import open_truth
+from forecast.metrics.truth import open_truth, verifying_truth
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.reference is not None and not persistence:
         check_input_kind(args.reference, "a forecast file", "--reference")
+    if args.truth is not None:
+        check_input_kind(args.truth, "a zarr store", "--truth")
     check_output(args.out, args)
     with _scheduler(args.scheduler):
         return _score(args, persistence)
@@ -113,10 +115,13 @@ def _score(args: argparse.Namespace, persistence: bool) -> int:
     else:
         reference = open_forecast(args.reference, chunks=chunks)
     truth = None if args.truth is None else open_truth(args.truth)
+    # the oracle is scored against the file's V_obs: check they are the store's own test frames
+    verifying = None if truth is None else verifying_truth(args.truth, forecast, forecast_variables(forecast))
     scores = score_forecast(
         forecast,
         truth=truth,
         command=_command(args),
+        verifying=verifying,
         fair=args.fair,
         skipna=args.skipna,
         seed=args.seed,
@@ -138,6 +143,15 @@ def _score(args: argparse.Namespace, persistence: bool) -> int:
     with atomic_output(args.out) as tmp:
         scores.to_netcdf(tmp)
     print(f"wrote {args.out} ({scores.attrs['estimator']} CRPS, {scores.attrs['ensemble_size']} members)")
+    if (
+        truth is not None
+        and not args.fair
+        and scores.attrs["truth_ensemble_size"] != scores.attrs["ensemble_size"]
+    ):
+        print(
+            f"note: the ensemble CRPS of {scores.attrs['ensemble_size']} members against a truth ensemble of "
+            f"{scores.attrs['truth_ensemble_size']} favours the larger one; --fair compares them without that bias"
+        )
     return 0
 
 
