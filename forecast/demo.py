@@ -248,20 +248,17 @@ def fit_baseline(kind: str, store: Path, run_dir: Path, settings: DemoSettings) 
 
 def roll_out(run_dir: Path, store: Path, out: Path, settings: DemoSettings, progress: bool) -> None:
     from forecast.rollout import rollout
-    from forecast.store import open_field_store
     from forecast.training import load_run
 
     if out.exists():
         return
     run = load_run(run_dir)
-    test = open_field_store(store, "test")
     rollout(
-        run.model, run.layout, test, out,
+        run.model, run.layout, store, out,
         members=settings.members, context=settings.context, horizon=settings.horizon, inits=settings.inits,
         sampler=settings.sampler, steps=settings.sampling_steps if run.model.name in ("rvd", "vd", "simple_rvd")
         else None,
-        eta=settings.eta, seed=settings.seed, attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint),
-                                                     "source": str(store)},
+        eta=settings.eta, seed=settings.seed, attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint)},
         progress=progress,
     )  # fmt: skip
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from forecast.atomic import atomic_output
-from forecast.metrics.forecast_file import open_forecast
+from forecast.forecast_file import open_forecast
 from forecast.metrics.scores import score_forecast
 from forecast.metrics.skill import persistence_reference
 

@@ -44,6 +44,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import ForecastError
+from forecast.forecast_file import OBS_SUFFIX, forecast_variables, model_name
 from forecast.metrics.calibration import (
     ensemble_mean_rmse,
     ensemble_spread,
@@ -53,7 +54,6 @@ from forecast.metrics.calibration import (
 )
 from forecast.metrics.crps import crps_ensemble
 from forecast.metrics.distance import energy_distance
-from forecast.metrics.forecast_file import OBS_SUFFIX, forecast_variables, model_name
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.skill import score_ratio, skill_score
 from forecast.metrics.truth import match_truth

@@ -11,7 +11,7 @@ import xarray as xr
 
 from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
-from forecast.metrics.forecast_file import forecast_variables, model_name, open_netcdf
+from forecast.forecast_file import forecast_variables, model_name, open_netcdf
 from forecast.metrics.scores import is_scores_file, score_variables
 from forecast.plots.samples import animate_rollout, plot_sample_grid
 from forecast.plots.scores import (

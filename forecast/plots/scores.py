@@ -8,7 +8,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from forecast.metrics.forecast_file import model_name
+from forecast.forecast_file import model_name
 
 
 def _units(da: xr.DataArray) -> str:
