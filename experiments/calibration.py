@@ -44,6 +44,7 @@ from paper_tables import Row, Scale  # noqa: E402
 
 from forecast.atomic import atomic_output  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
+from forecast.training.config import load_config  # noqa: E402
 
 #: free-stream turbulence and truth ensembles of every scale's store (relative amplitude; convective times and
 #: cylinder diameters for the correlations, see ``forecast simulate karman --help``)
@@ -83,16 +84,16 @@ SCALES = {
     ),
 }
 
-#: the settings that make RVD's ensemble a forecast of the residual's spread (experiments/README.md,
-#: "Calibration benchmark"): a residual of unit scale (sigma auto) and v-prediction; no clamp is needed
-CALIBRATED = {
-    "model": {"sigma": "auto", "mu_loss_weight": 1.0},
-    "diffusion": {"prediction": "v", "clip_x0": None},
+#: RVD's diffusion settings of ``configs/rvd_calibrated.yaml``, given to VD too (its y0 is the frame, of unit scale)
+CALIBRATED_DIFFUSION = {
+    k: v
+    for k, v in load_config(paper_tables.CONFIGS / "rvd_calibrated.yaml")["diffusion"].items()
+    if k != "steps"
 }
 
 ROWS = [
-    Row("RVD", "paper_128", model=CALIBRATED["model"], diffusion=CALIBRATED["diffusion"]),
-    # the setting of tables 1-3 at cpu-small (sigma 2, y0-prediction, clamp at 2): the under-dispersed one
+    Row("RVD", "rvd_calibrated"),
+    # the setting of tables 1-3 at cpu-small (sigma 2, y0-prediction, clamp at 2)
     Row(
         "RVD (sigma 2)",
         "paper_128",
@@ -100,8 +101,7 @@ ROWS = [
         diffusion={"prediction": "y0", "clip_x0": 2.0},
     ),
     Row("ConvGRU", "convgru"),
-    # the ablation without mu, with RVD's diffusion target (its y0 is the frame itself, of unit scale)
-    Row("VD", "vd", diffusion=CALIBRATED["diffusion"]),
+    Row("VD", "vd", diffusion=CALIBRATED_DIFFUSION),
     Row("Persistence", "persistence"),
     Row("Climatology", "climatology"),
 ]
@@ -161,8 +161,8 @@ def oracle_forecast(store: Path, reference: Path, out: Path) -> None:
     by the truth's): scored like any row, it gives the oracle's own spread-skill and outside-range fraction."""
     import xarray as xr
 
+    from forecast.forecast_file import forecast_variables
     from forecast.metrics import open_forecast
-    from forecast.metrics.forecast_file import forecast_variables
     from forecast.metrics.truth import match_truth, open_truth
 
     if out.exists():
@@ -235,7 +235,7 @@ def summarize(leads: dict[str, dict]) -> list[dict]:
                 "spread_skill_max": max(lead["spread_skill"]),
                 "spread_ratio_truth": _avg(lead["spread_ratio_truth"]),
                 "outside_range": _avg(lead["outside_range"]),
-                "outside_range_calibrated": 2 / (lead["members"] + 1),
+                "outside_range_calibrated": 2 / (lead["members"] + 1) if lead["members"] > 1 else math.nan,
                 "members": lead["members"],
             }
         )
