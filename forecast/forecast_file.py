@@ -423,7 +423,13 @@ def _write_init_coords(nc, settings: ForecastSettings, source: xr.Dataset, init_
     names = ["sequence"]
     for name, coord in source.coords.items():
         if name != "sequence" and coord.dims == ("sequence",):
-            _variable(nc, name, np.asarray(coord.values)[seq_index], ("init",), cf_attrs(coord.attrs, name))
+            values = np.asarray(coord.values)[seq_index]
+            attrs = cf_attrs(coord.attrs, name)
+            if values.dtype.kind in "iuf":
+                attrs.setdefault(
+                    "units", "1"
+                )  # e.g. a noise seed: a number without units warns in the checker
+            _variable(nc, name, values, ("init",), attrs)
             names.append(name)
     return names
 

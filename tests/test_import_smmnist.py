@@ -119,8 +119,14 @@ def test_truth_futures_start_from_the_test_state_with_their_own_bounces(tmp_path
         truth_context=3,
         progress=False,
     )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = xr.open_datatree(str(out), engine="zarr")  # every group, no warnings
+    assert set(tree.children) == {"train", "test", "truth"} and tree.attrs["Conventions"].startswith("CF-")
     test = open_field_store(out, "test").load()
-    truth = xr.open_zarr(str(out), group="truth", consolidated=False).load()
+    truth = xr.open_zarr(str(out), group="truth").load()
     assert truth["frames"].dims == ("init", "member", "lead_time", "y", "x")
     assert truth["frames"].shape == (4, 6, 10, 32, 32) and truth["frames"].dtype == np.uint8
     np.testing.assert_array_equal(truth["sequence"].values, [0, 2, 3, 5])

@@ -74,6 +74,23 @@ def test_zero_noise_truth_members_equal_each_other_and_the_test_frames(determini
                     np.testing.assert_array_equal(members[m], verifying[name].values)
 
 
+def test_store_with_truth_opens_whole_without_warnings(noisy_truth):
+    import warnings
+
+    path, _ = noisy_truth
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = xr.open_datatree(str(path), engine="zarr")
+    assert set(tree.children) == {"train", "test", "truth"}
+    truth = tree["truth"].to_dataset()
+    assert truth["member"].attrs["standard_name"] == "realization"
+    assert sorted(c for c in truth.coords if "axis" in truth[c].attrs) == [
+        "x",
+        "y",
+    ]  # one T axis: test's time
+    assert all(truth[c].attrs.get("long_name") for c in truth.coords)
+
+
 def test_noise_perturbs_the_inflow_and_is_recorded(noisy_truth):
     path, config = noisy_truth
     test = open_field_store(path, "test")

@@ -584,6 +584,23 @@ def test_store_selected_at_valid_time_is_exactly_the_verifying_truth(tmp_path):
     np.testing.assert_array_equal(fc["valid_time"], fc["forecast_reference_time"] + fc["lead_time"])
 
 
+def test_rollout_run_records_provenance_like_the_cli(tmp_path, fake_training):
+    from forecast.rollout import rollout_run
+
+    store = tmp_path / "data.zarr"
+    _write_store(store, _dataset())
+    out = rollout_run(
+        "run", store, tmp_path / "fc.nc", device="cpu", members=2, context=2, horizon=2, inits=1
+    )
+    fc = xr.open_dataset(out)
+    assert fc.attrs["checkpoint"].endswith("step_000100.pt") and fc.attrs["checkpoint_step"] == 100
+    assert (
+        fc.attrs["run_dir"] == "run" and fc.attrs["weights"] == "ema" and "random_walk" in fc.attrs["config"]
+    )
+    assert fc.attrs["source_store"] == str(store) and fc.attrs["source_group"] == "test"
+    assert "rollout_run" in fc.attrs["history"] and "checkpoint" in fc.attrs["source"]
+
+
 def test_decoded_datetimes_become_cf_times(tmp_path):
     ds = _dataset().assign_coords(
         time=("time", np.datetime64("2020-01-01T00:00") + np.arange(N_TIME) * np.timedelta64(6, "h"))

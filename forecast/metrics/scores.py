@@ -44,7 +44,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import ForecastError
-from forecast.forecast_file import OBS_SUFFIX, forecast_variables, model_name
+from forecast.forecast_file import CONVENTIONS, OBS_SUFFIX, forecast_variables, history_entry, model_name
 from forecast.metrics.calibration import (
     ensemble_mean_rmse,
     ensemble_spread,
@@ -59,6 +59,7 @@ from forecast.metrics.skill import score_ratio, skill_score
 from forecast.metrics.truth import match_truth
 
 SCORES_FILE_TYPE = "forecast scores"
+API_COMMAND = "forecast.metrics.score_forecast (Python API)"  # the history entry of scores made from Python
 CRPS_MEAN_PREFIX = "crps_mean_"  # every scores file has crps_mean_V for each of its forecast variables V
 
 
@@ -341,12 +342,13 @@ def build_scores(
     reference: xr.Dataset | None = None,
     member_dim: str = "member",
     truth: xr.Dataset | None = None,
+    command: str = API_COMMAND,
 ) -> xr.Dataset:
     """The scores of a forecast Dataset as a lazy Dataset: every metric of the registries that applies.
 
     ``reference``: another forecast Dataset of the same truth (adds CRPS skill scores). ``truth``: the truth
     group of a known-answer store (``forecast.metrics.open_truth``), matched to the forecast by (sequence,
-    init_time) and lead time (adds the oracle scores).
+    init_time) and lead time (adds the oracle scores). ``command`` is what the ``history`` attribute records.
     """
     names = forecast_variables(ds, member_dim)
     options = Options(fair, skipna, seed, pit_bins, member_dim)
@@ -380,16 +382,30 @@ def build_scores(
         for metric in FLOW_METRICS:
             out[metric.name] = metric.compute(ds, options).assign_attrs(long_name=metric.long_name)
     scores = xr.Dataset(out)
-    scores.attrs = _attributes(ds, names, options, reference, truth_ens)
+    scores.attrs = _attributes(ds, names, options, reference, truth_ens, command)
     return scores
 
 
 def _attributes(
-    ds: xr.Dataset, names: list[str], o: Options, reference: xr.Dataset | None, truth: xr.Dataset | None
+    ds: xr.Dataset,
+    names: list[str],
+    o: Options,
+    reference: xr.Dataset | None,
+    truth: xr.Dataset | None,
+    command: str,
 ) -> dict:
+    from forecast import __version__
+
+    model = model_name(ds)
+    made = history_entry(command)
     attrs = {
+        "Conventions": CONVENTIONS,
+        "title": f"scores of the {model} ensemble forecast",
+        # CF history is an audit trail: the forecast's own lines, then this one
+        "history": "\n".join(filter(None, [str(ds.attrs.get("history", "")), made])),
+        "source": f"forecast {__version__} (forecast.metrics) from: {ds.attrs.get('source', 'a forecast file')}",
         "file_type": SCORES_FILE_TYPE,
-        "model_name": model_name(ds),
+        "model_name": model,
         "estimator": "fair" if o.fair else "ensemble",
         "estimator_description": (
             "fair (unbiased) ensemble CRPS, E|X-y| - sum|x_i-x_j| / (2m(m-1))"
@@ -421,13 +437,34 @@ class Check:
     fails: Callable[[float], str | None]
 
 
+def _same_truth(obs: xr.DataArray, other: xr.DataArray) -> xr.DataArray:
+    """Relative max difference of two verifying truths (0 when they are the same frames)."""
+    return abs(obs.variable - other.variable).max() / (1 + abs(obs.variable).max())
+
+
 def input_checks(
-    ds: xr.Dataset, skipna: bool = False, reference: xr.Dataset | None = None, member_dim: str = "member"
+    ds: xr.Dataset,
+    skipna: bool = False,
+    reference: xr.Dataset | None = None,
+    member_dim: str = "member",
+    verifying: xr.Dataset | None = None,
 ) -> list[Check]:
     """Lazy checks of a forecast (and reference) that :func:`score_forecast` evaluates with the scores."""
     checks = []
     for v in forecast_variables(ds, member_dim):
         obs = ds[f"{v}{OBS_SUFFIX}"]
+        if verifying is not None:
+            checks.append(
+                Check(
+                    _same_truth(obs, verifying[v].transpose(*obs.dims)),
+                    lambda d, v=v: (
+                        None
+                        if d <= 1e-6
+                        else f"the forecast's {v}{OBS_SUFFIX} is not the store's test frames at its (sequence, "
+                        f"valid_time) (relative max difference {d:.3g}): it was made from another store"
+                    ),
+                )
+            )
         if not skipna:
             checks.append(
                 Check(
@@ -446,7 +483,7 @@ def input_checks(
             ref_obs = reference[f"{v}{OBS_SUFFIX}"]
             checks.append(
                 Check(
-                    abs(obs.variable - ref_obs.variable).max() / (1 + abs(obs.variable).max()),
+                    _same_truth(obs, ref_obs),
                     lambda d, v=v: (
                         None
                         if d <= 1e-6
@@ -468,14 +505,18 @@ def score_forecast(
     member_dim: str = "member",
     progress: bool = False,
     truth: xr.Dataset | None = None,
+    command: str = API_COMMAND,
+    verifying: xr.Dataset | None = None,
 ) -> xr.Dataset:
     """Compute the scores of a forecast Dataset in one pass over the data (streamed if it is dask-backed).
 
-    Raises ForecastError on NaNs without ``skipna``, on a reference verifying against another truth, and on a
-    forecast whose starts or lead times the ``truth`` group lacks. See :func:`build_scores`.
+    Raises ForecastError on NaNs without ``skipna``, on a reference verifying against another truth, on a
+    forecast whose starts or lead times the ``truth`` group lacks, and on ``V_obs`` that differ from
+    ``verifying`` (the store's test frames at the forecast's valid times, ``truth.verifying_truth``).
+    See :func:`build_scores`.
     """
-    lazy = build_scores(ds, fair, skipna, seed, pit_bins, reference, member_dim, truth)
-    checks = input_checks(ds, skipna, reference, member_dim)
+    lazy = build_scores(ds, fair, skipna, seed, pit_bins, reference, member_dim, truth, command)
+    checks = input_checks(ds, skipna, reference, member_dim, verifying)
     # One graph, so every chunk is read once. The variables go in as a dict: dask.compute of the Dataset
     # itself loses shared intermediates (dask 2026.8: "Missing dependency" when two scores share a spread).
     work = (dict(lazy.data_vars), [c.value for c in checks])
