@@ -156,3 +156,19 @@ def test_truth_starts_must_fit_the_sequences():
         truth_starts(10, 12, 2, 4, 10)
     with pytest.raises(ForecastError, match="--truth-inits"):
         truth_starts(1, 12, 5, 2, 8)
+
+
+def test_cli_truth_options(tmp_path):
+    pytest.importorskip("sklearn")
+    import xarray as xr
+
+    from forecast.cli import main
+
+    args = ["data", "import", "smmnist", "builtin", str(tmp_path / "s.zarr"), "--length", "8", "--size", "32"]
+    args += ["--digit-size", "12", "--train-sequences", "1", "--test-sequences", "2", "--no-progress"]
+    args += ["--truth-members", "3", "--truth-inits", "2", "--truth-horizon", "4", "--truth-context", "2"]
+    assert main(args) == 0
+    truth = xr.open_zarr(str(tmp_path / "s.zarr"), group="truth")
+    assert truth["frames"].shape == (2, 3, 4, 32, 32)
+    np.testing.assert_array_equal(truth["init_time"].values, [2, 4])
+    assert main([*args[:-1], "9", "--overwrite"]) == 2  # context 9 + horizon 4 do not fit 8 frames

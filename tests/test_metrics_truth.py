@@ -138,6 +138,7 @@ def test_truth_scores_are_lazy_from_a_store_and_on_the_command_line(tmp_path, ca
     out = tmp_path / "s.nc"
     args = ["score", str(tmp_path / "fc.nc"), "--truth", str(tmp_path / "store.zarr"), "--out", str(out)]
     assert main([*args, "--quiet"]) == 0
+    assert "--fair compares them without that bias" in capsys.readouterr().out  # 8 members against 16
     written = xr.open_dataset(out)
     assert written.attrs["truth_store"] == str(tmp_path / "store.zarr")
     xr.testing.assert_allclose(written["crps_oracle_ratio_v"], in_memory["crps_oracle_ratio_v"])

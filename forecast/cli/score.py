@@ -91,6 +91,15 @@ def run(args: argparse.Namespace) -> int:
     with atomic_output(args.out) as tmp:
         scores.to_netcdf(tmp)
     print(f"wrote {args.out} ({scores.attrs['estimator']} CRPS, {scores.attrs['ensemble_size']} members)")
+    if (
+        truth is not None
+        and not args.fair
+        and scores.attrs["truth_ensemble_size"] != scores.attrs["ensemble_size"]
+    ):
+        print(
+            f"note: the ensemble CRPS of {scores.attrs['ensemble_size']} members against a truth ensemble of "
+            f"{scores.attrs['truth_ensemble_size']} favours the larger one; --fair compares them without that bias"
+        )
     return 0
 
 
