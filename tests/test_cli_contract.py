@@ -132,7 +132,7 @@ def test_every_command_has_the_shared_flags_and_shows_its_defaults(words, parser
     formatter = parser._get_formatter()
     assert "default" in parser.format_help()
     for action in parser._actions:
-        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+        if action.option_strings and not (action.default is None or action.default is False):
             if not isinstance(action, argparse._HelpAction):
                 assert "default" in formatter._get_help_string(action) % {"default": action.default}, (
                     action.dest
