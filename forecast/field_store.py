@@ -1,0 +1,159 @@
+"""Field stores: the zarr layout that simulators and importers write and training reads.
+
+See ``docs/formats.md`` ("Field store"). A store holds the groups ``train`` and ``test``; every data variable
+has dims ``(sequence, time, y, x)`` or ``(sequence, time, channel, y, x)``. A writer marks the store complete
+only when every group is fully written (root attribute ``complete``); readers refuse an incomplete store, so an
+interrupted generation is never mistaken for a dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import warnings
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import xarray as xr
+import zarr
+
+from forecast.errors import ForecastError
+
+GROUPS = ("train", "test")
+TRUTH_GROUP = "truth"  # optional: perfect-model truth ensembles (docs/formats.md, "Field store")
+PARTIAL_SUFFIX = "_partial"  # a group being written; renamed to its final name once complete
+FIELD_DIMS = ("sequence", "time", "y", "x")
+CHANNEL_FIELD_DIMS = ("sequence", "time", "channel", "y", "x")
+COMPLETE_ATTR = "complete"
+
+
+def _root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
+    path = Path(path)
+    if not path.exists():
+        raise ForecastError(f"no field store at {path}")
+    try:
+        return zarr.open_group(str(path), mode=mode)
+    except Exception as exc:  # zarr raises several types for "not a store"
+        raise ForecastError(f"{path} is not a zarr field store ({type(exc).__name__}: {exc})") from None
+
+
+def mark_complete(path: str | os.PathLike, complete: bool = True) -> None:
+    """Set the store's completeness flag (writers set False first and True last); a complete store's metadata
+    is consolidated, so every open (``xr.open_datatree``, ``xr.open_zarr``) finds it without warnings."""
+    _root(path, mode="r+").attrs[COMPLETE_ATTR] = bool(complete)
+    if complete:
+        consolidate(path)
+
+
+CONVENTIONS = "CF-1.8"
+
+
+def cf_attrs(title: str, source: str, history: str) -> dict:
+    """The CF global attributes every store group carries (``history`` gets a UTC time stamp)."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"Conventions": CONVENTIONS, "title": title, "source": source, "history": f"{stamp} {history}"}
+
+
+def consolidate(path: str | os.PathLike) -> None:
+    """Consolidate the store's metadata (after its last change), so that opening it does not warn."""
+    with warnings.catch_warnings():
+        # zarr 3 notes that consolidated metadata is not in the v3 spec yet; xarray and zarr read it
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        # fixed-width string coordinates (names, actions) are read back fine; zarr notes they lack a v3 spec
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        zarr.consolidate_metadata(str(path))
+
+
+def upgrade_store(path: str | os.PathLike) -> list[str]:
+    """Bring a store written by an older version up to the current layout, in place: name the dimensions of
+    arrays that have none (the root ``frames_written`` of older simulator stores, whose one dimension is
+    ``sequence``) and consolidate the metadata, so ``xr.open_datatree(path, engine="zarr")`` opens it. Returns
+    the arrays it changed. Only zarr-v3 directory stores (what this project writes) can be upgraded."""
+    path = Path(path)
+    _root(path)
+    changed = []
+    for meta_file in sorted(path.rglob("zarr.json")):
+        meta = json.loads(meta_file.read_text())
+        if meta.get("node_type") != "array" or meta.get("dimension_names"):
+            continue
+        name = meta_file.parent.name
+        ndim = len(meta["shape"])
+        old_progress = name == "frames_written" and ndim == 1  # runs of `forecast simulate karman`
+        meta["dimension_names"] = ["sequence"] if old_progress else [f"{name}_dim_{i}" for i in range(ndim)]
+        meta_file.write_text(json.dumps(meta, indent=2))
+        changed.append(str(meta_file.parent.relative_to(path)))
+    if is_complete(path):
+        consolidate(path)
+    return changed
+
+
+def publish_group(path: str | os.PathLike, group: str) -> None:
+    """Rename the finished group ``group + PARTIAL_SUFFIX`` to ``group`` (one rename, so a reader finds the
+    group complete or not at all). A no-op when there is no partial group."""
+    path = Path(path)
+    partial = path / f"{group}{PARTIAL_SUFFIX}"
+    if partial.exists():
+        if (path / group).exists():
+            shutil.rmtree(path / group)
+        os.replace(partial, path / group)
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    return bool(_root(path).attrs.get(COMPLETE_ATTR, False))
+
+
+@contextlib.contextmanager
+def reading(source: str | os.PathLike, variable: str) -> Iterator[None]:
+    """Turn a chunk that cannot be decoded (a damaged store) into one line naming the store and the variable.
+
+    The codecs raise their own errors (numcodecs' zstd and blosc a RuntimeError, zlib a zlib.error, a
+    truncated chunk a ValueError), with a traceback deep inside zarr that says neither which store nor which
+    variable is damaged.
+    """
+    try:
+        yield
+    except ForecastError:
+        raise
+    except (RuntimeError, ValueError, OSError, zlib.error) as exc:
+        detail = (str(exc).splitlines() or [""])[0]
+        raise ForecastError(
+            f"cannot read variable {variable!r} of the store {source} ({type(exc).__name__}: {detail}); "
+            "the store is damaged: regenerate or re-import it"
+        ) from None
+
+
+def validate_field_dataset(ds: xr.Dataset, name: str = "dataset") -> None:
+    """Raise ForecastError unless every data variable has the field-store dims."""
+    if not ds.data_vars:
+        raise ForecastError(f"{name} has no data variables")
+    for var, da in ds.data_vars.items():
+        if da.dims not in (FIELD_DIMS, CHANNEL_FIELD_DIMS):
+            raise ForecastError(
+                f"{name}: variable {var!r} has dims {da.dims}; expected {FIELD_DIMS} or {CHANNEL_FIELD_DIMS}"
+            )
+
+
+def open_field_store(
+    path: str | os.PathLike, group: str = "train", chunks: dict | str | None = None
+) -> xr.Dataset:
+    """Open one group of a complete field store lazily (dask-backed unless ``chunks=None`` is overridden)."""
+    if group not in GROUPS:
+        raise ForecastError(f"unknown group {group!r}; a field store has groups {GROUPS}")
+    root = _root(path)
+    if not root.attrs.get(COMPLETE_ATTR, False):
+        raise ForecastError(
+            f"field store {path} is incomplete (its writer was interrupted or is still running); "
+            "finish it with --resume or delete it"
+        )
+    try:
+        ds = xr.open_zarr(
+            str(path), group=group, consolidated=False, chunks=chunks if chunks is not None else {}
+        )
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError) as exc:
+        raise ForecastError(f"field store {path} has no group {group!r} ({exc})") from None
+    validate_field_dataset(ds, f"{path}[{group}]")
+    return ds
