@@ -2,6 +2,7 @@
 
 import copy
 import csv
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from training_helpers import ConvNextFrame, karman_like_store, toy_config, toy_f
 
 from forecast.errors import ForecastError
 from forecast.training import Trainer, learning_rate, load_run, resolve_config
+from forecast.training.config import parse_training_config
 from forecast.training.ema import EMA
 
 
@@ -29,7 +31,7 @@ def _train(config, store, run_dir, max_steps=None, resume=False, **kw):
         log=lambda s: None,
         **kw,
     )
-    trainer.fit(max_steps=max_steps)
+    trainer.run_loop(max_steps=max_steps)
     return trainer
 
 
@@ -59,7 +61,7 @@ def test_run_directory_contents(store, tmp_path):
     )
     payload = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert payload["step"] == 6 and payload["data"]["position"] == 6 and payload["config"] == trainer.config
-    assert set(payload) >= {"model", "ema", "optimizer", "rng"}
+    assert set(payload) >= {"model", "ema", "optimizers", "rng", "elapsed_s", "metrics"}
 
 
 def test_training_lowers_the_loss(store, tmp_path):
@@ -72,7 +74,7 @@ def _state(trainer):
     return (
         {k: v.clone() for k, v in trainer.model.state_dict().items()},
         {k: v.clone() for k, v in trainer.ema.state_dict().items()},
-        copy.deepcopy(trainer.optimizer.state_dict()["state"]),
+        copy.deepcopy(trainer.mode.optimizers["model"].state_dict()["state"]),
     )
 
 
@@ -92,7 +94,7 @@ def test_interrupted_and_resumed_run_equals_straight_run(store, tmp_path, worker
         log=messages.append,
     )
     assert resumed.step == 4
-    resumed.fit()
+    resumed.run_loop()
     assert "resumed from step 4" in messages
     for a, b in zip(_state(straight), _state(resumed)):
         for key in a:
@@ -120,7 +122,7 @@ def test_resume_drops_metrics_rows_after_the_checkpoint(store, tmp_path):
     trainer = Trainer(
         config, store, run, model_factory=toy_factory, resume=True, progress=False, log=lambda s: None
     )
-    trainer._write_run_files()
+    trainer._prepare()
     assert [int(r["step"]) for r in _metrics(run)] == [1, 2, 3, 4]
 
 
@@ -232,18 +234,18 @@ def test_video_store_trains(tmp_path):
 
 
 def test_learning_rate_schedules():
-    base = resolve_config(toy_config(steps=100, lr=5e-5, lr_final=2e-5))["training"]
+    base = parse_training_config(toy_config(steps=100, lr=5e-5, lr_final=2e-5))
     assert learning_rate(0, base) == pytest.approx(5e-5)
     assert learning_rate(50, base) == pytest.approx(3.5e-5)
     assert learning_rate(100, base) == pytest.approx(2e-5) == learning_rate(500, base)
-    cosine = {**base, "lr_schedule": "cosine"}
+    cosine = replace(base, lr_schedule="cosine")
     assert learning_rate(0, cosine) == pytest.approx(5e-5)
     assert learning_rate(50, cosine) == pytest.approx(3.5e-5)
     assert learning_rate(100, cosine) == pytest.approx(2e-5)
     assert learning_rate(25, cosine) > learning_rate(25, base)
-    warm = {**base, "warmup_steps": 10}
+    warm = replace(base, warmup_steps=10)
     assert learning_rate(0, warm) == pytest.approx(5e-6) and learning_rate(9, warm) == pytest.approx(5e-5)
-    assert learning_rate(50, {**base, "lr_schedule": "constant"}) == 5e-5
+    assert learning_rate(50, replace(base, lr_schedule="constant")) == 5e-5
 
 
 def test_ema_update_is_the_exponential_average():
@@ -262,7 +264,7 @@ def test_ema_update_is_the_exponential_average():
 def test_bf16_autocast_path(store, tmp_path):
     # the GPU precision path, exercised with CPU autocast: weights and EMA stay float32
     trainer = _train(toy_config(steps=2, precision="bf16"), store, tmp_path / "run")
-    assert trainer.autocast == torch.bfloat16
+    assert trainer.autocast_dtype == torch.bfloat16
     assert all(v.dtype == torch.float32 for v in trainer.ema.state_dict().values() if v.is_floating_point())
     assert all(float(r["loss"]) > 0 for r in _metrics(tmp_path / "run"))
 
@@ -288,7 +290,7 @@ def test_resume_with_another_batch_size_is_refused(store, tmp_path):
 
 def test_num_workers_auto_and_explicit(store, tmp_path):
     auto = Trainer(toy_config(), store, tmp_path / "a", model_factory=toy_factory, device="cpu")
-    assert auto.training["num_workers"] == "auto" and auto.data_workers() == 0
+    assert auto.training.num_workers == "auto" and auto.data_workers() == 0
     explicit = Trainer(
         toy_config(num_workers=2), store, tmp_path / "b", model_factory=toy_factory, device="cpu"
     )

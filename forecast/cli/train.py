@@ -20,6 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--steps", type=int, metavar="N", help="train until step N (overrides training.steps)"
     )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this much training time in total, over resumes (overrides training.time_budget_s)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
     parser.add_argument(
         "--dry-run", action="store_true", help="build model and data pipeline, print size, exit"
@@ -38,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps < 0:
         raise SystemExit("forecast train: error: --steps must not be negative")
+    if args.time_budget is not None and args.time_budget < 0:
+        raise SystemExit("forecast train: error: --time-budget must not be negative")
     trainer = Trainer(
         load_config(args.config),
         args.store,
@@ -45,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         steps=args.steps,
         device=args.device,
+        time_budget_s=args.time_budget,
         progress=not args.no_progress,
     )
     try:
@@ -59,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
                 )
                 print(f"device: {trainer.device}, world size {trainer.process.world_size}")
             return 0
-        step = trainer.fit()
+        final = trainer.run_loop()
         if main:
-            print(f"trained to step {step}; run directory {args.out}")
+            loss = f", loss {final['loss']:.4g}" if "loss" in final else ""
+            print(f"trained to step {final['step']}{loss}; run directory {args.out}")
         return 0
     finally:
         trainer.close()
