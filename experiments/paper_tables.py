@@ -283,12 +283,12 @@ def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | 
 def table_rows(rows: list[Row], out: Path, perceptual_metrics: bool, weights: str | None) -> list[dict]:
     import xarray as xr
 
+    from forecast.metrics.scores import score_variables
+
     table = []
     for row in rows:
         with xr.open_dataset(out / "scores" / f"{row.slug}.nc") as ds:
-            names = sorted(
-                str(v)[len("crps_mean_") :] for v in ds.data_vars if str(v).startswith("crps_mean_")
-            )
+            names = sorted(score_variables(ds))
             crps = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
             # the calibration in one number: sqrt((m+1)/m) spread / RMSE, averaged over leads and variables
             spread_skill = sum(float(ds[f"spread_skill_{n}"].mean()) for n in names) / len(names)

@@ -284,12 +284,12 @@ def summarize(scores_files: dict[str, Path]) -> list[dict]:
     """One row per model: ``crps`` (mean over variables of crps_mean_V averaged over leads) and per variable."""
     import xarray as xr
 
+    from forecast.metrics.scores import score_variables
+
     rows = []
     for model, path in scores_files.items():
         with xr.open_dataset(path) as ds:
-            names = sorted(
-                str(v)[len("crps_mean_") :] for v in ds.data_vars if str(v).startswith("crps_mean_")
-            )
+            names = sorted(score_variables(ds))
             per_var = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
             spread_skill = {
                 f"spread_skill_{n}": float(ds[f"spread_skill_{n}"].mean())

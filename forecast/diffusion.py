@@ -28,7 +28,10 @@ from forecast.errors import ForecastError
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 SCHEDULES = ("cosine", "linear")
-PREDICTIONS = ("eps", "y0")
+PREDICTIONS = ("eps", "y0", "v")
+#: weighting of the training loss over noise levels: ``uniform`` (equation 9: the plain error of the prediction
+#: target) or ``min_snr`` (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting Strategy")
+LOSS_WEIGHTINGS = ("uniform", "min_snr")
 SAMPLERS = ("ddpm", "ddim")
 LOSSES = ("l2", "l1")
 
@@ -65,6 +68,8 @@ class GaussianDiffusion:
         schedule: str = "cosine",
         clip_x0: float | None = None,
         prediction: str = "eps",
+        loss_weighting: str = "uniform",
+        min_snr_gamma: float = 5.0,
     ):
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
             raise ForecastError(f"diffusion steps must be an integer >= 2, got {steps!r}")
@@ -76,10 +81,25 @@ class GaussianDiffusion:
             raise ForecastError(
                 f"unknown diffusion prediction {prediction!r}; use one of {', '.join(PREDICTIONS)}"
             )
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ForecastError(
+                f"unknown diffusion loss_weighting {loss_weighting!r}; use one of {', '.join(LOSS_WEIGHTINGS)}"
+            )
+        if (
+            isinstance(min_snr_gamma, bool)
+            or not isinstance(min_snr_gamma, int | float)
+            or not min_snr_gamma > 0
+        ):
+            raise ForecastError(f"diffusion min_snr_gamma must be a positive number, got {min_snr_gamma!r}")
         self.steps = steps
-        #: what the network outputs: the noise (eps, the paper) or the clean residual (y0, the released code's
-        #: "pred_true" option); samplers convert either into both
+        #: what the network outputs: the noise (eps, the paper), the clean residual (y0, the released code's
+        #: "pred_true" option) or the velocity v = sqrt(abar) eps - sqrt(1 - abar) y0 (Salimans & Ho 2022);
+        #: samplers convert any of them into both eps and y0
         self.prediction = prediction
+        #: ``min_snr``: each noise level's squared error is weighted so that, written as an error of y0, its weight
+        #: is min(SNR_n, gamma) with SNR_n = abar_n / (1 - abar_n) (uniform eps-prediction weights it by SNR_n)
+        self.loss_weighting = loss_weighting
+        self.min_snr_gamma = float(min_snr_gamma)
         self.schedule = schedule
         #: optional clamp of the predicted y0 during sampling (the authors' code clamps at 2); None = exact math
         self.clip_x0 = None if clip_x0 is None else float(clip_x0)
@@ -95,7 +115,7 @@ class GaussianDiffusion:
     def __repr__(self) -> str:
         return (
             f"GaussianDiffusion(steps={self.steps}, schedule={self.schedule!r}, clip_x0={self.clip_x0}, "
-            f"prediction={self.prediction!r})"
+            f"prediction={self.prediction!r}, loss_weighting={self.loss_weighting!r})"
         )
 
     # ------------------------------------------------------------------ helpers
@@ -136,6 +156,48 @@ class GaussianDiffusion:
         abar = self._at("alphas_cumprod", n, y_n)
         return (y_n - (1 - abar).sqrt() * eps) / abar.sqrt()
 
+    def target(self, y0: torch.Tensor, n: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """What the network is trained to output for ``y_n = q_sample(y0, n, noise)``: eps, y0 or v."""
+        if self.prediction == "eps":
+            return noise
+        if self.prediction == "y0":
+            return y0
+        abar = self._at("alphas_cumprod", n, y0)
+        return abar.sqrt() * noise - (1 - abar).sqrt() * y0
+
+    def split(
+        self, y_n: torch.Tensor, n: torch.Tensor, out: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The noise and the clean residual ``(eps, y0)`` that the network's output ``out`` at ``(y_n, n)`` implies.
+
+        Exact inverses of ``q_sample`` and ``target``: with v-prediction, ``y0 = sqrt(abar) y_n - sqrt(1 - abar) v``
+        and ``eps = sqrt(1 - abar) y_n + sqrt(abar) v``.
+        """
+        abar = self._at("alphas_cumprod", n, y_n)
+        if self.prediction == "eps":
+            return out, self.predict_y0(y_n, n, out)
+        if self.prediction == "y0":
+            return (y_n - abar.sqrt() * out) / (1 - abar).sqrt(), out
+        return (1 - abar).sqrt() * y_n + abar.sqrt() * out, abar.sqrt() * y_n - (1 - abar).sqrt() * out
+
+    def loss_weights(self, n: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Per-sample weights ``(batch, 1, ...)`` of the squared error of the prediction target (all 1: uniform).
+
+        An error ``e`` of y0 is an error ``sqrt(SNR) e`` of eps and ``sqrt(SNR + 1) e`` of v. ``min_snr`` divides
+        those factors out and applies ``min(SNR, gamma)``: weight ``min(SNR, gamma) / SNR`` (eps),
+        ``min(SNR, gamma)`` (y0), ``min(SNR, gamma) / (SNR + 1)`` (v).
+        """
+        if self.loss_weighting == "uniform":
+            return torch.ones_like(self._at("alphas_cumprod", n, like))
+        abar = self._at("alphas_cumprod", n, like)
+        snr = abar / (1 - abar)
+        clipped = snr.clamp(max=self.min_snr_gamma)
+        if self.prediction == "eps":
+            return clipped / snr
+        if self.prediction == "y0":
+            return clipped
+        return clipped / (snr + 1)
+
     def training_loss(
         self,
         eps_model: EpsModel,
@@ -146,7 +208,8 @@ class GaussianDiffusion:
     ) -> torch.Tensor:
         """One term of equation (9): ``|| eps - eps_model(y_n, n) ||`` (mean over elements), ``n`` uniform if None.
 
-        With ``prediction="y0"`` the network's target is ``y0`` instead of the noise.
+        With ``prediction="y0"`` (or ``"v"``) the network's target is ``y0`` (or ``v``) instead of the noise; with
+        ``loss_weighting="min_snr"`` each sample's error is weighted by ``loss_weights``.
         """
         if loss not in LOSSES:
             raise ForecastError(f"unknown diffusion loss {loss!r}; use one of {', '.join(LOSSES)}")
@@ -157,8 +220,12 @@ class GaussianDiffusion:
         if noise is None:
             noise = torch.randn_like(y0)
         y_n = self.q_sample(y0, n, noise)
-        error = eps_model(y_n, n) - (noise if self.prediction == "eps" else y0)
-        return error.square().mean() if loss == "l2" else error.abs().mean()
+        error = eps_model(y_n, n) - self.target(y0, n, noise)
+        per_element = error.square() if loss == "l2" else error.abs()
+        if self.loss_weighting != "uniform":
+            # l1: the weight applies to |e| as it does to e^2 (a choice; min-SNR is defined for l2)
+            per_element = per_element * self.loss_weights(n, y0)
+        return per_element.mean()
 
     # ------------------------------------------------------------------ samplers
     def ddim_timesteps(self, steps: int) -> torch.Tensor:
@@ -209,12 +276,9 @@ class GaussianDiffusion:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's noise and the y0 it implies (clamped if ``clip_x0``; eps is then made consistent)."""
         out = eps_model(y, n).to(y.dtype)
-        abar = self._at("alphas_cumprod", n, y)
-        if self.prediction == "eps":
-            eps, y0 = out, self.predict_y0(y, n, out)
-        else:
-            eps, y0 = (y - abar.sqrt() * out) / (1 - abar).sqrt(), out
+        eps, y0 = self.split(y, n, out)
         if self.clip_x0 is not None:
+            abar = self._at("alphas_cumprod", n, y)
             y0 = y0.clamp(-self.clip_x0, self.clip_x0)
             eps = (y - abar.sqrt() * y0) / (1 - abar).sqrt()
         return eps, y0

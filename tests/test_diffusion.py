@@ -203,6 +203,71 @@ def test_y0_prediction_gives_the_same_chain_as_eps_prediction(sampler, steps, et
     assert float(d_y0.training_loss(optimal_y0(d_y0), y0, n=n)) == pytest.approx(float(expected), rel=0.05)
 
 
+def optimal_v(d: GaussianDiffusion, m=M, s=S):
+    """E[v | y_n] = sqrt(abar) E[eps | y_n] - sqrt(1 - abar) E[y0 | y_n]: the optimal v-predictor."""
+    abar_all, eps, y0 = d.alphas_cumprod, optimal_eps(d, m, s), optimal_y0(d, m, s)
+
+    def v_model(y, n):
+        abar = abar_all[n].to(y)[:, None]
+        return abar.sqrt() * eps(y, n) - (1 - abar).sqrt() * y0(y, n)
+
+    return v_model
+
+
+@pytest.mark.parametrize("sampler,steps,eta", [("ddpm", None, 0.0), ("ddim", 10, 0.0), ("ddim", 25, 1.0)])
+def test_v_prediction_gives_the_same_chain_as_eps_prediction(sampler, steps, eta):
+    """The optimal v predictor implies the eps predictor's chain path by path (the conversions are exact)."""
+    d_eps, d_v = GaussianDiffusion(steps=50), GaussianDiffusion(steps=50, prediction="v")
+
+    def run(d, model):
+        gen = torch.Generator().manual_seed(2)
+        return d.sample(
+            model, (256, 4), sampler=sampler, steps=steps, eta=eta, generator=gen, dtype=torch.float64
+        )
+
+    torch.testing.assert_close(run(d_v, optimal_v(d_v)), run(d_eps, optimal_eps(d_eps)), rtol=1e-7, atol=1e-7)
+
+
+def test_v_target_and_split_invert_each_other():
+    """target(y0, n, eps) is v = sqrt(abar) eps - sqrt(1 - abar) y0, and split(q_sample, v) returns (eps, y0)."""
+    d = GaussianDiffusion(steps=30, prediction="v")
+    gen = torch.Generator().manual_seed(4)
+    y0, eps = (torch.randn(30, 5, generator=gen, dtype=torch.float64) for _ in range(2))
+    n = torch.arange(30)
+    abar = d.alphas_cumprod[n][:, None]
+    v = d.target(y0, n, eps)
+    torch.testing.assert_close(v, abar.sqrt() * eps - (1 - abar).sqrt() * y0)
+    eps_back, y0_back = d.split(d.q_sample(y0, n, eps), n, v)
+    torch.testing.assert_close(eps_back, eps)
+    torch.testing.assert_close(y0_back, y0)
+    # Its training loss with the optimal predictor is E_n[Var(v | y_n)] = E_n[s^2 / v_n] (v_n = abar s^2 + 1 - abar).
+    y0 = M + S * torch.randn(SAMPLES, len(M), generator=gen, dtype=torch.float64)
+    n = torch.randint(0, 30, (SAMPLES,), generator=gen)
+    abar = d.alphas_cumprod[n][:, None]
+    expected = (S**2 / (abar * S**2 + 1 - abar)).mean()
+    assert float(d.training_loss(optimal_v(d), y0, n=n)) == pytest.approx(float(expected), rel=0.05)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "y0", "v"])
+def test_min_snr_weights_the_y0_error_by_min_snr_gamma(prediction):
+    """Whatever the target, min_snr makes the loss min(SNR, gamma) * (error of the implied y0)^2."""
+    d = GaussianDiffusion(steps=40, prediction=prediction, loss_weighting="min_snr", min_snr_gamma=5.0)
+    gen = torch.Generator().manual_seed(5)
+    y0, noise = (torch.randn(40, 6, generator=gen, dtype=torch.float64) for _ in range(2))
+    n = torch.arange(40)
+    offset = 0.1 * torch.randn(40, 6, generator=gen, dtype=torch.float64)
+    model = lambda y, k: d.target(y0, k, noise) + offset  # noqa: E731
+    y_n = d.q_sample(y0, n, noise)
+    _, y0_hat = d.split(y_n, n, model(y_n, n))
+    abar = d.alphas_cumprod[n][:, None]
+    snr = abar / (1 - abar)
+    expected = (snr.clamp(max=5.0) * (y0_hat - y0).square()).mean()
+    torch.testing.assert_close(d.training_loss(model, y0, n=n, noise=noise), expected)
+    assert float(snr.min()) < 5.0 < float(snr.max())  # both sides of gamma are exercised
+    uniform = GaussianDiffusion(steps=40, prediction=prediction)
+    torch.testing.assert_close(uniform.training_loss(model, y0, n=n, noise=noise), offset.square().mean())
+
+
 def test_ddim_timesteps_are_evenly_spaced_and_include_both_ends():
     d = GaussianDiffusion(steps=200)
     seq = d.ddim_timesteps(20)
@@ -320,7 +385,11 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ForecastError, match="steps"):
         GaussianDiffusion(steps=1)
     with pytest.raises(ForecastError, match="prediction"):
-        GaussianDiffusion(steps=10, prediction="v")
+        GaussianDiffusion(steps=10, prediction="score")
+    with pytest.raises(ForecastError, match="loss_weighting"):
+        GaussianDiffusion(steps=10, loss_weighting="snr2")
+    with pytest.raises(ForecastError, match="min_snr_gamma"):
+        GaussianDiffusion(steps=10, loss_weighting="min_snr", min_snr_gamma=0)
     d = GaussianDiffusion(steps=10)
     eps = optimal_eps(d)
     with pytest.raises(ForecastError, match="sampler"):

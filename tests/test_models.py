@@ -209,6 +209,43 @@ def test_loss_decreases_on_a_fixed_batch_and_trains_every_part():
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+def test_auto_sigma_is_the_running_rms_of_the_training_residual():
+    """sigma: auto learns the residual's RMS per channel from training batches only, is used for y0 and for
+    sampling, and travels in the state dict (checkpoints, the weights' EMA)."""
+    scales = torch.tensor([0.5, 0.02, 3.0])  # per-channel std of the frame-to-frame steps of a random walk
+
+    def windows(batch=4):
+        steps = torch.randn(batch, 5, C, H, W) * scales[None, None, :, None, None]
+        return steps.cumsum(1)
+
+    # simple_rvd: mu is the previous frame, so the residual is exactly the random walk's step
+    model = build_model(small_config("simple_rvd", sigma="auto", sigma_momentum=1.0), C)
+    assert "residual_mean_square" in model.state_dict()
+    window = windows()
+    model.loss(window, n_context=2)  # momentum 1: the buffer is the last future frame's mean square
+    last = (window[:, 4] - window[:, 3]).square().mean(dim=(0, 2, 3))
+    torch.testing.assert_close(model.residual_mean_square.flatten(), last)
+
+    model = build_model(small_config("simple_rvd", sigma="auto", sigma_momentum=0.1), C)
+    with torch.no_grad():
+        for _ in range(40):
+            model.loss(windows(), n_context=2)
+    torch.testing.assert_close(model.residual_scale().flatten(), scales, rtol=0.05, atol=0)
+    fitted = model.residual_mean_square.clone()
+    model.eval()
+    model.loss(windows() * 10, n_context=2)  # evaluation batches never move it
+    assert torch.equal(model.residual_mean_square, fitted)
+
+    # sampling scales the drawn y0 by the fitted sigma: with a diffusion that returns y0 = 1, x = mu + sigma
+    model.diffusion.sample = lambda *args, **kwargs: torch.ones(B, C, H, W)
+    state = model.observe(model.initial_state(B, H, W, "cpu"), torch.zeros(B, C, H, W))
+    frame = model.sample_next(state)
+    torch.testing.assert_close(frame, fitted.sqrt().expand(B, C, H, W))
+    restored = build_model(small_config("simple_rvd", sigma="auto"), C)
+    restored.load_state_dict(model.state_dict())
+    torch.testing.assert_close(restored.residual_scale(), model.residual_scale())
+
+
 def test_sample_next_shape_and_reproducibility():
     model = build_model(small_config("rvd"), C).eval()
     state = model.observe(model.initial_state(B, H, W, "cpu"), torch.randn(B, C, H, W))
@@ -251,6 +288,9 @@ def test_bad_use_is_a_clear_error():
         ({"dimension": 8}, "unknown key"),
         ({"mu_loss_weight": -1}, "mu_loss_weight"),
         ({"kind": "vd", "mu_loss_weight": 1.0}, "kind rvd only"),
+        ({"sigma": "automatic"}, "model.sigma"),
+        ({"kind": "vd", "sigma": "auto"}, "remove sigma=auto"),
+        ({"sigma": "auto", "sigma_momentum": 0}, "sigma_momentum"),
     ],
 )
 def test_build_model_refuses_bad_configs(model_section, match):
@@ -265,8 +305,10 @@ def test_build_model_refuses_bad_diffusion_and_channels():
         build_model({"model": {"dim": 8}, "diffusion": {"steps": 1}}, C)
     with pytest.raises(ForecastError, match="unknown key"):
         build_model({"model": {"dim": 8}, "diffusion": {"step": 10}}, C)
+    with pytest.raises(ForecastError, match="diffusion.loss_weighting"):
+        build_model({"model": {"dim": 8}, "diffusion": {"loss_weighting": "snr"}}, C)
     with pytest.raises(ForecastError, match="diffusion.prediction"):
-        build_model({"model": {"dim": 8}, "diffusion": {"prediction": "v"}}, C)
+        build_model({"model": {"dim": 8}, "diffusion": {"prediction": "score"}}, C)
     with pytest.raises(ForecastError, match="n_channels"):
         build_model({"model": {"dim": 8}}, 0)
     with pytest.raises(ForecastError, match="mapping"):

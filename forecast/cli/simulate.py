@@ -81,6 +81,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="lattice steps discarded before the first frame; None: 3 flow-throughs",
     )
+    noise = karman.add_argument_group(
+        "stochastic street (free-stream turbulence at the inlet)",
+        "an Ornstein-Uhlenbeck perturbation of both inflow components, smooth across the inlet",
+    )
+    noise.add_argument(
+        "--inflow-noise",
+        type=float,
+        default=d.inflow_noise,
+        metavar="A",
+        help="std of each inflow component relative to U (0: the deterministic street, bit for bit)",
+    )
+    noise.add_argument(
+        "--noise-time",
+        type=float,
+        default=d.noise_time,
+        help="correlation time of the noise in convective times D/U (a shedding period is about 5)",
+    )
+    noise.add_argument(
+        "--noise-length",
+        type=float,
+        default=d.noise_length,
+        help="correlation length of the noise across the inlet, in cylinder diameters",
+    )
+    noise.add_argument(
+        "--noise-seed", type=int, default=d.noise_seed, help="seed; each run derives its own stream from it"
+    )
+    truth = karman.add_argument_group(
+        "truth ensembles (group `truth`)",
+        "K continuations from the exact state at N test starts per run, each with independent future noise",
+    )
+    truth.add_argument(
+        "--truth-members", type=int, default=d.truth_members, metavar="K", help="members; 0: no truth group"
+    )
+    truth.add_argument("--truth-inits", type=int, default=d.truth_inits, metavar="N", help="starts per run")
+    truth.add_argument(
+        "--truth-horizon", type=int, default=d.truth_horizon, metavar="H", help="frames per continuation"
+    )
+    truth.add_argument(
+        "--truth-context",
+        type=int,
+        default=d.truth_context,
+        metavar="C",
+        help="test frames kept before the first start (a forecaster's context)",
+    )
     karman.add_argument(
         "--workers",
         type=int,
@@ -134,6 +178,14 @@ def run_karman(args: argparse.Namespace) -> int:
         spinup=args.spinup,
         target=args.target,
         threads=args.threads,
+        inflow_noise=args.inflow_noise,
+        noise_time=args.noise_time,
+        noise_length=args.noise_length,
+        noise_seed=args.noise_seed,
+        truth_members=args.truth_members,
+        truth_inits=args.truth_inits,
+        truth_horizon=args.truth_horizon,
+        truth_context=args.truth_context,
     )
     result = generate(
         args.out,
@@ -152,4 +204,11 @@ def run_karman(args: argparse.Namespace) -> int:
         f"frames of {size[0]}x{size[1]}; computed {len(result.runs)} runs in {result.seconds:.1f} s "
         f"({mlups:.1f} M lattice updates/s)"
     )
+    if config.truth_members and result.runs:
+        truth_seconds = sum(r.truth_seconds for r in result.runs)
+        run_seconds = sum(r.seconds - r.build_seconds for r in result.runs)
+        print(
+            f"truth: {config.truth_members} members x {config.truth_inits} starts x {config.truth_horizon} frames "
+            f"per run took {truth_seconds:.1f} s of the runs' {run_seconds:.1f} s (kernel builds excluded)"
+        )
     return 0

@@ -97,15 +97,24 @@ def _crps_point_by_point(obs, ens, a, b0, nb, fair, skipna, row, out):
         y = np.float64(obs[a, b0 + i])
         k = 0
         missing = False
+        infinite = np.isinf(y)
+        all_equal_y = True  # every member equals y (only matters when y is infinite)
         for j in range(m):
             v = np.float64(ens[a, b0 + i, j])
             if np.isnan(v):
                 missing = True
             else:
+                infinite |= np.isinf(v)
+                all_equal_y &= v == y
                 row[k] = v - y
                 k += 1
         if np.isnan(y) or (missing and not skipna) or k == 0 or (fair and k < 2):
             out[a, b0 + i] = np.nan
+            continue
+        if infinite:
+            # int (F - 1{y <= z})^2 dz: an infinite member or observation leaves a step of height >= 1/k over
+            # an infinite range, so the CRPS is +inf, unless y and every member are the same infinity (0).
+            out[a, b0 + i] = 0.0 if all_equal_y else np.inf
             continue
         _sort_prefix(row, k)
         out[a, b0 + i] = _crps_sorted_row(row, k, fair)
@@ -120,8 +129,9 @@ def crps_kernel(obs, ens, network, fair, skipna, out, use_network=True):
     avoids cancellation when values are large compared with the spread. A block of points is gathered
     member-major (``buf[member, point]``) and sorted by the comparators of ``network`` applied to all its
     points at once: each compare-exchange is a vectorised min/max over contiguous memory, which is what makes
-    this several times faster than sorting point by point. Blocks with missing values, and every block when
-    ``use_network`` is off (very large ensembles, where O(m log m) per-point sorting wins), take the per-point path.
+    this several times faster than sorting point by point. Blocks with missing or infinite values, and every
+    block when ``use_network`` is off (very large ensembles, where O(m log m) per-point sorting wins), take the
+    per-point path.
     """
     n_a, n_b, m = ens.shape
     buf = np.empty((m, _BLOCK), dtype=np.float64)
@@ -129,25 +139,26 @@ def crps_kernel(obs, ens, network, fair, skipna, out, use_network=True):
     sum_abs = np.empty(_BLOCK, dtype=np.float64)
     sum_weighted = np.empty(_BLOCK, dtype=np.float64)
     member_major = ens.strides[2] > ens.strides[1]
-    scale = 1.0 / (m * (m - 1.0)) if fair else 1.0 / (m * np.float64(m))
+    # the fair score of a single member is undefined (NaN, on the per-point path): no division by m - 1 = 0
+    scale = 1.0 / (m * (m - 1.0)) if fair and m > 1 else 1.0 / (m * np.float64(m))
     for a in range(n_a):
         for b0 in range(0, n_b, _BLOCK):
             nb = min(_BLOCK, n_b - b0)
-            missing = False
+            special = False  # a missing or infinite value somewhere in the block
             if member_major:  # the forecast file's layout: each member's points are contiguous
                 for j in range(m):
                     for i in range(nb):
                         v = np.float64(ens[a, b0 + i, j]) - np.float64(obs[a, b0 + i])
-                        missing |= np.isnan(v)
+                        special |= not np.isfinite(v)
                         buf[j, i] = v
             else:
                 for i in range(nb):
                     y = np.float64(obs[a, b0 + i])
                     for j in range(m):
                         v = np.float64(ens[a, b0 + i, j]) - y
-                        missing |= np.isnan(v)
+                        special |= not np.isfinite(v)
                         buf[j, i] = v
-            if missing or not use_network or (fair and m < 2):
+            if special or not use_network or (fair and m < 2):
                 _crps_point_by_point(obs, ens, a, b0, nb, fair, skipna, row, out)
                 continue
             for c in range(network.shape[0]):
@@ -221,3 +232,81 @@ def rank_kernel(obs, ens, index, seed, skipna, rank_out, pit_out):
                 pit_out[a, b0 + i] = pit
                 # A rank among fewer members would land in the wrong bin of an (m + 1)-bin histogram.
                 rank_out[a, b0 + i] = -1 if missing else min(int(np.floor(pit * (k + 1.0))), k)
+
+
+@njit(cache=True, nogil=True)
+def _finite_sorted(values, skipna, row):
+    """Copy ``values`` into ``row``, sorted; returns (count, missing, n_pos_inf, n_neg_inf)."""
+    k = 0
+    missing = False
+    n_pos = 0
+    n_neg = 0
+    for j in range(values.shape[0]):
+        v = np.float64(values[j])
+        if np.isnan(v):
+            missing = True
+        elif np.isinf(v):
+            if v > 0:
+                n_pos += 1
+            else:
+                n_neg += 1
+        else:
+            row[k] = v
+            k += 1
+    _sort_prefix(row, k)
+    return k, missing, n_pos, n_neg
+
+
+@njit(cache=True, nogil=True)
+def _mean_pair_distance(row, k):
+    """``sum_{i != j} |x_i - x_j| / (k (k - 1))`` of sorted ``row[:k]`` (0 for a single, point-mass member)."""
+    if k < 2:
+        return 0.0
+    total = 0.0
+    for i in range(k):
+        total += (2.0 * i - k + 1.0) * row[i]
+    return 2.0 * total / (k * (k - 1.0))
+
+
+@njit(cache=True, nogil=True)
+def energy_distance_kernel(ens_a, ens_b, skipna, out):
+    """Per point: ``2 E|X - Y| - E|X - X'| - E|Y - Y'|`` of the members of ``ens_a`` (N, m), ``ens_b`` (N, K).
+
+    The within-ensemble terms are U-statistics (pairs i != j), so the estimate is unbiased for the distance
+    between the two distributions (0 when they are equal, whatever m and K); a one-member ensemble is a
+    point mass (its within term is 0). The cross term comes from a merge of the two sorted ensembles, O(m + K)
+    after sorting. Missing values: NaN without ``skipna``, otherwise left out. Infinite members give +inf
+    where the two ensembles put different fractions of their members at +inf or at -inf, NaN otherwise.
+    """
+    n, m = ens_a.shape
+    k_b = ens_b.shape[1]
+    x = np.empty(m, dtype=np.float64)
+    y = np.empty(k_b, dtype=np.float64)
+    for p in range(n):
+        kx, miss_x, pos_x, neg_x = _finite_sorted(ens_a[p], skipna, x)
+        ky, miss_y, pos_y, neg_y = _finite_sorted(ens_b[p], skipna, y)
+        nx, ny = kx + pos_x + neg_x, ky + pos_y + neg_y
+        if ((miss_x or miss_y) and not skipna) or nx == 0 or ny == 0:
+            out[p] = np.nan
+            continue
+        if pos_x + neg_x + pos_y + neg_y > 0:
+            differ = pos_x * ny != pos_y * nx or neg_x * ny != neg_y * nx
+            out[p] = np.inf if differ else np.nan
+            continue
+        shift = x[0]  # the distance is shift-invariant: centring keeps precision for large values
+        for i in range(kx):
+            x[i] -= shift
+        for i in range(ky):
+            y[i] -= shift
+        total_x = 0.0
+        for i in range(kx):
+            total_x += x[i]
+        cross = 0.0
+        below = 0  # members of x below y[j]
+        below_sum = 0.0
+        for j in range(ky):
+            while below < kx and x[below] < y[j]:
+                below_sum += x[below]
+                below += 1
+            cross += y[j] * below - below_sum + (total_x - below_sum) - y[j] * (kx - below)
+        out[p] = 2.0 * cross / (kx * np.float64(ky)) - _mean_pair_distance(x, kx) - _mean_pair_distance(y, ky)

@@ -1,4 +1,5 @@
-"""Shared plumbing of the metrics: checking the member dimension, and numpy views for the kernels."""
+"""Shared plumbing of the metrics: checking the member dimension, Datasets variable by variable, and numpy
+views for the kernels."""
 
 from __future__ import annotations
 
@@ -56,6 +57,23 @@ def result_dtype(*arrays) -> np.dtype:
     if any(not np.issubdtype(d, np.floating) for d in dtypes):
         return np.dtype(np.float64)
     return np.result_type(*dtypes, np.float32)
+
+
+def kernel_array(array) -> np.ndarray:
+    """``array`` as numpy in a dtype the compiled kernels take: float16 (which numba lacks) becomes float32."""
+    array = np.asarray(array)
+    return array.astype(np.float32) if array.dtype == np.float16 else array
+
+
+def per_variable(fn, obs, ens, **kwargs) -> xr.Dataset:
+    """Apply ``fn(obs[V], ens[V], **kwargs)`` to every variable of two Datasets with the same variables."""
+    if not (isinstance(obs, xr.Dataset) and isinstance(ens, xr.Dataset)):
+        raise ForecastError("pass two Datasets or two DataArrays, not one of each")
+    if set(obs.data_vars) != set(ens.data_vars):
+        raise ForecastError(
+            f"observation variables {sorted(obs.data_vars)} differ from ensemble variables {sorted(ens.data_vars)}"
+        )
+    return xr.Dataset({name: fn(obs[name], ens[name], **kwargs) for name in obs.data_vars})
 
 
 def _reshape_nocopy(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:

@@ -24,8 +24,15 @@ from collections.abc import Hashable, Iterable
 import numpy as np
 import xarray as xr
 
+from forecast.errors import ForecastError
 from forecast.metrics import _kernels
-from forecast.metrics._layout import as_kernel_views, check_member_dim, whole_member_axis
+from forecast.metrics._layout import (
+    as_kernel_views,
+    check_member_dim,
+    kernel_array,
+    per_variable,
+    whole_member_axis,
+)
 
 
 def _reduce_dims(obs: xr.DataArray, dim: str | Iterable[Hashable] | None) -> list[Hashable]:
@@ -34,8 +41,6 @@ def _reduce_dims(obs: xr.DataArray, dim: str | Iterable[Hashable] | None) -> lis
     dims = [dim] if isinstance(dim, str) else list(dim)
     unknown = [d for d in dims if d not in obs.dims]
     if unknown:
-        from forecast.errors import ForecastError
-
         raise ForecastError(f"cannot reduce over {unknown}: the observation's dims are {obs.dims}")
     return dims
 
@@ -55,8 +60,6 @@ def ensemble_spread(
 ) -> xr.DataArray:
     """Ensemble spread ``sqrt(mean_dim var_members)`` (unbiased member variance, ddof=1)."""
     if member_dim not in ens.dims:
-        from forecast.errors import ForecastError
-
         raise ForecastError(f"the ensemble has no member dimension {member_dim!r} (its dims are {ens.dims})")
     rest = [d for d in ens.dims if d != member_dim]
     dims = rest if dim is None else ([dim] if isinstance(dim, str) else list(dim))
@@ -124,6 +127,7 @@ def _global_index(obs: xr.DataArray) -> xr.DataArray:
 
 
 def _rank_and_pit_array(obs, ens, index, seed, skipna):
+    obs, ens = kernel_array(obs), kernel_array(ens)
     rank = np.empty(obs.shape, dtype=np.int16 if ens.shape[-1] < 32767 else np.int32)
     pit = np.empty(obs.shape, dtype=np.float64)
     (obs_v, index_v, rank_v, pit_v), ens_v = as_kernel_views(
@@ -164,7 +168,14 @@ def rank_histogram(
     seed: int = 0,
     skipna: bool = False,
 ) -> xr.DataArray:
-    """Counts of the truth's rank (dim ``rank``, 0..m) over ``dim``; points without a rank are not counted."""
+    """Counts of the truth's rank (dim ``rank``, 0..m) over ``dim``; points without a rank are not counted.
+
+    Datasets are ranked variable by variable (as :func:`crps_ensemble` scores them).
+    """
+    if isinstance(obs, xr.Dataset) or isinstance(ens, xr.Dataset):
+        return per_variable(
+            rank_histogram, obs, ens, member_dim=member_dim, dim=dim, seed=seed, skipna=skipna
+        )
     dims = _reduce_dims(obs, dim)
     rank, _ = rank_and_pit(obs, ens, member_dim, seed, skipna)
     m = ens.sizes[member_dim]
@@ -185,7 +196,16 @@ def pit_histogram(
     seed: int = 0,
     skipna: bool = False,
 ) -> xr.DataArray:
-    """Counts of the randomised PIT in ``bins`` equal bins of [0, 1] (dim ``pit_bin``, coordinate = centres)."""
+    """Counts of the randomised PIT in ``bins`` equal bins of [0, 1] (dim ``pit_bin``, coordinate = centres).
+
+    Datasets are binned variable by variable.
+    """
+    if not isinstance(bins, (int, np.integer)) or isinstance(bins, bool) or bins < 1:
+        raise ForecastError(f"the PIT histogram needs a whole number of bins >= 1, got {bins!r}")
+    if isinstance(obs, xr.Dataset) or isinstance(ens, xr.Dataset):
+        return per_variable(
+            pit_histogram, obs, ens, member_dim=member_dim, dim=dim, bins=bins, seed=seed, skipna=skipna
+        )
     dims = _reduce_dims(obs, dim)
     _, pit = rank_and_pit(obs, ens, member_dim, seed, skipna)
     which = np.floor(pit * bins).clip(0, bins - 1)  # NaN stays NaN and matches no bin

@@ -20,7 +20,14 @@ import xarray as xr
 
 from forecast.errors import ForecastError
 from forecast.metrics import _kernels
-from forecast.metrics._layout import as_kernel_views, check_member_dim, result_dtype, whole_member_axis
+from forecast.metrics._layout import (
+    as_kernel_views,
+    check_member_dim,
+    kernel_array,
+    per_variable,
+    result_dtype,
+    whole_member_axis,
+)
 
 
 def crps_ensemble_array(
@@ -30,10 +37,12 @@ def crps_ensemble_array(
 
     NaN: without ``skipna`` a point with a missing member or observation scores NaN; with ``skipna`` missing
     members are left out of that point's ensemble (as properscoring does), a missing observation still scores
-    NaN, and so does a point with no members left (or fewer than two for the fair estimator).
+    NaN, and so does a point with no members left (or fewer than two for the fair estimator: the fair CRPS of
+    a one-member ensemble is NaN). Infinity: an infinite member or observation gives +inf, the exact CRPS,
+    except where the observation and every member are the same infinity (0). float16 is computed as float32.
     """
-    obs = np.asarray(obs)
-    ens = np.moveaxis(np.asarray(ens), axis, -1)
+    obs = kernel_array(obs)
+    ens = np.moveaxis(kernel_array(ens), axis, -1)
     if ens.shape[:-1] != obs.shape:
         raise ForecastError(
             f"observation shape {obs.shape} does not match the ensemble's shape {ens.shape[:-1]} "
@@ -65,7 +74,7 @@ def crps_ensemble(
     and :func:`crps_ensemble_array` for NaN handling.
     """
     if isinstance(obs, xr.Dataset) or isinstance(ens, xr.Dataset):
-        return _per_variable(crps_ensemble, obs, ens, member_dim=member_dim, fair=fair, skipna=skipna)
+        return per_variable(crps_ensemble, obs, ens, member_dim=member_dim, fair=fair, skipna=skipna)
     check_member_dim(obs, ens, member_dim)
     ens = whole_member_axis(ens, member_dim)
     result = xr.apply_ufunc(
@@ -85,13 +94,3 @@ def crps_ensemble(
     if "units" in ens.attrs:
         result.attrs["units"] = ens.attrs["units"]
     return result.rename(obs.name)
-
-
-def _per_variable(fn, obs, ens, **kwargs) -> xr.Dataset:
-    if not (isinstance(obs, xr.Dataset) and isinstance(ens, xr.Dataset)):
-        raise ForecastError("pass two Datasets or two DataArrays, not one of each")
-    if set(obs.data_vars) != set(ens.data_vars):
-        raise ForecastError(
-            f"observation variables {sorted(obs.data_vars)} differ from ensemble variables {sorted(ens.data_vars)}"
-        )
-    return xr.Dataset({name: fn(obs[name], ens[name], **kwargs) for name in obs.data_vars})

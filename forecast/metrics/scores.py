@@ -1,30 +1,45 @@
-"""The scores file of CONVENTIONS.md ("Scores file"), built from a forecast Dataset.
+"""The scores file of CONVENTIONS.md ("Scores file"): a registry of metrics applied to a forecast Dataset.
 
-For each forecast variable V (averaged over ``init`` and, where present, ``channel``):
+Each score is one :class:`Metric` in :data:`METRICS` (per forecast variable V) or :data:`FLOW_METRICS` (of the
+velocity pair u, v), in the spirit of WeatherBench2's metric classes: adding a score means adding one object.
+A metric computes its DataArray from the :class:`Inputs` of one variable by calling the function that defines
+the score (``crps_ensemble``, ``spread_skill_ratio``, ``skill_score``, ...); a derived score reads the scores
+already computed for V. Averages are over ``init`` (and ``channel``), and over space where the dims say so:
 
-=========================  =====================  ==========================================================
-variable                   dims                   meaning
-=========================  =====================  ==========================================================
-``crps_V``                 lead_time, y, x        CRPS per pixel and lead time
-``crps_mean_V``            lead_time              the same averaged over space too
-``rmse_V``                 lead_time              RMSE of the ensemble mean
-``spread_V``               lead_time              ensemble spread (sqrt of the mean unbiased variance)
-``spread_skill_V``         lead_time              sqrt((m+1)/m) spread / RMSE (1 = calibrated)
-``rank_histogram_V``       lead_time, rank        counts of the truth's rank among the members
-``pit_histogram_V``        lead_time, pit_bin     counts of the randomised PIT
-``crps_reference_mean_V``  lead_time              (with a reference) the reference's ``crps_mean_V``
-``crps_skill_V``           lead_time              (with a reference) 1 - crps_mean_V / crps_reference_mean_V
-``ke_spectrum``            lead_time, wavenumber  (when u and v exist) members' kinetic-energy spectrum
-``ke_spectrum_obs``        lead_time, wavenumber  the truth's
-``divergence_rms``         lead_time              (when u and v exist) RMS divergence of the members
-``divergence_rms_obs``     lead_time              the truth's
-=========================  =====================  ==========================================================
+==============================  =====================  =====================================================
+variable                        dims                   meaning
+==============================  =====================  =====================================================
+``crps_V``                      lead_time, y, x        CRPS per pixel and lead time
+``crps_mean_V``                 lead_time              the same averaged over space too
+``rmse_V``                      lead_time              RMSE of the ensemble mean
+``spread_V``                    lead_time              ensemble spread (sqrt of the mean unbiased variance)
+``spread_skill_V``              lead_time              sqrt((m+1)/m) spread / RMSE (1 = calibrated)
+``rank_histogram_V``            lead_time, rank        counts of the truth's rank among the members
+``pit_histogram_V``             lead_time, pit_bin     counts of the randomised PIT
+``crps_reference_mean_V``       lead_time              (with a reference) the reference's ``crps_mean_V``
+``crps_skill_V``                lead_time              (with a reference) 1 - crps_mean_V / crps_reference_mean_V
+``crps_oracle_mean_V``          lead_time              (with a truth ensemble) its CRPS: the oracle CRPS
+``crps_oracle_ratio_V``         lead_time              (with a truth ensemble) crps_mean_V / crps_oracle_mean_V
+``spread_truth_V``              lead_time              (with a truth ensemble) the truth ensemble's spread
+``spread_ratio_truth_V``        lead_time              (with a truth ensemble) spread_V / spread_truth_V
+``spread_skill_truth_V``        lead_time              (with a truth ensemble) its spread-skill ratio
+``energy_distance_V``           lead_time              (with a truth ensemble) energy distance to it per pixel
+``rank_histogram_truth_V``      lead_time, truth_rank  (with a truth ensemble) rank of the verifying truth in it
+``ke_spectrum``                 lead_time, wavenumber  (when u and v exist) members' kinetic-energy spectrum
+``ke_spectrum_obs``             lead_time, wavenumber  the truth's
+``divergence_rms``              lead_time              (when u and v exist) RMS divergence of the members
+``divergence_rms_obs``          lead_time              the truth's
+==============================  =====================  =====================================================
 
 Attributes name the estimator (``ensemble`` or ``fair``), the ensemble size, the model, the tie-breaking seed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import dask
 import numpy as np
 import xarray as xr
 
@@ -34,17 +49,287 @@ from forecast.metrics.calibration import (
     ensemble_spread,
     pit_histogram,
     rank_histogram,
+    spread_skill_ratio,
 )
 from forecast.metrics.crps import crps_ensemble
+from forecast.metrics.distance import energy_distance
 from forecast.metrics.forecast_file import OBS_SUFFIX, forecast_variables, model_name
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
+from forecast.metrics.skill import score_ratio, skill_score
+from forecast.metrics.truth import match_truth
 
 SCORES_FILE_TYPE = "forecast scores"
-_CHECK_PREFIX = "_check_"
+CRPS_MEAN_PREFIX = "crps_mean_"  # every scores file has crps_mean_V for each of its forecast variables V
+
+
+def score_variables(scores: xr.Dataset) -> list[str]:
+    """The forecast variables V that a scores file (or Dataset) holds scores of, in file order."""
+    return [str(n)[len(CRPS_MEAN_PREFIX) :] for n in scores.data_vars if str(n).startswith(CRPS_MEAN_PREFIX)]
+
+
+def is_scores_file(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` is a scores file (by its ``file_type`` attribute or its variables)."""
+    return ds.attrs.get("file_type") == SCORES_FILE_TYPE or bool(score_variables(ds))
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to score: CRPS estimator, missing values, tie-breaking seed, PIT bins, name of the member dim."""
+
+    fair: bool = False
+    skipna: bool = False
+    seed: int = 0
+    pit_bins: int = 10
+    member_dim: str = "member"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a metric of one forecast variable V sees: its ensemble, verifying truth and optional comparisons."""
+
+    var: str
+    ens: xr.DataArray
+    obs: xr.DataArray
+    options: Options
+    reference: xr.DataArray | None = None  # another forecast's ensemble of V (same verifying truth)
+    truth: xr.DataArray | None = None  # the truth ensemble of V at the forecast's inits and leads
+
+    @property
+    def per_lead(self) -> list[str]:
+        """The dims averaged over for a per-lead-time score: all but ``lead_time``."""
+        return _mean_dims(self.obs, ("lead_time",))
+
+    def mean_per_lead(self, field: xr.DataArray) -> xr.DataArray:
+        return field.mean(_mean_dims(field, ("lead_time",)), skipna=self.options.skipna)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One score of a forecast variable V, stored as ``{key}_{V}``.
+
+    ``compute(inputs, done)`` returns the lazy DataArray; ``done`` maps the keys of the scores of V computed
+    before (in registry order) to their values, for derived scores. ``needs`` names the optional input
+    (``"reference"`` or ``"truth"``) without which the metric is skipped.
+    """
+
+    key: str
+    long_name: str
+    compute: Callable[[Inputs, Mapping[str, xr.DataArray]], xr.DataArray]
+    needs: str | None = None
+
+    def applies(self, inputs: Inputs) -> bool:
+        return self.needs is None or getattr(inputs, self.needs) is not None
 
 
 def _mean_dims(da: xr.DataArray, keep: tuple[str, ...]) -> list[str]:
     return [d for d in da.dims if d not in keep]
+
+
+def _units(da: xr.DataArray) -> dict:
+    return {"units": da.attrs["units"]} if "units" in da.attrs else {}
+
+
+def _crps_map(x: Inputs, done) -> xr.DataArray:
+    o = x.options
+    crps = crps_ensemble(x.obs, x.ens, o.member_dim, fair=o.fair, skipna=o.skipna)
+    return crps.mean(_mean_dims(crps, ("lead_time", "y", "x")), skipna=o.skipna).assign_attrs(_units(x.ens))
+
+
+def _reference_crps(x: Inputs, done) -> xr.DataArray:
+    o = x.options
+    fair = o.fair and x.reference.sizes.get(o.member_dim, 0) > 1  # a one-member reference is a point forecast
+    crps = crps_ensemble(
+        x.obs.drop_vars(list(x.obs.coords)),
+        x.reference.drop_vars(list(x.reference.coords)),
+        o.member_dim,
+        fair=fair,
+        skipna=o.skipna,
+    )
+    mean = x.mean_per_lead(crps)
+    mean = mean.assign_coords(lead_time=x.obs["lead_time"]) if "lead_time" in x.obs.coords else mean
+    return mean.assign_attrs(_units(x.ens))
+
+
+def _oracle_crps(x: Inputs, done) -> xr.DataArray:
+    o = x.options
+    crps = crps_ensemble(x.obs, x.truth, o.member_dim, fair=o.fair, skipna=o.skipna)
+    return x.mean_per_lead(crps).assign_attrs(_units(x.ens))
+
+
+def _truth_rank_histogram(x: Inputs, done) -> xr.DataArray:
+    o = x.options
+    hist = rank_histogram(x.obs, x.truth, o.member_dim, x.per_lead, o.seed, o.skipna)
+    hist = hist.rename(rank="truth_rank")
+    hist["truth_rank"].attrs = {
+        "long_name": "number of truth-ensemble members below the verifying truth",
+        "units": "1",
+    }
+    return hist
+
+
+def _energy_distance(x: Inputs, done) -> xr.DataArray:
+    distance = energy_distance(x.ens, x.truth, x.options.member_dim, skipna=x.options.skipna)
+    return x.mean_per_lead(distance).assign_attrs(distance.attrs)
+
+
+#: The per-variable scores, in the order they are computed and written.
+METRICS: tuple[Metric, ...] = (
+    Metric("crps", "CRPS of {v} per pixel and lead time", _crps_map),
+    Metric(
+        "crps_mean",
+        "CRPS of {v} per lead time",
+        lambda x, done: done["crps"].mean(["y", "x"], skipna=x.options.skipna),
+    ),
+    Metric(
+        "rmse",
+        "RMSE of the ensemble mean of {v}",
+        lambda x, done: ensemble_mean_rmse(x.obs, x.ens, x.options.member_dim, x.per_lead, x.options.skipna),
+    ),
+    Metric(
+        "spread",
+        "ensemble spread of {v}",
+        lambda x, done: ensemble_spread(x.ens, x.options.member_dim, x.per_lead, x.options.skipna),
+    ),
+    Metric(
+        "spread_skill",
+        "spread-skill ratio of {v}",
+        lambda x, done: spread_skill_ratio(x.obs, x.ens, x.options.member_dim, x.per_lead, x.options.skipna),
+    ),
+    Metric(
+        "rank_histogram",
+        "rank histogram of {v}",
+        lambda x, done: rank_histogram(
+            x.obs, x.ens, x.options.member_dim, x.per_lead, x.options.seed, x.options.skipna
+        ),
+    ),
+    Metric(
+        "pit_histogram",
+        "PIT histogram of {v}",
+        lambda x, done: pit_histogram(
+            x.obs,
+            x.ens,
+            x.options.member_dim,
+            x.per_lead,
+            x.options.pit_bins,
+            x.options.seed,
+            x.options.skipna,
+        ),
+    ),
+    Metric(
+        "crps_reference_mean",
+        "CRPS of the reference forecast of {v} per lead time",
+        _reference_crps,
+        needs="reference",
+    ),
+    Metric(
+        "crps_skill",
+        "CRPS skill score of {v} against the reference",
+        lambda x, done: skill_score(done["crps_mean"], done["crps_reference_mean"]),
+        needs="reference",
+    ),
+    Metric(
+        "crps_oracle_mean",
+        "oracle CRPS of {v} per lead time: the truth ensemble's CRPS against the verifying truth",
+        _oracle_crps,
+        needs="truth",
+    ),
+    Metric(
+        "crps_oracle_ratio",
+        "CRPS of {v} over the oracle CRPS (1 = as good as the perfect model)",
+        lambda x, done: score_ratio(done["crps_mean"], done["crps_oracle_mean"]),
+        needs="truth",
+    ),
+    Metric(
+        "spread_truth",
+        "spread of the truth ensemble of {v}",
+        lambda x, done: ensemble_spread(x.truth, x.options.member_dim, x.per_lead, x.options.skipna),
+        needs="truth",
+    ),
+    Metric(
+        "spread_ratio_truth",
+        "ensemble spread of {v} over the truth ensemble's spread (1 = the right uncertainty)",
+        lambda x, done: score_ratio(done["spread"], done["spread_truth"]),
+        needs="truth",
+    ),
+    Metric(
+        "spread_skill_truth",
+        "spread-skill ratio of the truth ensemble of {v} (1 for a calibrated truth ensemble)",
+        lambda x, done: spread_skill_ratio(
+            x.obs, x.truth, x.options.member_dim, x.per_lead, x.options.skipna
+        ),
+        needs="truth",
+    ),
+    Metric(
+        "energy_distance",
+        "energy distance between the ensemble and the truth ensemble of {v}, per pixel (0 = same distribution)",
+        _energy_distance,
+        needs="truth",
+    ),
+    Metric(
+        "rank_histogram_truth",
+        "rank histogram of the verifying truth of {v} within the truth ensemble (flat = calibrated benchmark)",
+        _truth_rank_histogram,
+        needs="truth",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class FlowMetric:
+    """A score of the velocity pair (``u``, ``v`` without channels), stored under ``name``."""
+
+    name: str
+    long_name: str
+    compute: Callable[[xr.Dataset, Options], xr.DataArray]
+
+
+def _spectrum(u: xr.DataArray, v: xr.DataArray, o: Options) -> xr.DataArray:
+    spectrum = kinetic_energy_spectrum(u, v)
+    return spectrum.mean(_mean_dims(spectrum, ("lead_time", "wavenumber")), skipna=o.skipna).assign_attrs(
+        spectrum.attrs
+    )
+
+
+def _divergence_rms(u: xr.DataArray, v: xr.DataArray, o: Options) -> xr.DataArray:
+    div = divergence(u, v)
+    return np.sqrt((div**2).mean(_mean_dims(div, ("lead_time",)), skipna=o.skipna)).assign_attrs(div.attrs)
+
+
+_OBS = ("u" + OBS_SUFFIX, "v" + OBS_SUFFIX)
+
+#: Scores of the velocity field (u, v), written when the forecast has both.
+FLOW_METRICS: tuple[FlowMetric, ...] = (
+    FlowMetric(
+        "ke_spectrum", "kinetic energy spectrum of the members", lambda ds, o: _spectrum(ds["u"], ds["v"], o)
+    ),
+    FlowMetric(
+        "ke_spectrum_obs",
+        "kinetic energy spectrum of the truth",
+        lambda ds, o: _spectrum(ds[_OBS[0]], ds[_OBS[1]], o),
+    ),
+    FlowMetric(
+        "divergence_rms",
+        "RMS velocity divergence of the members",
+        lambda ds, o: _divergence_rms(ds["u"], ds["v"], o),
+    ),
+    FlowMetric(
+        "divergence_rms_obs",
+        "RMS velocity divergence of the truth",
+        lambda ds, o: _divergence_rms(ds[_OBS[0]], ds[_OBS[1]], o),
+    ),
+)
+
+
+def _check_reference(ds: xr.Dataset, reference: xr.Dataset, names: list[str]) -> None:
+    missing = [v for v in names if v not in reference.data_vars or f"{v}{OBS_SUFFIX}" not in reference]
+    if missing:
+        raise ForecastError(f"the reference forecast lacks the variables {missing}")
+    for v in names:
+        ref_obs, obs = reference[f"{v}{OBS_SUFFIX}"], ds[f"{v}{OBS_SUFFIX}"]
+        if ref_obs.dims != obs.dims or ref_obs.shape != obs.shape:
+            raise ForecastError(
+                f"the reference's {v}{OBS_SUFFIX} has dims {dict(ref_obs.sizes)}, the forecast's {dict(obs.sizes)}"
+            )
 
 
 def build_scores(
@@ -55,84 +340,65 @@ def build_scores(
     pit_bins: int = 10,
     reference: xr.Dataset | None = None,
     member_dim: str = "member",
+    truth: xr.Dataset | None = None,
 ) -> xr.Dataset:
-    """The scores of a forecast Dataset as a lazy Dataset (plus ``_check_*`` variables for score_forecast)."""
+    """The scores of a forecast Dataset as a lazy Dataset: every metric of the registries that applies.
+
+    ``reference``: another forecast Dataset of the same truth (adds CRPS skill scores). ``truth``: the truth
+    group of a known-answer store (``forecast.metrics.open_truth``), matched to the forecast by (sequence,
+    init_time) and lead time (adds the oracle scores).
+    """
     names = forecast_variables(ds, member_dim)
+    options = Options(fair, skipna, seed, pit_bins, member_dim)
     if reference is not None:
-        missing = [v for v in names if v not in reference.data_vars or f"{v}{OBS_SUFFIX}" not in reference]
-        if missing:
-            raise ForecastError(f"the reference forecast lacks the variables {missing}")
+        _check_reference(ds, reference, names)
+    truth_ens = match_truth(ds, truth, names, member_dim) if truth is not None else None
     out = {}
-    m = int(ds[names[0]].sizes[member_dim])
     for v in names:
-        ens, obs = ds[v], ds[f"{v}{OBS_SUFFIX}"]
+        ens = ds[v]
         if fair and ens.sizes[member_dim] < 2:
             raise ForecastError(
                 f"forecast variable {v!r} has {ens.sizes[member_dim]} member; the fair CRPS needs >= 2 "
                 "(a one-member, deterministic forecast is scored with the ensemble estimator: its absolute error)"
             )
-        units = {"units": ens.attrs["units"]} if "units" in ens.attrs else {}
-        crps = crps_ensemble(obs, ens, member_dim, fair=fair, skipna=skipna)
-        crps_map = crps.mean(_mean_dims(crps, ("lead_time", "y", "x")), skipna=skipna)
-        out[f"crps_{v}"] = crps_map.assign_attrs(long_name=f"CRPS of {v} per pixel and lead time", **units)
-        out[f"crps_mean_{v}"] = crps_map.mean(["y", "x"], skipna=skipna).assign_attrs(
-            long_name=f"CRPS of {v} per lead time", **units
+        inputs = Inputs(
+            v,
+            ens,
+            ds[f"{v}{OBS_SUFFIX}"],
+            options,
+            reference=None if reference is None else reference[v],
+            truth=None if truth_ens is None else truth_ens[v],
         )
-        per_lead = _mean_dims(obs, ("lead_time",))
-        rmse = ensemble_mean_rmse(obs, ens, member_dim, per_lead, skipna)
-        spread = ensemble_spread(ens, member_dim, per_lead, skipna)
-        out[f"rmse_{v}"] = rmse.assign_attrs(long_name=f"RMSE of the ensemble mean of {v}")
-        out[f"spread_{v}"] = spread.assign_attrs(long_name=f"ensemble spread of {v}")
-        n = ens.sizes[member_dim]
-        out[f"spread_skill_{v}"] = (np.sqrt((n + 1) / n) * spread / rmse).assign_attrs(
-            long_name=f"spread-skill ratio of {v}", units="1", finite_ensemble_correction="sqrt((m+1)/m)"
-        )
-        rank_hist = rank_histogram(obs, ens, member_dim, per_lead, seed, skipna)
-        out[f"rank_histogram_{v}"] = rank_hist.assign_attrs(long_name=f"rank histogram of {v}")
-        pit_hist = pit_histogram(obs, ens, member_dim, per_lead, pit_bins, seed, skipna)
-        out[f"pit_histogram_{v}"] = pit_hist.assign_attrs(long_name=f"PIT histogram of {v}")
-        out[f"{_CHECK_PREFIX}nan_{v}"] = ens.isnull().sum() + obs.isnull().sum()
-        if reference is not None:
-            ref_ens, ref_obs = reference[v], reference[f"{v}{OBS_SUFFIX}"]
-            if ref_obs.dims != obs.dims or ref_obs.shape != obs.shape:
-                raise ForecastError(
-                    f"the reference's {v}{OBS_SUFFIX} has dims {dict(ref_obs.sizes)}, the forecast's {dict(obs.sizes)}"
+        done: dict[str, xr.DataArray] = {}
+        for metric in METRICS:
+            if metric.applies(inputs):
+                done[metric.key] = metric.compute(inputs, done)
+                out[f"{metric.key}_{v}"] = done[metric.key].assign_attrs(
+                    long_name=metric.long_name.format(v=v)
                 )
-            ref_fair = fair and ref_ens.sizes.get(member_dim, 0) > 1
-            ref_crps = crps_ensemble(
-                obs.drop_vars(list(obs.coords)),
-                ref_ens.drop_vars(list(ref_ens.coords)),
-                member_dim,
-                fair=ref_fair,
-                skipna=skipna,
-            )
-            ref_mean = ref_crps.mean(_mean_dims(ref_crps, ("lead_time",)), skipna=skipna)
-            ref_mean = (
-                ref_mean.assign_coords(lead_time=obs["lead_time"]) if "lead_time" in obs.coords else ref_mean
-            )
-            out[f"crps_reference_mean_{v}"] = ref_mean.assign_attrs(
-                long_name=f"CRPS of the reference forecast of {v} per lead time", **units
-            )
-            out[f"crps_skill_{v}"] = (1 - out[f"crps_mean_{v}"] / ref_mean).assign_attrs(
-                long_name=f"CRPS skill score of {v} against the reference", units="1"
-            )
-            difference = abs(obs.variable - ref_obs.variable).max() / (1 + abs(obs.variable).max())
-            out[f"{_CHECK_PREFIX}reference_{v}"] = xr.DataArray(difference)
     if "u" in names and "v" in names and "channel" not in ds["u"].dims:
-        out.update(_physics(ds, member_dim, skipna))
+        for metric in FLOW_METRICS:
+            out[metric.name] = metric.compute(ds, options).assign_attrs(long_name=metric.long_name)
     scores = xr.Dataset(out)
-    scores.attrs = {
+    scores.attrs = _attributes(ds, names, options, reference, truth_ens)
+    return scores
+
+
+def _attributes(
+    ds: xr.Dataset, names: list[str], o: Options, reference: xr.Dataset | None, truth: xr.Dataset | None
+) -> dict:
+    attrs = {
         "file_type": SCORES_FILE_TYPE,
         "model_name": model_name(ds),
-        "estimator": "fair" if fair else "ensemble",
+        "estimator": "fair" if o.fair else "ensemble",
         "estimator_description": (
             "fair (unbiased) ensemble CRPS, E|X-y| - sum|x_i-x_j| / (2m(m-1))"
-            if fair
+            if o.fair
             else "ensemble (empirical CDF) CRPS, E|X-y| - sum|x_i-x_j| / (2m^2), as properscoring.crps_ensemble"
         ),
-        "ensemble_size": m,
-        "skipna": int(skipna),
-        "rank_tie_break_seed": int(seed),
+        "ensemble_size": int(ds[names[0]].sizes[o.member_dim]),
+        "skipna": int(o.skipna),
+        "rank_tie_break_seed": int(o.seed),
         "spread_skill_correction": "sqrt((m+1)/m)",
         "averaged_over": "init" + (", channel" if "channel" in ds[names[0]].dims else ""),
         "n_init": int(ds.sizes["init"]),
@@ -140,31 +406,56 @@ def build_scores(
         "image_origin": "upper" if "channel" in ds[names[0]].dims else "lower",
     }
     if reference is not None:
-        scores.attrs["reference_model_name"] = model_name(reference, "reference")
-    return scores
+        attrs["reference_model_name"] = model_name(reference, "reference")
+    if truth is not None:
+        attrs["truth_ensemble_size"] = int(truth[names[0]].sizes[o.member_dim])
+        attrs["energy_distance_estimator"] = "2 E|X-Y| - E|X-X'| - E|Y-Y'|, U-statistics within each ensemble"
+    return attrs
 
 
-def _physics(ds: xr.Dataset, member_dim: str, skipna: bool) -> dict[str, xr.DataArray]:
-    u, v = ds["u"], ds["v"]
-    u_obs, v_obs = ds[f"u{OBS_SUFFIX}"], ds[f"v{OBS_SUFFIX}"]
-    spectrum = kinetic_energy_spectrum(u, v)
-    spectrum_obs = kinetic_energy_spectrum(u_obs, v_obs)
-    div = divergence(u, v)
-    div_obs = divergence(u_obs, v_obs)
-    return {
-        "ke_spectrum": spectrum.mean(
-            _mean_dims(spectrum, ("lead_time", "wavenumber")), skipna=skipna
-        ).assign_attrs(spectrum.attrs, long_name="kinetic energy spectrum of the members"),
-        "ke_spectrum_obs": spectrum_obs.mean(
-            _mean_dims(spectrum_obs, ("lead_time", "wavenumber")), skipna=skipna
-        ).assign_attrs(spectrum_obs.attrs, long_name="kinetic energy spectrum of the truth"),
-        "divergence_rms": np.sqrt((div**2).mean(_mean_dims(div, ("lead_time",)), skipna=skipna)).assign_attrs(
-            div.attrs, long_name="RMS velocity divergence of the members"
-        ),
-        "divergence_rms_obs": np.sqrt(
-            (div_obs**2).mean(_mean_dims(div_obs, ("lead_time",)), skipna=skipna)
-        ).assign_attrs(div_obs.attrs, long_name="RMS velocity divergence of the truth"),
-    }
+@dataclass(frozen=True)
+class Check:
+    """A condition on the input, computed in the same pass as the scores: ``fails(value)`` gives the message."""
+
+    value: xr.DataArray
+    fails: Callable[[float], str | None]
+
+
+def input_checks(
+    ds: xr.Dataset, skipna: bool = False, reference: xr.Dataset | None = None, member_dim: str = "member"
+) -> list[Check]:
+    """Lazy checks of a forecast (and reference) that :func:`score_forecast` evaluates with the scores."""
+    checks = []
+    for v in forecast_variables(ds, member_dim):
+        obs = ds[f"{v}{OBS_SUFFIX}"]
+        if not skipna:
+            checks.append(
+                Check(
+                    ds[v].isnull().sum() + obs.isnull().sum(),
+                    lambda n, v=v: (
+                        (
+                            f"forecast variable {v!r} has {int(n)} missing values (NaN); pass skipna (--skipna) to "
+                            "score without them"
+                        )
+                        if n > 0
+                        else None
+                    ),
+                )
+            )
+        if reference is not None:
+            ref_obs = reference[f"{v}{OBS_SUFFIX}"]
+            checks.append(
+                Check(
+                    abs(obs.variable - ref_obs.variable).max() / (1 + abs(obs.variable).max()),
+                    lambda d, v=v: (
+                        None
+                        if d <= 1e-6
+                        else f"the reference forecast verifies {v!r} against a different truth (relative max "
+                        f"difference {d:.3g})"
+                    ),
+                )
+            )
+    return checks
 
 
 def score_forecast(
@@ -176,28 +467,28 @@ def score_forecast(
     reference: xr.Dataset | None = None,
     member_dim: str = "member",
     progress: bool = False,
+    truth: xr.Dataset | None = None,
 ) -> xr.Dataset:
     """Compute the scores of a forecast Dataset in one pass over the data (streamed if it is dask-backed).
 
-    Raises ForecastError on NaNs without ``skipna`` and on a reference verifying against another truth.
+    Raises ForecastError on NaNs without ``skipna``, on a reference verifying against another truth, and on a
+    forecast whose starts or lead times the ``truth`` group lacks. See :func:`build_scores`.
     """
-    lazy = build_scores(ds, fair, skipna, seed, pit_bins, reference, member_dim)
+    lazy = build_scores(ds, fair, skipna, seed, pit_bins, reference, member_dim, truth)
+    checks = input_checks(ds, skipna, reference, member_dim)
+    # One graph, so every chunk is read once. The variables go in as a dict: dask.compute of the Dataset
+    # itself loses shared intermediates (dask 2026.8: "Missing dependency" when two scores share a spread).
+    work = (dict(lazy.data_vars), [c.value for c in checks])
     if progress:
         from forecast.metrics._progress import TqdmCallback
 
         with TqdmCallback(desc="scoring"):
-            scores = lazy.compute()
+            variables, values = dask.compute(*work)
     else:
-        scores = lazy.compute()  # one dask graph: every score shares each chunk's read
-    for name in [n for n in scores.data_vars if str(n).startswith(_CHECK_PREFIX)]:
-        value = float(scores[name])
-        check, var = str(name)[len(_CHECK_PREFIX) :].split("_", 1)
-        if check == "nan" and value > 0 and not skipna:
-            raise ForecastError(
-                f"forecast variable {var!r} has {int(value)} missing values (NaN); pass skipna (--skipna) to score without them"
-            )
-        if check == "reference" and not value <= 1e-6:
-            raise ForecastError(
-                f"the reference forecast verifies {var!r} against a different truth (relative max difference {value:.3g})"
-            )
-    return scores.drop_vars([n for n in scores.data_vars if str(n).startswith(_CHECK_PREFIX)])
+        variables, values = dask.compute(*work)
+    scores = xr.Dataset(variables, attrs=lazy.attrs)
+    for check, value in zip(checks, values):
+        message = check.fails(float(value))
+        if message:
+            raise ForecastError(message)
+    return scores

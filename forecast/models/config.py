@@ -6,7 +6,9 @@ model:
   dim: 48                         # channel dim of the first level (table A1: 48 at 64x64, 64 at 128x128)
   denoiser_mults: [1, 2, 4, 8]    # per-level channel multipliers of the denoiser (and of the context encoder)
   transform_mults: [1, 2, 2, 4]   # per-level multipliers of the transform (rvd only)
-  sigma: 2.0                      # residual scale; vd fixes it to 1
+  sigma: 2.0                      # residual scale; vd fixes it to 1; auto: the residual's own RMS per channel,
+                                  # a running statistic of the training batches kept in the checkpoint
+  sigma_momentum: 0.01            # sigma auto: weight of each training batch in the running mean square
   loss: l2                        # l2 (equation 9) | l1 (the authors' released code)
   mu_loss_weight: 0.0             # > 0 adds w * mean((mu - x)^2) per future frame (rvd only; not in the paper)
   groups: 8                       # GroupNorm groups (every level's channel count must be divisible by it)
@@ -17,6 +19,9 @@ diffusion:
   schedule: cosine                # cosine (Nichol & Dhariwal, the paper) | linear (Ho et al.)
   clip_x0: null                   # clamp the predicted residual to +-clip_x0 while sampling (released code: 2)
   prediction: eps                 # what the denoiser predicts: eps (the paper) | y0 (released code's "pred_true")
+                                  # | v (Salimans & Ho 2022)
+  loss_weighting: uniform         # uniform (equation 9) | min_snr (Hang et al. 2023: y0-error weight min(SNR, gamma))
+  min_snr_gamma: 5.0              # gamma of min_snr
 ```
 Unknown keys are errors, so that a typo cannot silently fall back to a default.
 """
@@ -26,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from forecast.diffusion import LOSSES, PREDICTIONS, SCHEDULES, GaussianDiffusion
+from forecast.diffusion import LOSS_WEIGHTINGS, LOSSES, PREDICTIONS, SCHEDULES, GaussianDiffusion
 from forecast.errors import ForecastError
 
 KINDS = ("rvd", "vd", "simple_rvd")
@@ -38,7 +43,10 @@ class ModelConfig:
     dim: int = 48
     denoiser_mults: tuple[int, ...] = (1, 2, 4, 8)
     transform_mults: tuple[int, ...] = (1, 2, 2, 4)
-    sigma: float | None = None  # None: 2 for rvd and simple_rvd, 1 for vd
+    sigma: float | str | None = (
+        None  # None: 2 for rvd and simple_rvd, 1 for vd; "auto": fitted while training
+    )
+    sigma_momentum: float = 0.01
     loss: str = "l2"
     mu_loss_weight: float = 0.0
     groups: int = 8
@@ -46,7 +54,14 @@ class ModelConfig:
     attention_head_dim: int = 16
 
     @property
+    def auto_sigma(self) -> bool:
+        return self.sigma == "auto"
+
+    @property
     def residual_scale(self) -> float:
+        """The fixed residual scale (with ``sigma: auto``: its value before the first training batch, 1)."""
+        if self.auto_sigma:
+            return 1.0
         if self.sigma is not None:
             return self.sigma
         return 1.0 if self.kind == "vd" else 2.0
@@ -58,11 +73,14 @@ class DiffusionConfig:
     schedule: str = "cosine"
     clip_x0: float | None = None
     prediction: str = "eps"
+    loss_weighting: str = "uniform"
+    min_snr_gamma: float = 5.0
 
     def build(self) -> GaussianDiffusion:
         return GaussianDiffusion(
-            steps=self.steps, schedule=self.schedule, clip_x0=self.clip_x0, prediction=self.prediction
-        )
+            steps=self.steps, schedule=self.schedule, clip_x0=self.clip_x0, prediction=self.prediction,
+            loss_weighting=self.loss_weighting, min_snr_gamma=self.min_snr_gamma,
+        )  # fmt: skip
 
 
 def _section(config: dict, name: str, cls: type) -> dict[str, Any]:
@@ -110,13 +128,18 @@ def parse_model_config(config: dict) -> ModelConfig:
             raise ForecastError(
                 f"model.{name}: channel counts {bad} are not divisible by model.groups = {groups}"
             )
-    if cfg.sigma is not None:
+    if cfg.sigma is not None and not cfg.auto_sigma:
         if isinstance(cfg.sigma, bool) or not isinstance(cfg.sigma, int | float) or not cfg.sigma > 0:
-            raise ForecastError(f"model.sigma must be a positive number, got {cfg.sigma!r}")
+            raise ForecastError(f"model.sigma must be a positive number or 'auto', got {cfg.sigma!r}")
         if cfg.kind == "vd" and cfg.sigma != 1:
             raise ForecastError(
                 f"model.kind vd models frames directly (mu = 0, sigma = 1); remove sigma={cfg.sigma}"
             )
+    if cfg.auto_sigma and cfg.kind == "vd":
+        raise ForecastError("model.kind vd models frames directly (mu = 0, sigma = 1); remove sigma=auto")
+    m = cfg.sigma_momentum
+    if isinstance(m, bool) or not isinstance(m, int | float) or not 0 < m <= 1:
+        raise ForecastError(f"model.sigma_momentum must be a number in (0, 1], got {m!r}")
     w = cfg.mu_loss_weight
     if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
         raise ForecastError(f"model.mu_loss_weight must be a number >= 0, got {w!r}")
@@ -131,7 +154,8 @@ def parse_model_config(config: dict) -> ModelConfig:
             **raw,
             "denoiser_mults": denoiser,
             "transform_mults": transform,
-            "sigma": None if cfg.sigma is None else float(cfg.sigma),
+            "sigma": cfg.sigma if cfg.sigma is None or cfg.auto_sigma else float(cfg.sigma),
+            "sigma_momentum": float(m),
             "mu_loss_weight": float(w),
         }
     )
@@ -148,5 +172,9 @@ def parse_diffusion_config(config: dict) -> DiffusionConfig:
         raise ForecastError(
             f"unknown diffusion.prediction {cfg.prediction!r}; use one of {', '.join(PREDICTIONS)}"
         )
-    cfg.build()  # validates clip_x0
+    if cfg.loss_weighting not in LOSS_WEIGHTINGS:
+        raise ForecastError(
+            f"unknown diffusion.loss_weighting {cfg.loss_weighting!r}; use one of {', '.join(LOSS_WEIGHTINGS)}"
+        )
+    cfg.build()  # validates clip_x0 and min_snr_gamma
     return cfg

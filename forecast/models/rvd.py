@@ -6,7 +6,8 @@ on a ConvGRU context of the same frames.
 
 ``kind`` selects how ``mu`` is made (section 4.6):
 
-- ``rvd``: ``mu`` from the transform network (a recurrent U-Net), ``sigma`` = 2 by default;
+- ``rvd``: ``mu`` from the transform network (a recurrent U-Net), ``sigma`` = 2 by default (the paper);
+  ``sigma: auto`` (not in the paper) uses the residual's own root-mean-square per channel instead;
 - ``vd``: ``mu = 0`` and ``sigma = 1``: the diffusion model generates the frame itself;
 - ``simple_rvd``: ``mu`` = the previous frame, i.e. the diffusion model generates frame differences.
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from forecast.capture import CapturedNetwork
 from forecast.diffusion import GaussianDiffusion
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
@@ -28,6 +30,9 @@ from forecast.models.context import ContextEncoder
 from forecast.models.denoiser import Denoiser
 from forecast.models.layers import pyramid_zeros
 from forecast.models.transform import TransformNet
+
+#: smallest residual scale ``sigma: auto`` uses (normalised units)
+SIGMA_FLOOR = 1e-4
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,13 @@ class RVD(SequenceModel):
         self.kind = model.kind
         self.n_channels = n_channels
         self.sigma = model.residual_scale
+        self.auto_sigma = model.auto_sigma
+        self.sigma_momentum = model.sigma_momentum
+        if self.auto_sigma:
+            # The running mean square of the residual x - mu per channel, over the training batches (an EMA with
+            # weight sigma_momentum per batch of frames): a buffer, so that checkpoints and the weights' EMA carry
+            # it and sampling uses the scale the denoiser was trained at. Fitted on training data only.
+            self.register_buffer("residual_mean_square", torch.ones(1, n_channels, 1, 1))
         self.loss_type = model.loss
         self.mu_loss_weight = model.mu_loss_weight
         self.diffusion: GaussianDiffusion = diffusion.build()
@@ -70,6 +82,8 @@ class RVD(SequenceModel):
         )
         #: frame height and width must be divisible by this (each level halves the resolution)
         self.spatial_multiple = 2 ** (levels - 1)
+        #: the denoiser as sample_next calls it (compiled or captured by accelerate_sampling); not a submodule
+        self._sampling_denoiser: CapturedNetwork | None = None
 
     # ------------------------------------------------------------------ recurrent state
     def initial_state(self, batch: int, height: int, width: int, device: torch.device | str) -> RVDState:
@@ -105,10 +119,26 @@ class RVD(SequenceModel):
             frames_seen=state.frames_seen + 1,
         )
 
+    def residual_scale(self) -> torch.Tensor | float:
+        """``sigma``: the configured number, or (``sigma: auto``) the running RMS per channel ``(1, C, 1, 1)``."""
+        if not self.auto_sigma:
+            return self.sigma
+        # floor: a residual that vanishes (a perfectly predictable channel) must not divide by zero
+        return self.residual_mean_square.sqrt().clamp(min=SIGMA_FLOOR)
+
+    @torch.no_grad()
+    def _track_residual(self, residual: torch.Tensor) -> None:
+        if self.auto_sigma and self.training:
+            square = residual.detach().float().square().mean(dim=(0, 2, 3), keepdim=True)
+            self.residual_mean_square.lerp_(square.to(self.residual_mean_square.dtype), self.sigma_momentum)
+
     def _eps_model(self, state: RVDState):
         return lambda y, n: self.denoiser(y, n, state.context)
 
     # ------------------------------------------------------------------ generation (Algorithm 2, one frame)
+    def accelerate_sampling(self, mode: str = "none", backend: str | None = None) -> None:
+        self._sampling_denoiser = None if mode == "none" else CapturedNetwork(self.denoiser, mode, backend)
+
     def sample_next(
         self,
         state: RVDState,
@@ -124,11 +154,12 @@ class RVD(SequenceModel):
             raise ForecastError(
                 "the model has not observed any frame yet: observe at least one context frame"
             )
+        denoiser = self._sampling_denoiser or self.denoiser
         y0 = self.diffusion.sample(
-            self._eps_model(state), state.mu.shape, sampler=sampler, steps=steps, eta=eta, generator=generator,
-            device=state.mu.device, dtype=state.mu.dtype,
+            lambda y, n: denoiser(y, n, state.context), state.mu.shape, sampler=sampler, steps=steps,
+            eta=eta, generator=generator, device=state.mu.device, dtype=state.mu.dtype,
         )  # fmt: skip
-        return state.mu + self.sigma * y0
+        return state.mu + self.residual_scale() * y0
 
     # ------------------------------------------------------------------ training (Algorithm 1)
     def loss(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
@@ -155,7 +186,8 @@ class RVD(SequenceModel):
         total = window.new_zeros(())
         for t in range(n_context, length):
             frame = window[:, t]
-            y0 = (frame - state.mu) / self.sigma
+            self._track_residual(frame - state.mu)
+            y0 = (frame - state.mu) / self.residual_scale()
             total = total + self.diffusion.training_loss(self._eps_model(state), y0, n=n, loss=self.loss_type)
             if self.mu_loss_weight > 0:
                 # Optional (not in the paper): equation 9 alone does not pin mu down, since the denoiser sees
@@ -166,4 +198,5 @@ class RVD(SequenceModel):
         return total / (length - n_context)
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, sigma={self.sigma}, loss={self.loss_type}, diffusion={self.diffusion}"
+        sigma = "auto" if self.auto_sigma else self.sigma
+        return f"kind={self.kind}, sigma={sigma}, loss={self.loss_type}, diffusion={self.diffusion}"

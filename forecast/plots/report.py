@@ -12,7 +12,7 @@ import xarray as xr
 from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
 from forecast.metrics.forecast_file import forecast_variables, model_name, open_netcdf
-from forecast.metrics.scores import SCORES_FILE_TYPE
+from forecast.metrics.scores import is_scores_file, score_variables
 from forecast.plots.samples import animate_rollout, plot_sample_grid
 from forecast.plots.scores import (
     plot_crps_maps,
@@ -20,7 +20,6 @@ from forecast.plots.scores import (
     plot_ke_spectra,
     plot_rank_histograms,
     plot_spread_skill,
-    score_variables,
 )
 
 
@@ -51,7 +50,7 @@ def _name_models(
 
 def classify(ds: xr.Dataset, name: str) -> str:
     """``"scores"`` or ``"forecast"``; anything else is a ForecastError."""
-    if ds.attrs.get("file_type") == SCORES_FILE_TYPE or score_variables(ds):
+    if is_scores_file(ds):
         return "scores"
     forecast_variables(ds, name=name)  # raises a one-line error when it is not a forecast file either
     return "forecast"

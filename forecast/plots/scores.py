@@ -20,11 +20,6 @@ def _lead_label(ds: xr.Dataset) -> str:
     return f"lead time [{units}]"
 
 
-def score_variables(scores: xr.Dataset) -> list[str]:
-    """The forecast variables V that a scores file holds (from its ``crps_mean_V``)."""
-    return [str(n)[len("crps_mean_") :] for n in scores.data_vars if str(n).startswith("crps_mean_")]
-
-
 def plot_crps_vs_lead(scores: list[xr.Dataset], var: str) -> Figure:
     """CRPS and 1/CRPS (the paper's figure 3, higher is better) against lead time, one curve per model."""
     fig, (ax_crps, ax_inv) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)

@@ -11,8 +11,11 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+import numpy as np
+
 from forecast.errors import ForecastError
 
+MAX_INFLOW_NOISE = 0.5  # beyond this the inflow reverses now and then: no longer a perturbed free stream
 COLLISIONS = ("cumulant", "mrt", "entropic", "srt")
 TARGETS = ("cpu", "gpu")
 
@@ -36,6 +39,16 @@ class KarmanConfig:
     threads: int | None = None  # OpenMP threads per run; None: cores / parallel runs (set by generate)
     write_batch: int = 32  # frames buffered before one zarr write
     time_chunk: int = 4  # frames per zarr chunk along time
+    # free-stream turbulence at the inlet (simulators/karman/noise.py); 0: the deterministic street
+    inflow_noise: float = 0.0  # std of each inflow velocity component, relative to U
+    noise_time: float = 2.0  # its correlation time, in convective times D / U (a shedding period is ~5)
+    noise_length: float = 2.0  # its correlation length across the inlet, in cylinder diameters
+    noise_seed: int = 0  # each run draws from its own stream derived from this seed and its index
+    # perfect-model truth ensembles (group `truth`): K continuations from the exact state at N test starts
+    truth_members: int = 0  # K; 0: no truth group
+    truth_inits: int = 8  # N starts per run, spread over its test frames
+    truth_horizon: int = 16  # H frames per continuation
+    truth_context: int = 4  # test frames kept before the first start (a forecaster's context)
 
     def __post_init__(self) -> None:
         if not self.reynolds:
@@ -67,9 +80,37 @@ class KarmanConfig:
             )
         if self.time_chunk < 1 or self.write_batch % self.time_chunk:
             raise ForecastError("write_batch must be a multiple of time_chunk (writes must not share chunks)")
+        self._check_noise_and_truth()
         if self.cylinder_diameter < 2:
             raise ForecastError(
                 f"cylinder diameter {self.cylinder_diameter} cells is under-resolved (need >= 2)"
+            )
+
+    def _check_noise_and_truth(self) -> None:
+        if not 0 <= self.inflow_noise <= MAX_INFLOW_NOISE:
+            raise ForecastError(
+                f"--inflow-noise must be in [0, {MAX_INFLOW_NOISE}] (relative to U), got {self.inflow_noise}"
+            )
+        if not (self.noise_time > 0 and self.noise_length > 0):
+            raise ForecastError(
+                f"--noise-time and --noise-length must be positive (got {self.noise_time}, {self.noise_length})"
+            )
+        if self.truth_members < 0:
+            raise ForecastError(f"--truth-members must be >= 0, got {self.truth_members}")
+        if not self.truth_members:
+            return
+        if self.truth_inits < 1 or self.truth_horizon < 1 or self.truth_context < 0:
+            raise ForecastError(
+                "--truth-inits and --truth-horizon must be >= 1 and --truth-context >= 0 (got "
+                f"{self.truth_inits}, {self.truth_horizon}, {self.truth_context})"
+            )
+        room = self.test_frames - self.truth_context - self.truth_horizon + 1
+        if room < self.truth_inits:
+            raise ForecastError(
+                f"{self.truth_inits} truth starts need {self.truth_context} context frames before and "
+                f"{self.truth_horizon} frames after each within the {self.test_frames} test frames; "
+                f"raise --test-frames to {self.truth_context + self.truth_horizon - 1 + self.truth_inits} or "
+                "lower --truth-inits, --truth-horizon or --truth-context"
             )
 
     # --- derived geometry (simulation grid, lattice units) ---
@@ -103,12 +144,34 @@ class KarmanConfig:
         return int(round(3 * self.grid_length / self.velocity))
 
     @property
+    def convective_time(self) -> float:
+        """D / U in lattice steps."""
+        return self.cylinder_diameter / self.velocity
+
+    @property
+    def truth_init_times(self) -> list[int]:
+        """The ``time`` values of the test frames that the truth starts' first leads verify against:
+        evenly spread, with ``truth_context`` test frames before and ``truth_horizon - 1`` after each."""
+        if not self.truth_members:
+            return []
+        first = self.frames + self.truth_context
+        last = self.frames_per_run - self.truth_horizon
+        return [int(t) for t in np.round(np.linspace(first, last, self.truth_inits)).astype(int)]
+
+    @property
     def frames_per_run(self) -> int:
         return self.frames + self.test_frames
 
     def viscosity(self, reynolds: float) -> float:
         """Kinematic viscosity nu = U D / Re (lattice units)."""
         return self.velocity * self.cylinder_diameter / reynolds
+
+    @classmethod
+    def content_options(cls, stored_json: str) -> dict:
+        """The options of a stored ``to_json``, with options that did not exist when it was written at their
+        defaults (those reproduce what the older version wrote)."""
+        defaults = json.loads(cls().to_json())
+        return {**defaults, **json.loads(stored_json)}
 
     def to_json(self) -> str:
         """The options that define the store's content (resume checks that they did not change)."""

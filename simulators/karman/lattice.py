@@ -7,7 +7,9 @@ Geometry (lattice units, x downstream, y across)::
                              |  free-slip wall                              |
 
 * Uniform inflow at speed U through a velocity bounce-back (UBB) at x = 0, so ``Re = U D / nu`` holds with the
-  free-stream speed U.
+  free-stream speed U. With ``inflow_noise`` > 0 the UBB reads its velocity from a field (``inflow``) that the
+  run updates with free-stream turbulence (``noise.py``) every few steps; with 0 it is the constant UBB, so
+  the deterministic street is computed exactly as before the option existed.
 * Free-slip top and bottom walls: no wall boundary layers, and with D/H = 1/16 (6% blockage) the confinement
   raises the shedding frequency by only a few percent.
 * An extrapolation (convective) outflow at x = L (lbmpy's ``ExtrapolationOutflow``, Geier et al. 2015, eq. F.2)
@@ -29,8 +31,10 @@ import sympy as sp
 
 from forecast.errors import ForecastError
 from simulators.karman.config import KarmanConfig
+from simulators.karman.noise import InflowNoise
 
 OMEGA = sp.Symbol("omega_shear")
+INFLOW_ARRAY = "inflow"  # (x, y, 2) velocity the noisy UBB imposes; only the inlet columns are read
 VELOCITY_LIMIT = 0.5  # lattice units; |u| beyond ~c_s means the run has left the LBM's validity
 
 
@@ -90,14 +94,83 @@ class Lattice:
     reynolds: float
     step: object  # lbmpy.lbstep.LatticeBoltzmannStep
     solid: np.ndarray  # (x, y) bool, True inside the cylinder
+    noise: InflowNoise | None = None  # free-stream turbulence at the inlet; None: uniform inflow
 
     @property
     def omega(self) -> float:
         return relaxation_rate(self.config, self.reynolds)
 
     def advance(self, steps: int) -> None:
-        """Run ``steps`` lattice steps (one compiled time loop; macroscopic fields are updated at its end)."""
-        self.step.run(steps)
+        """Run ``steps`` lattice steps (compiled time loops; macroscopic fields are updated at the end).
+
+        With inlet noise, the inflow is set from the noise process, held for ``update_interval`` steps, and
+        the process advanced, until ``steps`` are done."""
+        if self.noise is None:
+            self.step.run(steps)
+            return
+        while steps > 0:
+            chunk = min(steps, self.noise.update_interval)
+            self._set_inflow()
+            self.step.run(chunk)
+            self.noise.advance(chunk)
+            steps -= chunk
+
+    def _set_inflow(self) -> None:
+        dh = self.step.data_handling
+        u, v = self.noise.velocities()
+        inflow = dh.cpu_arrays[INFLOW_ARRAY]
+        inflow[:2, 1:-1, 0] = u  # the ghost layer and the inlet column (the UBB reads the boundary cell)
+        inflow[:2, 1:-1, 1] = v
+        if self.config.target == "gpu":
+            dh.to_gpu(INFLOW_ARRAY)
+
+    def _state_arrays(self) -> list[str]:
+        step = self.step
+        return [step.pdf_array_name, f"{step.name}_pdfTmp", step.velocity_data_name, step.density_data_name]
+
+    def _boundary_data(self) -> list[np.ndarray]:
+        """The boundaries' per-link arrays; the extrapolation outflow keeps last step's populations there, so
+        they are part of the state (boundaries are laid out first if no step has run yet)."""
+        handling = self.step.boundary_handling
+        if getattr(handling, "_dirty", False):
+            handling.prepare()
+        name = handling._index_array_name
+        dh = self.step.data_handling
+        if self.config.target == "gpu":
+            dh.to_cpu(name)
+        return [
+            array
+            for block in dh.iterate(ghost_layers=True)
+            for array in block[name].boundary_object_to_index_list.values()
+        ]
+
+    def save_state(self) -> dict:
+        """A copy of everything the future depends on: the PDFs (both buffers), the macroscopic fields, the
+        boundaries' stored populations and the noise process (a fork point for truth ensembles)."""
+        dh = self.step.data_handling
+        if self.config.target == "gpu":
+            dh.to_cpu(self.step.pdf_array_name)
+        arrays = {name: dh.cpu_arrays[name].copy() for name in self._state_arrays() if name in dh.cpu_arrays}
+        return {
+            "arrays": arrays,
+            "boundaries": [array.copy() for array in self._boundary_data()],
+            "noise": self.noise.state() if self.noise is not None else None,
+        }
+
+    def restore_state(self, state: dict, noise_seed: int | None = None) -> None:
+        """Return to a saved state; with ``noise_seed``, the future noise is drawn afresh from that seed."""
+        dh = self.step.data_handling
+        for name, values in state["arrays"].items():
+            dh.cpu_arrays[name][...] = values
+        for array, values in zip(self._boundary_data(), state["boundaries"], strict=True):
+            array[...] = values
+        if self.config.target == "gpu":
+            dh.to_gpu(self.step.boundary_handling._index_array_name)
+            for name in state["arrays"]:
+                if name in getattr(dh, "gpu_arrays", {}):
+                    dh.to_gpu(name)
+        if self.noise is not None:
+            self.noise.restore(state["noise"], noise_seed)
 
     def macroscopic(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Views of (u, v, rho) on the simulation grid, indexed [x, y], ghost layers removed."""
@@ -121,8 +194,10 @@ class Lattice:
             )
 
 
-def build_lattice(config: KarmanConfig, reynolds: float) -> Lattice:
-    """Create the channel with its boundaries, initialised to the inflow plus a small asymmetric kick."""
+def build_lattice(config: KarmanConfig, reynolds: float, noise_seed: int | None = None) -> Lattice:
+    """Create the channel with its boundaries, initialised to the inflow plus a small asymmetric kick.
+
+    ``noise_seed`` seeds the inlet noise (``config.inflow_noise`` > 0; see ``noise.sequence_seed``)."""
     from lbmpy import LBMOptimisation
     from lbmpy.boundaries import UBB, ExtrapolationOutflow, FreeSlip, NoSlip
     from lbmpy.lbstep import LatticeBoltzmannStep
@@ -144,7 +219,23 @@ def build_lattice(config: KarmanConfig, reynolds: float) -> Lattice:
     stencil = step.method.stencil
     boundaries = step.boundary_handling
     U = config.velocity
-    boundaries.set_boundary(UBB((U, 0.0)), make_slice[0, :])
+    noise = None
+    if config.inflow_noise > 0:
+        D = config.cylinder_diameter
+        noise = InflowNoise(
+            config.inflow_noise,
+            U,
+            height,
+            config.noise_length * D,
+            config.noise_time * config.convective_time,
+            0 if noise_seed is None else noise_seed,
+        )
+        step.data_handling.add_array(INFLOW_ARRAY, values_per_cell=2, gpu=config.target == "gpu")
+        inflow = step.data_handling.fields[INFLOW_ARRAY]
+        step.data_handling.fill(INFLOW_ARRAY, 0.0, ghost_layers=True)
+        boundaries.set_boundary(UBB((inflow.center(0), inflow.center(1))), make_slice[0, :])
+    else:
+        boundaries.set_boundary(UBB((U, 0.0)), make_slice[0, :])
     boundaries.set_boundary(ExtrapolationOutflow((1, 0), step.method), make_slice[-1, :])
     boundaries.set_boundary(FreeSlip(stencil, (0, 1)), make_slice[:, 0])
     boundaries.set_boundary(FreeSlip(stencil, (0, -1)), make_slice[:, -1])
@@ -172,4 +263,4 @@ def build_lattice(config: KarmanConfig, reynolds: float) -> Lattice:
     for arrays in (dh.cpu_arrays, getattr(dh, "gpu_arrays", {})):
         if "karman_pdfTmp" in arrays and step.pdf_array_name in arrays:
             arrays["karman_pdfTmp"][...] = arrays[step.pdf_array_name]
-    return Lattice(config=config, reynolds=float(reynolds), step=step, solid=solid)
+    return Lattice(config=config, reynolds=float(reynolds), step=step, solid=solid, noise=noise)

@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 
 from forecast.errors import ForecastError
 from forecast.store import mark_complete
-from simulators.karman import store
+from simulators.karman import store, truth
 from simulators.karman.config import KarmanConfig
 from simulators.karman.lattice import build_lattice
+from simulators.karman.noise import sequence_seed
 from simulators.karman.run import run_frames
 
 
@@ -33,6 +34,7 @@ class RunResult:
     lattice_steps: int
     seconds: float  # wall time of the task
     build_seconds: float  # of which: code generation and compilation of the kernels
+    truth_seconds: float = 0.0  # of which: the truth ensembles' continuations
 
 
 @dataclass
@@ -50,17 +52,36 @@ class GenerationResult:
 
 
 def simulate_run(path: str, config: KarmanConfig, index: int) -> RunResult:
-    """Compute run ``index`` and write it into the store (the unit of work of a dask task)."""
+    """Compute run ``index`` and write it into the store (the unit of work of a dask task).
+
+    With truth ensembles, the run forks its continuations when it reaches each start (``truth.py``); they
+    are written before the run's last frames, so a run counted as finished has its truth written too."""
     start = time.perf_counter()
     writer = store.RunWriter(path, config, index)
     store.set_frames_written(path, index, 0)
-    lattice = build_lattice(config, config.reynolds[index])
+    lattice = build_lattice(config, config.reynolds[index], sequence_seed(config.noise_seed, index))
     built = time.perf_counter()
-    for frame in run_frames(config, index, lattice):
+    # a start's continuations fork from the state of the frame before the one lead 1 verifies against
+    forks = {t - 1: number for number, t in enumerate(config.truth_init_times)}
+    truth_seconds = 0.0
+    for time_value, frame in enumerate(run_frames(config, index, lattice)):
         writer.add(frame)
+        if time_value in forks:
+            fork_start = time.perf_counter()
+            members = truth.continuations(lattice, config, index, time_value + 1)
+            truth.write_start(path, config, index, forks[time_value], members)
+            truth_seconds += time.perf_counter() - fork_start
     writer.flush()
     steps = config.spinup_steps + config.frames_per_run * config.every
-    return RunResult(index, config.reynolds[index], steps, time.perf_counter() - start, built - start)
+    truth_steps = len(forks) * config.truth_members * config.truth_horizon * config.every
+    return RunResult(
+        index,
+        config.reynolds[index],
+        steps + truth_steps,
+        time.perf_counter() - start,
+        built - start,
+        truth_seconds,
+    )
 
 
 def prepare_store(path: Path, config: KarmanConfig, resume: bool, overwrite: bool) -> list[int]:
@@ -174,6 +195,7 @@ def generate(
         frames_bar.close()
     if (store.frames_written(path) < config.frames_per_run).any():
         raise ForecastError(f"{path}: some runs did not finish; run again with --resume")
+    truth.publish(path)
     mark_complete(path, True)
     runs = sorted(results, key=lambda r: r.index)
     cells = config.grid_length * config.grid_height

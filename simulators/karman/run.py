@@ -13,6 +13,7 @@ import numpy as np
 
 from simulators.karman.config import KarmanConfig
 from simulators.karman.lattice import Lattice, build_lattice
+from simulators.karman.noise import sequence_seed
 
 FIELDS = ("u", "v", "rho", "vorticity")
 
@@ -51,7 +52,7 @@ def run_frames(
     """Yield the ``frames + test_frames`` frames of run ``index``, after discarding the spin-up."""
     reynolds = config.reynolds[index]
     name = run_name(index)
-    lattice = lattice or build_lattice(config, reynolds)
+    lattice = lattice or build_lattice(config, reynolds, sequence_seed(config.noise_seed, index))
     step = 0
     # Spin-up: the impulsive start and the first shedding cycles are not part of the data set.
     while step < config.spinup_steps:

@@ -21,7 +21,9 @@ import zarr
 
 from forecast.errors import ForecastError
 from forecast.store import COMPLETE_ATTR, GROUPS, mark_complete
+from simulators.karman import truth
 from simulators.karman.config import KarmanConfig
+from simulators.karman.noise import sequence_seed
 from simulators.karman.run import FIELDS
 
 CONFIG_ATTR = "karman_config"
@@ -88,6 +90,11 @@ def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
             np.full(n_seq, config.cylinder_center[1] - 0.5),
             {"units": "lattice cells"},
         ),
+        "noise_seed": (
+            "sequence",
+            np.array([sequence_seed(config.noise_seed, i) for i in range(n_seq)], dtype=np.int64),
+            {"long_name": "seed of the run's inlet noise (noise.sequence_seed(noise_seed, sequence))"},
+        ),
         "time": ("time", frame_index, {"long_name": "frame index within the run", "units": "frame"}),
         "lattice_step": (
             "time",
@@ -108,8 +115,25 @@ def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
         "downsampling": config.scale,
         "boundaries": "inflow UBB (uniform U), free-slip side walls, extrapolation outflow, no-slip cylinder",
         "group": group,
+        **noise_attrs(config),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def noise_attrs(config: KarmanConfig) -> dict:
+    """The inlet-noise options as store attributes (the lattice-step values are what the run used)."""
+    return {
+        "inflow_noise": config.inflow_noise,
+        "inflow_noise_description": (
+            "std of each inflow velocity component relative to U: Ornstein-Uhlenbeck in time, Gaussian "
+            "correlation across the inlet (0: uniform inflow, the deterministic street)"
+        ),
+        "noise_time": config.noise_time,
+        "noise_time_lattice_steps": config.noise_time * config.convective_time,
+        "noise_length": config.noise_length,
+        "noise_length_cells": config.noise_length * config.cylinder_diameter,
+        "noise_seed": config.noise_seed,
+    }
 
 
 def create_store(path: str | os.PathLike, config: KarmanConfig) -> None:
@@ -125,6 +149,17 @@ def create_store(path: str | os.PathLike, config: KarmanConfig) -> None:
         skeleton(config, group).to_zarr(
             str(path), group=group, mode="a", compute=False, consolidated=False, encoding=encoding
         )
+    if config.truth_members:
+        template = truth.skeleton(config, skeleton(config, "test"))
+        encoding = {name: {"chunks": template[name].data.chunksize} for name in FIELDS}
+        template.to_zarr(
+            str(path),
+            group=truth.PARTIAL_GROUP,
+            mode="a",
+            compute=False,
+            consolidated=False,
+            encoding=encoding,
+        )
     mark_complete(path, False)
 
 
@@ -134,8 +169,8 @@ def check_resumable(path: str | os.PathLike, config: KarmanConfig) -> None:
     stored = root.attrs.get(CONFIG_ATTR)
     if stored is None or PROGRESS_ARRAY not in root:
         raise ForecastError(f"{path} is not a store written by `forecast simulate karman`; cannot resume it")
-    if json.loads(stored) != json.loads(config.to_json()):
-        old, new = json.loads(stored), json.loads(config.to_json())
+    old, new = KarmanConfig.content_options(stored), json.loads(config.to_json())
+    if old != new:
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ForecastError(
             f"cannot resume {path}: it was started with different options ({', '.join(changed)}); "

