@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -36,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from forecast.demo import score  # noqa: E402
+from forecast import pipeline  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
 from forecast.metrics.weights import MissingWeightsError  # noqa: E402
+from forecast.models.config import KINDS as DIFFUSION_KINDS  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
 CONFIGS = ROOT / "experiments" / "configs"
@@ -62,7 +62,7 @@ class Scale:
         """``config`` (a paper config) at this scale."""
         config = copy.deepcopy(config)
         kind = config["model"]["kind"]
-        if kind in ("rvd", "vd", "simple_rvd"):
+        if kind in DIFFUSION_KINDS:
             config["model"].update(self.rvd_model)
             if kind != "rvd":
                 config["model"].pop("transform_mults", None)
@@ -75,7 +75,7 @@ class Scale:
             config["model"]["bank_size"] = self.baseline_bank
         elif kind == "persistence_inflated":
             config["model"]["max_lead"] = self.rollout["horizon"]
-        if kind in ("rvd", "vd", "simple_rvd", "convgru", "svg_lp"):
+        if kind in (*DIFFUSION_KINDS, "convgru", "svg_lp"):
             config["training"].update(self.training)
         return config
 
@@ -192,61 +192,6 @@ TABLES = {
 
 
 # --------------------------------------------------------------------------------------------------- stages
-def make_data(out: Path, scale: Scale, progress: bool) -> Path:
-    from forecast.store import open_field_store
-    from simulators.karman import KarmanConfig, generate
-
-    store = out / "data" / "karman.zarr"
-    if store.exists():
-        try:
-            open_field_store(store, "test")
-            return store
-        except ForecastError:
-            pass
-    config = KarmanConfig(**scale.simulation)
-    store.parent.mkdir(parents=True, exist_ok=True)
-    scheduler = "synchronous" if len(config.reynolds) == 1 else "local"
-    generate(store, config, scheduler=scheduler, resume=store.exists(), progress=progress)
-    return store
-
-
-def train(row: Row, config: dict, store: Path, run_dir: Path, progress: bool) -> None:
-    from forecast.training import Trainer
-
-    trainer = Trainer(config, store, run_dir, resume=run_dir.exists(), progress=progress)
-    try:
-        trainer.fit()
-    finally:
-        trainer.close()
-
-
-def roll_out(
-    run_dir: Path,
-    store: Path,
-    out: Path,
-    scale: Scale,
-    seed: int,
-    progress: bool,
-    overrides: dict | None = None,
-) -> None:
-    from forecast.rollout import rollout
-    from forecast.store import open_field_store
-    from forecast.training import load_run
-
-    if out.exists():
-        return
-    run = load_run(run_dir)
-    settings = {**scale.rollout, **(overrides or {})}
-    diffusion = run.model.name in ("rvd", "vd", "simple_rvd")
-    rollout(
-        run.model, run.layout, open_field_store(store, "test"), out,
-        members=settings["members"], context=settings["context"], horizon=settings["horizon"],
-        inits=settings["inits"], sampler=settings["sampler"], steps=settings["steps"] if diffusion else None,
-        eta=settings.get("eta", 0.0), seed=seed, resume=True, progress=progress,
-        attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "source": str(store)},
-    )  # fmt: skip
-
-
 def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | None = None) -> dict:
     """LPIPS and FVD of ``variable`` rendered as grey video (the truth's 1st..99th percentile -> 0..255).
 
@@ -280,28 +225,23 @@ def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | 
     return result
 
 
-def table_rows(rows: list[Row], out: Path, perceptual_metrics: bool, weights: str | None) -> list[dict]:
-    import xarray as xr
-
-    from forecast.metrics.scores import score_variables
-
+def table_rows(
+    chain: pipeline.Pipeline, rows: list[pipeline.Row], perceptual_metrics: bool, weights: str | None
+) -> list[dict]:
+    """One entry per row: CRPS (mean and per variable), the spread-skill ratio (sqrt((m+1)/m) spread / RMSE,
+    averaged over leads and variables), the ensemble size and, with ``perceptual_metrics``, LPIPS and FVD."""
     table = []
-    for row in rows:
-        with xr.open_dataset(out / "scores" / f"{row.slug}.nc") as ds:
-            names = sorted(score_variables(ds))
-            crps = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
-            # the calibration in one number: sqrt((m+1)/m) spread / RMSE, averaged over leads and variables
-            spread_skill = sum(float(ds[f"spread_skill_{n}"].mean()) for n in names) / len(names)
-            members = int(ds.attrs["ensemble_size"])
+    for row, summary in zip(rows, chain.summarize(rows)):
+        crps = {k: v for k, v in summary.items() if k.startswith("crps_")}
         entry = {
-            "model": row.label,
-            "crps": sum(crps.values()) / len(crps),
+            "model": row.title,
+            "crps": summary["crps"],
             **crps,
-            "spread_skill": spread_skill,
-            "members": members,
+            "spread_skill": summary["spread_skill"],
+            "members": summary["members"],
         }
         if perceptual_metrics:
-            p = perceptual(out / "forecasts" / f"{row.slug}.nc", weights=weights)
+            p = perceptual(chain.forecast_file(row), weights=weights)
             entry.update({"lpips": p["lpips"], "fvd": p["fvd"]})
             if p["note"]:
                 entry["_note"] = p["note"]
@@ -370,30 +310,22 @@ def run_table(
         raise ForecastError(f"there is no table {number}; choose one of {', '.join(map(str, TABLES))}")
     if scale_name not in SCALES:
         raise ForecastError(f"unknown scale {scale_name!r}; choose one of {', '.join(SCALES)}")
-    scale, rows, out = SCALES[scale_name], TABLES[number], Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    store = Path(data) if data else make_data(out, scale, progress)
-    run_of_config: dict[str, Path] = {}  # rows that differ only in their rollout share one trained run
-    for i, row in enumerate(rows, 1):
-        log(f"[{i}/{len(rows)}] {row.label}: train, roll out, score")
-        config = row.build(scale)
-        run_dir = run_of_config.setdefault(json.dumps(config, sort_keys=True), out / "runs" / row.slug)
-        train(row, config, store, run_dir, progress)
-        roll_out(run_dir, store, out / "forecasts" / f"{row.slug}.nc", scale, seed, progress, row.rollout)
-        score(out / "forecasts" / f"{row.slug}.nc", out / "scores" / f"{row.slug}.nc")  # forecast.demo.score
-    table = table_rows(rows, out, perceptual_metrics, weights)
+    scale, out = SCALES[scale_name], Path(out)
+    from simulators.karman import KarmanConfig
+
+    chain = pipeline.Pipeline(
+        out,
+        store=data,
+        simulation=None if data else KarmanConfig(**scale.simulation),
+        rollout=pipeline.RolloutSettings(**scale.rollout, seed=seed),
+        progress=progress,
+        log=log,
+    )
+    rows = [pipeline.Row(r.slug, r.build(scale), label=r.label, rollout=r.rollout) for r in TABLES[number]]
+    chain.run(rows, variables=["vorticity"])  # two RVD rows must not share a legend entry: labelled by row
+    table = table_rows(chain, rows, perceptual_metrics, weights)
     command = f"python experiments/table{number}.py --scale {scale_name} --out {out}"
     csv_path, md_path = write_tables(table, out, number, scale, command)
-
-    from forecast.plots import plot_files
-
-    first = out / "forecasts" / f"{rows[0].slug}.nc"
-    plot_files(
-        [out / "scores" / f"{r.slug}.nc" for r in rows] + [first],
-        out / "figures",
-        variables=["vorticity"],
-        labels=[r.label for r in rows] + [rows[0].label],  # two RVD rows must not share a legend entry
-    )
     log(md_path.read_text())
     log(f"wrote {csv_path}, {md_path} and {out / 'figures'}")
     return table

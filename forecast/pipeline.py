@@ -43,8 +43,6 @@ from typing import Any
 from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
 
-SCORE_PREFIX = "crps_mean_"  # the scores-file variable a row's CRPS per variable is read from
-
 
 @dataclass(frozen=True)
 class RolloutSettings:
@@ -130,9 +128,10 @@ class Pipeline:
         simulate(self.store, self.simulation, self.progress)
         return self.store
 
-    def train(self, row: Row) -> dict:
+    def train(self, row: Row, progress: bool | None = None) -> dict:
         """Train (or resume) ``row``'s run; returns its final metrics (at once when the run is finished)."""
-        return train(row.config, self.store, self.run_dir(row), self.progress, self.log)
+        progress = self.progress if progress is None else progress
+        return train(row.config, self.store, self.run_dir(row), progress)
 
     def roll_out(self, row: Row) -> Path:
         out = self.forecast_file(row)
@@ -204,7 +203,7 @@ def simulate(store: Path, simulation: Any, progress: bool) -> None:
     )
 
 
-def train(config: dict, store: Path, run_dir: Path, progress: bool, log: Callable[[str], None]) -> dict:
+def train(config: dict, store: Path, run_dir: Path, progress: bool) -> dict:
     """Train ``config`` into ``run_dir`` (resumed if it exists); returns the final metrics.
 
     The config's ``steps`` and ``time_budget_s`` apply to a resumed run too, so a larger budget continues it.
@@ -237,6 +236,7 @@ def roll_out(run_dir: Path, store: Path, out: Path, settings: RolloutSettings, p
 
     if out.exists():
         return
+    out.parent.mkdir(parents=True, exist_ok=True)
     device = select_device(settings.device)
     run = load_run(run_dir, device=device)
     rollout(
@@ -276,24 +276,29 @@ def score(forecast_file: Path, out: Path) -> None:
 
 def summary_row(scores_file: Path) -> dict:
     """One row of a summary table: ``crps`` (the mean over variables of each variable's CRPS averaged over
-    leads), ``crps_<var>``, ``spread_skill`` (likewise) and ``spread_skill_<var>``, and ``members``."""
+    leads), ``spread_skill`` (likewise; None for a file without it), ``members``, then ``crps_<var>`` and
+    ``spread_skill_<var>`` per variable."""
     import xarray as xr
 
+    from forecast.metrics.scores import score_variables
+
     with xr.open_dataset(scores_file) as ds:
-        names = sorted(str(v)[len(SCORE_PREFIX) :] for v in ds.data_vars if str(v).startswith(SCORE_PREFIX))
-        crps = {f"crps_{n}": float(ds[f"{SCORE_PREFIX}{n}"].mean()) for n in names}
+        names = sorted(score_variables(ds))
+        crps = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
         ratio = {
             f"spread_skill_{n}": float(ds[f"spread_skill_{n}"].mean())
             for n in names
             if f"spread_skill_{n}" in ds
         }
         members = int(ds.attrs["ensemble_size"])
-    row = {"crps": sum(crps.values()) / len(crps), **crps}
-    if ratio:
-        row["spread_skill"] = sum(ratio.values()) / len(ratio)
-        row.update(ratio)
-    row["members"] = members
-    return row
+    mean_ratio = sum(ratio.values()) / len(ratio) if ratio else None
+    return {
+        "crps": sum(crps.values()) / len(crps),
+        "spread_skill": mean_ratio,
+        "members": members,
+        **crps,
+        **ratio,
+    }
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
