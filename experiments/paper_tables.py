@@ -57,6 +57,7 @@ class Scale:
     svg_lp_model: dict
     rollout: dict
     baseline_bank: int = 512
+    latent_models: dict = field(default_factory=dict)  # model.kind -> overrides (ivrnn, slamp)
 
     def shrink(self, config: dict) -> dict:
         """``config`` (a paper config) at this scale."""
@@ -71,11 +72,13 @@ class Scale:
             config["model"].update(self.convgru_model)
         elif kind == "svg_lp":
             config["model"].update(self.svg_lp_model)
+        elif kind in self.latent_models:
+            config["model"].update(self.latent_models[kind])
         elif kind == "climatology":
             config["model"]["bank_size"] = self.baseline_bank
         elif kind == "persistence_inflated":
             config["model"]["max_lead"] = self.rollout["horizon"]
-        if kind in (*DIFFUSION_KINDS, "convgru", "svg_lp"):
+        if kind in (*DIFFUSION_KINDS, "convgru", "svg_lp", "ivrnn", "slamp"):
             config["training"].update(self.training)
         return config
 
@@ -117,6 +120,10 @@ SCALES = {
         svg_lp_model={"dim": 16, "g_dim": 32, "z_dim": 4, "rnn_dim": 32},
         rollout={"members": 8, "inits": 12, "context": 4, "horizon": 16, "sampler": "ddim", "steps": 25},
         baseline_bank=512,
+        latent_models={
+            "ivrnn": {"dim": 16, "levels": 3, "z_dim": 4, "rnn_dim": 32},
+            "slamp": {"dim": 16, "g_dim": 32, "z_dim": 4, "rnn_dim": 32},
+        },
     ),
     "smoke": Scale(
         name="smoke",
@@ -135,6 +142,10 @@ SCALES = {
         svg_lp_model={"dim": 8, "g_dim": 8, "z_dim": 2, "rnn_dim": 8},
         rollout={"members": 2, "inits": 2, "context": 2, "horizon": 3, "sampler": "ddim", "steps": 2},
         baseline_bank=16,
+        latent_models={
+            "ivrnn": {"dim": 8, "levels": 2, "z_dim": 2, "rnn_dim": 8},
+            "slamp": {"dim": 8, "g_dim": 8, "z_dim": 2, "rnn_dim": 8},
+        },
     ),
 }
 
@@ -168,6 +179,8 @@ TABLES = {
     1: [
         Row("RVD", "paper_128"),
         Row("SVG-LP", "svg_lp"),
+        Row("IVRNN", "ivrnn"),
+        Row("SLAMP", "slamp"),
         Row("ConvGRU", "convgru"),
         Row("Persistence", "persistence"),
         Row("Persistence (inflated)", "persistence_inflated"),

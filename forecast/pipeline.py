@@ -231,7 +231,6 @@ def roll_out(run_dir: Path, store: Path, out: Path, settings: RolloutSettings, p
     """The forecast file of ``run_dir``'s model over the test group (skipped when ``out`` exists)."""
     from forecast.device import select_device
     from forecast.rollout import rollout
-    from forecast.store import open_field_store
     from forecast.training import load_run
 
     if out.exists():
@@ -242,7 +241,7 @@ def roll_out(run_dir: Path, store: Path, out: Path, settings: RolloutSettings, p
     rollout(
         run.model,
         run.layout,
-        open_field_store(store, "test"),
+        store,
         out,
         members=settings.members,
         context=settings.context,
@@ -255,7 +254,7 @@ def roll_out(run_dir: Path, store: Path, out: Path, settings: RolloutSettings, p
         device=device,
         resume=True,
         progress=progress,
-        attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "source": str(store)},
+        attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint)},
     )
 
 

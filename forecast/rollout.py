@@ -6,18 +6,19 @@ through ``observe``, so its ``mu`` and diffusion context come from the generated
 paper, section 4.2: 4 context frames, 16 generated). Ensemble members are rows of one batch: the context is
 expanded to ``(members, channel, y, x)`` and observed once, so no recurrent state is ever copied.
 
-The forecast file follows ``CONVENTIONS.md`` ("Forecast file"): ``V (init, member, lead_time, [channel,] y, x)``
-in physical units and the verifying truth ``V_obs (init, lead_time, [channel,] y, x)``. As an addition to the
-conventions it also holds the frames the model observed, ``V_context (init, context_time, [channel,] y, x)`` with
-``context_time`` = ``-context+1 .. 0`` (0: the last context frame), so that a forecast file alone can be plotted
-with its context and scored against persistence (``forecast score --reference persistence``).
+``rollout`` reads as: validate the options, choose the starts, generate, write. The file itself (its layout, CF
+metadata, times, partial file and resume) is ``forecast.forecast_file``: ``V (init, member, lead_time, [channel,]
+y, x)`` in the store's units, the verifying truth ``V_obs`` and the observed context frames ``V_context``, so a
+forecast file alone can be plotted with its context and scored against persistence.
 
-Memory and interruption. The file is written piece by piece: each chunk of at most ``batch_size`` members of one
-init is written as soon as it is generated, so memory holds one chunk, never the ensemble. Writing goes to
-``.NAME.partial`` beside the final path, which is renamed to the final name only when every init is done, so a
-forecast file under its final name is always complete. On an interruption (Ctrl-C, a killed job) the partial
-file stays; ``resume=True`` (``forecast rollout ... --resume``) checks that it was written with the same settings
-and continues with the inits it lacks. Any other error deletes the partial file.
+Starts. ``starts="even"`` spreads ``inits`` starts over the test sequences (``choose_inits``); ``starts="truth"``
+forecasts exactly the starts of the store's ``truth`` group (the perfect-model ensembles of a known-answer
+benchmark), with its horizon by default, and writes the truth's ``init``, ``sequence`` and ``init_time``.
+
+Memory and interruption. Each chunk of at most ``batch_size`` members of one init is written as soon as it is
+generated, so memory holds one chunk, never the ensemble. On an interruption (Ctrl-C, a killed job) the partial
+file keeps the finished inits; ``resume=True`` (``forecast rollout ... --resume``) checks that it was written
+with the same settings and continues with the inits it lacks. Any other error deletes the partial file.
 
 Reproducibility. Each chunk's noise comes from its own ``torch.Generator`` seeded from
 ``(seed, sequence, start, first member of the chunk)``: a forecast does not depend on which other inits are in
@@ -28,10 +29,8 @@ same seed gives the same file on the same device and software.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,25 +42,20 @@ from forecast import __version__
 from forecast.data.layout import ChannelLayout
 from forecast.device import autocast_dtype
 from forecast.errors import ForecastError
+from forecast.forecast_file import ForecastFileWriter, ForecastSettings, Init, history_entry
+from forecast.metrics.truth import check_truth, open_truth
 from forecast.models.base import SequenceModel
 
 SAMPLERS = ("ddpm", "ddim")
-#: global attribute listing the inits finished so far; present only in a partial file
-_DONE_ATTR = "rollout_completed_inits"
-#: global attribute holding the settings a partial file was started with (checked on resume)
-_SETTINGS_ATTR = "rollout_settings"
+#: how the starts are chosen: spread evenly over the test group, or those of the store's truth group
+STARTS = ("even", "truth")
+DEFAULT_HORIZON = 16
+
+__all__ = ["Init", "RolloutInterrupted", "choose_inits", "generate", "rollout", "rollout_run", "truth_inits"]
 
 
 class RolloutInterrupted(ForecastError):
     """A rollout stopped by the user; its finished inits are kept in the partial file for ``--resume``."""
-
-
-@dataclass(frozen=True)
-class Init:
-    """One forecast start: ``sequence`` (position in the store) and ``start`` (first context frame)."""
-
-    sequence: int
-    start: int
 
 
 def choose_inits(
@@ -161,162 +155,83 @@ def generate(
     return torch.stack(frames, dim=1)
 
 
-# --------------------------------------------------------------------------------------------------- the file
-def _partial_path(out_path: Path) -> Path:
-    return out_path.with_name(f".{out_path.name}.partial")
+# --------------------------------------------------------------------------------------------------- starts
+def truth_inits(test_ds: xr.Dataset, truth: xr.Dataset, context: int) -> tuple[list[Init], np.ndarray]:
+    """The starts of a store's ``truth`` group as ``Init`` objects of ``test_ds``, and the truth's ``init`` labels.
 
-
-def _netcdf_value_type(values: np.ndarray):
-    # native byte order: zarr may hand back big-endian arrays, netCDF4 warns about those
-    return str if values.dtype.kind in "OUS" else values.dtype.newbyteorder("=")
-
-
-def _create_file(
-    path: Path,
-    layout: ChannelLayout,
-    test_ds: xr.Dataset,
-    chosen: list[Init],
-    members: int,
-    context: int,
-    horizon: int,
-    attrs: dict[str, Any],
-    settings: str,
-):
-    import netCDF4
-
-    nc = netCDF4.Dataset(path, "w", format="NETCDF4")
-    n_init = len(chosen)
-    has_channel = any(c is not None for _, c in layout.channels)
-    nc.createDimension("init", n_init)
-    nc.createDimension("member", members)
-    nc.createDimension("lead_time", horizon)
-    if has_channel:
-        counts = {
-            len(layout.channels_of(v)) for v in layout.variables if layout.channels_of(v)[0] is not None
-        }
-        if len(counts) > 1:
+    The truth's ``sequence`` is a label of the test group's ``sequence`` coordinate and its ``init_time`` a value
+    of the test group's ``time``: the frame lead 1 verifies against, so the context ends one frame before it.
+    """
+    check_truth(truth)
+    seq_labels = np.asarray(test_ds["sequence"].values) if "sequence" in test_ds.coords else None
+    times = (
+        np.asarray(test_ds["time"].values) if "time" in test_ds.coords else np.arange(test_ds.sizes["time"])
+    )
+    chosen = []
+    for sequence, init_time in zip(truth["sequence"].values, truth["init_time"].values, strict=True):
+        seq = np.flatnonzero(seq_labels == sequence) if seq_labels is not None else [int(sequence)]
+        frame = np.flatnonzero(times == init_time)
+        if len(seq) != 1 or len(frame) != 1:
             raise ForecastError(
-                f"variables with different channel counts {sorted(counts)} cannot share a file"
+                f"the truth group's start (sequence {sequence}, init_time {init_time}) is not a frame of the test group"
             )
-        nc.createDimension("channel", counts.pop())
-    nc.createDimension("y", layout.height)
-    nc.createDimension("x", layout.width)
+        if frame[0] < context:
+            raise ForecastError(
+                f"the truth group's start (sequence {sequence}, init_time {init_time}) has only {frame[0]} test "
+                f"frames before it; --context {context} needs {context}"
+            )
+        chosen.append(Init(int(seq[0]), int(frame[0]) - context))
+    labels = np.asarray(truth["init"].values) if "init" in truth.coords else np.arange(len(chosen))
+    return chosen, labels
 
-    init_coords = ["sequence", "init_time"]
-    var = nc.createVariable("init", "i4", ("init",))
-    var[:] = np.arange(n_init)
-    var.long_name = "forecast start"
-    seq_index = np.array([i.sequence for i in chosen])
-    if "sequence" in test_ds.coords:
-        labels = np.asarray(test_ds["sequence"].values)[seq_index]
-        seq_attrs = dict(test_ds["sequence"].attrs)
+
+def _choose(
+    test_ds: xr.Dataset, store, starts: str, inits, context: int, horizon: int | None
+) -> tuple[list[Init], np.ndarray | None, int]:
+    """The inits to forecast, their ``init`` labels (None: 0..n-1) and the horizon."""
+    n_sequences, length = test_ds.sizes["sequence"], test_ds.sizes["time"]
+    if starts == "truth":
+        if inits is not None:
+            raise ForecastError(
+                "--inits cannot be combined with --starts truth (the truth group fixes the starts)"
+            )
+        if store is None:
+            raise ForecastError("starts='truth' needs the field store's path (pass the store, not a Dataset)")
+        truth = open_truth(store)
+        horizon = truth.sizes["lead_time"] if horizon is None else horizon
+        chosen, labels = truth_inits(test_ds, truth, context)
     else:
-        labels, seq_attrs = seq_index, {}
-    var = nc.createVariable("sequence", _netcdf_value_type(labels), ("init",))
-    var[:] = labels.astype(object) if labels.dtype.kind in "OUS" else labels
-    var.setncatts({"long_name": "test sequence of the source store", **_attrs(seq_attrs)})
-    var = nc.createVariable("init_time", "i4", ("init",))
-    var[:] = np.array([i.start + context for i in chosen])
-    var.long_name = "source frame index of the first forecast frame"
-    var.units = "frames"
-    # per-sequence parameters of the store (reynolds number, ...) follow their sequence
-    for name, coord in test_ds.coords.items():
-        if name == "sequence" or coord.dims != ("sequence",):
-            continue
-        values = np.asarray(coord.values)[seq_index]
-        var = nc.createVariable(name, _netcdf_value_type(values), ("init",))
-        var[:] = values.astype(object) if values.dtype.kind in "OUS" else values
-        var.setncatts(_attrs(coord.attrs))
-        init_coords.append(name)
-
-    var = nc.createVariable("member", "i4", ("member",))
-    var[:] = np.arange(members)
-    var.standard_name = "realization"
-    var.long_name = "ensemble member"
-    nc.createDimension("context_time", context)
-    var = nc.createVariable("context_time", "i4", ("context_time",))
-    var[:] = np.arange(-context + 1, 1)
-    var.long_name = "frames relative to the last context frame"
-    var.units = "frames"
-    var = nc.createVariable("lead_time", "i4", ("lead_time",))
-    var[:] = np.arange(1, horizon + 1)
-    var.standard_name = "forecast_period"
-    var.long_name = "frames after the last context frame"
-    var.units = "frames"
-    lead_coords = []
-    time = test_ds.coords.get("time")
-    if time is not None and "units" in time.attrs and time.dtype.kind in "iuf" and time.size > 1:
-        spacing = np.diff(np.asarray(time.values, dtype=np.float64))
-        if np.allclose(spacing, spacing[0]):
-            var = nc.createVariable("forecast_period", "f8", ("lead_time",))
-            var[:] = np.arange(1, horizon + 1) * spacing[0]
-            var.long_name = "lead time in the source's time units"
-            var.units = str(time.attrs["units"])
-            lead_coords.append("forecast_period")
-    if has_channel:
-        var = nc.createVariable("channel", "i4", ("channel",))
-        var[:] = np.arange(len(nc.dimensions["channel"]))
-    for dim in ("y", "x"):
-        values = np.asarray(test_ds[dim].values) if dim in test_ds.coords else np.arange(test_ds.sizes[dim])
-        var = nc.createVariable(dim, _netcdf_value_type(values), (dim,))
-        var[:] = values
-        if dim in test_ds.coords:
-            var.setncatts(_attrs(test_ds[dim].attrs))
-
-    for name in layout.variables:
-        channel_dims = ("channel",) if layout.channels_of(name)[0] is not None else ()
-        frame_dims = (*channel_dims, "y", "x")
-        frame_shape = tuple(len(nc.dimensions[d]) for d in frame_dims)
-        var_attrs = {k: str(v) for k, v in layout.attrs.get(name, {}).items()}
-        fc = nc.createVariable(
-            name, "f4", ("init", "member", "lead_time", *frame_dims), chunksizes=(1, 1, 1, *frame_shape)
-        )
-        fc.setncatts(var_attrs)
-        fc.coordinates = " ".join(init_coords + lead_coords)
-        obs = nc.createVariable(
-            f"{name}_obs", "f4", ("init", "lead_time", *frame_dims), chunksizes=(1, 1, *frame_shape)
-        )
-        obs.setncatts({**var_attrs, "long_name": f"{var_attrs.get('long_name', name)} (verifying truth)"})
-        obs.coordinates = " ".join(init_coords + lead_coords)
-        seen = nc.createVariable(
-            f"{name}_context", "f4", ("init", "context_time", *frame_dims), chunksizes=(1, 1, *frame_shape)
-        )
-        seen.setncatts({**var_attrs, "long_name": f"{var_attrs.get('long_name', name)} (context frames)"})
-        seen.coordinates = " ".join(init_coords)
-
-    nc.setncatts(_attrs(attrs))
-    nc.setncattr(_SETTINGS_ATTR, settings)
-    nc.setncattr(_DONE_ATTR, "[]")
-    nc.sync()
-    return nc
-
-
-def _attrs(attrs: dict) -> dict:
-    return {str(k): _attr_value(v) for k, v in attrs.items()}
-
-
-def _attr_value(value: Any):
-    """netCDF attributes hold numbers and strings; everything else is stored as its string form."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int | float | str | np.integer | np.floating):
-        return value
-    if value is None:
-        return "none"
-    return str(value)
+        horizon = DEFAULT_HORIZON if horizon is None else horizon
+        labels = None
+        if inits is None or isinstance(inits, int | np.integer):
+            return (
+                choose_inits(n_sequences, length, context, horizon, inits if inits is None else int(inits)),
+                None,
+                horizon,
+            )
+        chosen = list(inits)
+    choose_inits(n_sequences, length, context, horizon, 1)  # validates the window
+    for init in chosen:
+        if not (0 <= init.sequence < n_sequences and 0 <= init.start <= length - context - horizon):
+            raise ForecastError(
+                f"{init} with context {context} and horizon {horizon} lies outside the test group "
+                f"({n_sequences} sequences x {length} frames)"
+            )
+    return chosen, labels, horizon
 
 
 # --------------------------------------------------------------------------------------------------- rollout
 def rollout(
     model: SequenceModel,
     layout: ChannelLayout,
-    test_ds: xr.Dataset,
+    data: xr.Dataset | str | os.PathLike,
     out_path: str | os.PathLike,
     *,
     members: int = 8,
     context: int = 4,
-    horizon: int = 16,
+    horizon: int | None = None,
     inits: int | Sequence[Init] | None = None,
+    starts: str = "even",
     sampler: str = "ddpm",
     steps: int | None = None,
     eta: float = 0.0,
@@ -325,17 +240,64 @@ def rollout(
     device: torch.device | str = "cpu",
     amp: bool = False,
     attrs: dict[str, Any] | None = None,
+    group: str | None = None,
+    history: str | None = None,
     resume: bool = False,
     progress: bool = False,
+    log: Callable[[str], Any] | None = None,
 ) -> Path:
-    """Write an ensemble forecast file for ``inits`` starts of ``test_ds`` and return its path.
+    """Write an ensemble forecast file for starts of a field store's test group and return its path.
 
-    ``inits`` is a count (spread evenly by ``choose_inits``; ``None``: one per sequence) or explicit
-    ``Init`` objects. ``attrs`` are added to the file's global attributes (the CLI puts the checkpoint, run
-    directory and source store there). See the module docstring for chunking, interruption and seeding.
+    ``data`` is the store's path (its ``group``, default ``test``, is opened) or an opened group. ``starts``:
+    ``"even"`` takes ``inits`` starts (a count spread evenly by ``choose_inits``, ``None`` one per sequence, or
+    explicit ``Init`` objects); ``"truth"`` the starts of the store's ``truth`` group, whose horizon is then the
+    default. ``horizon`` defaults to 16 otherwise. ``attrs`` are added to the file's global attributes (the
+    checkpoint and run directory: ``rollout_run`` puts them there); ``history`` is the command that made the file;
+    ``log`` receives notes for the user (a deterministic model is written with one member).
+    See the module docstring for chunking, interruption and seeding.
     """
-    out_path = Path(out_path)
     device = torch.device(device)
+    _check_options(model, sampler, steps, members, batch_size, starts)
+    test_ds, store, group = _open_data(data, group)
+    layout.check_compatible(test_ds, "test store")
+    if not model.stochastic and members > 1:
+        members = 1  # a deterministic model gives the same frame every time: one member says it all
+        if log is not None:
+            log(f"model {model.name!r} is deterministic: writing one member")
+    chosen, labels, horizon = _choose(test_ds, store, starts, inits, context, horizon)
+    settings = ForecastSettings(
+        model=model.name,
+        variables=tuple(layout.variables),
+        inits=tuple(chosen),
+        members=members,
+        context=context,
+        horizon=horizon,
+        sampler=sampler,
+        steps=steps,
+        sampling_steps=_resolved_steps(model, steps),
+        eta=eta,
+        seed=seed,
+        member_chunk=min(members, batch_size),  # chunks have their own noise: part of the result
+        amp=amp,
+        source_store=str(store) if store is not None else "unknown",
+        source_group=group,
+        starts=starts,
+        provenance=dict(attrs or {}),
+        device=str(device),
+        software=f"forecast {__version__}, torch {torch.__version__}",
+        history=history or history_entry("forecast.rollout.rollout (Python API)"),
+    )
+    model = model.to(device).eval()
+    writer = ForecastFileWriter(out_path, settings, test_ds, init_labels=labels, resume=resume)
+    _generate_into(writer, model, layout, test_ds, device, amp, progress)
+    return writer.commit()
+
+
+def _check_options(
+    model: SequenceModel, sampler: str, steps, members: int, batch_size: int, starts: str
+) -> None:
+    if starts not in STARTS:
+        raise ForecastError(f"unknown starts {starts!r}; choose one of {STARTS}")
     if sampler not in SAMPLERS:
         raise ForecastError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
     if steps is not None and steps < 1:
@@ -349,147 +311,16 @@ def rollout(
         raise ForecastError(
             f"the ddpm sampler runs all {n_diffusion} diffusion steps of this model; use --sampler ddim for {steps}"
         )
-    layout.check_compatible(test_ds, "test store")
-    if not model.stochastic and members > 1:
-        members = 1  # a deterministic model gives the same frame every time: one member says it all
-    n_sequences, length = test_ds.sizes["sequence"], test_ds.sizes["time"]
-    if inits is None or isinstance(inits, int | np.integer):
-        chosen = choose_inits(n_sequences, length, context, horizon, None if inits is None else int(inits))
-    else:
-        chosen = list(inits)
-        choose_inits(n_sequences, length, context, horizon, 1)  # validates the window
-        for init in chosen:
-            if not (0 <= init.sequence < n_sequences and 0 <= init.start <= length - context - horizon):
-                raise ForecastError(f"{init} lies outside the test group ({n_sequences} x {length} frames)")
 
-    settings = json.dumps(
-        {
-            "model": model.name,
-            "members": members,
-            "context": context,
-            "horizon": horizon,
-            "inits": [[i.sequence, i.start] for i in chosen],
-            "sampler": sampler,
-            "steps": steps,
-            "eta": eta,
-            "seed": seed,
-            "member_chunk": min(members, batch_size),  # chunks have their own noise: part of the result
-            "amp": amp,
-            "variables": list(layout.variables),
-            **{k: str(v) for k, v in (attrs or {}).items()},
-        },
-        sort_keys=True,
-    )
-    file_attrs = {
-        "Conventions": "CF-1.8",
-        "title": f"{model.name} ensemble forecast",
-        "model": model.name,
-        "sampler": sampler,
-        "sampling_steps": _resolved_steps(model, steps),
-        "eta": eta,
-        "seed": seed,
-        "context_length": context,
-        "horizon": horizon,
-        "members": members,
-        "member_chunk": min(members, batch_size),
-        "variables": " ".join(layout.variables),
-        "software": f"forecast {__version__}, torch {torch.__version__}",
-        "device": str(device),
-        "amp": int(amp),
-        "seeding": "one torch.Generator per (seed, sequence, start, first member of chunk)",
-        **(attrs or {}),
-    }
 
-    model = model.to(device).eval()
-    amp_dtype = autocast_dtype(device) if amp else None
-    partial = _partial_path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    nc, done = _open_partial(partial, settings) if resume and partial.exists() else (None, set())
-    if nc is None:
-        try:
-            nc = _create_file(
-                partial, layout, test_ds, chosen, members, context, horizon, file_attrs, settings
-            )
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-    chunk = min(members, batch_size)
-    n_chunks = -(-members // chunk)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+def _open_data(data, group: str | None) -> tuple[xr.Dataset, str | None, str]:
+    """The group to forecast, the store's path (where known) and the group's name."""
+    if isinstance(data, xr.Dataset):
+        return data, data.encoding.get("source"), group or str(data.attrs.get("group", "test"))
+    from forecast.store import open_field_store
 
-        bar = tqdm(
-            total=(len(chosen) - len(done)) * n_chunks * horizon,
-            unit="frame",
-            desc="rollout",
-            dynamic_ncols=True,
-        )
-    try:
-        for index, init in enumerate(chosen):
-            if index in done:
-                continue
-            if bar is not None:
-                bar.set_postfix_str(f"init {index + 1}/{len(chosen)}", refresh=False)
-            window = test_ds.isel(
-                sequence=init.sequence, time=slice(init.start, init.start + context + horizon)
-            )
-            window = window[list(layout.variables)].load()
-            normalised = layout.stack(window.isel(time=slice(0, context)))
-            if not np.isfinite(normalised).all():
-                raise ForecastError(f"context frames of {init} contain NaN or infinite values")
-            context_frames = torch.from_numpy(normalised).to(device)
-            for name in layout.variables:
-                nc[f"{name}_context"][index] = np.asarray(
-                    window[name].isel(time=slice(0, context)).values, np.float32
-                )
-                nc[f"{name}_obs"][index] = np.asarray(
-                    window[name].isel(time=slice(context, None)).values, np.float32
-                )
-            for first in range(0, members, chunk):
-                size = min(chunk, members - first)
-                frames = generate(
-                    model,
-                    context_frames,
-                    horizon,
-                    size,
-                    sampler=sampler,
-                    steps=steps,
-                    eta=eta,
-                    generator=chunk_generator(seed, init, first, device),
-                    amp_dtype=amp_dtype,
-                    on_frame=bar.update if bar is not None else None,
-                ).cpu()
-                if not torch.isfinite(frames).all():
-                    raise ForecastError(
-                        f"model {model.name!r} generated NaN or infinite values for {init}; "
-                        "the checkpoint may be diverged"
-                    )
-                for name, values in layout.unstack(frames.numpy()).items():
-                    nc[name][index, first : first + size] = values
-            done.add(index)
-            nc.setncattr(_DONE_ATTR, json.dumps(sorted(done)))
-            nc.sync()
-    except KeyboardInterrupt:
-        nc.close()
-        if bar is not None:
-            bar.close()
-        raise RolloutInterrupted(
-            f"interrupted after {len(done)} of {len(chosen)} inits; the finished ones are kept in {partial}: "
-            "rerun the same command with --resume to continue"
-        ) from None
-    except BaseException:
-        nc.close()
-        partial.unlink(missing_ok=True)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    nc.delncattr(_DONE_ATTR)
-    nc.delncattr(_SETTINGS_ATTR)
-    nc.close()
-    os.replace(partial, out_path)
-    return out_path
+    group = group or "test"
+    return open_field_store(data, group), str(data), group
 
 
 def _resolved_steps(model: SequenceModel, steps: int | None) -> int | str:
@@ -500,19 +331,142 @@ def _resolved_steps(model: SequenceModel, steps: int | None) -> int | str:
     return int(n) if isinstance(n, int) else "all"
 
 
-def _open_partial(partial: Path, settings: str):
-    """Reopen an interrupted rollout's file; refuse it if it was started with other settings."""
-    import netCDF4
-
+def _generate_into(
+    writer: ForecastFileWriter,
+    model: SequenceModel,
+    layout: ChannelLayout,
+    test_ds: xr.Dataset,
+    device: torch.device,
+    amp: bool,
+    progress: bool,
+) -> None:
+    """Generate every init the file lacks and write it; Ctrl-C keeps the partial file, other errors delete it."""
+    settings = writer.settings
+    chunk = settings.member_chunk
+    todo = [(i, init) for i, init in enumerate(settings.inits) if i not in writer.done]
+    bar = _progress_bar(len(todo) * -(-settings.members // chunk) * settings.horizon) if progress else None
     try:
-        nc = netCDF4.Dataset(partial, "a")
-    except OSError as exc:
-        raise ForecastError(f"cannot resume from {partial} ({exc}); delete it and start again") from None
-    if _SETTINGS_ATTR not in nc.ncattrs() or nc.getncattr(_SETTINGS_ATTR) != settings:
-        nc.close()
-        raise ForecastError(
-            f"{partial} was started with other settings (model, checkpoint, inits, sampler, seed, ...); "
-            "rerun with the same options, or without --resume to start afresh"
+        for index, init in todo:
+            if bar is not None:
+                bar.set_postfix_str(f"init {index + 1}/{len(settings.inits)}", refresh=False)
+            _forecast_init(
+                writer,
+                index,
+                init,
+                model,
+                layout,
+                test_ds,
+                device,
+                amp,
+                bar.update if bar is not None else None,
+            )
+            writer.finish_init(index)
+    except KeyboardInterrupt:
+        writer.abandon(keep=True)
+        raise RolloutInterrupted(
+            f"interrupted after {len(writer.done)} of {len(settings.inits)} inits; the finished ones are kept in "
+            f"{writer.partial}: rerun the same command with --resume to continue"
+        ) from None
+    except BaseException:
+        writer.abandon(keep=False)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _progress_bar(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="frame", desc="rollout", dynamic_ncols=True)
+
+
+def _forecast_init(
+    writer: ForecastFileWriter,
+    index: int,
+    init: Init,
+    model: SequenceModel,
+    layout: ChannelLayout,
+    test_ds: xr.Dataset,
+    device: torch.device,
+    amp: bool,
+    on_frame: Callable[[], Any] | None,
+) -> None:
+    """One init: its observed frames, then its members chunk by chunk, each chunk with its own noise."""
+    settings = writer.settings
+    context, horizon, members, chunk = (
+        settings.context,
+        settings.horizon,
+        settings.members,
+        settings.member_chunk,
+    )
+    window = test_ds.isel(sequence=init.sequence, time=slice(init.start, init.start + context + horizon))
+    window = window[list(layout.variables)].load()
+    normalised = layout.stack(window.isel(time=slice(0, context)))
+    if not np.isfinite(normalised).all():
+        raise ForecastError(f"context frames of {init} contain NaN or infinite values")
+    writer.write_observed(index, window)
+    context_frames = torch.from_numpy(normalised).to(device)
+    for first in range(0, members, chunk):
+        frames = generate(
+            model,
+            context_frames,
+            horizon,
+            min(chunk, members - first),
+            sampler=settings.sampler,
+            steps=settings.steps,
+            eta=settings.eta,
+            generator=chunk_generator(settings.seed, init, first, device),
+            amp_dtype=autocast_dtype(device) if amp else None,
+            on_frame=on_frame,
+        ).cpu()
+        if not torch.isfinite(frames).all():
+            raise ForecastError(
+                f"model {model.name!r} generated NaN or infinite values for {init}; the checkpoint may be diverged"
+            )
+        writer.write_members(index, first, layout.unstack(frames.numpy()))
+
+
+# --------------------------------------------------------------------------------------------------- from a run
+def rollout_run(
+    run_dir: str | os.PathLike,
+    store: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    ema: bool = True,
+    device: str | torch.device = "auto",
+    history: str | None = None,
+    **options: Any,
+) -> Path:
+    """Forecast a field store with a run directory's trained model, recording where both came from.
+
+    Loads the run (EMA weights unless ``ema=False``) and calls ``rollout`` on the store's test group with
+    ``options`` (``members``, ``context``, ``horizon``, ``inits``, ``starts``, ``sampler``, ...); the file's
+    attributes name the checkpoint, its step, the run directory, the weights, the config, the store and group.
+    """
+    import json
+
+    from forecast.device import select_device
+    from forecast.training import load_run
+
+    device = select_device(device) if not isinstance(device, torch.device) else device
+    if device.type == "cuda":
+        # same seed, same forecast: no autotuned (non-deterministic) convolution algorithms
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    run = load_run(run_dir, device=str(device), ema=ema)
+    provenance = {
+        "checkpoint": str(run.checkpoint),
+        "checkpoint_step": int(run.step),
+        "run_dir": str(run_dir),
+        "weights": "ema" if ema else "raw",
+        "config": json.dumps(run.config, sort_keys=True, default=str),
+        **(options.pop("attrs", None) or {}),
+    }
+    if history is None:
+        history = history_entry(
+            f"forecast.rollout.rollout_run({str(run_dir)!r}, {str(store)!r}) (Python API)"
         )
-    done = set(json.loads(nc.getncattr(_DONE_ATTR)))
-    return nc, done
+    return rollout(
+        run.model, run.layout, store, out_path, device=device, attrs=provenance, history=history, **options
+    )

@@ -9,6 +9,7 @@ interrupted generation is never mistaken for a dataset.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import xarray as xr
@@ -17,6 +18,8 @@ import zarr
 from forecast.errors import ForecastError
 
 GROUPS = ("train", "test")
+TRUTH_GROUP = "truth"  # optional: perfect-model truth ensembles (CONVENTIONS.md, "Field store")
+PARTIAL_SUFFIX = "_partial"  # a group being written; renamed to its final name once complete
 FIELD_DIMS = ("sequence", "time", "y", "x")
 CHANNEL_FIELD_DIMS = ("sequence", "time", "channel", "y", "x")
 COMPLETE_ATTR = "complete"
@@ -35,6 +38,17 @@ def _root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
 def mark_complete(path: str | os.PathLike, complete: bool = True) -> None:
     """Set the store's completeness flag (writers set False first and True last)."""
     _root(path, mode="r+").attrs[COMPLETE_ATTR] = bool(complete)
+
+
+def publish_group(path: str | os.PathLike, group: str) -> None:
+    """Rename the finished group ``group + PARTIAL_SUFFIX`` to ``group`` (one rename, so a reader finds the
+    group complete or not at all). A no-op when there is no partial group."""
+    path = Path(path)
+    partial = path / f"{group}{PARTIAL_SUFFIX}"
+    if partial.exists():
+        if (path / group).exists():
+            shutil.rmtree(path / group)
+        os.replace(partial, path / group)
 
 
 def is_complete(path: str | os.PathLike) -> bool:

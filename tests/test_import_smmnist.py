@@ -85,3 +85,68 @@ def test_builtin_digits_are_scikit_learns():
         np.uint8
     )
     np.testing.assert_array_equal(_builtin_digits(), expected)
+
+
+def test_render_sequence_is_unchanged_by_the_fork_points(rng):
+    # digit_paths/render split render_sequence; the frames of a seed must stay what they were (the stored
+    # datasets and their resume depend on it): the same random draws, in the same order
+    from forecast.data.importers.smmnist import digit_paths, render
+
+    digits = np.random.default_rng(1).integers(0, 255, (4, 8, 8)).astype(np.uint8)
+    frames = render_sequence(np.random.default_rng([0, 1, 3]), digits, 20, size=32)
+    paths = digit_paths(np.random.default_rng([0, 1, 3]), digits, 20, size=32)
+    np.testing.assert_array_equal(render(paths, 32), frames)
+    # and the walk itself is the old trajectory(): first corner drawn, then the bounces
+    reference = trajectory(np.random.default_rng(5), 50, 24)
+    np.testing.assert_array_equal(trajectory(np.random.default_rng(5), 50, 24), reference)
+    assert reference[0].min() >= 0
+
+
+def test_truth_futures_start_from_the_test_state_with_their_own_bounces(tmp_path):
+    pytest.importorskip("sklearn")
+    import xarray as xr
+
+    out = import_smmnist(
+        "builtin",
+        tmp_path / "sm.zarr",
+        size=32,
+        digit_size=12,
+        length=20,
+        sequences={"train": 2, "test": 6},
+        truth_members=6,
+        truth_inits=4,
+        truth_horizon=10,
+        truth_context=3,
+        progress=False,
+    )
+    test = open_field_store(out, "test").load()
+    truth = xr.open_zarr(str(out), group="truth", consolidated=False).load()
+    assert truth["frames"].dims == ("init", "member", "lead_time", "y", "x")
+    assert truth["frames"].shape == (4, 6, 10, 32, 32) and truth["frames"].dtype == np.uint8
+    np.testing.assert_array_equal(truth["sequence"].values, [0, 2, 3, 5])
+    np.testing.assert_array_equal(truth["init_time"].values, [3, 5, 8, 10])  # context before, horizon after
+    np.testing.assert_array_equal(truth["lead_time"].values, np.arange(1, 11))
+    differ = 0
+    for i in range(4):
+        seq, t0 = int(truth["sequence"][i]), int(truth["init_time"][i])
+        members = truth["frames"].isel(init=i).values
+        verifying = test["frames"].isel(sequence=seq).sel(time=t0 + np.arange(10)).values
+        # lead 1 is where the digits already were headed: every member shows the verifying frame
+        for m in range(6):
+            np.testing.assert_array_equal(members[m, 0], verifying[0])
+        # until a digit reaches a wall the motion is deterministic, so members agree with the truth at first
+        # and at least some leave it later (independent bounces)
+        differ += int((members[:, -1] != verifying[-1]).any())
+    assert differ >= 1
+    # a member's future is a new draw: not all members equal each other at the last lead
+    last = truth["frames"].isel(lead_time=-1).values
+    assert any(len({m.tobytes() for m in last[i]}) > 1 for i in range(4))
+
+
+def test_truth_starts_must_fit_the_sequences():
+    from forecast.data.importers.smmnist import truth_starts
+
+    with pytest.raises(ForecastError, match="--length"):
+        truth_starts(10, 12, 2, 4, 10)
+    with pytest.raises(ForecastError, match="--truth-inits"):
+        truth_starts(1, 12, 5, 2, 8)

@@ -104,3 +104,19 @@ def test_registry_builds_every_applicable_score_and_no_pseudo_variables():
     assert not [n for n in scores.data_vars if str(n).startswith("_")]
     assert score_variables(scores) == ["u", "v"]
     assert "crps_oracle_mean_u" not in scores  # truth scores need a truth ensemble
+
+
+def test_plot_indices_out_of_range_give_one_line(tmp_path, capsys):
+    fc = tmp_path / "fc.nc"
+    synthetic_forecast(n_init=2, n_member=3, n_lead=2, ny=4, nx=4).to_netcdf(fc)
+    assert main(["score", str(fc), "--out", str(tmp_path / "s.nc"), "--quiet"]) == 0
+    capsys.readouterr()
+    for args in (
+        [str(tmp_path / "s.nc"), "--lead-index", "99"],
+        [str(tmp_path / "s.nc"), "--lead-index", "-3"],
+        [str(fc), "--init", "5"],
+    ):
+        assert main(["plot", *args, "--out", str(tmp_path / "figures")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "out of range" in err and "Traceback" not in err
+    assert not (tmp_path / "figures").exists()  # nothing made before the inputs were checked

@@ -162,6 +162,7 @@ def test_cli_score_then_plot(files, tmp_path, capsys):
         assert expected in names
     assert all((out / n).stat().st_size > 1000 for n in names)
     assert not any("_v" in n for n in names)  # --variables u
+    assert not any(n.startswith("truth_") for n in names)  # scored without --truth: no truth figures
 
 
 def _error_line(capsys):

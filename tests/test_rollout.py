@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+import zarr
 
 from forecast.data.layout import ChannelLayout
 from forecast.errors import ForecastError
@@ -129,17 +130,17 @@ def test_persistence_forecast_file_layout_alignment_and_units(tmp_path):
     assert fc["u"].dims == ("init", "member", "lead_time", "y", "x") and fc.sizes["member"] == 1
     assert fc["u_obs"].dims == ("init", "lead_time", "y", "x")
     assert fc["u"].dtype == np.float32
-    assert list(fc["lead_time"].values) == [1, 2, 3, 4]
+    # the store's time is in seconds, 2.5 s per frame: lead_time is a real time, a CF forecast_period
+    np.testing.assert_allclose(fc["lead_time"].values, [2.5, 5.0, 7.5, 10.0])
+    assert fc["lead_time"].attrs["units"] == "s"
     assert fc["lead_time"].attrs["standard_name"] == "forecast_period"
     assert fc["member"].attrs["standard_name"] == "realization"
-    np.testing.assert_allclose(fc["forecast_period"].values, [2.5, 5.0, 7.5, 10.0])
-    assert fc["forecast_period"].attrs["units"] == "s"
     assert fc["u"].attrs["units"] == "m s-1" and fc["u"].attrs["long_name"] == "velocity"
     assert fc.attrs["Conventions"] == "CF-1.8" and fc.attrs["model"] == "persistence"
     assert fc.attrs["context_length"] == 3 and fc.attrs["horizon"] == 4 and fc.attrs["seed"] == 1
     assert "rollout_completed_inits" not in fc.attrs  # bookkeeping of partial files only
     assert fc["u_context"].dims == ("init", "context_time", "y", "x")
-    assert list(fc["context_time"].values) == [-2, -1, 0]
+    np.testing.assert_allclose(fc["context_time"].values, [-5.0, -2.5, 0.0])  # in the store's time units
     # the scoring side's persistence reference, built from V_context, is the persistence model's forecast
     from forecast.metrics.skill import persistence_reference
 
@@ -147,7 +148,10 @@ def test_persistence_forecast_file_layout_alignment_and_units(tmp_path):
     np.testing.assert_allclose(reference["u"].values, fc["u"].values, rtol=1e-5, atol=1e-4)
     # 4 inits over 3 sequences (14 frames, 8 starts each): sequence 0 twice, at its first and last start
     assert list(fc["sequence"].values) == [10, 10, 11, 12]
-    assert list(fc["init_time"].values) == [3, 10, 3, 3]
+    # init_time: the store's own time of the first forecast frame (frames 3, 10, 3, 3 at 2.5 s per frame)
+    np.testing.assert_allclose(fc["init_time"].values, [7.5, 25.0, 7.5, 7.5])
+    np.testing.assert_allclose(fc["forecast_reference_time"].values, fc["init_time"].values - 2.5)
+    np.testing.assert_allclose(fc["valid_time"].values, fc["forecast_reference_time"] + fc["lead_time"])
     np.testing.assert_allclose(fc["reynolds"].values, [100, 100, 150, 200])
     np.testing.assert_array_equal(fc["y"].values, ds["y"].values)
     for i, (seq, t0) in enumerate([(0, 3), (0, 10), (1, 3), (2, 3)]):
@@ -411,7 +415,9 @@ def test_cli_rollout_writes_the_file_with_reproduction_attributes(tmp_path, fake
     assert fc["u"].shape == (2, 3, 3, NY, NX)
     assert fc.attrs["sampler"] == "ddim" and fc.attrs["sampling_steps"] == 10
     assert fc.attrs["checkpoint"].endswith("step_000100.pt") and fc.attrs["checkpoint_step"] == 100
-    assert fc.attrs["weights"] == "ema" and fc.attrs["source"] == str(store)
+    assert fc.attrs["weights"] == "ema" and fc.attrs["source_store"] == str(store)
+    assert fc.attrs["source_group"] == "test" and "random_walk model" in fc.attrs["source"]
+    assert "rollout run" in fc.attrs["history"] and "--sampler ddim" in fc.attrs["history"]
     assert "random_walk" in fc.attrs["config"] and fc.attrs["software"].startswith("forecast ")
     # with the progress bar (on stderr)
     assert main([*args, "--no-ema", "--device", "cpu"]) == 0
@@ -489,3 +495,214 @@ def test_cli_refuses_incompatible_store_and_checkpoint_with_one_line(tmp_path, f
     assert main(["rollout", "mismatch_run", str(good), "--out", str(out), "--no-progress"]) == 2
     assert "does not match its config" in capsys.readouterr().err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------------- CF and times
+def _karman_like(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the simulator's (pre-CF) metadata: lattice units UDUNITS cannot parse, time in "frame"."""
+    ds = ds.assign_coords(
+        time=("time", np.arange(100, 100 + N_TIME), {"long_name": "frame index", "units": "frame"})
+    )
+    ds["u"].attrs = {"long_name": "streamwise velocity", "units": "lattice cells per lattice step"}
+    ds["x"].attrs = {"long_name": "streamwise position", "units": "lattice cells"}
+    ds["y"].attrs = {"units": "lattice cells"}
+    return ds.assign_coords(inflow_velocity=("sequence", np.full(N_SEQ, 0.05), {"units": "lattice units"}))
+
+
+def test_file_opens_without_warnings_and_carries_cf_metadata(tmp_path):
+    import warnings
+
+    ds = _karman_like(_dataset())
+    out = rollout(RandomWalk(), _layout(ds), ds, tmp_path / "fc.nc", members=2, context=2, horizon=3, inits=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fc = xr.open_dataset(out)
+        tree = xr.open_datatree(out)
+    assert set(tree.to_dataset().data_vars) == set(fc.data_vars)
+    for key in ("Conventions", "title", "history", "source"):
+        assert fc.attrs[key], key
+    for name, coord in fc.coords.items():
+        assert coord.attrs.get("long_name"), f"coordinate {name} has no long_name"
+    assert fc["x"].attrs["axis"] == "X" and fc["y"].attrs["axis"] == "Y"
+    assert fc["member"].attrs == {
+        "standard_name": "realization",
+        "long_name": "ensemble member",
+        "units": "1",
+    }
+    # units UDUNITS cannot parse become "1", named in the long_name
+    assert fc["u"].attrs["units"] == "1"
+    assert (
+        fc["u"].attrs["long_name"] == "streamwise velocity, in lattice units (lattice cells per lattice step)"
+    )
+    assert fc["inflow_velocity"].attrs == {"units": "1", "long_name": "inflow velocity, in lattice units"}
+    assert (
+        fc["init_time"].attrs["units"] == "1" and "frame index (frame)" in fc["init_time"].attrs["long_name"]
+    )
+    # a frame index is no real time: lead_time counts frames and is no CF forecast_period
+    assert list(fc["lead_time"].values) == [1, 2, 3] and "standard_name" not in fc["lead_time"].attrs
+    # compressed, and chunked as one init, one member, a few leads, whole frames
+    encoding = fc["u"].encoding
+    assert encoding["zlib"] and encoding["shuffle"] and encoding["chunksizes"] == (1, 1, 3, NY, NX)
+    assert fc["u_obs"].encoding["chunksizes"] == (1, 3, NY, NX)
+
+
+@pytest.mark.slow
+def test_forecast_file_passes_the_cf_checker(tmp_path):
+    from cf_check import assert_cf_valid
+
+    ds = _karman_like(_dataset(rgb=True))
+    ds["frames"].attrs = {"long_name": "video", "units": "1"}
+    layout = _layout(ds, ("u", "frames"))
+    assert_cf_valid(rollout(RandomWalk(), layout, ds, tmp_path / "a.nc", members=2, context=2, horizon=5))
+    # physical time in seconds: lead_time becomes a forecast_period
+    ds = _dataset()
+    assert_cf_valid(
+        rollout(RandomWalk(), _layout(ds), ds, tmp_path / "b.nc", members=2, context=2, horizon=2)
+    )
+
+
+def test_store_selected_at_valid_time_is_exactly_the_verifying_truth(tmp_path):
+    """Rolled out through the Python API from a store path: times and provenance a user can trust."""
+    store = tmp_path / "data.zarr"
+    _write_store(store, _karman_like(_dataset()))
+    test = xr.open_zarr(store, group="test", consolidated=False)
+    out = rollout(
+        RandomWalk(), _layout(test), store, tmp_path / "fc.nc", members=2, context=3, horizon=4, inits=5
+    )
+    fc = xr.open_dataset(out)
+    assert fc.attrs["source_store"] == str(store) and fc.attrs["source_group"] == "test"
+    assert "Python API" in fc.attrs["history"]
+    for i in range(fc.sizes["init"]):
+        frames = test.sel(sequence=fc["sequence"].values[i])
+        # lead 1 verifies against the store's frame at init_time, every lead against its valid_time
+        np.testing.assert_array_equal(frames["u"].sel(time=fc["init_time"].values[i]), fc["u_obs"][i, 0])
+        np.testing.assert_array_equal(frames["u"].sel(time=fc["valid_time"].values[i]), fc["u_obs"][i])
+        # and the context ends at forecast_reference_time = init_time - one frame
+        np.testing.assert_array_equal(
+            frames["u"].sel(time=fc["forecast_reference_time"].values[i]), fc["u_context"][i, -1]
+        )
+    np.testing.assert_array_equal(fc["valid_time"], fc["forecast_reference_time"] + fc["lead_time"])
+
+
+def test_rollout_run_records_provenance_like_the_cli(tmp_path, fake_training):
+    from forecast.rollout import rollout_run
+
+    store = tmp_path / "data.zarr"
+    _write_store(store, _dataset())
+    out = rollout_run(
+        "run", store, tmp_path / "fc.nc", device="cpu", members=2, context=2, horizon=2, inits=1
+    )
+    fc = xr.open_dataset(out)
+    assert fc.attrs["checkpoint"].endswith("step_000100.pt") and fc.attrs["checkpoint_step"] == 100
+    assert (
+        fc.attrs["run_dir"] == "run" and fc.attrs["weights"] == "ema" and "random_walk" in fc.attrs["config"]
+    )
+    assert fc.attrs["source_store"] == str(store) and fc.attrs["source_group"] == "test"
+    assert "rollout_run" in fc.attrs["history"] and "checkpoint" in fc.attrs["source"]
+
+
+def test_decoded_datetimes_become_cf_times(tmp_path):
+    ds = _dataset().assign_coords(
+        time=("time", np.datetime64("2020-01-01T00:00") + np.arange(N_TIME) * np.timedelta64(6, "h"))
+    )
+    out = rollout(Persistence(), _layout(ds), ds, tmp_path / "fc.nc", context=2, horizon=3, inits=3)
+    fc = xr.open_dataset(out)
+    assert fc["valid_time"].dtype.kind == "M"  # decoded back to dates
+    assert fc["forecast_reference_time"].attrs["standard_name"] == "forecast_reference_time"
+    assert fc["lead_time"].attrs["standard_name"] == "forecast_period"
+    for i in range(3):
+        seq = ds.sel(sequence=fc["sequence"].values[i])
+        np.testing.assert_array_equal(seq["u"].sel(time=fc["valid_time"].values[i]), fc["u_obs"][i])
+
+
+# --------------------------------------------------------------------------------------------- truth starts
+def _write_truth(store: Path, sequences, init_times, horizon: int = 3, members: int = 2) -> None:
+    """A ``truth`` group as the conventions lay it out (values irrelevant here: only its starts are used)."""
+    n = len(sequences)
+    truth = xr.Dataset(
+        {
+            "u": (
+                ("init", "member", "lead_time", "y", "x"),
+                np.zeros((n, members, horizon, NY, NX), "float32"),
+            )
+        },
+        coords={
+            "init": ("init", np.arange(7, 7 + n)),
+            "sequence": ("init", np.asarray(sequences)),
+            "init_time": ("init", np.asarray(init_times)),
+            "lead_time": ("lead_time", np.arange(1, horizon + 1)),
+        },
+    )
+    truth.to_zarr(store, group="truth", mode="a", consolidated=False)
+    zarr.consolidate_metadata(
+        str(store)
+    )  # as the simulator writes stores: the truth group opens without warnings
+
+
+def test_truth_starts_forecast_exactly_the_truth_groups_inits(tmp_path, fake_training, capsys):
+    store = tmp_path / "data.zarr"
+    _write_store(store, _karman_like(_dataset()))
+    _write_truth(store, sequences=[12, 10], init_times=[105, 110], horizon=3)
+    test = xr.open_zarr(store, group="test", consolidated=False)
+    out = rollout(
+        RandomWalk(), _layout(test), store, tmp_path / "fc.nc", members=2, context=2, starts="truth"
+    )
+    fc = xr.open_dataset(out)
+    # the truth's init labels, sequences and init times, and its horizon by default
+    assert list(fc["init"].values) == [7, 8] and list(fc["sequence"].values) == [12, 10]
+    assert list(fc["init_time"].values) == [105, 110] and fc.sizes["lead_time"] == 3
+    assert fc.attrs["starts"] == "truth"
+    for i in range(2):
+        frames = test["u"].sel(sequence=fc["sequence"].values[i])
+        np.testing.assert_array_equal(frames.sel(time=fc["valid_time"].values[i]), fc["u_obs"][i])
+        np.testing.assert_array_equal(frames.sel(time=fc["init_time"].values[i] - 1), fc["u_context"][i, -1])
+    # an explicit horizon overrides the truth's
+    short = rollout(
+        RandomWalk(), _layout(test), store, tmp_path / "s.nc", context=2, horizon=2, starts="truth"
+    )
+    assert xr.open_dataset(short).sizes["lead_time"] == 2
+    # the CLI's --starts truth
+    args = [
+        "rollout",
+        "run",
+        str(store),
+        "--out",
+        str(tmp_path / "cli.nc"),
+        "--members",
+        "2",
+        "--context",
+        "2",
+    ]
+    from forecast.cli import main
+
+    assert main([*args, "--starts", "truth", "--no-progress", "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(xr.open_dataset(tmp_path / "cli.nc")["init_time"], [105, 110])
+
+
+def test_truth_starts_refused_with_one_line(tmp_path, fake_training, capsys):
+    from forecast.cli import main
+
+    store = tmp_path / "data.zarr"
+    _write_store(store, _karman_like(_dataset()))
+    args = [
+        "rollout",
+        "run",
+        str(store),
+        "--out",
+        str(tmp_path / "fc.nc"),
+        "--starts",
+        "truth",
+        "--no-progress",
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "has no readable 'truth' group" in err and len(err.strip().splitlines()) == 1
+    layout = _layout(_dataset())
+    _write_truth(store, sequences=[10], init_times=[101])
+    with pytest.raises(ForecastError, match="--context 4 needs 4"):
+        rollout(RandomWalk(), layout, store, tmp_path / "fc.nc", context=4, starts="truth")
+    with pytest.raises(ForecastError, match="cannot be combined"):
+        rollout(RandomWalk(), layout, store, tmp_path / "fc.nc", context=1, inits=2, starts="truth")
+    with pytest.raises(ForecastError, match="unknown starts"):
+        rollout(RandomWalk(), layout, store, tmp_path / "fc.nc", starts="random")
+    assert not (tmp_path / "fc.nc").exists()

@@ -53,6 +53,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sm.add_argument("--digits", type=int, default=2, help="digits per frame (default 2)")
     sm.add_argument("--digit-size", type=int, default=32)
     sm.add_argument("--seed", type=int, default=0)
+    sm.add_argument(
+        "--truth-members",
+        type=int,
+        default=0,
+        metavar="K",
+        help="truth group: K futures per start with their own bounces (default 0: none)",
+    )
+    sm.add_argument("--truth-inits", type=int, default=8, metavar="N", help="truth starts (default 8)")
+    sm.add_argument(
+        "--truth-horizon", type=int, default=16, metavar="H", help="frames per future (default 16)"
+    )
+    sm.add_argument(
+        "--truth-context", type=int, default=4, metavar="C", help="frames kept before each start (default 4)"
+    )
 
     fields = kinds.add_parser("fields", help="any gridded dataset xarray opens (netCDF, zarr, HDF5)")
     _common(fields, length=None)
@@ -91,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
             "digit_size": args.digit_size,
             "seed": args.seed,
             "sequences": {"train": args.train_sequences, "test": args.test_sequences},
+            "truth_members": args.truth_members,
+            "truth_inits": args.truth_inits,
+            "truth_horizon": args.truth_horizon,
+            "truth_context": args.truth_context,
         }
     elif kind == "fields":
         options = {

@@ -1,16 +1,13 @@
 """`forecast rollout RUN_DIR DATA.zarr --out FC.nc`: ensemble forecasts of a store's test group.
 
-Loads the run (EMA weights unless ``--no-ema``), opens the store's ``test`` group, checks that its variables and
-frame size are those the model was trained on, and calls ``forecast.rollout.rollout``.
+Parses the options and calls ``forecast.rollout.rollout_run``, which loads the run (EMA weights unless
+``--no-ema``), checks the store against it and writes the file with its provenance.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-
-from forecast.errors import ForecastError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,12 +26,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--context", type=int, default=4, help="true frames observed before forecasting (default 4)"
     )
-    parser.add_argument("--horizon", type=int, default=16, help="frames generated per init (default 16)")
+    parser.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="frames generated per init (default 16; with --starts truth: the truth group's horizon)",
+    )
     parser.add_argument(
         "--inits",
         type=int,
         default=None,
         help="number of forecast starts, spread evenly over the test sequences (default: one per sequence)",
+    )
+    parser.add_argument(
+        "--starts",
+        choices=("even", "truth"),
+        default="even",
+        help="even: --inits starts spread over the test group; truth: exactly the starts of the store's truth "
+        "group (known-answer benchmarks), with its sequence, init_time and horizon (default even)",
     )
     parser.add_argument(
         "--sampler", choices=("ddpm", "ddim"), default="ddpm", help="diffusion sampler (default ddpm)"
@@ -65,59 +74,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from forecast.device import select_device
-    from forecast.rollout import RolloutInterrupted, rollout
-    from forecast.store import open_field_store
+    from forecast.forecast_file import history_entry
+    from forecast.rollout import RolloutInterrupted, rollout_run
 
     try:
-        from forecast.training import load_run
-    except ImportError as exc:
-        raise ForecastError(f"cannot load runs: the training module is unavailable ({exc})") from None
-
-    device = select_device(args.device)
-    if device.type == "cuda":
-        # same seed, same forecast: no autotuned (non-deterministic) convolution algorithms
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    run_ = load_run(args.run_dir, device=str(device), ema=not args.no_ema)
-    test_ds = open_field_store(args.data, "test")
-    run_.layout.check_compatible(test_ds, f"{args.data} [test]")
-    if not run_.model.stochastic and args.members > 1:
-        print(f"model {run_.model.name!r} is deterministic: writing one member", file=sys.stderr)
-    attrs = {
-        "checkpoint": str(run_.checkpoint),
-        "checkpoint_step": int(run_.step),
-        "run_dir": str(args.run_dir),
-        "weights": "raw" if args.no_ema else "ema",
-        "source": str(args.data),
-        "source_group": "test",
-        "config": json.dumps(run_.config, sort_keys=True, default=str),
-    }
-    try:
-        out = rollout(
-            run_.model,
-            run_.layout,
-            test_ds,
+        out = rollout_run(
+            args.run_dir,
+            args.data,
             args.out,
+            ema=not args.no_ema,
+            device=args.device,
+            history=history_entry(_command(args)),
             members=args.members,
             context=args.context,
             horizon=args.horizon,
             inits=args.inits,
+            starts=args.starts,
             sampler=args.sampler,
             steps=args.steps,
             eta=args.eta,
             seed=args.seed,
             batch_size=args.batch_size,
-            device=device,
             amp=args.amp,
-            attrs=attrs,
             resume=args.resume,
             progress=not args.no_progress,
+            log=lambda message: print(message, file=sys.stderr),
         )
     except RolloutInterrupted as exc:
         print(f"forecast rollout: {exc}", file=sys.stderr)
         return 130
     print(f"wrote {out}")
     return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command with every option spelled out (defaults included): a file's ``history`` entry."""
+    words = ["forecast rollout", args.run_dir, args.data, "--out", args.out]
+    for name in ("members", "context", "horizon", "inits", "starts", "sampler", "steps", "eta", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            words += [f"--{name}", str(value)]
+    words += ["--batch-size", str(args.batch_size), "--device", args.device]
+    words += [
+        flag for flag, on in (("--amp", args.amp), ("--no-ema", args.no_ema), ("--resume", args.resume)) if on
+    ]
+    return " ".join(str(w) for w in words)

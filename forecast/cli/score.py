@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from forecast.atomic import atomic_output
-from forecast.metrics.forecast_file import open_forecast
+from forecast.forecast_file import open_forecast
 from forecast.metrics.scores import score_forecast
 from forecast.metrics.skill import persistence_reference
+from forecast.metrics.truth import open_truth
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="a forecast file to compute CRPS skill scores against, or `persistence` (the last context frame, "
         "from the file's V_context)",
+    )
+    parser.add_argument(
+        "--truth",
+        type=Path,
+        metavar="STORE",
+        help="a field store with a `truth` group (known-answer benchmark): adds the oracle CRPS, the CRPS ratio "
+        "to it, the spread ratio to the truth ensemble, the energy distance to it and the truth's own rank "
+        "histogram (README, 'Scoring against the known answer')",
     )
     parser.add_argument("--skipna", action="store_true", help="leave out missing values instead of failing")
     parser.add_argument("--seed", type=int, default=0, help="seed of the rank tie-breaking (default 0)")
@@ -53,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
         reference = persistence_reference(forecast)
     else:
         reference = open_forecast(args.reference, chunks=chunks)
+    truth = None if args.truth is None else open_truth(args.truth)
     scores = score_forecast(
         forecast,
+        truth=truth,
+        command=_command(args),
         fair=args.fair,
         skipna=args.skipna,
         seed=args.seed,
@@ -71,7 +83,20 @@ def run(args: argparse.Namespace) -> int:
     scores.attrs["source_file"] = str(args.forecast)
     if args.reference:
         scores.attrs["reference_file"] = str(args.reference)
+    if args.truth:
+        scores.attrs["truth_store"] = str(args.truth)
     with atomic_output(args.out) as tmp:
         scores.to_netcdf(tmp)
     print(f"wrote {args.out} ({scores.attrs['estimator']} CRPS, {scores.attrs['ensemble_size']} members)")
     return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command with its scoring options spelled out: the scores file's ``history`` entry."""
+    words = ["forecast score", str(args.forecast), "--out", str(args.out)]
+    words += [f"--{flag}" for flag in ("fair", "skipna") if getattr(args, flag)]
+    for name in ("reference", "truth"):
+        if getattr(args, name) is not None:
+            words += [f"--{name}", str(getattr(args, name))]
+    words += ["--seed", str(args.seed), "--pit-bins", str(args.pit_bins)]
+    return " ".join(words)

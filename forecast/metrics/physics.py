@@ -67,11 +67,26 @@ def kinetic_energy_spectrum(
         dask_gufunc_kwargs={"output_sizes": {"wavenumber": n_shells}},
     )
     spectrum = spectrum.assign_coords(wavenumber=np.arange(n_shells))
-    spectrum["wavenumber"].attrs = {"long_name": "wave number", "units": "cycles per domain (shorter side)"}
+    spectrum["wavenumber"].attrs = {
+        "long_name": "wave number in cycles per domain length (the shorter side)",
+        "units": "1",
+    }
     units = u.attrs.get("units")
     return spectrum.assign_attrs(
-        long_name="kinetic energy per wave-number shell", **({"units": f"({units})^2"} if units else {})
+        long_name="kinetic energy per wave-number shell", **({"units": _power(units, 2)} if units else {})
     )
+
+
+def _power(units: str, exponent: int) -> str:
+    """``units`` raised to ``exponent`` in UDUNITS syntax ("1" stays "1")."""
+    return "1" if str(units).strip() == "1" else f"({units})^{exponent}"
+
+
+def _quotient(numerator: str, denominator: str | None) -> str:
+    """``numerator / denominator`` in UDUNITS syntax; a missing or dimensionless denominator drops out."""
+    if denominator is None or str(denominator).strip() == "1":
+        return numerator
+    return f"({denominator})^-1" if str(numerator).strip() == "1" else f"({numerator})/({denominator})"
 
 
 def divergence(u: xr.DataArray, v: xr.DataArray, y_dim: str = "y", x_dim: str = "x") -> xr.DataArray:
@@ -84,6 +99,7 @@ def divergence(u: xr.DataArray, v: xr.DataArray, y_dim: str = "y", x_dim: str = 
     v = v.assign_coords({y_dim: coords[y_dim].values})
     div = u.differentiate(x_dim, edge_order=2) + v.differentiate(y_dim, edge_order=2)
     units = u.attrs.get("units")
+    x_units = coords[x_dim].attrs.get("units")  # of the spacing (none for unit spacing without a coordinate)
     return div.assign_attrs(
-        long_name="velocity divergence", **({"units": f"{units} per unit of {x_dim}"} if units else {})
+        long_name="velocity divergence", **({"units": _quotient(units, x_units)} if units else {})
     )

@@ -44,6 +44,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import ForecastError
+from forecast.forecast_file import CONVENTIONS, OBS_SUFFIX, forecast_variables, history_entry, model_name
 from forecast.metrics.calibration import (
     ensemble_mean_rmse,
     ensemble_spread,
@@ -53,12 +54,12 @@ from forecast.metrics.calibration import (
 )
 from forecast.metrics.crps import crps_ensemble
 from forecast.metrics.distance import energy_distance
-from forecast.metrics.forecast_file import OBS_SUFFIX, forecast_variables, model_name
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.skill import score_ratio, skill_score
 from forecast.metrics.truth import match_truth
 
 SCORES_FILE_TYPE = "forecast scores"
+API_COMMAND = "forecast.metrics.score_forecast (Python API)"  # the history entry of scores made from Python
 CRPS_MEAN_PREFIX = "crps_mean_"  # every scores file has crps_mean_V for each of its forecast variables V
 
 
@@ -341,12 +342,13 @@ def build_scores(
     reference: xr.Dataset | None = None,
     member_dim: str = "member",
     truth: xr.Dataset | None = None,
+    command: str = API_COMMAND,
 ) -> xr.Dataset:
     """The scores of a forecast Dataset as a lazy Dataset: every metric of the registries that applies.
 
     ``reference``: another forecast Dataset of the same truth (adds CRPS skill scores). ``truth``: the truth
     group of a known-answer store (``forecast.metrics.open_truth``), matched to the forecast by (sequence,
-    init_time) and lead time (adds the oracle scores).
+    init_time) and lead time (adds the oracle scores). ``command`` is what the ``history`` attribute records.
     """
     names = forecast_variables(ds, member_dim)
     options = Options(fair, skipna, seed, pit_bins, member_dim)
@@ -380,16 +382,30 @@ def build_scores(
         for metric in FLOW_METRICS:
             out[metric.name] = metric.compute(ds, options).assign_attrs(long_name=metric.long_name)
     scores = xr.Dataset(out)
-    scores.attrs = _attributes(ds, names, options, reference, truth_ens)
+    scores.attrs = _attributes(ds, names, options, reference, truth_ens, command)
     return scores
 
 
 def _attributes(
-    ds: xr.Dataset, names: list[str], o: Options, reference: xr.Dataset | None, truth: xr.Dataset | None
+    ds: xr.Dataset,
+    names: list[str],
+    o: Options,
+    reference: xr.Dataset | None,
+    truth: xr.Dataset | None,
+    command: str,
 ) -> dict:
+    from forecast import __version__
+
+    model = model_name(ds)
+    made = history_entry(command)
     attrs = {
+        "Conventions": CONVENTIONS,
+        "title": f"scores of the {model} ensemble forecast",
+        # CF history is an audit trail: the forecast's own lines, then this one
+        "history": "\n".join(filter(None, [str(ds.attrs.get("history", "")), made])),
+        "source": f"forecast {__version__} (forecast.metrics) from: {ds.attrs.get('source', 'a forecast file')}",
         "file_type": SCORES_FILE_TYPE,
-        "model_name": model_name(ds),
+        "model_name": model,
         "estimator": "fair" if o.fair else "ensemble",
         "estimator_description": (
             "fair (unbiased) ensemble CRPS, E|X-y| - sum|x_i-x_j| / (2m(m-1))"
@@ -468,13 +484,14 @@ def score_forecast(
     member_dim: str = "member",
     progress: bool = False,
     truth: xr.Dataset | None = None,
+    command: str = API_COMMAND,
 ) -> xr.Dataset:
     """Compute the scores of a forecast Dataset in one pass over the data (streamed if it is dask-backed).
 
     Raises ForecastError on NaNs without ``skipna``, on a reference verifying against another truth, and on a
     forecast whose starts or lead times the ``truth`` group lacks. See :func:`build_scores`.
     """
-    lazy = build_scores(ds, fair, skipna, seed, pit_bins, reference, member_dim, truth)
+    lazy = build_scores(ds, fair, skipna, seed, pit_bins, reference, member_dim, truth, command)
     checks = input_checks(ds, skipna, reference, member_dim)
     # One graph, so every chunk is read once. The variables go in as a dict: dask.compute of the Dataset
     # itself loses shared intermediates (dask 2026.8: "Missing dependency" when two scores share a spread).

@@ -73,7 +73,7 @@ def persistence_reference(forecast: xr.Dataset, member_dim: str = "member") -> x
     The result is a forecast Dataset (``V`` with one member, ``V_obs`` the same truth) that scoring functions
     accept as a reference; its CRPS is the mean absolute error of persistence.
     """
-    from forecast.metrics.forecast_file import CONTEXT_SUFFIX, OBS_SUFFIX, forecast_variables
+    from forecast.forecast_file import CONTEXT_SUFFIX, OBS_SUFFIX, forecast_variables
 
     out = {}
     for v in forecast_variables(forecast, member_dim):

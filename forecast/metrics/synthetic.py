@@ -3,12 +3,26 @@
 Truth and members are independent draws from ``N(mu, sigma^2)`` per pixel, with ``mu`` a smooth moving
 pattern and ``sigma`` growing with lead time; members get ``dispersion * sigma``. ``dispersion=1`` is a
 calibrated ensemble (flat rank histogram, spread-skill ratio ~1), below 1 under-dispersive, above 1 over.
+``synthetic_truth`` draws the matching truth ensemble of a known-answer store (``truth`` group): K more draws
+from the truth's own ``N(mu, sigma^2)``, so its CRPS is the oracle CRPS of these forecasts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+
+_FRAME_INDEX = {"long_name": "frame index of the first forecast frame", "units": "1"}
+
+
+def _distribution(k: int, n_lead: int, chan: tuple, ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (lead, [channel,] y, x) and standard deviation (lead, 1...) of the truth of the k-th variable."""
+    y, x, lead = np.arange(ny), np.arange(nx), np.arange(1, n_lead + 1)
+    phase = 2 * np.pi * (x[None, None, :] / nx + 0.05 * lead[:, None, None]) + k
+    mu = np.sin(phase) * np.cos(2 * np.pi * y[None, :, None] / ny)  # (lead, y, x)
+    mu = np.broadcast_to(mu.reshape(n_lead, *(1,) * len(chan), ny, nx), (n_lead, *chan, ny, nx))
+    sigma = 0.1 * np.sqrt(lead).reshape(n_lead, *(1,) * (len(chan) + 2))
+    return mu, sigma
 
 
 def synthetic_forecast(
@@ -34,10 +48,7 @@ def synthetic_forecast(
     chan_dims = () if n_channel is None else ("channel",)
     data = {}
     for k, name in enumerate(variables):
-        phase = 2 * np.pi * (x[None, None, :] / nx + 0.05 * lead[:, None, None]) + k
-        mu = np.sin(phase) * np.cos(2 * np.pi * y[None, :, None] / ny)  # (lead, y, x)
-        mu = np.broadcast_to(mu.reshape(n_lead, *(1,) * len(chan), ny, nx), (n_lead, *chan, ny, nx))
-        sigma = 0.1 * np.sqrt(lead).reshape(n_lead, *(1,) * (len(chan) + 2))
+        mu, sigma = _distribution(k, n_lead, chan, ny, nx)
         obs = mu + sigma * rng.standard_normal((n_init, n_lead, *chan, ny, nx))
         ens = (
             mu[None, None]
@@ -45,7 +56,7 @@ def synthetic_forecast(
             + dispersion * sigma * rng.standard_normal((n_init, n_member, n_lead, *chan, ny, nx))
         )
         context = rng.standard_normal((n_init, n_context, *chan, ny, nx)) * 0.1 + mu[:1]
-        attrs = {"units": "lattice units", "long_name": f"velocity component {name}"}
+        attrs = {"units": "1", "long_name": f"synthetic field {name}, in lattice units"}
         data[name] = (("init", "member", "lead_time", *chan_dims, "y", "x"), ens.astype(dtype), attrs)
         data[f"{name}_obs"] = (("init", "lead_time", *chan_dims, "y", "x"), obs.astype(dtype), attrs)
         data[f"{name}_context"] = (
@@ -56,15 +67,62 @@ def synthetic_forecast(
     ds = xr.Dataset(
         data,
         coords={
-            "init": np.arange(n_init),
-            "sequence": ("init", np.arange(n_init) % 3),
-            "init_time": ("init", 10 + np.arange(n_init)),
-            "member": ("member", np.arange(n_member), {"standard_name": "realization"}),
-            "lead_time": ("lead_time", lead, {"standard_name": "forecast_period", "units": "frames"}),
-            "context_time": ("context_time", np.arange(-n_context + 1, 1), {"units": "frames"}),
-            "y": ("y", y, {"units": "lattice cells"}),
-            "x": ("x", x, {"units": "lattice cells"}),
+            "init": ("init", np.arange(n_init), {"long_name": "forecast start", "units": "1"}),
+            "sequence": (
+                "init",
+                np.arange(n_init) % 3,
+                {"long_name": "sequence of the source", "units": "1"},
+            ),
+            "init_time": ("init", 10 + np.arange(n_init), _FRAME_INDEX),
+            "member": ("member", np.arange(n_member), {"standard_name": "realization", "units": "1"}),
+            "lead_time": (
+                "lead_time",
+                lead,
+                {"long_name": "lead time in frames after the last context frame", "units": "1"},
+            ),
+            "context_time": (
+                "context_time",
+                np.arange(-n_context + 1, 1),
+                {"long_name": "context frame time relative to the last context frame", "units": "1"},
+            ),
+            "y": ("y", y, {"long_name": "y, in lattice cells", "units": "1", "axis": "Y"}),
+            "x": ("x", x, {"long_name": "x, in lattice cells", "units": "1", "axis": "X"}),
         },
-        attrs={"model_name": model_name, "sampler": "exact", "seed": seed, "context_length": n_context},
+        attrs={
+            "Conventions": "CF-1.8",
+            "title": f"synthetic ensemble forecast ({model_name})",
+            "history": "forecast.metrics.synthetic.synthetic_forecast",
+            "source": "draws from known normal distributions",
+            "model_name": model_name,
+            "sampler": "exact",
+            "seed": seed,
+            "context_length": n_context,
+        },
     )
     return ds
+
+
+def synthetic_truth(forecast: xr.Dataset, n_member: int = 16, seed: int = 1) -> xr.Dataset:
+    """A truth group for a ``synthetic_forecast``: ``n_member`` draws of the truth's distribution per init.
+
+    Laid out as a store's ``truth`` group: ``V (init, member, lead_time, [channel,] y, x)`` with ``sequence``
+    and ``init_time`` along ``init`` (the forecast's), ``lead_time`` the forecast's values.
+    """
+    rng = np.random.default_rng(seed)
+    names = [str(v)[: -len("_obs")] for v in forecast.data_vars if str(v).endswith("_obs")]
+    n_init, n_lead = forecast.sizes["init"], forecast.sizes["lead_time"]
+    ny, nx = forecast.sizes["y"], forecast.sizes["x"]
+    chan = (forecast.sizes["channel"],) if "channel" in forecast.dims else ()
+    data = {}
+    for k, name in enumerate(names):
+        mu, sigma = _distribution(k, n_lead, chan, ny, nx)
+        draws = mu[None, None] + sigma * rng.standard_normal((n_init, n_member, n_lead, *chan, ny, nx))
+        data[name] = (forecast[name].dims, draws.astype(forecast[name].dtype), dict(forecast[name].attrs))
+    coords = {
+        "init": np.arange(n_init),
+        "sequence": ("init", forecast["sequence"].values),
+        "init_time": ("init", forecast["init_time"].values),
+        "member": np.arange(n_member),
+        "lead_time": ("lead_time", forecast["lead_time"].values, dict(forecast["lead_time"].attrs)),
+    }
+    return xr.Dataset(data, coords=coords, attrs={"description": "synthetic truth ensemble"})

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import xarray as xr
 
 from forecast.errors import ForecastError
-from forecast.metrics.forecast_file import forecast_variables
+from forecast.forecast_file import forecast_variables
 from forecast.metrics.perceptual import lpips, psnr, ssim
 
 METRICS = ("psnr", "ssim", "lpips", "fvd")

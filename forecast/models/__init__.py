@@ -18,7 +18,7 @@ def build_model(config: dict, n_channels: int) -> SequenceModel:
     """
     if isinstance(n_channels, bool) or not isinstance(n_channels, int) or n_channels < 1:
         raise ForecastError(f"n_channels must be a positive integer, got {n_channels!r}")
-    # Baselines (persistence, climatology, convgru, svg_lp) have their own options: dispatch before RVD's parser.
+    # Baselines (persistence, climatology, convgru, svg_lp, ivrnn, slamp) have their own options: dispatch before RVD's parser.
     from forecast.models.baselines import BASELINE_KINDS, build_baseline
 
     if isinstance(config, dict) and isinstance(config.get("model"), dict):

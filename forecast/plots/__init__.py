@@ -1,7 +1,7 @@
 """Matplotlib figures of scores and forecasts (Agg backend: files only, no display needed).
 
 ``scores`` draws from scores files (CRPS against lead time, CRPS maps, rank histograms, spread-skill, KE
-spectra); ``samples`` draws from forecast files (context/truth/member grids, rollout animations); ``report``
+spectra, scores against a known answer); ``samples`` draws from forecast files (context/truth/member grids, rollout animations); ``report``
 turns a list of files into a folder of figures (what ``forecast plot`` does).
 """
 
@@ -17,6 +17,7 @@ from forecast.plots.scores import (  # noqa: E402
     plot_ke_spectra,
     plot_rank_histograms,
     plot_spread_skill,
+    plot_truth_scores,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "plot_rank_histograms",
     "plot_sample_grid",
     "plot_spread_skill",
+    "plot_truth_scores",
 ]

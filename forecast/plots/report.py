@@ -11,7 +11,7 @@ import xarray as xr
 
 from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
-from forecast.metrics.forecast_file import forecast_variables, model_name, open_netcdf
+from forecast.forecast_file import forecast_variables, model_name, open_netcdf
 from forecast.metrics.scores import is_scores_file, score_variables
 from forecast.plots.samples import animate_rollout, plot_sample_grid
 from forecast.plots.scores import (
@@ -20,6 +20,7 @@ from forecast.plots.scores import (
     plot_ke_spectra,
     plot_rank_histograms,
     plot_spread_skill,
+    plot_truth_scores,
 )
 
 
@@ -56,6 +57,27 @@ def classify(ds: xr.Dataset, name: str) -> str:
     return "forecast"
 
 
+def _check_index(index: int, size: int, what: str, option: str, path) -> None:
+    if not -size <= index < size:
+        raise ForecastError(
+            f"{option} {index} is out of range: {path} has {size} {what} (0..{size - 1}, or -{size}..-1 from the end)"
+        )
+
+
+def _check_indices(
+    scores, forecasts, paths, kinds, lead_index: int, init: int, n_members: int, dpi: int
+) -> None:
+    """One line for an index outside the files (before any figure or folder is made)."""
+    for ds, path in zip(scores, [p for p, k in zip(paths, kinds) if k == "scores"]):
+        _check_index(lead_index, ds.sizes.get("lead_time", 0), "lead times", "--lead-index", path)
+    for ds, path in zip(forecasts, [p for p, k in zip(paths, kinds) if k == "forecast"]):
+        _check_index(init, ds.sizes["init"], "inits", "--init", path)
+    if n_members < 1:
+        raise ForecastError(f"--members must be >= 1, got {n_members}")
+    if dpi < 1:
+        raise ForecastError(f"--dpi must be >= 1, got {dpi}")
+
+
 def plot_files(
     paths: list[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -83,6 +105,7 @@ def plot_files(
     _name_models(datasets, kinds, [Path(p).stem for p in paths], labels)
     scores = [ds for ds, kind in zip(datasets, kinds) if kind == "scores"]
     forecasts = [ds for ds, kind in zip(datasets, kinds) if kind == "forecast"]
+    _check_indices(scores, forecasts, paths, kinds, lead_index, init, n_members, dpi)
     if variables:
         known = {v for ds in scores for v in score_variables(ds)} | {
             v for ds in forecasts for v in forecast_variables(ds)
@@ -103,6 +126,10 @@ def plot_files(
                 _save(
                     plot_rank_histograms(ds, var), out_dir / f"rank_histogram_{var}_{name}.png", written, dpi
                 )
+            if all(f"crps_oracle_mean_{var}" in s for s in scores):
+                _save(plot_truth_scores(scores, var), out_dir / f"truth_scores_{var}.png", written, dpi)
+                truth_hist = plot_rank_histograms(scores[0], var, truth=True)
+                _save(truth_hist, out_dir / f"truth_rank_histogram_{var}.png", written, dpi)
         if all("ke_spectrum" in s for s in scores):
             _save(plot_ke_spectra(scores, lead_index), out_dir / "ke_spectrum.png", written, dpi)
     for ds in forecasts:

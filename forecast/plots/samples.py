@@ -11,7 +11,7 @@ import xarray as xr
 from matplotlib import animation
 from matplotlib.figure import Figure
 
-from forecast.metrics.forecast_file import CONTEXT_SUFFIX, OBS_SUFFIX, model_name
+from forecast.forecast_file import CONTEXT_SUFFIX, OBS_SUFFIX, model_name
 
 
 def _frame(da: xr.DataArray) -> np.ndarray:

@@ -8,7 +8,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from forecast.metrics.forecast_file import model_name
+from forecast.forecast_file import model_name
 
 
 def _units(da: xr.DataArray) -> str:
@@ -59,24 +59,93 @@ def plot_crps_maps(scores: list[xr.Dataset], var: str, lead_index: int = -1) -> 
     return fig
 
 
-def plot_rank_histograms(scores: xr.Dataset, var: str, max_panels: int = 4) -> Figure:
-    """Rank histograms (relative frequency) at a few lead times, with the flat line of a calibrated ensemble."""
-    hist = scores[f"rank_histogram_{var}"]
+def plot_rank_histograms(scores: xr.Dataset, var: str, max_panels: int = 4, truth: bool = False) -> Figure:
+    """Rank histograms (relative frequency) at a few lead times, with the flat line of a calibrated ensemble.
+
+    ``truth=True`` draws ``rank_histogram_truth_V`` instead: the verifying truth's rank within the truth
+    ensemble of a known-answer store, the benchmark's own sanity check.
+    """
+    hist = scores[f"rank_histogram_truth_{var}" if truth else f"rank_histogram_{var}"]
+    rank_dim = "truth_rank" if truth else "rank"
     n_lead = hist.sizes["lead_time"]
     picks = sorted(set(np.linspace(0, n_lead - 1, min(max_panels, n_lead)).round().astype(int)))
     fig, axes = plt.subplots(
-        1, len(picks), figsize=(3.2 * len(picks), 3), squeeze=False, constrained_layout=True
+        1, len(picks), figsize=(3.2 * len(picks), 3.3), squeeze=False, constrained_layout=True
     )
     for ax, i in zip(axes[0], picks):
         counts = hist.isel(lead_time=i)
         freq = counts / max(int(counts.sum()), 1)
-        ax.bar(counts["rank"], freq, width=1.0, color="tab:blue", edgecolor="white")
-        ax.axhline(1 / counts.sizes["rank"], color="k", ls="--", lw=1, label="calibrated")
-        ax.set(title=f"lead time {hist['lead_time'].values[i]}", xlabel="rank of truth among members")
+        ax.bar(
+            counts[rank_dim], freq, width=1.0, color="tab:green" if truth else "tab:blue", edgecolor="white"
+        )
+        ax.axhline(1 / counts.sizes[rank_dim], color="k", ls="--", lw=1, label="calibrated")
+        who = "truth ensemble" if truth else "members"
+        ax.set(title=f"lead time {hist['lead_time'].values[i]}", xlabel=f"rank of truth among {who}")
     axes[0][0].set_ylabel("relative frequency")
     axes[0][0].legend(fontsize="small")
+    if truth:
+        size = scores.attrs.get("truth_ensemble_size", "?")
+        fig.suptitle(
+            f"Rank of the verifying truth of {var} within the truth ensemble (K={size}): the benchmark's own check.\n"
+            "Flat = the truth ensemble is calibrated; U = it is too narrow. Says nothing about the model.",
+            fontsize="medium",
+        )
+    else:
+        fig.suptitle(
+            f"Rank histograms of {var}: {model_name(scores)} (m={scores.attrs.get('ensemble_size', '?')}). "
+            "Flat = calibrated, U = over-confident, dome = under-confident",
+            fontsize="medium",
+        )
+    return fig
+
+
+def plot_truth_scores(scores: list[xr.Dataset], var: str) -> Figure:
+    """Scores against a known answer, one curve per model: CRPS beside the oracle CRPS, their ratio, the
+    spread ratio to the truth ensemble and the energy distance to it, each against lead time."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
+    (ax_crps, ax_ratio), (ax_spread, ax_energy) = axes
+    for k, ds in enumerate(scores):
+        colour, name = f"C{k}", model_name(ds)
+        lead = ds["lead_time"]
+        ax_crps.plot(lead, ds[f"crps_mean_{var}"], color=colour, marker="o", label=name)
+        ax_ratio.plot(lead, ds[f"crps_oracle_ratio_{var}"], color=colour, marker="o", label=name)
+        ax_spread.plot(lead, ds[f"spread_ratio_truth_{var}"], color=colour, marker="o", label=name)
+        ax_energy.plot(lead, ds[f"energy_distance_{var}"], color=colour, marker="o", label=name)
+    oracle = scores[0][f"crps_oracle_mean_{var}"]
+    size = scores[0].attrs.get("truth_ensemble_size", "?")
+    ax_crps.plot(
+        oracle["lead_time"], oracle, color="k", ls="--", lw=2, label=f"oracle (truth ensemble, K={size})"
+    )
+    for ax, level in ((ax_ratio, 1.0), (ax_spread, 1.0), (ax_energy, 0.0)):
+        ax.axhline(level, color="k", ls="--", lw=1)
+    units = _units(scores[0][f"crps_mean_{var}"])
+    lead_label = _lead_label(scores[0])
+    ax_crps.set(
+        xlabel=lead_label,
+        ylabel=f"CRPS{units}",
+        title="CRPS and the oracle CRPS (dashed): the floor\nfor any forecast from the same frames",
+    )
+    ax_ratio.set(
+        xlabel=lead_label,
+        ylabel="CRPS / oracle CRPS",
+        title="CRPS / oracle CRPS: 1 = as good as the perfect model,\n2 = twice its error (lower is better)",
+    )
+    ax_spread.set(
+        xlabel=lead_label,
+        ylabel="spread / truth-ensemble spread",
+        title="Spread ratio to the truth ensemble: 1 = the right uncertainty,\n<1 over-confident, >1 too uncertain",
+    )
+    ax_energy.set(
+        xlabel=lead_label,
+        ylabel=f"energy distance{units}",
+        title="Energy distance to the truth ensemble per pixel:\n0 = the same distribution (lower is better)",
+    )
+    for ax in axes.ravel():
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
     fig.suptitle(
-        f"Rank histograms of {var}: {model_name(scores)} (m={scores.attrs.get('ensemble_size', '?')})"
+        f"{var} against the known answer (estimator: {scores[0].attrs.get('estimator', 'ensemble')})"
     )
     return fig
 

@@ -17,19 +17,19 @@ The group is written under a temporary name (``truth_partial``) while runs fill 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 
+from forecast.store import PARTIAL_SUFFIX, TRUTH_GROUP, publish_group
 from simulators.karman.config import KarmanConfig
 from simulators.karman.lattice import Lattice
 from simulators.karman.noise import member_seed, sequence_seed
 from simulators.karman.run import FIELDS, run_name, sample_frame
 
-GROUP = "truth"
-PARTIAL_GROUP = "truth_partial"
+GROUP = TRUTH_GROUP
+PARTIAL_GROUP = TRUTH_GROUP + PARTIAL_SUFFIX
 
 
 def init_index(config: KarmanConfig, index: int, start: int) -> int:
@@ -135,6 +135,4 @@ def write_start(path: str | os.PathLike, config: KarmanConfig, index: int, start
 
 def publish(path: str | os.PathLike) -> None:
     """Give the finished partial group its final name (one rename: the group is then complete)."""
-    path = Path(path)
-    if (path / PARTIAL_GROUP).exists():
-        os.replace(path / PARTIAL_GROUP, path / GROUP)
+    publish_group(path, GROUP)

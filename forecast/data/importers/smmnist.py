@@ -15,11 +15,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from forecast.data.importers.store_writer import StorePlan, frames_variable, pixel_coords, run_import
 from forecast.errors import ForecastError
 
 BUILTIN = "builtin"
+TRUTH_STREAM = 2  # random streams: [seed, 0 | 1 (train | test), index]; truth members [seed, 2, ...]
+MAX_SPEED = 4  # pixels per frame (Denton & Fergus 2018)
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -97,13 +100,21 @@ def _resize_digits(images: np.ndarray, size: int) -> np.ndarray:
     )
 
 
-def trajectory(rng: np.random.Generator, length: int, limit: int, max_speed: int = 4) -> np.ndarray:
-    """Top-left corners (length, 2) of one digit: constant velocity, random new speed at each wall."""
-    position = rng.integers(0, limit + 1, size=2).astype(np.int64)
-    # a random direction; a zero component would pin the digit to one row or column, so speeds are >= 1
-    velocity = rng.integers(1, max_speed + 1, size=2) * rng.choice([-1, 1], size=2)
+def _walk(
+    position: np.ndarray,
+    velocity: np.ndarray,
+    rng: np.random.Generator,
+    length: int,
+    limit: int,
+    max_speed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move one digit for ``length`` frames from (``position``, ``velocity``): the corners (length, 2) and the
+    state (position, velocity) on entering each frame (length, 2, 2), from which a continuation can fork."""
+    position, velocity = position.copy(), velocity.copy()
     out = np.empty((length, 2), np.int64)
+    states = np.empty((length, 2, 2), np.int64)
     for t in range(length):
+        states[t] = position, velocity
         for axis in range(2):
             if position[axis] <= 0:
                 position[axis] = 0
@@ -113,21 +124,92 @@ def trajectory(rng: np.random.Generator, length: int, limit: int, max_speed: int
                 velocity[axis] = -rng.integers(1, max_speed + 1)
         out[t] = position
         position = position + velocity
-    return out
+    return out, states
+
+
+def _start(rng: np.random.Generator, limit: int, max_speed: int) -> tuple[np.ndarray, np.ndarray]:
+    position = rng.integers(0, limit + 1, size=2).astype(np.int64)
+    # a random direction; a zero component would pin the digit to one row or column, so speeds are >= 1
+    velocity = rng.integers(1, max_speed + 1, size=2) * rng.choice([-1, 1], size=2)
+    return position, velocity
+
+
+def trajectory(rng: np.random.Generator, length: int, limit: int, max_speed: int = 4) -> np.ndarray:
+    """Top-left corners (length, 2) of one digit: constant velocity, random new speed at each wall."""
+    return _walk(*_start(rng, limit, max_speed), rng, length, limit, max_speed)[0]
+
+
+def digit_paths(
+    rng: np.random.Generator, digits: np.ndarray, length: int, size: int = 64, num_digits: int = 2
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per digit: (image, corners (length, 2), states (length, 2, 2)); the random draws of
+    :func:`render_sequence`, in its order."""
+    paths = []
+    limit = size - digits.shape[-1]
+    for _ in range(num_digits):
+        digit = digits[rng.integers(len(digits))]
+        corners, states = _walk(*_start(rng, limit, MAX_SPEED), rng, length, limit, MAX_SPEED)
+        paths.append((digit, corners, states))
+    return paths
+
+
+def render(paths: list[tuple[np.ndarray, np.ndarray, np.ndarray]], size: int) -> np.ndarray:
+    """Frames (length, size, size) uint8: the pixel-wise maximum of the digits at their corners."""
+    length = paths[0][1].shape[0]
+    frames = np.zeros((length, size, size), np.uint8)
+    for digit, corners, _ in paths:
+        digit_size = digit.shape[-1]
+        for t, (y, x) in enumerate(corners):
+            window = frames[t, y : y + digit_size, x : x + digit_size]
+            np.maximum(window, digit, out=window)
+    return frames
 
 
 def render_sequence(
     rng: np.random.Generator, digits: np.ndarray, length: int, size: int = 64, num_digits: int = 2
 ) -> np.ndarray:
     """One (length, size, size) uint8 sequence."""
-    digit_size = digits.shape[-1]
-    frames = np.zeros((length, size, size), np.uint8)
-    for _ in range(num_digits):
-        digit = digits[rng.integers(len(digits))]
-        for t, (y, x) in enumerate(trajectory(rng, length, size - digit_size)):
-            window = frames[t, y : y + digit_size, x : x + digit_size]
-            np.maximum(window, digit, out=window)
-    return frames
+    return render(digit_paths(rng, digits, length, size, num_digits), size)
+
+
+def continuations(
+    paths: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    init_time: int,
+    horizon: int,
+    rngs: list[np.random.Generator],
+    size: int,
+) -> np.ndarray:
+    """(members, horizon, size, size): the sequence continued from its state on entering frame ``init_time``
+    (digit positions and velocities), each member with its own future bounces (``rngs``)."""
+    out = []
+    for rng in rngs:
+        limit = [size - digit.shape[-1] for digit, _, _ in paths]
+        member = []
+        for (digit, _, states), lim in zip(paths, limit, strict=True):
+            position, velocity = states[init_time]
+            corners, future = _walk(position, velocity, rng, horizon, lim, MAX_SPEED)
+            member.append((digit, corners, future))
+        out.append(render(member, size))
+    return np.stack(out)
+
+
+def truth_starts(n_test: int, length: int, inits: int, context: int, horizon: int) -> list[tuple[int, int]]:
+    """(test sequence, init_time) of the truth starts: sequences and times spread evenly over the test group,
+    each with ``context`` frames before and ``horizon - 1`` after."""
+    if length - context - horizon + 1 < 1:
+        raise ForecastError(
+            f"truth starts need {context} context frames and {horizon} frames after them within "
+            f"--length {length}; raise --length or lower --truth-horizon or --truth-context"
+        )
+    sequences = np.round(np.linspace(0, n_test - 1, inits)).astype(int)
+    times = np.round(np.linspace(context, length - horizon, inits)).astype(int)
+    starts = [(int(s), int(t)) for s, t in zip(sequences, times, strict=True)]
+    if len(set(starts)) < len(starts):
+        raise ForecastError(
+            f"{inits} truth starts do not fit {n_test} test sequences of {length} frames without repeats; "
+            "lower --truth-inits"
+        )
+    return starts
 
 
 def import_smmnist(
@@ -139,14 +221,31 @@ def import_smmnist(
     digit_size: int = 32,
     num_digits: int = 2,
     seed: int = 0,
+    truth_members: int = 0,
+    truth_inits: int = 8,
+    truth_horizon: int = 16,
+    truth_context: int = 4,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Generate SM-MNIST sequences into a field store (train digits for `train`, test digits for `test`)."""
+    """Generate SM-MNIST sequences into a field store (train digits for `train`, test digits for `test`).
+
+    With ``truth_members`` K > 0 the store gets a ``truth`` group: for ``truth_inits`` test starts, K futures
+    of ``truth_horizon`` frames from the same digit positions and velocities, each with its own bounces."""
     sequences = sequences or {"train": 1000, "test": 100}
     if digit_size >= size:
         raise ForecastError(f"digit size {digit_size} must be smaller than the frame size {size}")
+    if truth_members < 0 or (truth_members and (truth_inits < 1 or truth_horizon < 1 or truth_context < 0)):
+        raise ForecastError(
+            "--truth-members must be >= 0, --truth-inits and --truth-horizon >= 1, --truth-context >= 0 (got "
+            f"{truth_members}, {truth_inits}, {truth_horizon}, {truth_context})"
+        )
+    starts = (
+        truth_starts(sequences["test"], length, truth_inits, truth_context, truth_horizon)
+        if truth_members
+        else []
+    )
     digits = {group: _resize_digits(images, digit_size) for group, images in load_digits_images(src).items()}
     plan = StorePlan(
         variables=frames_variable((size, size), "stochastic moving digits"),
@@ -169,6 +268,10 @@ def import_smmnist(
             "digit_size": digit_size,
             "num_digits": num_digits,
             "seed": seed,
+            # truth options only when asked: stores from before they existed still resume
+            **(
+                {"truth": [truth_members, truth_inits, truth_horizon, truth_context]} if truth_members else {}
+            ),
         },
     )
 
@@ -179,4 +282,67 @@ def import_smmnist(
             rng = np.random.default_rng([seed, group_id, index])
             yield {"frames": render_sequence(rng, digits[group], length, size, num_digits)}
 
-    return run_import(out, plan, sequences_for, resume=resume, overwrite=overwrite, progress=progress)
+    def truth() -> xr.Dataset:
+        members = []
+        for sequence, init_time in starts:
+            paths = digit_paths(
+                np.random.default_rng([seed, 1, sequence]), digits["test"], length, size, num_digits
+            )
+            rngs = [
+                np.random.default_rng([seed, TRUTH_STREAM, sequence, init_time, m])
+                for m in range(truth_members)
+            ]
+            members.append(continuations(paths, init_time, truth_horizon, rngs, size))
+        return truth_dataset(plan, np.stack(members), starts, truth_context, seed)
+
+    return run_import(
+        out,
+        plan,
+        sequences_for,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+        truth=truth if truth_members else None,
+    )
+
+
+def truth_dataset(
+    plan: StorePlan, frames: np.ndarray, starts: list[tuple[int, int]], context: int, seed: int
+) -> xr.Dataset:
+    """The ``truth`` group: ``frames`` (init, member, lead_time, y, x) with the coordinates of CONVENTIONS.md."""
+    sequence = np.array([s for s, _ in starts])
+    layout = xr.Dataset(coords=plan.coords)
+    time_attrs = dict(layout["time"].attrs)
+    n_init, n_member, horizon = frames.shape[:3]
+    coords = {
+        "init": ("init", np.arange(n_init), {"long_name": "truth start"}),
+        "sequence": ("init", sequence, {"long_name": "test sequence index"}),
+        "init_time": (
+            "init",
+            np.array([t for _, t in starts]),
+            {**time_attrs, "long_name": "time of the test frame that lead 1 verifies against"},
+        ),
+        "member": ("member", np.arange(n_member), {"long_name": "truth ensemble member"}),
+        "lead_time": (
+            "lead_time",
+            np.arange(1, horizon + 1),
+            {**time_attrs, "long_name": "frames after the start's last context frame"},
+        ),
+        "y": layout["y"].variable,
+        "x": layout["x"].variable,
+    }
+    for name, values in plan.sequence_coords["test"].items():
+        coords[name] = ("init", np.asarray(values)[sequence])
+    spec = plan.variables["frames"]
+    attrs = {
+        **plan.attrs,
+        "truth_context": context,
+        "truth_description": (
+            "perfect-model ensemble: futures from the digits' positions and velocities on entering frame "
+            "init_time, each member with its own bounces (numpy default_rng([seed, "
+            f"{TRUTH_STREAM}, sequence, init_time, member]), seed = {seed}); lead l verifies against "
+            "test.isel(sequence=sequence).sel(time=init_time + l - 1)"
+        ),
+    }
+    data = xr.DataArray(frames, dims=("init", "member", "lead_time", "y", "x"), attrs=dict(spec.attrs))
+    return xr.Dataset({"frames": data}, coords=coords, attrs=attrs)

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,15 @@ import zarr
 from tqdm.auto import tqdm
 
 from forecast.errors import ForecastError
-from forecast.store import COMPLETE_ATTR, GROUPS, is_complete, mark_complete
+from forecast.store import (
+    COMPLETE_ATTR,
+    GROUPS,
+    PARTIAL_SUFFIX,
+    TRUTH_GROUP,
+    is_complete,
+    mark_complete,
+    publish_group,
+)
 
 WRITTEN_ATTR = "sequences_written"
 PLAN_ATTR = "import_plan"
@@ -209,6 +217,12 @@ class FieldStoreWriter:
         if index != n:
             raise ForecastError(f"importer produced {index} of the {n} planned {group} sequences")
 
+    def write_whole_group(self, group: str, ds: xr.Dataset) -> None:
+        """Write ``ds`` as ``group`` in one go, under a temporary name renamed when complete (e.g. ``truth``)."""
+        with _quiet_zarr():
+            ds.to_zarr(str(self.path), group=f"{group}{PARTIAL_SUFFIX}", mode="w", consolidated=False)
+        publish_group(self.path, group)
+
     def finish(self) -> None:
         for group in GROUPS:
             if self.written(group) != self.plan.group_size(group):
@@ -223,9 +237,11 @@ def run_import(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    truth: Callable[[], xr.Dataset] | None = None,
 ) -> Path:
     """Lay out ``out`` from ``plan`` and fill it: ``sequences_for(group, start)`` yields that group's sequences
-    from index ``start`` on. Returns the store's path."""
+    from index ``start`` on; ``truth()``, if given, makes the ``truth`` group, written last. Returns the
+    store's path."""
     writer = FieldStoreWriter(out, plan, resume=resume, overwrite=overwrite)
     if writer.complete:
         return writer.path
@@ -233,5 +249,7 @@ def run_import(
         start = writer.written(group)
         if start < plan.group_size(group):
             writer.write_group(group, sequences_for(group, start), progress=progress)
+    if truth is not None:
+        writer.write_whole_group(TRUTH_GROUP, truth())
     writer.finish()
     return writer.path

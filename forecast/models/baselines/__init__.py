@@ -6,7 +6,9 @@ One module each:
   by the training data's tendency spread per lead time (``persistence_inflated``);
 - ``climatology``: members drawn from a bank of training frames;
 - ``convgru``: RVD's transform module alone (the recurrent U-Net), a deterministic predictor trained with MSE;
-- ``svg_lp``: SVG-LP (Denton and Fergus 2018) with ConvLSTMs, the paper's sequential-VAE baseline.
+- ``svg_lp``: SVG-LP (Denton and Fergus 2018) with ConvLSTMs, the paper's sequential-VAE baseline;
+- ``ivrnn``: the improved conditional VRNN (Castrejon et al. 2019), a VRNN with a hierarchy of latents;
+- ``slamp``: SLAMP (Akan et al. 2021), stochastic latent appearance and motion.
 
 ``statistics`` holds what the parameter-free baselines share: buffers fitted from training windows
 (``fit_statistics``), saved in the checkpoint like weights. ``build_baseline`` is called by
@@ -28,6 +30,8 @@ _REGISTRY = {
     "climatology": ("climatology", "Climatology", "ClimatologyConfig"),
     "convgru": ("convgru", "ConvGRUPredictor", "ConvGRUConfig"),
     "svg_lp": ("svg_lp", "SVGLP", "SVGLPConfig"),
+    "ivrnn": ("ivrnn", "IVRNN", "IVRNNConfig"),
+    "slamp": ("slamp", "SLAMP", "SLAMPConfig"),
 }
 BASELINE_KINDS = tuple(_REGISTRY)
 
