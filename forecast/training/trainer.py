@@ -313,7 +313,8 @@ class Trainer:
         if self.start.checkpoint is not None:
             self.say(f"resumed from step {self.step}")
         self._prepare()
-        if self.step >= target or self._budget_spent(self.elapsed_s):
+        # a new run trains at least one step, even on a spent budget, so that it has a checkpoint
+        if self.step >= target or (self.step > 0 and self._budget_spent(self.elapsed_s)):
             return self._final_metrics(target)
         batches = device_batches(self.loader(), self.device)
         budget = self.training.time_budget_s
