@@ -19,6 +19,10 @@ command is run again, so an interrupted table resumes. Outputs: ``OUT/tableN.csv
 per variable and their mean; the spread-skill ratio; LPIPS and FVD of the vorticity rendered as grey video where the pretrained weights
 are found, see README "Perceptual metrics"; otherwise "n/a"), and the figures of ``forecast plot`` in
 ``OUT/figures``.
+
+Table 1 also has an SM-MNIST column: every row is trained, rolled out and scored again on stochastic moving
+MNIST made offline from scikit-learn's digits (``OUT/smmnist``; ``--no-smmnist`` skips it): ``crps_smmnist``
+(CRPS of the 0..255 frames, mean over leads) and ``fvd_smmnist`` (where the rollouts have at least 9 frames).
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ class Scale:
     rollout: dict
     baseline_bank: int = 512
     latent_models: dict = field(default_factory=dict)  # model.kind -> overrides (ivrnn, slamp)
+    smmnist: dict = field(
+        default_factory=dict
+    )  # import_smmnist options of the SM-MNIST column (builtin digits)
 
     def shrink(self, config: dict) -> dict:
         """``config`` (a paper config) at this scale."""
@@ -93,6 +100,7 @@ SCALES = {
         convgru_model={},
         svg_lp_model={},
         rollout={"members": 16, "inits": 64, "context": 4, "horizon": 16, "sampler": "ddpm", "steps": None},
+        smmnist={"size": 64, "digit_size": 32, "length": 30, "sequences": {"train": 10000, "test": 256}},
     ),
     "cpu-small": Scale(
         name="cpu-small",
@@ -124,6 +132,7 @@ SCALES = {
             "ivrnn": {"dim": 16, "levels": 3, "z_dim": 4, "rnn_dim": 32},
             "slamp": {"dim": 16, "g_dim": 32, "z_dim": 4, "rnn_dim": 32},
         },
+        smmnist={"size": 32, "digit_size": 12, "length": 24, "sequences": {"train": 256, "test": 12}},
     ),
     "smoke": Scale(
         name="smoke",
@@ -146,6 +155,7 @@ SCALES = {
             "ivrnn": {"dim": 8, "levels": 2, "z_dim": 2, "rnn_dim": 8},
             "slamp": {"dim": 8, "g_dim": 8, "z_dim": 2, "rnn_dim": 8},
         },
+        smmnist={"size": 16, "digit_size": 6, "length": 8, "sequences": {"train": 4, "test": 2}},
     ),
 }
 
@@ -204,7 +214,20 @@ TABLES = {
 }
 
 
+#: tables with an SM-MNIST column (the stochastic natural-video stand-in that runs offline: every row is also
+#: trained, rolled out and scored on SM-MNIST with scikit-learn's digits; columns crps_smmnist, fvd_smmnist)
+SMMNIST_TABLES = (1,)
+
+
 # --------------------------------------------------------------------------------------------------- stages
+def make_smmnist(out: Path, scale: Scale, progress: bool) -> Path:
+    from forecast.data.importers.smmnist import BUILTIN, import_smmnist
+
+    store = out / "data" / "smmnist.zarr"
+    store.parent.mkdir(parents=True, exist_ok=True)
+    return import_smmnist(BUILTIN, store, **scale.smmnist, resume=store.exists(), progress=progress)
+
+
 def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | None = None) -> dict:
     """LPIPS and FVD of ``variable`` rendered as grey video (the truth's 1st..99th percentile -> 0..255).
 
@@ -307,6 +330,20 @@ def write_tables(table: list[dict], out: Path, number: int, scale: Scale, comman
     return csv_path, md_path
 
 
+def add_smmnist_columns(
+    table: list[dict], chain: pipeline.Pipeline, rows: list[pipeline.Row], perceptual_metrics: bool, weights
+) -> None:
+    """``crps_smmnist`` (CRPS of the frames, 0..255) and ``fvd_smmnist`` of every row, from ``chain``'s files."""
+    for entry, row, summary in zip(table, rows, chain.summarize(rows)):
+        entry["crps_smmnist"] = summary["crps_frames"]
+        if perceptual_metrics:
+            p = perceptual(chain.forecast_file(row), variable="frames", weights=weights)
+            entry["fvd_smmnist"] = p["fvd"]
+            if p["note"] and "fvd:" in p["note"]:
+                reason = p["note"][p["note"].index("fvd:") :].split(";")[0]
+                entry["_note"] = "; ".join(filter(None, [entry.get("_note"), f"SM-MNIST {reason}"]))
+
+
 def run_table(
     number: int,
     scale_name: str,
@@ -317,8 +354,12 @@ def run_table(
     weights: str | None = None,
     progress: bool = True,
     log=print,
+    smmnist: bool = True,
 ) -> list[dict]:
-    """Everything for table ``number`` at ``scale_name`` into ``out``; returns the table's rows."""
+    """Everything for table ``number`` at ``scale_name`` into ``out``; returns the table's rows.
+
+    Tables in ``SMMNIST_TABLES`` also train, roll out and score every row on SM-MNIST (``out/smmnist``) for
+    their SM-MNIST columns, unless ``smmnist`` is false."""
     if number not in TABLES:
         raise ForecastError(f"there is no table {number}; choose one of {', '.join(map(str, TABLES))}")
     if scale_name not in SCALES:
@@ -326,17 +367,33 @@ def run_table(
     scale, out = SCALES[scale_name], Path(out)
     from simulators.karman import KarmanConfig
 
+    settings = pipeline.RolloutSettings(**scale.rollout, seed=seed)
     chain = pipeline.Pipeline(
         out,
         store=data,
         simulation=None if data else KarmanConfig(**scale.simulation),
-        rollout=pipeline.RolloutSettings(**scale.rollout, seed=seed),
+        rollout=settings,
         progress=progress,
         log=log,
     )
     rows = [pipeline.Row(r.slug, r.build(scale), label=r.label, rollout=r.rollout) for r in TABLES[number]]
     chain.run(rows, variables=["vorticity"])  # two RVD rows must not share a legend entry: labelled by row
     table = table_rows(chain, rows, perceptual_metrics, weights)
+    if smmnist and number in SMMNIST_TABLES and scale.smmnist:
+        log("SM-MNIST column")
+        store = make_smmnist(out, scale, progress)
+        video = pipeline.Pipeline(out / "smmnist", store=store, rollout=settings, progress=progress, log=log)
+        video_rows = [
+            pipeline.Row(
+                r.name,
+                {**r.config, "data": {**r.config["data"], "variables": ["frames"]}},
+                r.label,
+                r.rollout,
+            )
+            for r in rows
+        ]
+        video.run(video_rows, plot=False)
+        add_smmnist_columns(table, video, video_rows, perceptual_metrics, weights)
     command = f"python experiments/table{number}.py --scale {scale_name} --out {out}"
     csv_path, md_path = write_tables(table, out, number, scale, command)
     log(md_path.read_text())
@@ -355,6 +412,7 @@ def main(argv: list[str] | None = None, table: int | None = None) -> int:
     parser.add_argument("--no-perceptual", action="store_true", help="skip LPIPS and FVD")
     parser.add_argument("--weights", help="folder with the pretrained LPIPS/I3D weights")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-smmnist", action="store_true", help="skip table 1's SM-MNIST column")
     args = parser.parse_args(argv)
     try:
         run_table(
@@ -366,6 +424,7 @@ def main(argv: list[str] | None = None, table: int | None = None) -> int:
             not args.no_perceptual,
             args.weights,
             not args.no_progress,
+            smmnist=not args.no_smmnist,
         )
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -117,6 +117,9 @@ class ForecastSettings:
     seed: int
     member_chunk: int
     amp: bool
+    capture: str = (
+        "none"  # compiled or captured denoiser (forecast.capture): the same samples to float rounding
+    )
     source_store: str = "unknown"
     source_group: str = "test"
     starts: str = "even"
@@ -163,6 +166,7 @@ class ForecastSettings:
             "software": self.software,
             "device": self.device,
             "amp": int(self.amp),
+            "capture": self.capture,
             "seeding": "one torch.Generator per (seed, sequence, start, first member of chunk)",
             **provenance,
         }

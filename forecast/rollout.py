@@ -39,12 +39,22 @@ import torch
 import xarray as xr
 
 from forecast import __version__
+from forecast.capture import resolve_capture
 from forecast.data.layout import ChannelLayout
 from forecast.device import autocast_dtype
 from forecast.errors import ForecastError
-from forecast.forecast_file import ForecastFileWriter, ForecastSettings, Init, history_entry
+from forecast.forecast_file import ForecastFileWriter, ForecastSettings, Init, history_entry, partial_path
 from forecast.metrics.truth import check_truth, open_truth
 from forecast.models.base import SequenceModel
+from forecast.rollout_shards import (
+    Shard,
+    join_shards,
+    seal_shard,
+    shard_is_done,
+    shard_path,
+    unsealed_path,
+    wait_for_shards,
+)
 
 SAMPLERS = ("ddpm", "ddim")
 #: how the starts are chosen: spread evenly over the test group, or those of the store's truth group
@@ -239,12 +249,14 @@ def rollout(
     batch_size: int = 32,
     device: torch.device | str = "cpu",
     amp: bool = False,
+    capture: str = "none",
     attrs: dict[str, Any] | None = None,
     group: str | None = None,
     history: str | None = None,
     resume: bool = False,
     progress: bool = False,
     log: Callable[[str], Any] | None = None,
+    shard: Shard | None = None,
 ) -> Path:
     """Write an ensemble forecast file for starts of a field store's test group and return its path.
 
@@ -253,10 +265,14 @@ def rollout(
     explicit ``Init`` objects); ``"truth"`` the starts of the store's ``truth`` group, whose horizon is then the
     default. ``horizon`` defaults to 16 otherwise. ``attrs`` are added to the file's global attributes (the
     checkpoint and run directory: ``rollout_run`` puts them there); ``history`` is the command that made the file;
-    ``log`` receives notes for the user (a deterministic model is written with one member).
+    ``log`` receives notes for the user (a deterministic model is written with one member). ``amp``: bf16
+    autocast of the networks (the sampler's arithmetic stays fp32); ``capture``: compile or CUDA-graph-capture
+    the denoiser (``forecast.capture``). ``shard``: this process's part of a multi-process rollout
+    (``forecast.rollout_shards``; rank 0 returns the joined file, other ranks their shard).
     See the module docstring for chunking, interruption and seeding.
     """
     device = torch.device(device)
+    capture = resolve_capture(capture, device)
     _check_options(model, sampler, steps, members, batch_size, starts)
     test_ds, store, group = _open_data(data, group)
     layout.check_compatible(test_ds, "test store")
@@ -279,6 +295,7 @@ def rollout(
         seed=seed,
         member_chunk=min(members, batch_size),  # chunks have their own noise: part of the result
         amp=amp,
+        capture=capture,
         source_store=str(store) if store is not None else "unknown",
         source_group=group,
         starts=starts,
@@ -288,9 +305,33 @@ def rollout(
         history=history or history_entry("forecast.rollout.rollout (Python API)"),
     )
     model = model.to(device).eval()
-    writer = ForecastFileWriter(out_path, settings, test_ds, init_labels=labels, resume=resume)
-    _generate_into(writer, model, layout, test_ds, device, amp, progress)
-    return writer.commit()
+    model.accelerate_sampling(capture)
+    try:
+        if shard is not None:
+            return _sharded(
+                shard, out_path, settings, test_ds, labels, resume, model, layout, device, progress
+            )
+        writer = ForecastFileWriter(out_path, settings, test_ds, init_labels=labels, resume=resume)
+        _generate_into(writer, model, layout, test_ds, device, amp, progress)
+        return writer.commit()
+    finally:
+        model.accelerate_sampling("none")
+
+
+def _sharded(shard: Shard, out_path, settings: ForecastSettings, test_ds, labels, resume: bool, *generation):
+    """This rank's inits into its shard; rank 0 then waits for every shard and joins them into ``out_path``."""
+    model, layout, device, progress = generation
+    mine, fingerprint = shard_path(out_path, shard), settings.fingerprint()
+    if not (resume and shard_is_done(mine, fingerprint)):
+        writer = ForecastFileWriter(unsealed_path(mine), settings, test_ds, init_labels=labels, resume=resume)
+        writer.done |= {i for i in range(len(settings.inits)) if not shard.owns(i)}  # the other ranks' inits
+        _generate_into(writer, model, layout, test_ds, device, settings.amp, progress and shard.rank == 0)
+        writer.commit()
+        seal_shard(mine, fingerprint)
+    if shard.rank != 0:
+        return mine
+    wait_for_shards([shard_path(out_path, Shard(r, shard.world)) for r in range(shard.world)], fingerprint)
+    return join_shards(out_path, shard.world, partial_path(out_path))
 
 
 def _check_options(
@@ -450,6 +491,9 @@ def rollout_run(
     from forecast.training import load_run
 
     device = select_device(device) if not isinstance(device, torch.device) else device
+    shard = options.get("shard")
+    if shard is not None and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", shard.local_rank)  # one GPU per process on a node
     if device.type == "cuda":
         # same seed, same forecast: no autotuned (non-deterministic) convolution algorithms
         torch.backends.cudnn.benchmark = False

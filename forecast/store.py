@@ -8,8 +8,11 @@ interrupted generation is never mistaken for a dataset.
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import xarray as xr
@@ -36,8 +39,53 @@ def _root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
 
 
 def mark_complete(path: str | os.PathLike, complete: bool = True) -> None:
-    """Set the store's completeness flag (writers set False first and True last)."""
+    """Set the store's completeness flag (writers set False first and True last); a complete store's metadata
+    is consolidated, so every open (``xr.open_datatree``, ``xr.open_zarr``) finds it without warnings."""
     _root(path, mode="r+").attrs[COMPLETE_ATTR] = bool(complete)
+    if complete:
+        consolidate(path)
+
+
+CONVENTIONS = "CF-1.8"
+
+
+def cf_attrs(title: str, source: str, history: str) -> dict:
+    """The CF global attributes every store group carries (``history`` gets a UTC time stamp)."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"Conventions": CONVENTIONS, "title": title, "source": source, "history": f"{stamp} {history}"}
+
+
+def consolidate(path: str | os.PathLike) -> None:
+    """Consolidate the store's metadata (after its last change), so that opening it does not warn."""
+    with warnings.catch_warnings():
+        # zarr 3 notes that consolidated metadata is not in the v3 spec yet; xarray and zarr read it
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        # fixed-width string coordinates (names, actions) are read back fine; zarr notes they lack a v3 spec
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        zarr.consolidate_metadata(str(path))
+
+
+def upgrade_store(path: str | os.PathLike) -> list[str]:
+    """Bring a store written by an older version up to the current layout, in place: name the dimensions of
+    arrays that have none (the root ``frames_written`` of older simulator stores, whose one dimension is
+    ``sequence``) and consolidate the metadata, so ``xr.open_datatree(path, engine="zarr")`` opens it. Returns
+    the arrays it changed. Only zarr-v3 directory stores (what this project writes) can be upgraded."""
+    path = Path(path)
+    _root(path)
+    changed = []
+    for meta_file in sorted(path.rglob("zarr.json")):
+        meta = json.loads(meta_file.read_text())
+        if meta.get("node_type") != "array" or meta.get("dimension_names"):
+            continue
+        name = meta_file.parent.name
+        ndim = len(meta["shape"])
+        old_progress = name == "frames_written" and ndim == 1  # runs of `forecast simulate karman`
+        meta["dimension_names"] = ["sequence"] if old_progress else [f"{name}_dim_{i}" for i in range(ndim)]
+        meta_file.write_text(json.dumps(meta, indent=2))
+        changed.append(str(meta_file.parent.relative_to(path)))
+    if is_complete(path):
+        consolidate(path)
+    return changed
 
 
 def publish_group(path: str | os.PathLike, group: str) -> None:

@@ -119,8 +119,14 @@ def test_truth_futures_start_from_the_test_state_with_their_own_bounces(tmp_path
         truth_context=3,
         progress=False,
     )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = xr.open_datatree(str(out), engine="zarr")  # every group, no warnings
+    assert set(tree.children) == {"train", "test", "truth"} and tree.attrs["Conventions"].startswith("CF-")
     test = open_field_store(out, "test").load()
-    truth = xr.open_zarr(str(out), group="truth", consolidated=False).load()
+    truth = xr.open_zarr(str(out), group="truth").load()
     assert truth["frames"].dims == ("init", "member", "lead_time", "y", "x")
     assert truth["frames"].shape == (4, 6, 10, 32, 32) and truth["frames"].dtype == np.uint8
     np.testing.assert_array_equal(truth["sequence"].values, [0, 2, 3, 5])
@@ -150,3 +156,19 @@ def test_truth_starts_must_fit_the_sequences():
         truth_starts(10, 12, 2, 4, 10)
     with pytest.raises(ForecastError, match="--truth-inits"):
         truth_starts(1, 12, 5, 2, 8)
+
+
+def test_cli_truth_options(tmp_path):
+    pytest.importorskip("sklearn")
+    import xarray as xr
+
+    from forecast.cli import main
+
+    args = ["data", "import", "smmnist", "builtin", str(tmp_path / "s.zarr"), "--length", "8", "--size", "32"]
+    args += ["--digit-size", "12", "--train-sequences", "1", "--test-sequences", "2", "--no-progress"]
+    args += ["--truth-members", "3", "--truth-inits", "2", "--truth-horizon", "4", "--truth-context", "2"]
+    assert main(args) == 0
+    truth = xr.open_zarr(str(tmp_path / "s.zarr"), group="truth")
+    assert truth["frames"].shape == (2, 3, 4, 32, 32)
+    np.testing.assert_array_equal(truth["init_time"].values, [2, 4])
+    assert main([*args[:-1], "9", "--overwrite"]) == 2  # context 9 + horizon 4 do not fit 8 frames

@@ -40,7 +40,7 @@ def test_store_layout_coordinates_and_attributes(tiny_store):
         assert float(ds["cylinder_diameter"][0]) == 2.0 and float(ds["inflow_velocity"][0]) == 0.05
         assert ds.attrs["frame_interval"] == 8 and ds.attrs["stencil"] == "D2Q9"
         assert "cumulant" in ds.attrs["collision"] and ds.attrs["lbmpy_version"]
-        assert ds["x"].attrs["units"] == "lattice cells"
+        assert ds["x"].attrs["units"] == "1" and "lattice cells" in ds["x"].attrs["long_name"]
     # the test frames follow the train frames of the same run
     np.testing.assert_array_equal(test["time"].values, [6, 7])
     np.testing.assert_array_equal(train["lattice_step"].values, 16 + 8 * np.arange(1, 7))
@@ -120,7 +120,9 @@ def test_incomplete_store_is_refused_and_resume_skips_finished_runs(tmp_path, mo
 
 def test_divergence_is_a_one_line_error_naming_run_reynolds_and_step(tmp_path):
     # SRT at omega -> 2 on a coarse grid blows up within a few hundred steps
-    config = KarmanConfig(reynolds=(5.0, 1e6), collision="srt", **{**TINY, "spinup": 2000})
+    config = KarmanConfig(
+        reynolds=(5.0, 1e6), collision="srt", allow_underresolved=True, **{**TINY, "spinup": 2000}
+    )
     with pytest.raises(SimulationDiverged) as info:
         generate(tmp_path / "bad.zarr", config, scheduler="synchronous", progress=False)
     message = str(info.value)
@@ -190,7 +192,9 @@ def test_local_dask_cluster_runs_in_parallel_and_reports_divergence(tmp_path):
     result = generate(tmp_path / "dask.zarr", config, workers=2, progress=False)
     assert sorted(r.index for r in result.runs) == [0, 1]
     assert np.isfinite(open_field_store(tmp_path / "dask.zarr", "test")["u"].values).all()
-    bad = KarmanConfig(reynolds=(5.0, 1e6), collision="srt", **{**TINY, "spinup": 2000})
+    bad = KarmanConfig(
+        reynolds=(5.0, 1e6), collision="srt", allow_underresolved=True, **{**TINY, "spinup": 2000}
+    )
     with pytest.raises(SimulationDiverged, match="run 1 .Re = 1e\\+06. diverged at lattice step"):
         generate(tmp_path / "bad.zarr", bad, workers=2, progress=False)
 
@@ -203,3 +207,75 @@ def test_streaming_target_starts_initialised():
     lattice = build_lattice(KarmanConfig(reynolds=(100.0,), **TINY), 100.0)
     arrays = lattice.step.data_handling.cpu_arrays
     np.testing.assert_array_equal(arrays["karman_pdfTmp"], arrays[lattice.step.pdf_array_name])
+
+
+def test_store_opens_whole_without_warnings_and_carries_cf_metadata(tiny_store):
+    import warnings
+
+    import xarray as xr
+
+    path, _ = tiny_store
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = xr.open_datatree(str(path), engine="zarr")
+        root = xr.open_zarr(str(path))
+        train = xr.open_zarr(str(path), group="train")
+    assert root["frames_written"].dims == ("sequence",)
+    assert set(tree.children) == {"train", "test"}
+    for ds in (tree.to_dataset(), train):
+        assert ds.attrs["Conventions"].startswith("CF-") and ds.attrs["title"]
+        assert ds.attrs["history"] and "lbmpy" in ds.attrs["source"]
+    assert {train[c].attrs.get("axis") for c in ("x", "y", "time")} == {"X", "Y", "T"}
+    assert sorted(c for c in train.coords if "axis" in train[c].attrs) == ["time", "x", "y"]
+    for name, da in {**train.coords, **train.data_vars}.items():
+        assert da.attrs.get("long_name"), name
+        # UDUNITS has no lattice units: dimensionless, and the long_name says "lattice"
+        if "units" in da.attrs:
+            assert da.attrs["units"] == "1", name
+    assert "lattice units" in train["u"].attrs["long_name"]
+    assert train.attrs["resolution_warning"].startswith("under-resolved")  # D = 2 at Re 150: flagged
+
+
+def test_unresolvable_reynolds_number_is_refused_with_the_remedy(tmp_path, capsys):
+    with pytest.raises(ForecastError, match="cells per diameter.*Re <=") as info:
+        KarmanConfig(reynolds=(200_000.0,), diameter=2)
+    assert "\n" not in str(info.value) and "--allow-underresolved" in str(info.value)
+    assert KarmanConfig(reynolds=(400.0,)).resolution_issue() is None  # the paper's dataset (D = 8)
+    assert KarmanConfig(reynolds=(200_000.0,), diameter=2, allow_underresolved=True).resolution_issue()
+    assert (
+        main(["simulate", "karman", str(tmp_path / "x.zarr"), "--reynolds", "200000", "--diameter", "2"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "under-resolved" in err
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_a_store_from_the_previous_version_is_upgraded_to_open_whole(tiny_store, tmp_path):
+    import json
+    import shutil
+    import warnings
+
+    import xarray as xr
+
+    from forecast.store import upgrade_store
+
+    old = tmp_path / "old.zarr"
+    shutil.copytree(tiny_store[0], old)
+    # what the previous version wrote: a root array without dimension names, no consolidated metadata
+    for meta_file, drop in (
+        (old / "frames_written" / "zarr.json", "dimension_names"),
+        (old / "zarr.json", None),
+    ):
+        meta = json.loads(meta_file.read_text())
+        meta.pop(drop or "consolidated_metadata", None)
+        meta_file.write_text(json.dumps(meta))
+    assert open_field_store(old, "train")["u"].shape[0] == 2  # the project's own reader never needed them
+    with pytest.raises(KeyError, match="dimension_names"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # xarray also warns that there is no consolidated metadata
+        xr.open_datatree(str(old), engine="zarr")
+    assert upgrade_store(old) == ["frames_written"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = xr.open_datatree(str(old), engine="zarr")
+    assert tree["frames_written"].dims == ("sequence",)
+    assert upgrade_store(old) == []  # idempotent

@@ -74,6 +74,23 @@ def test_zero_noise_truth_members_equal_each_other_and_the_test_frames(determini
                     np.testing.assert_array_equal(members[m], verifying[name].values)
 
 
+def test_store_with_truth_opens_whole_without_warnings(noisy_truth):
+    import warnings
+
+    path, _ = noisy_truth
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = xr.open_datatree(str(path), engine="zarr")
+    assert set(tree.children) == {"train", "test", "truth"}
+    truth = tree["truth"].to_dataset()
+    assert truth["member"].attrs["standard_name"] == "realization"
+    assert sorted(c for c in truth.coords if "axis" in truth[c].attrs) == [
+        "x",
+        "y",
+    ]  # one T axis: test's time
+    assert all(truth[c].attrs.get("long_name") for c in truth.coords)
+
+
 def test_noise_perturbs_the_inflow_and_is_recorded(noisy_truth):
     path, config = noisy_truth
     test = open_field_store(path, "test")
@@ -183,3 +200,24 @@ def test_truth_options_are_checked():
         KarmanConfig(inflow_noise=-0.1)
     with pytest.raises(ForecastError, match="--truth-members"):
         KarmanConfig(truth_members=-1)
+
+
+def test_cli_writes_the_stochastic_street_with_its_truth(tmp_path, capsys):
+    from forecast.cli import main
+
+    out = tmp_path / "cli.zarr"
+    args = ["simulate", "karman", str(out), "--reynolds", "100", "--frames", "2", "--test-frames", "4"]
+    args += ["--every", "8", "--size", "32", "--spinup", "16", "--scheduler", "synchronous", "--quiet"]
+    args += ["--inflow-noise", "0.2", "--noise-seed", "7", "--truth-members", "2", "--truth-inits", "1"]
+    args += ["--truth-horizon", "2", "--truth-context", "2"]
+    assert main(args) == 0
+    assert "truth: 2 members x 1 starts x 2 frames" in capsys.readouterr().out
+    test = open_field_store(out, "test")
+    assert test.attrs["inflow_noise"] == 0.2 and test.attrs["noise_seed"] == 7
+    truth = _truth(out)
+    assert truth["u"].shape == (1, 2, 2, 32, 32) and int(truth["init_time"][0]) == 4
+    # starts that do not fit the test frames: one line naming the remedy, nothing written
+    bad = [*args, "--truth-inits", "5", "--overwrite"]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--test-frames" in err

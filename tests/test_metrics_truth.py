@@ -5,6 +5,8 @@ two normals, the expected CRPS sigma / sqrt(pi) of a normal against its own draw
 drawn from the truth's own distribution, which must score a ratio of ~1 and a flat truth rank histogram.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -136,9 +138,20 @@ def test_truth_scores_are_lazy_from_a_store_and_on_the_command_line(tmp_path, ca
     out = tmp_path / "s.nc"
     args = ["score", str(tmp_path / "fc.nc"), "--truth", str(tmp_path / "store.zarr"), "--out", str(out)]
     assert main([*args, "--quiet"]) == 0
+    assert "--fair compares them without that bias" in capsys.readouterr().out  # 8 members against 16
     written = xr.open_dataset(out)
     assert written.attrs["truth_store"] == str(tmp_path / "store.zarr")
     xr.testing.assert_allclose(written["crps_oracle_ratio_v"], in_memory["crps_oracle_ratio_v"])
+    truth.to_zarr(
+        tmp_path / "old.zarr", group="truth", consolidated=False
+    )  # a store without consolidated metadata
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "error"
+        )  # opens without the "failed to open with consolidated metadata" warning
+        xr.testing.assert_identical(
+            open_truth(tmp_path / "old.zarr").load(), open_truth(tmp_path / "store.zarr").load()
+        )
     capsys.readouterr()
     (tmp_path / "empty.zarr").mkdir()
     assert (
@@ -187,3 +200,35 @@ def test_scores_files_pass_the_cf_checker(tmp_path):
     path = rollout(RandomWalk(), _layout(ds), ds, tmp_path / "fc.nc", members=2, context=2, horizon=3)
     assert main(["score", str(path), "--out", str(tmp_path / "s2.nc"), "--quiet"]) == 0
     assert_cf_valid(tmp_path / "s2.nc")
+
+
+def test_verifying_truth_is_checked_against_the_stores_test_frames(tmp_path, capsys):
+    fc, truth = _case()
+    fc = fc.assign_coords(
+        valid_time=(("init", "lead_time"), fc["init_time"].values[:, None] + fc["lead_time"].values - 1)
+    )
+    test = xr.Dataset(
+        {v: (("sequence", "time", "y", "x"), np.zeros((3, 30, 16, 16))) for v in ("u", "v")},
+        coords={"sequence": np.arange(3), "time": np.arange(30)},
+    )
+    for i in range(fc.sizes["init"]):
+        where = {"sequence": int(fc["sequence"][i]), "time": fc["valid_time"].values[i]}
+        for v in ("u", "v"):
+            test[v].loc[where] = fc[f"{v}_obs"].values[i]
+    store = tmp_path / "store.zarr"
+    test.to_zarr(store, group="test", consolidated=False)
+    truth.to_zarr(store, group="truth", consolidated=False)
+    fc.to_netcdf(tmp_path / "fc.nc")
+    args = ["--truth", str(store), "--quiet"]
+    assert main(["score", str(tmp_path / "fc.nc"), "--out", str(tmp_path / "s.nc"), *args]) == 0
+    other = fc.copy(deep=True)
+    other["v_obs"][2, 1, 3, 3] += 1.0  # a forecast made from another store with the same starts
+    other.to_netcdf(tmp_path / "other.nc")
+    capsys.readouterr()
+    assert main(["score", str(tmp_path / "other.nc"), "--out", str(tmp_path / "o.nc"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "v_obs is not the store's test frames" in err
+    late = fc.assign_coords(valid_time=fc["valid_time"] + 100)  # frames the test group does not have
+    late.to_netcdf(tmp_path / "late.nc")
+    assert main(["score", str(tmp_path / "late.nc"), "--out", str(tmp_path / "l.nc"), *args]) == 2
+    assert "lacks the frames" in capsys.readouterr().err

@@ -61,6 +61,9 @@ def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatc
     assert forecast.stat().st_mtime_ns == before
     by_model = {r["model"]: r for r in rows1}
     assert by_model["ConvGRU"]["members"] == 1
+    # table 1's SM-MNIST column: every row also trained and scored on the builtin-digits store
+    assert all(r["crps_smmnist"] > 0 for r in rows1)
+    assert (tmp_path / "t1" / "smmnist" / "scores" / "IVRNN.nc").is_file()
     # one member has no spread; the inflated persistence has some
     assert (
         by_model["Persistence"]["spread_skill"] == 0

@@ -706,3 +706,17 @@ def test_truth_starts_refused_with_one_line(tmp_path, fake_training, capsys):
     with pytest.raises(ForecastError, match="unknown starts"):
         rollout(RandomWalk(), layout, store, tmp_path / "fc.nc", starts="random")
     assert not (tmp_path / "fc.nc").exists()
+
+
+def test_figures_label_lead_times_in_the_stores_units():
+    from forecast.plots.scores import _lead_label
+
+    def scores(values, units):
+        return xr.Dataset(coords={"lead_time": ("lead_time", np.asarray(values), {"units": units})})
+
+    assert _lead_label(scores([2.5, 5.0], "s")) == "lead time [s]"
+    assert (
+        _lead_label(scores([1, 2, 3], "1")) == "lead time [frames]"
+    )  # a frame-index store: leads count frames
+    assert _lead_label(scores([64, 128], "1")) == "lead time"  # dimensionless, but not frames
+    assert _lead_label(scores([1, 2], "frames")) == "lead time [frames]"  # files written before the CF units

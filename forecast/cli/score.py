@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from forecast.atomic import atomic_output
-from forecast.forecast_file import open_forecast
+from forecast.forecast_file import forecast_variables, open_forecast
 from forecast.metrics.scores import score_forecast
 from forecast.metrics.skill import persistence_reference
-from forecast.metrics.truth import open_truth
+from forecast.metrics.truth import open_truth, verifying_truth
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,10 +63,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         reference = open_forecast(args.reference, chunks=chunks)
     truth = None if args.truth is None else open_truth(args.truth)
+    # the oracle is scored against the file's V_obs: check they are the store's own test frames
+    verifying = None if truth is None else verifying_truth(args.truth, forecast, forecast_variables(forecast))
     scores = score_forecast(
         forecast,
         truth=truth,
         command=_command(args),
+        verifying=verifying,
         fair=args.fair,
         skipna=args.skipna,
         seed=args.seed,
@@ -88,6 +91,15 @@ def run(args: argparse.Namespace) -> int:
     with atomic_output(args.out) as tmp:
         scores.to_netcdf(tmp)
     print(f"wrote {args.out} ({scores.attrs['estimator']} CRPS, {scores.attrs['ensemble_size']} members)")
+    if (
+        truth is not None
+        and not args.fair
+        and scores.attrs["truth_ensemble_size"] != scores.attrs["ensemble_size"]
+    ):
+        print(
+            f"note: the ensemble CRPS of {scores.attrs['ensemble_size']} members against a truth ensemble of "
+            f"{scores.attrs['truth_ensemble_size']} favours the larger one; --fair compares them without that bias"
+        )
     return 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 
 from forecast.errors import ForecastError
 
@@ -151,6 +153,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     karman.add_argument("--overwrite", action="store_true", help="replace an existing store")
     karman.add_argument(
+        "--allow-underresolved",
+        action="store_true",
+        help="run even where the cylinder's boundary layer is far thinner than a cell (the store is flagged)",
+    )
+    karman.add_argument(
         "--no-progress", "--quiet", dest="quiet", action="store_true", help="no progress bars"
     )
     karman.set_defaults(handler=run_karman)
@@ -158,6 +165,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_karman(args: argparse.Namespace) -> int:
     from simulators.karman import KarmanConfig, generate
+    from simulators.karman.parallel import UnderResolvedWarning
 
     if len(args.size) not in (1, 2):
         raise ForecastError(f"--size takes H or H W, got {len(args.size)} numbers")
@@ -186,16 +194,21 @@ def run_karman(args: argparse.Namespace) -> int:
         truth_inits=args.truth_inits,
         truth_horizon=args.truth_horizon,
         truth_context=args.truth_context,
+        allow_underresolved=args.allow_underresolved,
     )
-    result = generate(
-        args.out,
-        config,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
+    with warnings.catch_warnings():
+        # the store is flagged too; here it is one line on stderr, once the inputs have been checked
+        warnings.simplefilter("always", UnderResolvedWarning)
+        warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
+        result = generate(
+            args.out,
+            config,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
     if result.skipped:
         print(f"resumed: skipped finished runs {result.skipped}")
     mlups = result.lattice_updates / result.seconds / 1e6 if result.runs else 0.0

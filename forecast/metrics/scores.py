@@ -437,13 +437,34 @@ class Check:
     fails: Callable[[float], str | None]
 
 
+def _same_truth(obs: xr.DataArray, other: xr.DataArray) -> xr.DataArray:
+    """Relative max difference of two verifying truths (0 when they are the same frames)."""
+    return abs(obs.variable - other.variable).max() / (1 + abs(obs.variable).max())
+
+
 def input_checks(
-    ds: xr.Dataset, skipna: bool = False, reference: xr.Dataset | None = None, member_dim: str = "member"
+    ds: xr.Dataset,
+    skipna: bool = False,
+    reference: xr.Dataset | None = None,
+    member_dim: str = "member",
+    verifying: xr.Dataset | None = None,
 ) -> list[Check]:
     """Lazy checks of a forecast (and reference) that :func:`score_forecast` evaluates with the scores."""
     checks = []
     for v in forecast_variables(ds, member_dim):
         obs = ds[f"{v}{OBS_SUFFIX}"]
+        if verifying is not None:
+            checks.append(
+                Check(
+                    _same_truth(obs, verifying[v].transpose(*obs.dims)),
+                    lambda d, v=v: (
+                        None
+                        if d <= 1e-6
+                        else f"the forecast's {v}{OBS_SUFFIX} is not the store's test frames at its (sequence, "
+                        f"valid_time) (relative max difference {d:.3g}): it was made from another store"
+                    ),
+                )
+            )
         if not skipna:
             checks.append(
                 Check(
@@ -462,7 +483,7 @@ def input_checks(
             ref_obs = reference[f"{v}{OBS_SUFFIX}"]
             checks.append(
                 Check(
-                    abs(obs.variable - ref_obs.variable).max() / (1 + abs(obs.variable).max()),
+                    _same_truth(obs, ref_obs),
                     lambda d, v=v: (
                         None
                         if d <= 1e-6
@@ -485,14 +506,17 @@ def score_forecast(
     progress: bool = False,
     truth: xr.Dataset | None = None,
     command: str = API_COMMAND,
+    verifying: xr.Dataset | None = None,
 ) -> xr.Dataset:
     """Compute the scores of a forecast Dataset in one pass over the data (streamed if it is dask-backed).
 
-    Raises ForecastError on NaNs without ``skipna``, on a reference verifying against another truth, and on a
-    forecast whose starts or lead times the ``truth`` group lacks. See :func:`build_scores`.
+    Raises ForecastError on NaNs without ``skipna``, on a reference verifying against another truth, on a
+    forecast whose starts or lead times the ``truth`` group lacks, and on ``V_obs`` that differ from
+    ``verifying`` (the store's test frames at the forecast's valid times, ``truth.verifying_truth``).
+    See :func:`build_scores`.
     """
     lazy = build_scores(ds, fair, skipna, seed, pit_bins, reference, member_dim, truth, command)
-    checks = input_checks(ds, skipna, reference, member_dim)
+    checks = input_checks(ds, skipna, reference, member_dim, verifying)
     # One graph, so every chunk is read once. The variables go in as a dict: dask.compute of the Dataset
     # itself loses shared intermediates (dask 2026.8: "Missing dependency" when two scores share a spread).
     work = (dict(lazy.data_vars), [c.value for c in checks])

@@ -35,7 +35,7 @@ def open_truth(store: str | os.PathLike, chunks: dict | str | None = None) -> xr
             f"{store} is a file, not a zarr field store (a folder) with a {TRUTH_GROUP!r} group"
         )
     try:
-        truth = xr.open_zarr(store, group=TRUTH_GROUP, chunks=chunks if chunks is not None else {})
+        truth = _open_group(store, chunks if chunks is not None else {})
     except Exception as exc:  # zarr raises several types for "no such group" / "not a store"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ForecastError(
@@ -44,6 +44,39 @@ def open_truth(store: str | os.PathLike, chunks: dict | str | None = None) -> xr
         ) from None
     check_truth(truth, f"{store}[{TRUTH_GROUP}]")
     return truth
+
+
+def _open_group(store: Path, chunks: dict | str, group: str = TRUTH_GROUP) -> xr.Dataset:
+    """A group of the store, from consolidated metadata where the store has it (no warning either way)."""
+    try:
+        return xr.open_zarr(store, group=group, chunks=chunks, consolidated=True)
+    except (KeyError, ValueError):  # no consolidated metadata (a store written before they were consolidated)
+        return xr.open_zarr(store, group=group, chunks=chunks, consolidated=False)
+
+
+def verifying_truth(
+    store: str | os.PathLike, forecast: xr.Dataset, variables: list[str]
+) -> xr.Dataset | None:
+    """The store's test frames at the forecast's (``sequence``, ``valid_time``), lazily: what ``V_obs`` must be.
+
+    None where the forecast file has no ``valid_time`` (files written before it existed); a ForecastError
+    when the test group lacks those frames (the forecast was not made from this store).
+    """
+    if "valid_time" not in forecast.coords or "sequence" not in forecast.coords:
+        return None
+    try:
+        test = _open_group(Path(store), {}, "test")
+        frames = test[variables].sel(
+            sequence=xr.DataArray(forecast["sequence"].values, dims="init"),
+            time=xr.DataArray(forecast["valid_time"].values, dims=("init", "lead_time")),
+        )
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ForecastError(
+            f"{store}'s test group lacks the frames the forecast verifies against ({reason}): the forecast was "
+            "not made from this store"
+        ) from None
+    return frames.drop_vars(list(frames.coords))
 
 
 def check_truth(truth: xr.Dataset, name: str = "the truth group") -> None:

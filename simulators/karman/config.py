@@ -15,6 +15,12 @@ import numpy as np
 
 from forecast.errors import ForecastError
 
+# Resolution: the laminar boundary layer on the cylinder is ~5 D / sqrt(Re) thick (Blasius scaling; Schlichting,
+# Boundary-Layer Theory). Thinner than a cell, the lattice no longer resolves the flow that sheds the vortices
+# (flagged); thinner than a quarter cell, the run says nothing about that Re (refused unless allowed).
+BOUNDARY_LAYER_FACTOR = 5.0
+FLAG_BELOW_CELLS = 1.0
+REFUSE_BELOW_CELLS = 0.25
 MAX_INFLOW_NOISE = 0.5  # beyond this the inflow reverses now and then: no longer a perturbed free stream
 COLLISIONS = ("cumulant", "mrt", "entropic", "srt")
 TARGETS = ("cpu", "gpu")
@@ -49,6 +55,7 @@ class KarmanConfig:
     truth_inits: int = 8  # N starts per run, spread over its test frames
     truth_horizon: int = 16  # H frames per continuation
     truth_context: int = 4  # test frames kept before the first start (a forecaster's context)
+    allow_underresolved: bool = False  # run (flagged) even where the boundary layer is far below a cell
 
     def __post_init__(self) -> None:
         if not self.reynolds:
@@ -85,6 +92,13 @@ class KarmanConfig:
             raise ForecastError(
                 f"cylinder diameter {self.cylinder_diameter} cells is under-resolved (need >= 2)"
             )
+        issue = self.resolution_issue()
+        if (
+            issue
+            and self.boundary_layer_cells(max(self.reynolds)) < REFUSE_BELOW_CELLS
+            and not self.allow_underresolved
+        ):
+            raise ForecastError(f"{issue} (--allow-underresolved runs it anyway, flagged)")
 
     def _check_noise_and_truth(self) -> None:
         if not 0 <= self.inflow_noise <= MAX_INFLOW_NOISE:
@@ -143,6 +157,24 @@ class KarmanConfig:
             return int(self.spinup)
         return int(round(3 * self.grid_length / self.velocity))
 
+    def boundary_layer_cells(self, reynolds: float) -> float:
+        """Cells across the cylinder's boundary layer, ~5 D / sqrt(Re)."""
+        return BOUNDARY_LAYER_FACTOR * self.cylinder_diameter / np.sqrt(reynolds)
+
+    def resolution_issue(self) -> str | None:
+        """One line naming the problem and the remedy where the lattice does not resolve the boundary layer."""
+        reynolds = max(self.reynolds)
+        cells = self.boundary_layer_cells(reynolds)
+        if cells >= FLAG_BELOW_CELLS:
+            return None
+        diameter = FLAG_BELOW_CELLS * np.sqrt(reynolds) / BOUNDARY_LAYER_FACTOR
+        max_re = (BOUNDARY_LAYER_FACTOR * self.cylinder_diameter / FLAG_BELOW_CELLS) ** 2
+        return (
+            f"under-resolved: Re = {reynolds:g} with a cylinder {self.cylinder_diameter:g} cells wide leaves "
+            f"{cells:.2g} cells across its boundary layer (~5 D / sqrt(Re)); use at least {np.ceil(diameter):.0f} "
+            f"cells per diameter (--diameter, --scale or --size) or Re <= {max_re:.0f}"
+        )
+
     @property
     def convective_time(self) -> float:
         """D / U in lattice steps."""
@@ -176,7 +208,7 @@ class KarmanConfig:
     def to_json(self) -> str:
         """The options that define the store's content (resume checks that they did not change)."""
         d = dataclasses.asdict(self)
-        for key in ("threads", "target", "write_batch"):
+        for key in ("threads", "target", "write_batch", "allow_underresolved"):
             d.pop(key)
         d["reynolds"] = [float(r) for r in self.reynolds]
         d["size"] = list(self.size)

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,10 @@ from simulators.karman.config import KarmanConfig
 from simulators.karman.lattice import build_lattice
 from simulators.karman.noise import sequence_seed
 from simulators.karman.run import run_frames
+
+
+class UnderResolvedWarning(UserWarning):
+    """The lattice does not resolve the flow at the requested Reynolds number (the store says so too)."""
 
 
 @dataclass
@@ -139,6 +144,9 @@ def generate(
     path = Path(path).absolute()
     start = time.perf_counter()
     todo = prepare_store(path, config, resume, overwrite)
+    issue = config.resolution_issue()
+    if issue:
+        warnings.warn(issue, UnderResolvedWarning, stacklevel=2)
     cores = os.cpu_count() or 1
     workers = workers or max(1, min(len(todo), cores))
     if config.threads is None:

@@ -19,8 +19,9 @@ import numpy as np
 import xarray as xr
 import zarr
 
+import forecast
 from forecast.errors import ForecastError
-from forecast.store import COMPLETE_ATTR, GROUPS, mark_complete
+from forecast.store import COMPLETE_ATTR, GROUPS, cf_attrs, mark_complete
 from simulators.karman import truth
 from simulators.karman.config import KarmanConfig
 from simulators.karman.noise import sequence_seed
@@ -30,10 +31,11 @@ CONFIG_ATTR = "karman_config"
 PROGRESS_ARRAY = "frames_written"
 
 VARIABLE_ATTRS = {
-    "u": {"long_name": "streamwise velocity", "units": "lattice cells per lattice step"},
-    "v": {"long_name": "transverse velocity", "units": "lattice cells per lattice step"},
-    "rho": {"long_name": "density", "units": "lattice density units"},
-    "vorticity": {"long_name": "vorticity dv/dx - du/dy", "units": "1 / lattice step"},
+    # UDUNITS has no lattice units: lattice quantities are dimensionless ("1") and the long_name says which
+    "u": {"long_name": "streamwise velocity (lattice units: cells per lattice step)", "units": "1"},
+    "v": {"long_name": "transverse velocity (lattice units: cells per lattice step)", "units": "1"},
+    "rho": {"long_name": "density (lattice units)", "units": "1"},
+    "vorticity": {"long_name": "vorticity dv/dx - du/dy (lattice units: per lattice step)", "units": "1"},
 }
 COLLISION_NAMES = {
     "cumulant": "cumulant (Geier et al. 2015)",
@@ -68,44 +70,65 @@ def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
     coords = {
         "sequence": ("sequence", np.arange(n_seq), {"long_name": "run (one per Reynolds number)"}),
         "reynolds": ("sequence", reynolds, {"long_name": "Reynolds number U D / nu", "units": "1"}),
-        "inflow_velocity": ("sequence", np.full(n_seq, config.velocity), {"units": "lattice units"}),
+        "inflow_velocity": (
+            "sequence",
+            np.full(n_seq, config.velocity),
+            {"long_name": "inflow speed U (lattice units: cells per lattice step)", "units": "1"},
+        ),
         "cylinder_diameter": (
             "sequence",
             np.full(n_seq, config.cylinder_diameter),
-            {"units": "lattice cells"},
+            {"long_name": "cylinder diameter D (lattice cells)", "units": "1"},
         ),
         "viscosity": (
             "sequence",
             np.array([config.viscosity(r) for r in reynolds]),
-            {"long_name": "kinematic viscosity", "units": "lattice units"},
+            {"long_name": "kinematic viscosity (lattice units: cells^2 per lattice step)", "units": "1"},
         ),
         # in the same cell-index coordinates as x and y (cell i spans [i - 1/2, i + 1/2])
         "cylinder_x": (
             "sequence",
             np.full(n_seq, config.cylinder_center[0] - 0.5),
-            {"units": "lattice cells"},
+            {"long_name": "cylinder centre x (lattice cells)", "units": "1"},
         ),
         "cylinder_y": (
             "sequence",
             np.full(n_seq, config.cylinder_center[1] - 0.5),
-            {"units": "lattice cells"},
+            {"long_name": "cylinder centre y (lattice cells)", "units": "1"},
         ),
         "noise_seed": (
             "sequence",
             np.array([sequence_seed(config.noise_seed, i) for i in range(n_seq)], dtype=np.int64),
-            {"long_name": "seed of the run's inlet noise (noise.sequence_seed(noise_seed, sequence))"},
+            {
+                "long_name": "seed of the run's inlet noise (noise.sequence_seed(noise_seed, sequence))",
+                "units": "1",
+            },
         ),
-        "time": ("time", frame_index, {"long_name": "frame index within the run", "units": "frame"}),
+        # a frame count, not a physical time: no units (so no forecast_period downstream), axis T
+        "time": ("time", frame_index, {"long_name": "frame index within the run", "axis": "T"}),
         "lattice_step": (
             "time",
             config.spinup_steps + (frame_index + 1) * config.every,
-            {"long_name": "lattice time step of the frame", "units": "lattice steps"},
+            {"long_name": "lattice time step of the frame (lattice units)", "units": "1"},
         ),
-        "y": ("y", cells[:height], {"long_name": "transverse position", "units": "lattice cells"}),
-        "x": ("x", cells[:width], {"long_name": "streamwise position", "units": "lattice cells"}),
+        "y": (
+            "y",
+            cells[:height],
+            {"long_name": "transverse position (lattice cells)", "units": "1", "axis": "Y"},
+        ),
+        "x": (
+            "x",
+            cells[:width],
+            {"long_name": "streamwise position (lattice cells)", "units": "1", "axis": "X"},
+        ),
     }
     attrs = {
-        "title": "2-D flow past a cylinder (von Karman vortex street), lattice Boltzmann",
+        **cf_attrs(
+            "2-D flow past a cylinder (von Karman vortex street), lattice Boltzmann",
+            f"lbmpy {lbmpy.__version__} lattice Boltzmann simulation (D2Q9, {COLLISION_NAMES[config.collision]}), "
+            f"forecast {forecast.__version__}",
+            f"forecast simulate karman (simulators.karman.generate) with options {config.to_json()}",
+        ),
         "frame_interval": config.every,
         "stencil": "D2Q9",
         "collision": COLLISION_NAMES[config.collision],
@@ -116,6 +139,7 @@ def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
         "boundaries": "inflow UBB (uniform U), free-slip side walls, extrapolation outflow, no-slip cylinder",
         "group": group,
         **noise_attrs(config),
+        "resolution_warning": config.resolution_issue() or "",
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
@@ -143,7 +167,16 @@ def create_store(path: str | os.PathLike, config: KarmanConfig) -> None:
     root.attrs[COMPLETE_ATTR] = False
     root.attrs[CONFIG_ATTR] = config.to_json()
     n_seq = len(config.reynolds)
-    root.create_array(PROGRESS_ARRAY, shape=(n_seq,), chunks=(1,), dtype="int64", fill_value=0)
+    root.create_array(
+        PROGRESS_ARRAY,
+        shape=(n_seq,),
+        chunks=(1,),
+        dtype="int64",
+        fill_value=0,
+        dimension_names=("sequence",),
+        attributes={"long_name": "frames stored so far per run (generation progress)"},
+    )
+    root.attrs.update(skeleton(config, "train").attrs | {"group": "/"})
     for group in GROUPS:
         encoding = {name: {"chunks": (1, config.time_chunk, *config.size)} for name in FIELDS}
         skeleton(config, group).to_zarr(

@@ -81,7 +81,7 @@ def skeleton(config: KarmanConfig, test: xr.Dataset) -> xr.Dataset:
         ],
         dtype=np.int64,
     )
-    time_attrs = dict(test["time"].attrs)
+    time_attrs = {k: v for k, v in test["time"].attrs.items() if k != "axis"}  # one T axis: `time`
     coords = {
         "init": ("init", np.arange(n_init), {"long_name": "truth start"}),
         "sequence": ("init", sequence, dict(test["sequence"].attrs)),
@@ -90,7 +90,11 @@ def skeleton(config: KarmanConfig, test: xr.Dataset) -> xr.Dataset:
             np.tile(inits, n_seq),
             {**time_attrs, "long_name": "time of the test frame that lead 1 verifies against"},
         ),
-        "member": ("member", np.arange(config.truth_members), {"long_name": "truth ensemble member"}),
+        "member": (
+            "member",
+            np.arange(config.truth_members),
+            {"long_name": "truth ensemble member", "standard_name": "realization"},
+        ),
         "lead_time": (
             "lead_time",
             np.arange(1, config.truth_horizon + 1),
@@ -99,7 +103,7 @@ def skeleton(config: KarmanConfig, test: xr.Dataset) -> xr.Dataset:
         "noise_seed": (
             ("init", "member"),
             seeds,
-            {"long_name": "seed of the member's future inlet noise (noise.member_seed)"},
+            {"long_name": "seed of the member's future inlet noise (noise.member_seed)", "units": "1"},
         ),
         "y": test["y"].variable,
         "x": test["x"].variable,

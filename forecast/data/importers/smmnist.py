@@ -312,7 +312,7 @@ def truth_dataset(
     """The ``truth`` group: ``frames`` (init, member, lead_time, y, x) with the coordinates of CONVENTIONS.md."""
     sequence = np.array([s for s, _ in starts])
     layout = xr.Dataset(coords=plan.coords)
-    time_attrs = dict(layout["time"].attrs)
+    time_attrs = {k: v for k, v in layout["time"].attrs.items() if k != "axis"}  # one T axis: `time`
     n_init, n_member, horizon = frames.shape[:3]
     coords = {
         "init": ("init", np.arange(n_init), {"long_name": "truth start"}),
@@ -322,7 +322,11 @@ def truth_dataset(
             np.array([t for _, t in starts]),
             {**time_attrs, "long_name": "time of the test frame that lead 1 verifies against"},
         ),
-        "member": ("member", np.arange(n_member), {"long_name": "truth ensemble member"}),
+        "member": (
+            "member",
+            np.arange(n_member),
+            {"long_name": "truth ensemble member", "standard_name": "realization"},
+        ),
         "lead_time": (
             "lead_time",
             np.arange(1, horizon + 1),
@@ -332,7 +336,7 @@ def truth_dataset(
         "x": layout["x"].variable,
     }
     for name, values in plan.sequence_coords["test"].items():
-        coords[name] = ("init", np.asarray(values)[sequence])
+        coords[name] = ("init", np.asarray(values)[sequence], {"long_name": f"{name} of the test sequence"})
     spec = plan.variables["frames"]
     attrs = {
         **plan.attrs,

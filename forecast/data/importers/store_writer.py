@@ -31,6 +31,7 @@ from forecast.store import (
     GROUPS,
     PARTIAL_SUFFIX,
     TRUTH_GROUP,
+    cf_attrs,
     is_complete,
     mark_complete,
     publish_group,
@@ -89,13 +90,21 @@ def pixel_coords(length: int, height: int, width: int | None = None, channels: b
     """Coordinates of a video store: frame index along `time`, pixel indices along `y`/`x`, RGB names."""
     width = height if width is None else width
     coords = {
-        "time": ("time", np.arange(length), {"long_name": "frame index"}),
-        "y": ("y", np.arange(height), {"units": "pixel", "long_name": "row"}),
-        "x": ("x", np.arange(width), {"units": "pixel", "long_name": "column"}),
+        # counts, not physical quantities: dimensionless (UDUNITS has no pixel), with the axis they are
+        "time": ("time", np.arange(length), {"long_name": "frame index", "axis": "T"}),
+        "y": ("y", np.arange(height), {"units": "1", "long_name": "row (pixel index)", "axis": "Y"}),
+        "x": ("x", np.arange(width), {"units": "1", "long_name": "column (pixel index)", "axis": "X"}),
     }
     if channels:
-        coords["channel"] = ("channel", np.array(["red", "green", "blue"]))
+        coords["channel"] = ("channel", np.array(["red", "green", "blue"]), {"long_name": "colour channel"})
     return coords
+
+
+def _global_attrs(plan: StorePlan) -> dict:
+    """The plan's attributes over the CF global attributes (Conventions, title, source, history)."""
+    source = str(plan.attrs.get("source", "forecast data import"))
+    history = f"forecast data import with {json.dumps(plan.fingerprint, sort_keys=True, default=str)}"
+    return {**cf_attrs(f"{source} field store", source, history), **plan.attrs}
 
 
 def _time_chunk(spec: VariableSpec, time_length: int) -> int:
@@ -111,9 +120,12 @@ def _template(plan: StorePlan, group: str) -> xr.Dataset:
         chunks = (1, _time_chunk(spec, plan.time_length), *spec.frame_shape)
         data = dsa.zeros(shape, dtype=spec.dtype, chunks=chunks)
         data_vars[name] = xr.DataArray(data, dims=spec.dims, attrs=dict(spec.attrs))
-    coords = {name: ("sequence", np.asarray(values)) for name, values in plan.sequence_coords[group].items()}
+    coords = {
+        name: ("sequence", np.asarray(values), {"long_name": name.replace("_", " ")})
+        for name, values in plan.sequence_coords[group].items()
+    }
     coords.update(plan.coords)
-    ds = xr.Dataset(data_vars, coords=coords, attrs=dict(plan.attrs))
+    ds = xr.Dataset(data_vars, coords=coords, attrs=_global_attrs(plan))
     for name in data_vars:
         ds[name].encoding["chunks"] = data_vars[name].data.chunksize
     return ds
@@ -154,6 +166,7 @@ class FieldStoreWriter:
             root = zarr.open_group(str(self.path), mode="w")
             root.attrs[COMPLETE_ATTR] = False
             root.attrs[PLAN_ATTR] = fingerprint
+            root.attrs.update(_global_attrs(self.plan))
             for group in GROUPS:
                 _template(self.plan, group).to_zarr(
                     str(self.path), group=group, mode="w", compute=False, consolidated=False
