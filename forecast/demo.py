@@ -26,11 +26,12 @@ from pathlib import Path
 import yaml
 
 from forecast.atomic import atomic_output
+from forecast.configs import CONFIG_DIR
 from forecast.pipeline import Pipeline, RolloutSettings, Row, write_csv
 
 #: the demo's RVD: a shipped config (the tiny architecture, N = 100, 2 + 3 frame windows, a learning rate high
 #: enough for minutes of training and the deviations named in README "The RVD model")
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "demo.yaml"
+DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 
 #: The baselines of the demo: model sections of their configs (data and training are the RVD's).
 DEMO_BASELINES: dict[str, dict] = {

@@ -183,7 +183,7 @@ class Pipeline:
 # --------------------------------------------------------------------------------------------------- the stages
 def simulate(store: Path, simulation: Any, progress: bool) -> None:
     """Simulate the vortex street into ``store`` with ``simulation`` (a KarmanConfig), unless it is complete."""
-    from forecast.store import open_field_store
+    from forecast.field_store import open_field_store
 
     if store.exists():
         try:

@@ -79,7 +79,8 @@ def test_full_demo_rvd_beats_persistence(tmp_path):
 
 def test_demo_command_is_registered_and_parses_its_options():
     from forecast.cli import build_parser
+    from forecast.cli.common import output_path
 
     args = build_parser().parse_args(["demo", "out/demo", "--train-seconds", "30", "--members", "4"])
-    assert args.command == "demo" and args.out_dir == "out/demo"
+    assert args.command == "demo" and str(output_path(args)) == "out/demo"
     assert args.train_seconds == 30 and args.members == 4 and callable(args.handler)

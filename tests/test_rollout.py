@@ -18,7 +18,7 @@ import torch
 import xarray as xr
 import zarr
 
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.rollout import Init, RolloutInterrupted, choose_inits, rollout
@@ -142,7 +142,7 @@ def test_persistence_forecast_file_layout_alignment_and_units(tmp_path):
     assert fc["u_context"].dims == ("init", "context_time", "y", "x")
     np.testing.assert_allclose(fc["context_time"].values, [-5.0, -2.5, 0.0])  # in the store's time units
     # the scoring side's persistence reference, built from V_context, is the persistence model's forecast
-    from forecast.metrics.skill import persistence_reference
+    from forecast.metrics.persistence import persistence_reference
 
     reference = persistence_reference(fc)
     np.testing.assert_allclose(reference["u"].values, fc["u"].values, rtol=1e-5, atol=1e-4)
@@ -361,7 +361,7 @@ class FakeRun:
 
 
 def _write_store(path: Path, ds: xr.Dataset) -> None:
-    from forecast.store import mark_complete
+    from forecast.field_store import mark_complete
 
     ds.to_zarr(path, group="train", mode="w", consolidated=False)
     ds.to_zarr(path, group="test", mode="a", consolidated=False)
@@ -370,7 +370,7 @@ def _write_store(path: Path, ds: xr.Dataset) -> None:
 
 @pytest.fixture
 def fake_training(monkeypatch):
-    """``forecast.training.load_run`` stand-in (the real one lives on the training branch)."""
+    """``forecast.training.load_run`` stand-in (loads no checkpoint)."""
     calls = []
 
     def load_run(run_dir, device="cpu", ema=True):
@@ -420,7 +420,7 @@ def test_cli_rollout_writes_the_file_with_reproduction_attributes(tmp_path, fake
     assert "rollout run" in fc.attrs["history"] and "--sampler ddim" in fc.attrs["history"]
     assert "random_walk" in fc.attrs["config"] and fc.attrs["software"].startswith("forecast ")
     # with the progress bar (on stderr)
-    assert main([*args, "--no-ema", "--device", "cpu"]) == 0
+    assert main([*args, "--no-ema", "--device", "cpu", "--overwrite"]) == 0
     assert fake_training[-1]["ema"] is False
     assert "rollout" in capsys.readouterr().err
 

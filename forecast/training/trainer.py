@@ -35,12 +35,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.data.windows import WindowDataset, WindowSampler, open_lazy
 from forecast.device import autocast_dtype
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store
 from forecast.training import distributed
 from forecast.training.config import TrainingConfig, parse_data_config, parse_training_config
 from forecast.training.ema import EMA
