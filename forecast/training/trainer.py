@@ -39,8 +39,8 @@ from forecast.data.channels import ChannelLayout
 from forecast.data.windows import WindowDataset, WindowSampler, open_lazy
 from forecast.device import autocast_dtype
 from forecast.errors import ForecastError
-from forecast.models.base import SequenceModel
 from forecast.field_store import open_field_store
+from forecast.models.base import SequenceModel
 from forecast.training import distributed
 from forecast.training.config import TrainingConfig, parse_data_config, parse_training_config
 from forecast.training.ema import EMA
