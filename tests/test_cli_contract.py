@@ -132,7 +132,7 @@ def test_every_command_has_the_shared_flags_and_shows_its_defaults(words, parser
     formatter = parser._get_formatter()
     assert "default" in parser.format_help()
     for action in parser._actions:
-        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+        if action.option_strings and not (action.default is None or action.default is False):
             if not isinstance(action, argparse._HelpAction):
                 assert "default" in formatter._get_help_string(action) % {"default": action.default}, (
                     action.dest
@@ -182,6 +182,12 @@ def test_files_of_the_wrong_kind_get_one_line(tmp_path, capsys):
         capsys, ["score", str(fc), "--out", str(out), "--reference", str(png)], "--reference", "PNG"
     )
     one_line_error(capsys, ["plot", str(png), "--out", str(tmp_path / "figs")], "PNG image", "scores file")
+    one_line_error(
+        capsys,
+        ["data", "import", "fields", str(png), str(tmp_path / "new" / "o.zarr")],
+        "PNG image",
+        "gridded",
+    )
     store = tmp_path / "k.zarr"
     karman_like_store(store, n_seq=1, n_time=6)
     one_line_error(

@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc)
         if "Original Traceback" in message:  # re-raised by a DataLoader worker: keep the worker's own line
             message = message.strip().splitlines()[-1].split("ForecastError: ", 1)[-1]
+        else:  # a message quoting a library's multi-line error: its first line says what went wrong
+            message = (message.strip().splitlines() or [""])[0]
         print(f"forecast {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -131,6 +131,18 @@ def run(args: argparse.Namespace) -> int:
             "dtype": args.dtype,
             "allow_nan": args.allow_nan,
         }
+    if kind == "fields":
+        _check_gridded(args.src)
     path = importer(kind)(args.src, output_path(args), **options, **common)
     print(f"wrote {path}")
     return 0
+
+
+def _check_gridded(src: str) -> None:
+    """One line for a source that is plainly not a gridded dataset (an image, a text file, an archive)."""
+    from forecast.errors import ForecastError
+    from forecast.filekind import describe
+
+    found = describe(src)
+    if "image" in found or "archive" in found or found in ("a text file", "an empty file", "a PDF document"):
+        raise ForecastError(f"{src} is {found}; expected a gridded dataset (netCDF, zarr or HDF5)")
