@@ -7,10 +7,10 @@
 Each is ``python experiments/paper_tables.py --table 1|2|3 ...``. A *scale* fixes the data (a simulated store,
 unless ``--data`` names one), the size of every model, the training steps and the rollout settings:
 
-- ``paper``: the paper's models (``experiments/configs/paper_128.yaml``, ``vd.yaml``, ``simple_rvd.yaml`` and the
+- ``paper``: the paper's models (``forecast/configs/paper_128.yaml``, ``vd.yaml``, ``simple_rvd.yaml`` and the
   baseline configs) on the paper's dataset (128x128, 8,000 + 2,000 frames); 4 context frames, 16 generated,
   DDPM with all N steps. For GPUs (days).
-- ``cpu-small``: the same configs shrunk to the tiny RVD of ``experiments/configs/tiny.yaml`` (and baselines of a
+- ``cpu-small``: the same configs shrunk to the tiny RVD of ``forecast/configs/tiny.yaml`` (and baselines of a
   similar size), 32x32 frames of three Reynolds numbers, about an hour per table on a 2-core CPU.
 - ``smoke``: a minute, for tests: checks the chain, means nothing.
 
@@ -40,12 +40,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from forecast.configs import CONFIG_DIR  # noqa: E402
 from forecast.demo import score  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
 from forecast.metrics.weights import MissingWeightsError  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
-CONFIGS = ROOT / "experiments" / "configs"
+CONFIGS = CONFIG_DIR
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ SCALES = {
 
 @dataclass(frozen=True)
 class Row:
-    """One row of a table: its label and the config (file name in experiments/configs plus overrides)."""
+    """One row of a table: its label and the config (a shipped config name, forecast/configs, plus overrides)."""
 
     label: str
     config: str
@@ -221,7 +222,7 @@ SMMNIST_TABLES = (1,)
 
 # --------------------------------------------------------------------------------------------------- stages
 def make_data(out: Path, scale: Scale, progress: bool) -> Path:
-    from forecast.store import open_field_store
+    from forecast.field_store import open_field_store
     from simulators.karman import KarmanConfig, generate
 
     store = out / "data" / "karman.zarr"

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
+from forecast.configs import CONFIG_DIR
 from forecast.models import build_model
 from forecast.models.layers import (
     ConvGRUCell,
@@ -26,8 +26,9 @@ from forecast.models.layers import (
     StepEmbedding,
     Upsample,
 )
+from forecast.training.config import load_config
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
+CONFIGS = CONFIG_DIR
 PAPER_128_MB = 123.0
 
 
@@ -92,7 +93,7 @@ def main(paths: list[str]) -> None:
     row = "{:<16} {:>12} {:>16} {:>12} {:>12} {:>10}"
     print(row.format("config", "denoiser", "context_encoder", "transform", "total", "MB (fp32)"))
     for path in paths:
-        config = yaml.safe_load(Path(path).read_text())
+        config = load_config(path)
         c = model_counts(config)
         total = sum(c.values())
         print(row.format(Path(path).stem, c["denoiser"], c["context_encoder"], c["transform"], total,

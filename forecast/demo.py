@@ -32,7 +32,7 @@ import yaml
 from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
 
-#: The RVD of the demo (also in experiments/configs/demo.yaml, kept identical by a test): the tiny architecture,
+#: The RVD of the demo (also in forecast/configs/demo.yaml, kept identical by a test): the tiny architecture,
 #: N = 100 diffusion steps, 2 + 3 frame windows, a learning rate high enough for a few minutes of training, and
 #: the three named deviations that make minutes of training enough (README "The RVD model"): the denoiser
 #: predicts y0 rather than the noise, the predicted y0 is clamped at +-2 while sampling, and mu gets its own MSE.
@@ -163,7 +163,7 @@ def _stage(log: Callable[[str], None], number: int, total: int, text: str) -> No
 
 # --------------------------------------------------------------------------------------------------- stages
 def simulate(store: Path, settings: DemoSettings, progress: bool) -> None:
-    from forecast.store import open_field_store
+    from forecast.field_store import open_field_store
     from simulators.karman import KarmanConfig, generate
 
     if store.exists():

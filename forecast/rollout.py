@@ -40,8 +40,9 @@ import xarray as xr
 
 from forecast import __version__
 from forecast.capture import resolve_capture
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.device import autocast_dtype
+from forecast.diffusion import SAMPLERS
 from forecast.errors import ForecastError
 from forecast.forecast_file import ForecastFileWriter, ForecastSettings, Init, history_entry, partial_path
 from forecast.metrics.truth import check_truth, open_truth
@@ -56,7 +57,6 @@ from forecast.rollout_shards import (
     wait_for_shards,
 )
 
-SAMPLERS = ("ddpm", "ddim")
 #: how the starts are chosen: spread evenly over the test group, or those of the store's truth group
 STARTS = ("even", "truth")
 DEFAULT_HORIZON = 16
@@ -358,7 +358,7 @@ def _open_data(data, group: str | None) -> tuple[xr.Dataset, str | None, str]:
     """The group to forecast, the store's path (where known) and the group's name."""
     if isinstance(data, xr.Dataset):
         return data, data.encoding.get("source"), group or str(data.attrs.get("group", "test"))
-    from forecast.store import open_field_store
+    from forecast.field_store import open_field_store
 
     group = group or "test"
     return open_field_store(data, group), str(data), group

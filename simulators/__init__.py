@@ -1,1 +1,1 @@
-"""Data generators that write field stores (see CONVENTIONS.md). They never import forecast's models."""
+"""Data generators that write field stores (see docs/formats.md). They never import forecast's models."""

@@ -12,9 +12,9 @@ import torch
 import xarray as xr
 
 from forecast.errors import ForecastError
+from forecast.field_store import open_field_store
 from forecast.models import build_model
 from forecast.rollout import generate, rollout
-from forecast.store import open_field_store
 from forecast.training import Trainer, load_run
 from tests.training_helpers import karman_like_store
 

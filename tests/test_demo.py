@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 import yaml
 
+from forecast.configs import CONFIG_DIR
 from forecast.demo import DEMO_BASELINES, DEMO_RVD_CONFIG, DemoSettings, run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +17,7 @@ MODELS = ["rvd", *DEMO_BASELINES]
 
 
 def test_demo_config_is_the_one_in_experiments():
-    on_disk = yaml.safe_load(open(ROOT / "experiments" / "configs" / "demo.yaml"))
+    on_disk = yaml.safe_load(open(CONFIG_DIR / "demo.yaml"))
     assert on_disk == DEMO_RVD_CONFIG
 
 
@@ -76,7 +77,8 @@ def test_full_demo_rvd_beats_persistence(tmp_path):
 
 def test_demo_command_is_registered_and_parses_its_options():
     from forecast.cli import build_parser
+    from forecast.cli.common import output_path
 
     args = build_parser().parse_args(["demo", "out/demo", "--train-seconds", "30", "--members", "4"])
-    assert args.command == "demo" and args.out_dir == "out/demo"
+    assert args.command == "demo" and str(output_path(args)) == "out/demo"
     assert args.train_seconds == 30 and args.members == 4 and callable(args.handler)

@@ -7,7 +7,7 @@ import xarray as xr
 from forecast.atomic import atomic_output
 from forecast.cli import main
 from forecast.errors import ForecastError
-from forecast.store import mark_complete, open_field_store
+from forecast.field_store import mark_complete, open_field_store
 
 
 def test_atomic_output_file_appears_only_on_success(tmp_path):

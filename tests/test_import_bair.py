@@ -13,7 +13,7 @@ from forecast.data.importers.tfrecord import (
     write_records,
 )
 from forecast.errors import ForecastError
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store
 
 
 def test_crc32c_check_value(monkeypatch):

@@ -6,7 +6,7 @@ from PIL import Image
 
 from forecast.data.importers.cityscapes import import_cityscapes
 from forecast.errors import ForecastError
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store
 
 
 def _write_snippet(folder, city, seq, first, frames, rng):

@@ -7,7 +7,7 @@ import xarray as xr
 from forecast.cli import main
 from forecast.data.importers.fields import import_fields
 from forecast.errors import ForecastError
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store
 
 
 @pytest.fixture

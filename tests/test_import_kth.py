@@ -7,7 +7,7 @@ from forecast.cli import main
 from forecast.data.importers.kth import import_kth, parse_sequences_file
 from forecast.data.importers.video import parse_avi, read_video, resize_frame, to_gray, write_uncompressed_avi
 from forecast.errors import ForecastError
-from forecast.store import is_complete, open_field_store
+from forecast.field_store import is_complete, open_field_store
 
 
 def _clip(rng, frames=12, height=12, width=16):

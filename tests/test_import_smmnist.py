@@ -5,7 +5,7 @@ import pytest
 
 from forecast.data.importers.smmnist import import_smmnist, load_digits_images, render_sequence, trajectory
 from forecast.errors import ForecastError
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store
 
 
 def test_trajectory_stays_in_frame_and_changes_direction_at_walls(rng):

@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 from forecast.data.importers.smmnist import import_smmnist
-from forecast.data.importers.store_writer import (
+from forecast.data.importers.writer import (
     FieldStoreWriter,
     StorePlan,
     frames_variable,
@@ -13,7 +13,7 @@ from forecast.data.importers.store_writer import (
     run_import,
 )
 from forecast.errors import ForecastError
-from forecast.store import is_complete, open_field_store
+from forecast.field_store import is_complete, open_field_store
 
 
 def _plan(n_train=4, n_test=2, length=3, size=8, tag="a"):

@@ -6,10 +6,10 @@ import zarr
 
 from forecast.cli import main
 from forecast.errors import ForecastError
-from forecast.store import is_complete, open_field_store
+from forecast.field_store import is_complete, open_field_store
 from simulators.karman import KarmanConfig, SimulationDiverged, generate
 from simulators.karman import parallel as karman_parallel
-from simulators.karman import store as karman_store
+from simulators.karman import writer as karman_writer
 from simulators.karman.analysis import shedding_frequency, williamson_strouhal
 
 # A tiny channel (32x96 cells, D = 2): seconds per run, the kernels compile once per process.
@@ -90,7 +90,7 @@ def test_incomplete_store_is_refused_and_resume_skips_finished_runs(tmp_path, mo
     assert not is_complete(path)
     with pytest.raises(ForecastError, match="incomplete"):
         open_field_store(path, "train")
-    assert list(karman_store.frames_written(path)) == [8, 0]
+    assert list(karman_writer.frames_written(path)) == [8, 0]
     first_run = zarr.open_group(str(path))["train"]["u"][0]
 
     # without --resume the store is not silently replaced
@@ -257,7 +257,7 @@ def test_a_store_from_the_previous_version_is_upgraded_to_open_whole(tiny_store,
 
     import xarray as xr
 
-    from forecast.store import upgrade_store
+    from forecast.field_store import upgrade_store
 
     old = tmp_path / "old.zarr"
     shutil.copytree(tiny_store[0], old)

@@ -8,7 +8,7 @@ import xarray as xr
 import zarr
 
 from forecast.errors import ForecastError
-from forecast.store import is_complete, open_field_store
+from forecast.field_store import is_complete, open_field_store
 from simulators.karman import KarmanConfig, generate
 from simulators.karman import parallel as karman_parallel
 from simulators.karman.lattice import INFLOW_ARRAY, build_lattice

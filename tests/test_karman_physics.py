@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store
 from simulators.karman import KarmanConfig, generate
 from simulators.karman.analysis import strouhal_number, williamson_strouhal
 

@@ -234,9 +234,9 @@ def test_plot_tells_apart_files_of_the_same_model(files, tmp_path):
     root, calibrated, _ = files
     wider = calibrated.copy()
     wider["u"] = wider["u"] * 1.5  # another run of the same model
-    wider.to_netcdf(tmp_path / "run2.nc")
-    for name, path in (("run1", root / "a.nc"), ("run2", tmp_path / "run2.nc")):
-        main(["score", str(path), "--out", str(tmp_path / f"{name}.nc"), "--quiet"])
+    wider.to_netcdf(tmp_path / "wider.nc")
+    for name, path in (("run1", root / "a.nc"), ("run2", tmp_path / "wider.nc")):
+        assert main(["score", str(path), "--out", str(tmp_path / f"{name}.nc"), "--quiet"]) == 0
     paths = [tmp_path / "run1.nc", tmp_path / "run2.nc"]
     written = {p.name for p in plot_files(paths, tmp_path / "auto", variables=["u"], dpi=40)}
     assert {"rank_histogram_u_calibrated_run1.png", "rank_histogram_u_calibrated_run2.png"} <= written

@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from forecast.configs import CONFIG_DIR
 from forecast.errors import ForecastError
 from forecast.models import SequenceModel, build_model
 from forecast.models.context import ContextEncoder
@@ -22,7 +23,8 @@ from forecast.models.layers import (
 )
 from forecast.models.transform import TransformNet
 
-CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+CONFIGS = CONFIG_DIR
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 B, C, H, W = 2, 3, 16, 16
 
 
@@ -332,7 +334,7 @@ def test_shipped_configs_build(path):
 def test_parameter_count_script_agrees_with_the_models():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("param_counts", CONFIGS.parent / "param_counts.py")
+    spec = importlib.util.spec_from_file_location("param_counts", EXPERIMENTS / "param_counts.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     paper = yaml.safe_load((CONFIGS / "paper_128.yaml").read_text())

@@ -18,7 +18,7 @@ import torch
 import xarray as xr
 import zarr
 
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.rollout import Init, RolloutInterrupted, choose_inits, rollout
@@ -142,7 +142,7 @@ def test_persistence_forecast_file_layout_alignment_and_units(tmp_path):
     assert fc["u_context"].dims == ("init", "context_time", "y", "x")
     np.testing.assert_allclose(fc["context_time"].values, [-5.0, -2.5, 0.0])  # in the store's time units
     # the scoring side's persistence reference, built from V_context, is the persistence model's forecast
-    from forecast.metrics.skill import persistence_reference
+    from forecast.metrics.persistence import persistence_reference
 
     reference = persistence_reference(fc)
     np.testing.assert_allclose(reference["u"].values, fc["u"].values, rtol=1e-5, atol=1e-4)
@@ -361,7 +361,7 @@ class FakeRun:
 
 
 def _write_store(path: Path, ds: xr.Dataset) -> None:
-    from forecast.store import mark_complete
+    from forecast.field_store import mark_complete
 
     ds.to_zarr(path, group="train", mode="w", consolidated=False)
     ds.to_zarr(path, group="test", mode="a", consolidated=False)
@@ -370,7 +370,7 @@ def _write_store(path: Path, ds: xr.Dataset) -> None:
 
 @pytest.fixture
 def fake_training(monkeypatch):
-    """``forecast.training.load_run`` stand-in (the real one lives on the training branch)."""
+    """``forecast.training.load_run`` stand-in (loads no checkpoint)."""
     calls = []
 
     def load_run(run_dir, device="cpu", ema=True):
@@ -420,7 +420,7 @@ def test_cli_rollout_writes_the_file_with_reproduction_attributes(tmp_path, fake
     assert "rollout run" in fc.attrs["history"] and "--sampler ddim" in fc.attrs["history"]
     assert "random_walk" in fc.attrs["config"] and fc.attrs["software"].startswith("forecast ")
     # with the progress bar (on stderr)
-    assert main([*args, "--no-ema", "--device", "cpu"]) == 0
+    assert main([*args, "--no-ema", "--device", "cpu", "--overwrite"]) == 0
     assert fake_training[-1]["ema"] is False
     assert "rollout" in capsys.readouterr().err
 
@@ -706,3 +706,17 @@ def test_truth_starts_refused_with_one_line(tmp_path, fake_training, capsys):
     with pytest.raises(ForecastError, match="unknown starts"):
         rollout(RandomWalk(), layout, store, tmp_path / "fc.nc", starts="random")
     assert not (tmp_path / "fc.nc").exists()
+
+
+def test_figures_label_lead_times_in_the_stores_units():
+    from forecast.plots.scores import _lead_label
+
+    def scores(values, units):
+        return xr.Dataset(coords={"lead_time": ("lead_time", np.asarray(values), {"units": units})})
+
+    assert _lead_label(scores([2.5, 5.0], "s")) == "lead time [s]"
+    assert (
+        _lead_label(scores([1, 2, 3], "1")) == "lead time [frames]"
+    )  # a frame-index store: leads count frames
+    assert _lead_label(scores([64, 128], "1")) == "lead time"  # dimensionless, but not frames
+    assert _lead_label(scores([1, 2], "frames")) == "lead time [frames]"  # files written before the CF units

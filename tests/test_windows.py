@@ -6,10 +6,10 @@ import torch
 from torch.utils.data import DataLoader
 from training_helpers import karman_like_dataset, karman_like_store, video_store
 
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.data.windows import WindowDataset, WindowSampler
 from forecast.errors import ForecastError
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store
 
 
 @pytest.fixture(scope="module")

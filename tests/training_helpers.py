@@ -7,8 +7,8 @@ import torch
 import xarray as xr
 from torch import nn
 
+from forecast.field_store import mark_complete
 from forecast.models.base import SequenceModel
-from forecast.store import mark_complete
 
 
 def _frame_index_field(n_seq: int, n_time: int, ny: int, nx: int, offset: float) -> np.ndarray:

@@ -19,9 +19,9 @@ import torch
 from common import load, model_factory, synthetic_store, timed
 from torch.utils.data import DataLoader
 
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.data.windows import WindowDataset, WindowSampler
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store
 from forecast.training.config import window_length
 
 

@@ -14,7 +14,7 @@ Model, two choices (say which one when you report figures):
 Data: --data DATA.zarr (its test group; normalisation from its train group unless --run), or by default a
 synthetic store of advected Gaussian blobs of --size pixels (one variable ``u``).
 
-    OMP_NUM_THREADS=2 python experiments/benchmarks/bench_sampling.py --config experiments/configs/tiny.yaml
+    OMP_NUM_THREADS=2 python experiments/benchmarks/bench_sampling.py --config tiny
 
 Timings are wall-clock on this machine; other load disturbs them.
 """
@@ -37,7 +37,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from forecast.data.layout import ChannelLayout  # noqa: E402
+from forecast.data.channels import ChannelLayout  # noqa: E402
 from forecast.rollout import rollout  # noqa: E402
 
 
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.data:
-        from forecast.store import open_field_store
+        from forecast.field_store import open_field_store
 
         train, test = open_field_store(args.data, "train"), open_field_store(args.data, "test")
     else:

@@ -16,15 +16,12 @@ import xarray as xr
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from forecast.store import mark_complete  # noqa: E402
+from forecast.field_store import mark_complete  # noqa: E402
 from forecast.training.config import load_config, resolve_config  # noqa: E402
-
-CONFIGS = ROOT / "experiments" / "configs"
 
 
 def load(name: str, model: str = "config") -> dict:
-    path = Path(name) if name.endswith(".yaml") else CONFIGS / f"{name}.yaml"
-    config = load_config(path)
+    config = load_config(name)  # a shipped config name (tiny, paper_64) or a path
     if model == "toy":
         config.setdefault("model", {})  # the toy model needs no model section
     return resolve_config(config)

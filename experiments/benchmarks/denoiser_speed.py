@@ -1,6 +1,6 @@
 """Sampling cost of RVD: seconds per 1000 denoising iterations for one frame, against the paper's figure.
 
-    python experiments/benchmarks/denoiser_speed.py [--config experiments/configs/paper_128.yaml]
+    python experiments/benchmarks/denoiser_speed.py [--config paper_128]
         [--size 128] [--batch 1] [--iters 5] [--device auto] [--variants fp32 bf16 cudagraph ...]
 
 The paper (section 4.2) reports 18.5 s per 1000 iterations for a 128x128 frame on an NVIDIA Titan RTX. One
@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from forecast.capture import resolve_capture  # noqa: E402
 from forecast.device import select_device  # noqa: E402
 from forecast.models import build_model  # noqa: E402
+from forecast.training.config import load_config  # noqa: E402
 
 PAPER_S_PER_1000 = 18.5
 #: the issue's GPU target: 10x the paper's figure per frame at 128x128, batch 1
@@ -69,9 +69,7 @@ def run_variant(model, state, variant: str, iters: int, device: torch.device) ->
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "paper_128.yaml")
-    )
+    p.add_argument("--config", default="paper_128")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--iters", type=int, default=5)
@@ -83,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     variants = args.variants or default_variants(device)
     if "fp32" not in variants:
         variants = ["fp32", *variants]  # the reference of every ratio
-    config = yaml.safe_load(Path(args.config).read_text())
+    config = load_config(args.config)  # a shipped config name or a YAML path
     channels = len(config["data"]["variables"])
     torch.manual_seed(0)
     model = build_model(config, channels).to(device).eval()

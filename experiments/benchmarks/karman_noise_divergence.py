@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store
 from simulators.karman import KarmanConfig, generate
 from simulators.karman.analysis import strouhal_number, williamson_strouhal
 

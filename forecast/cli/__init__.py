@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from forecast import __version__
+from forecast.cli.common import Parser
 from forecast.errors import ForecastError
 
 # One module per sub-command, in the order `forecast --help` lists them.
@@ -27,12 +28,12 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="forecast",
         description="Probabilistic forecasting of gridded fields: simulate, train, roll out, score, plot.",
     )
     parser.add_argument("--version", action="version", version=f"forecast {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"forecast.cli.{name}").register(subparsers)
     return parser
@@ -40,11 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # a usage error is one line and SystemExit(2)
     try:
         status = args.handler(args)
     except ForecastError as exc:
-        print(f"forecast {args.command}: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if "Original Traceback" in message:  # re-raised by a DataLoader worker: keep the worker's own line
+            message = message.strip().splitlines()[-1].split("ForecastError: ", 1)[-1]
+        else:  # a message quoting a library's multi-line error: its first line says what went wrong
+            message = (message.strip().splitlines() or [""])[0]
+        print(f"forecast {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"forecast {args.command}: interrupted", file=sys.stderr)

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import argparse
 
+from forecast.cli.common import (
+    add_output,
+    add_overwrite,
+    add_progress,
+    count,
+    fraction,
+    non_negative,
+    output_path,
+)
 from forecast.data.importers import importer
 from forecast.data.importers.fields import parse_mapping
 
 
 def _common(parser: argparse.ArgumentParser, length: int | None, size: int | None = None) -> None:
     parser.add_argument("src", help="the source (folder or file)")
-    parser.add_argument("out", help="the field store to write (zarr)")
+    add_output(parser, "OUT.zarr", "the field store to write", positional=True)
     if size is not None:
-        parser.add_argument("--size", type=int, default=size, help=f"frame size in pixels (default {size})")
+        parser.add_argument("--size", type=count, default=size, help="frame size in pixels")
     parser.add_argument(
         "--length",
-        type=int,
+        type=count,
         default=length,
-        help="frames per stored sequence" + (f" (default {length})" if length else ""),
+        help="frames per stored sequence" + ("" if length else " (default: the source's)"),
     )
-    parser.add_argument("--resume", action="store_true", help="finish an interrupted import of OUT")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_overwrite(parser, resume="finish an interrupted import of OUT")
+    add_progress(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     bair = kinds.add_parser("bair", help="BAIR robot pushing tfrecords (softmotion30_44k)")
     _common(bair, length=30)
-    bair.add_argument("--image", choices=("aux1", "main"), default="aux1", help="camera (default aux1)")
+    bair.add_argument("--image", choices=("aux1", "main"), default="aux1", help="camera")
     bair.add_argument("--no-verify", action="store_true", help="skip the records' CRC checks")
 
     city = kinds.add_parser(
@@ -48,24 +56,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     sm = kinds.add_parser("smmnist", help="stochastic moving MNIST; SRC is an MNIST file/folder or 'builtin'")
     _common(sm, length=30, size=64)
-    sm.add_argument("--train-sequences", type=int, default=1000)
-    sm.add_argument("--test-sequences", type=int, default=100)
-    sm.add_argument("--digits", type=int, default=2, help="digits per frame (default 2)")
-    sm.add_argument("--digit-size", type=int, default=32)
-    sm.add_argument("--seed", type=int, default=0)
+    sm.add_argument("--train-sequences", type=count, default=1000, help="sequences of the train group")
+    sm.add_argument("--test-sequences", type=count, default=100, help="sequences of the test group")
+    sm.add_argument("--digits", type=count, default=2, help="digits per frame")
+    sm.add_argument("--digit-size", type=count, default=32, help="digit size in pixels")
+    sm.add_argument("--seed", type=non_negative, default=0, help="random seed")
     sm.add_argument(
         "--truth-members",
-        type=int,
+        type=non_negative,
         default=0,
         metavar="K",
-        help="truth group: K futures per start with their own bounces (default 0: none)",
+        help="truth group: K futures per start with their own bounces (0: none)",
     )
-    sm.add_argument("--truth-inits", type=int, default=8, metavar="N", help="truth starts (default 8)")
+    sm.add_argument("--truth-inits", type=count, default=8, metavar="N", help="truth starts")
+    sm.add_argument("--truth-horizon", type=count, default=16, metavar="H", help="frames per future")
     sm.add_argument(
-        "--truth-horizon", type=int, default=16, metavar="H", help="frames per future (default 16)"
-    )
-    sm.add_argument(
-        "--truth-context", type=int, default=4, metavar="C", help="frames kept before each start (default 4)"
+        "--truth-context", type=count, default=4, metavar="C", help="frames kept before each start"
     )
 
     fields = kinds.add_parser("fields", help="any gridded dataset xarray opens (netCDF, zarr, HDF5)")
@@ -77,9 +83,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split",
         choices=("sequence", "time"),
         default="sequence",
-        help="test = the last sequences (default) or the last frames of every sequence",
+        help="test = the last sequences or the last frames of every sequence",
     )
-    fields.add_argument("--test-fraction", type=float, default=0.2)
+    fields.add_argument(
+        "--test-fraction", type=fraction, default=0.2, help="share of sequences (or frames) in the test group"
+    )
     fields.add_argument("--engine", help="xarray backend (netcdf4, h5netcdf, zarr, ...; default: guessed)")
     fields.add_argument("--group", help="group inside the source file")
     fields.add_argument("--dtype", default="float32", help="stored dtype of floating variables")
@@ -88,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    common = {"resume": args.resume, "overwrite": args.overwrite, "progress": not args.no_progress}
+    common = {"resume": args.resume, "overwrite": args.overwrite, "progress": not args.quiet}
     kind = args.kind
     options: dict = {}
     if kind == "kth":
@@ -123,6 +131,18 @@ def run(args: argparse.Namespace) -> int:
             "dtype": args.dtype,
             "allow_nan": args.allow_nan,
         }
-    path = importer(kind)(args.src, args.out, **options, **common)
+    if kind == "fields":
+        _check_gridded(args.src)
+    path = importer(kind)(args.src, output_path(args), **options, **common)
     print(f"wrote {path}")
     return 0
+
+
+def _check_gridded(src: str) -> None:
+    """One line for a source that is plainly not a gridded dataset (an image, a text file, an archive)."""
+    from forecast.errors import ForecastError
+    from forecast.filekind import describe
+
+    found = describe(src)
+    if "image" in found or "archive" in found or found in ("a text file", "an empty file", "a PDF document"):
+        raise ForecastError(f"{src} is {found}; expected a gridded dataset (netCDF, zarr or HDF5)")

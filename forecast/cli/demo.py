@@ -3,23 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+
+from forecast.cli.common import (
+    add_output,
+    add_overwrite,
+    add_progress,
+    check_output,
+    count,
+    non_negative,
+    non_negative_float,
+    output_path,
+)
+from forecast.errors import ForecastError
+
+# what a demo folder holds: --overwrite deletes a folder only if it has some of these
+_DEMO_ENTRIES = ("data", "runs", "forecasts", "scores", "figures", "configs", "summary.csv")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from forecast.demo import DemoSettings
+
+    defaults = DemoSettings()
     parser = subparsers.add_parser(
         "demo",
         help="the whole chain, small, on a CPU: simulate, train RVD and baselines, roll out, score, plot",
         description="Simulate a small vortex street, train a tiny RVD for a few minutes, fit persistence and "
         "climatology, write ensemble forecasts, scores, figures and OUT_DIR/summary.csv. About 6 minutes on two "
-        "CPU cores. Rerunning into the same OUT_DIR skips the stages that are done.",
+        "CPU cores. --resume continues an interrupted demo in OUT_DIR, skipping the stages that are done.",
     )
-    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder for everything the demo writes")
+    add_output(parser, "OUT_DIR", "folder for everything the demo writes", positional=True)
     parser.add_argument(
-        "--train-seconds", type=float, default=None, help="time budget of the RVD's training (default 240)"
+        "--train-seconds",
+        type=non_negative_float,
+        default=defaults.train_seconds,
+        help="time budget of the RVD's training",
     )
-    parser.add_argument("--members", type=int, default=None, help="ensemble members (default 8)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--members", type=count, default=defaults.members, help="ensemble members")
+    parser.add_argument("--seed", type=non_negative, default=defaults.seed, help="random seed")
+    add_overwrite(parser, resume="continue an interrupted demo in OUT_DIR (stages that are done are skipped)")
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
@@ -28,13 +51,14 @@ def run(args: argparse.Namespace) -> int:
 
     from forecast.demo import DemoSettings, run_demo
 
-    settings = DemoSettings()
-    changes = {
-        k: v
-        for k, v in {"train_seconds": args.train_seconds, "members": args.members, "seed": args.seed}.items()
-        if v is not None
-    }
-    if changes.get("members", 1) < 1 or changes.get("train_seconds", 0) < 0:
-        raise SystemExit("forecast demo: error: --members must be >= 1 and --train-seconds >= 0")
-    run_demo(args.out_dir, replace(settings, **changes), progress=not args.no_progress)
+    out = output_path(args)
+    check_output(out, args)
+    if args.overwrite and out.is_dir() and any(out.iterdir()):
+        if not any((out / name).exists() for name in _DEMO_ENTRIES):
+            raise ForecastError(
+                f"{out} does not look like a demo folder; --overwrite replaces only demo folders"
+            )
+        shutil.rmtree(out)
+    settings = replace(DemoSettings(), train_seconds=args.train_seconds, members=args.members, seed=args.seed)
+    run_demo(out, settings, progress=not args.quiet)
     return 0

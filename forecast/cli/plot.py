@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from forecast.cli.common import (
+    add_overwrite,
+    add_progress,
+    check_input_kind,
+    check_output,
+    count,
+    non_negative,
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -14,27 +23,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "CRPS maps, spread-skill curves, rank histograms and KE spectra; forecast files give a grid of "
         "context, truth and members and an animation of the rollout.",
     )
-    parser.add_argument("files", nargs="+", type=Path, help="scores files and/or forecast files (netCDF)")
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the figures into")
     parser.add_argument(
-        "--lead-index", type=int, default=-1, help="lead-time index of the CRPS maps (default last)"
+        "files", nargs="+", type=Path, metavar="FILE", help="scores files and/or forecast files (netCDF)"
     )
     parser.add_argument(
-        "--init", type=int, default=0, help="which init of a forecast file to draw (default 0)"
+        "--out", type=Path, required=True, metavar="DIR", help="folder to write the figures into"
     )
-    parser.add_argument("--members", type=int, default=3, help="members to draw (default 3)")
+    parser.add_argument(
+        "--lead-index", type=int, default=-1, help="lead-time index of the CRPS maps (-1: the last)"
+    )
+    parser.add_argument("--init", type=non_negative, default=0, help="which init of a forecast file to draw")
+    parser.add_argument("--members", type=count, default=3, help="members to draw")
     parser.add_argument(
         "--animation", choices=("gif", "mp4"), default="gif", help="animation format (mp4 needs ffmpeg)"
     )
     parser.add_argument(
-        "--variables", nargs="+", metavar="V", help="only these forecast variables (default all)"
+        "--variables", nargs="+", metavar="V", help="only these forecast variables (default: all)"
     )
-    parser.add_argument("--dpi", type=int, default=120, help="resolution of the PNG figures (default 120)")
+    parser.add_argument("--dpi", type=count, default=120, help="resolution of the PNG figures")
+    add_overwrite(parser)
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from forecast.plots import plot_files  # matplotlib only when plotting
+
+    for path in args.files:
+        check_input_kind(path, ("a scores file", "a forecast file"))
+    check_output(args.out, args)
 
     written = plot_files(
         args.files,

@@ -9,6 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from forecast.cli.common import (
+    add_overwrite,
+    add_progress,
+    check_input_kind,
+    check_output,
+    count,
+    non_negative,
+    non_negative_float,
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,19 +32,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("data", metavar="DATA.zarr", help="field store; its test group is forecast")
     parser.add_argument("--out", required=True, metavar="FC.nc", help="forecast file to write")
-    parser.add_argument("--members", type=int, default=8, help="ensemble members per init (default 8)")
-    parser.add_argument(
-        "--context", type=int, default=4, help="true frames observed before forecasting (default 4)"
-    )
+    parser.add_argument("--members", type=count, default=8, help="ensemble members per init")
+    parser.add_argument("--context", type=count, default=4, help="true frames observed before forecasting")
     parser.add_argument(
         "--horizon",
-        type=int,
+        type=count,
         default=None,
         help="frames generated per init (default 16; with --starts truth: the truth group's horizon)",
     )
     parser.add_argument(
         "--inits",
-        type=int,
+        type=count,
         default=None,
         help="number of forecast starts, spread evenly over the test sequences (default: one per sequence)",
     )
@@ -43,25 +51,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("even", "truth"),
         default="even",
         help="even: --inits starts spread over the test group; truth: exactly the starts of the store's truth "
-        "group (known-answer benchmarks), with its sequence, init_time and horizon (default even)",
+        "group (known-answer benchmarks), with its sequence, init_time and horizon",
+    )
+    parser.add_argument("--sampler", default="ddpm", help="diffusion sampler: ddpm or ddim")
+    parser.add_argument(
+        "--steps",
+        type=count,
+        default=None,
+        help="sampling steps (default: all N diffusion steps of the model)",
     )
     parser.add_argument(
-        "--sampler", choices=("ddpm", "ddim"), default="ddpm", help="diffusion sampler (default ddpm)"
+        "--eta", type=non_negative_float, default=0.0, help="DDIM eta: 0 deterministic, 1 DDPM-like"
     )
-    parser.add_argument(
-        "--steps", type=int, default=None, help="sampling steps (default: all N diffusion steps of the model)"
-    )
-    parser.add_argument(
-        "--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 DDPM-like (default 0)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=non_negative, default=0, help="random seed")
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=count,
         default=32,
-        help="most members generated together; larger ensembles are split into chunks (default 32)",
+        help="most members generated together; larger ensembles are split into chunks",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on GPUs that support it")
     parser.add_argument(
         "--compile",
@@ -73,10 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-ema", action="store_true", help="use the raw weights instead of the EMA weights"
     )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue an interrupted rollout to the same --out"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_overwrite(parser, resume="continue an interrupted rollout to the same --out")
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
@@ -87,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
 
     shard = shard_from_env()  # under torchrun: this rank's share of the inits
 
+    check_input_kind(args.run_dir, "a run directory", "RUN_DIR", missing_ok=True)
+    check_input_kind(args.data, "a zarr store", "DATA.zarr", missing_ok=True)
+    check_output(args.out, args)
     try:
         out = rollout_run(
             args.run_dir,
@@ -109,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             capture=args.compile,
             shard=shard,
             resume=args.resume,
-            progress=not args.no_progress,
+            progress=not args.quiet,
             log=lambda message: print(message, file=sys.stderr),
         )
     except RolloutInterrupted as exc:
@@ -131,6 +141,13 @@ def _command(args: argparse.Namespace) -> str:
             words += [f"--{name}", str(value)]
     words += ["--batch-size", str(args.batch_size), "--device", args.device, "--compile", args.compile]
     words += [
-        flag for flag, on in (("--amp", args.amp), ("--no-ema", args.no_ema), ("--resume", args.resume)) if on
+        flag
+        for flag, on in (
+            ("--amp", args.amp),
+            ("--no-ema", args.no_ema),
+            ("--resume", args.resume),
+            ("--overwrite", args.overwrite),
+        )
+        if on
     ]
     return " ".join(str(w) for w in words)

@@ -1,14 +1,25 @@
-"""`forecast score FC.nc --out SCORES.nc`: the scores file of CONVENTIONS.md from a forecast file."""
+"""`forecast score FC.nc --out SCORES.nc`: the scores file of docs/formats.md from a forecast file."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from forecast.atomic import atomic_output
+from forecast.cli.common import (
+    add_overwrite,
+    add_progress,
+    check_input_kind,
+    check_output,
+    count,
+    non_negative,
+)
+from forecast.errors import ForecastError
 from forecast.forecast_file import forecast_variables, open_forecast
+from forecast.metrics.persistence import persistence_reference
 from forecast.metrics.scores import score_forecast
-from forecast.metrics.skill import persistence_reference
 from forecast.metrics.truth import open_truth, verifying_truth
 
 
@@ -16,11 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score",
         help="score an ensemble forecast file (CRPS, RMSE, spread, rank/PIT histograms)",
-        description="Score a forecast file (CONVENTIONS.md) and write the scores file. The file is streamed "
+        description="Score a forecast file (docs/formats.md) and write the scores file. The file is streamed "
         "through dask in chunks of --chunk-init inits, so files larger than memory can be scored.",
     )
-    parser.add_argument("forecast", type=Path, help="forecast file (netCDF) written by `forecast rollout`")
-    parser.add_argument("--out", type=Path, required=True, help="scores file to write (netCDF)")
+    parser.add_argument(
+        "forecast", type=Path, metavar="FC.nc", help="forecast file (netCDF) written by `forecast rollout`"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="SCORES.nc", help="scores file to write (netCDF)"
+    )
     parser.add_argument("--fair", action="store_true", help="use the fair (unbiased) CRPS estimator")
     parser.add_argument(
         "--reference",
@@ -37,9 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "histogram (README, 'Scoring against the known answer')",
     )
     parser.add_argument("--skipna", action="store_true", help="leave out missing values instead of failing")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the rank tie-breaking (default 0)")
+    parser.add_argument("--seed", type=non_negative, default=0, help="seed of the rank tie-breaking")
     parser.add_argument("--pit-bins", type=int, default=10, help="bins of the PIT histogram (default 10)")
-    parser.add_argument("--chunk-init", type=int, default=1, help="inits per dask chunk (default 1)")
+    parser.add_argument("--chunk-init", type=count, default=1, help="inits per dask chunk")
     parser.add_argument(
         "--perceptual",
         nargs="*",
@@ -49,16 +64,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "need pretrained weights (README, 'Perceptual metrics')",
     )
     parser.add_argument("--weights", type=Path, help="folder searched first for LPIPS/FVD weights")
-    parser.add_argument("--no-progress", "--quiet", dest="quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="the address of a dask distributed scheduler (tcp://host:8786) to score on; its workers must see "
+        "the forecast file (default: dask's threads in this process)",
+    )
+    add_overwrite(parser)
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    chunks = {"init": max(1, args.chunk_init)}
+    check_input_kind(args.forecast, "a forecast file")
+    persistence = (
+        args.reference is not None and str(args.reference) == "persistence" and not args.reference.exists()
+    )
+    if args.reference is not None and not persistence:
+        check_input_kind(args.reference, "a forecast file", "--reference")
+    if args.truth is not None:
+        check_input_kind(args.truth, "a zarr store", "--truth")
+    check_output(args.out, args)
+    with _scheduler(args.scheduler):
+        return _score(args, persistence)
+
+
+@contextlib.contextmanager
+def _scheduler(address: str | None) -> Iterator[None]:
+    """Run dask's computations on the distributed scheduler at ``address`` (None: dask's default threads)."""
+    if address is None:
+        yield
+        return
+    from dask.distributed import Client
+
+    try:
+        client = Client(address, timeout="20s")
+    except Exception as exc:  # bad address, refused connection, timeout
+        raise ForecastError(f"cannot reach the dask scheduler at {address} ({exc})") from None
+    with client:
+        yield
+
+
+def _score(args: argparse.Namespace, persistence: bool) -> int:
+    chunks = {"init": args.chunk_init}
     forecast = open_forecast(args.forecast, chunks=chunks)
     if args.reference is None:
         reference = None
-    elif str(args.reference) == "persistence" and not args.reference.exists():
+    elif persistence:
         reference = persistence_reference(forecast)
     else:
         reference = open_forecast(args.reference, chunks=chunks)

@@ -6,6 +6,16 @@ import argparse
 import sys
 import warnings
 
+from forecast.cli.common import (
+    add_output,
+    add_overwrite,
+    add_progress,
+    count,
+    non_negative,
+    non_negative_float,
+    output_path,
+    positive,
+)
 from forecast.errors import ForecastError
 
 
@@ -28,28 +38,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the paper's Simulation dataset: 10,000 frames of 128x128 every 128 steps (2 runs x (4000 train + "
             "1000 test))."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    karman.add_argument("out", metavar="OUT.zarr", help="the field store to write")
+    add_output(karman, "OUT.zarr", "the field store to write", positional=True)
     karman.add_argument(
         "--reynolds",
-        type=float,
+        type=positive,
         nargs="+",
         default=list(d.reynolds),
         metavar="R",
         help="Reynolds numbers U D / nu, one run (sequence) each",
     )
-    karman.add_argument("--frames", type=int, default=d.frames, help="train frames per run")
+    karman.add_argument("--frames", type=count, default=d.frames, help="train frames per run")
     karman.add_argument(
         "--test-frames",
-        type=int,
+        type=count,
         default=d.test_frames,
         help="frames that follow in the same run, stored in the test group",
     )
-    karman.add_argument("--every", type=int, default=d.every, help="lattice steps between stored frames")
+    karman.add_argument("--every", type=count, default=d.every, help="lattice steps between stored frames")
     karman.add_argument(
         "--size",
-        type=int,
+        type=count,
         nargs="+",
         default=list(d.size),
         metavar=("H", "W"),
@@ -57,19 +66,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     karman.add_argument(
         "--scale",
-        type=int,
+        type=count,
         default=d.scale,
         help="simulation cells per stored pixel (frames are block-averaged by this factor)",
     )
     karman.add_argument(
         "--diameter",
-        type=float,
+        type=positive,
         default=None,
-        help="cylinder diameter in simulation cells; None: channel height / 16",
+        help="cylinder diameter in simulation cells (default: channel height / 16)",
     )
-    karman.add_argument("--velocity", type=float, default=d.velocity, help="inflow speed U, lattice units")
+    karman.add_argument("--velocity", type=positive, default=d.velocity, help="inflow speed U, lattice units")
     karman.add_argument(
-        "--length-ratio", type=float, default=d.length_ratio, help="channel length / stored window width"
+        "--length-ratio", type=positive, default=d.length_ratio, help="channel length / stored window width"
     )
     karman.add_argument(
         "--collision",
@@ -79,9 +88,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     karman.add_argument(
         "--spinup",
-        type=int,
+        type=non_negative,
         default=None,
-        help="lattice steps discarded before the first frame; None: 3 flow-throughs",
+        help="lattice steps discarded before the first frame (default: 3 flow-throughs)",
     )
     noise = karman.add_argument_group(
         "stochastic street (free-stream turbulence at the inlet)",
@@ -89,52 +98,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     noise.add_argument(
         "--inflow-noise",
-        type=float,
+        type=non_negative_float,
         default=d.inflow_noise,
         metavar="A",
         help="std of each inflow component relative to U (0: the deterministic street, bit for bit)",
     )
     noise.add_argument(
         "--noise-time",
-        type=float,
+        type=positive,
         default=d.noise_time,
         help="correlation time of the noise in convective times D/U (a shedding period is about 5)",
     )
     noise.add_argument(
         "--noise-length",
-        type=float,
+        type=positive,
         default=d.noise_length,
         help="correlation length of the noise across the inlet, in cylinder diameters",
     )
     noise.add_argument(
-        "--noise-seed", type=int, default=d.noise_seed, help="seed; each run derives its own stream from it"
+        "--noise-seed",
+        type=non_negative,
+        default=d.noise_seed,
+        help="seed; each run derives its own stream from it",
     )
     truth = karman.add_argument_group(
         "truth ensembles (group `truth`)",
         "K continuations from the exact state at N test starts per run, each with independent future noise",
     )
     truth.add_argument(
-        "--truth-members", type=int, default=d.truth_members, metavar="K", help="members; 0: no truth group"
+        "--truth-members",
+        type=non_negative,
+        default=d.truth_members,
+        metavar="K",
+        help="members; 0: no truth group",
     )
-    truth.add_argument("--truth-inits", type=int, default=d.truth_inits, metavar="N", help="starts per run")
+    truth.add_argument("--truth-inits", type=count, default=d.truth_inits, metavar="N", help="starts per run")
     truth.add_argument(
-        "--truth-horizon", type=int, default=d.truth_horizon, metavar="H", help="frames per continuation"
+        "--truth-horizon", type=count, default=d.truth_horizon, metavar="H", help="frames per continuation"
     )
     truth.add_argument(
         "--truth-context",
-        type=int,
+        type=count,
         default=d.truth_context,
         metavar="C",
         help="test frames kept before the first start (a forecaster's context)",
     )
     karman.add_argument(
         "--workers",
-        type=int,
+        type=count,
         default=None,
-        help="parallel runs on the local dask cluster; None: min(runs, cores)",
+        help="parallel runs on the local dask cluster (default: min(runs, cores))",
     )
     karman.add_argument(
-        "--threads", type=int, default=None, help="OpenMP threads per run; None: cores / parallel runs"
+        "--threads", type=count, default=None, help="OpenMP threads per run (default: cores / parallel runs)"
     )
     karman.add_argument(
         "--scheduler",
@@ -149,17 +165,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where lbmpy runs the kernels (gpu needs cupy and CUDA)",
     )
     karman.add_argument(
-        "--resume", action="store_true", help="finish an interrupted store; skip finished runs"
-    )
-    karman.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    karman.add_argument(
         "--allow-underresolved",
         action="store_true",
         help="run even where the cylinder's boundary layer is far thinner than a cell (the store is flagged)",
     )
-    karman.add_argument(
-        "--no-progress", "--quiet", dest="quiet", action="store_true", help="no progress bars"
-    )
+    add_overwrite(karman, resume="finish an interrupted store; skip finished runs")
+    add_progress(karman)
     karman.set_defaults(handler=run_karman)
 
 
@@ -170,8 +181,6 @@ def run_karman(args: argparse.Namespace) -> int:
     if len(args.size) not in (1, 2):
         raise ForecastError(f"--size takes H or H W, got {len(args.size)} numbers")
     size = (args.size[0], args.size[-1])
-    if args.workers is not None and args.workers < 1:
-        raise ForecastError(f"--workers must be >= 1, got {args.workers}")
     config = KarmanConfig(
         reynolds=tuple(args.reynolds),
         frames=args.frames,
@@ -201,7 +210,7 @@ def run_karman(args: argparse.Namespace) -> int:
         warnings.simplefilter("always", UnderResolvedWarning)
         warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
         result = generate(
-            args.out,
+            output_path(args),
             config,
             workers=args.workers,
             scheduler=args.scheduler,

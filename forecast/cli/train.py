@@ -1,8 +1,16 @@
-"""`forecast train DATA.zarr --config CFG.yaml --out RUN_DIR`: train a model on a field store."""
+"""`forecast train DATA.zarr --config CFG --out RUN_DIR`: train a model on a field store."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from forecast.cli.common import add_overwrite, add_progress, non_negative
+from forecast.errors import ForecastError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,40 +21,74 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Multi-GPU: torchrun --nproc_per_node G -m forecast train ...",
     )
     parser.add_argument("store", metavar="DATA.zarr", help="field store (its train group is used)")
-    parser.add_argument("--config", required=True, metavar="CFG.yaml", help="experiment config (YAML)")
     parser.add_argument(
-        "--out", required=True, metavar="RUN_DIR", help="run directory (must be new or empty)"
+        "--config",
+        required=True,
+        metavar="CFG",
+        help="experiment config: a YAML file, or the name of a shipped config (tiny, demo, paper_64, ...)",
     )
     parser.add_argument(
-        "--steps", type=int, metavar="N", help="train until step N (overrides training.steps)"
+        "--out",
+        required=True,
+        metavar="RUN_DIR",
+        help="run directory (new or empty unless --resume/--overwrite)",
     )
-    parser.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
+    parser.add_argument(
+        "--steps", type=non_negative, metavar="N", help="train until step N (overrides training.steps)"
+    )
+    add_overwrite(parser, resume="continue RUN_DIR from its last checkpoint")
     parser.add_argument(
         "--dry-run", action="store_true", help="build model and data pipeline, print size, exit"
     )
     parser.add_argument(
         "--device",
         metavar="auto|cpu|cuda|mps",
-        help="where to train (overrides training.device; default auto)",
+        help="where to train (overrides training.device; default: auto)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress(parser)
     parser.set_defaults(handler=run)
+
+
+@contextlib.contextmanager
+def _replacing(run_dir: Path, overwrite: bool) -> Iterator[None]:
+    """With ``overwrite``, move an old run directory aside while the new run is set up; drop it once that worked.
+
+    Setting up checks the config, the store and the model: if any is bad, the old run is put back untouched.
+    """
+    from forecast.atomic import temporary_sibling
+
+    if not overwrite or not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+        yield
+        return
+    if not (run_dir / "config.yaml").is_file() and not (run_dir / "checkpoints").is_dir():
+        raise ForecastError(f"{run_dir} is not a run directory; --overwrite replaces only run directories")
+    aside = temporary_sibling(run_dir)
+    os.replace(run_dir, aside)
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.replace(aside, run_dir)
+        raise
+    shutil.rmtree(aside)
 
 
 def run(args: argparse.Namespace) -> int:
     from forecast.training import Trainer, load_config
 
-    if args.steps is not None and args.steps < 0:
-        raise SystemExit("forecast train: error: --steps must not be negative")
-    trainer = Trainer(
-        load_config(args.config),
-        args.store,
-        args.out,
-        resume=args.resume,
-        steps=args.steps,
-        device=args.device,
-        progress=not args.no_progress,
-    )
+    if args.overwrite and args.resume:
+        raise ForecastError("--overwrite and --resume exclude each other")
+    config = load_config(args.config)
+    with _replacing(Path(args.out), args.overwrite and not args.dry_run):
+        trainer = Trainer(
+            config,
+            args.store,
+            args.out,
+            resume=args.resume,
+            steps=args.steps,
+            device=args.device,
+            progress=not args.quiet,
+        )
     try:
         main = trainer.process.is_main
         if args.dry_run:

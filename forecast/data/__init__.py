@@ -1,5 +1,5 @@
 """From field stores to model tensors and back."""
 
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 
 __all__ = ["ChannelLayout"]

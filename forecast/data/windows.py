@@ -22,9 +22,9 @@ import torch
 import xarray as xr
 from torch.utils.data import Dataset, Sampler
 
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.errors import ForecastError
-from forecast.store import open_field_store
+from forecast.field_store import open_field_store, reading
 
 
 def open_lazy(path: str | os.PathLike, group: str, validate: bool = True) -> xr.Dataset:
@@ -86,7 +86,12 @@ class WindowDataset(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         sequence, start = self.window(index)
         # one read per variable (all its channels at once), then stacking and normalising in memory
-        frames = self._dataset().isel(sequence=sequence, time=slice(start, start + self.n_frames)).load()
+        window = self._dataset().isel(sequence=sequence, time=slice(start, start + self.n_frames))
+        loaded = {}
+        for name, da in window.data_vars.items():
+            with reading(self.path, name):  # a damaged chunk: one line naming the store and the variable
+                loaded[name] = da.load()
+        frames = window.assign(loaded)
         return torch.from_numpy(self.layout.stack(frames))
 
     def __getstate__(self) -> dict:

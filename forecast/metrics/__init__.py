@@ -1,7 +1,8 @@
 """Scores of ensemble forecasts on labelled xarray objects (numpy/xarray/dask only: no torch, no models).
 
 One concept per module: ``crps`` (the CRPS), ``calibration`` (RMSE, spread, spread-skill, rank and PIT
-histograms), ``skill`` (skill scores and ratios against a reference), ``distance`` (energy distance between
+histograms), ``skill`` (skill scores and ratios against a reference), ``persistence`` (the persistence reference
+forecast), ``distance`` (energy distance between
 two ensembles), ``truth`` (the truth ensembles of known-answer stores), ``physics`` (kinetic-energy spectra,
 divergence) and ``scores`` (the registry of scores behind the scores file of docs/formats.md). Forecast files
 are read with ``forecast.forecast_file`` (torch-free); ``open_forecast`` is re-exported here.
@@ -20,15 +21,10 @@ from forecast.metrics.calibration import (
 )
 from forecast.metrics.crps import crps_ensemble, crps_ensemble_array
 from forecast.metrics.distance import energy_distance
+from forecast.metrics.persistence import persistence_forecast, persistence_reference
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.scores import build_scores, score_forecast, score_variables
-from forecast.metrics.skill import (
-    crps_skill_score,
-    persistence_forecast,
-    persistence_reference,
-    score_ratio,
-    skill_score,
-)
+from forecast.metrics.skill import crps_skill_score, score_ratio, skill_score
 from forecast.metrics.truth import match_truth, open_truth
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Compiled per-point kernels (numba) behind the ensemble scores.
 
 Every kernel works on a 3-D view ``ens[a, b, member]`` of any memory layout and a 2-D ``obs[a, b]``: the
-callers collapse the loop dimensions without copying where the layout allows (see ``_layout.py``). Points are
+callers collapse the loop dimensions without copying where the layout allows (see ``_kernel_views.py``). Points are
 processed in small blocks whose members are first gathered into a contiguous scratch buffer, so the member axis
 may have any stride (the forecast file stores ``member`` second, not last) and nothing of size m x m is formed.
 The CRPS sorts the members of a whole block at once with a sorting network (O(m log^2 m) comparators, each a

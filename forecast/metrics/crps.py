@@ -20,7 +20,7 @@ import xarray as xr
 
 from forecast.errors import ForecastError
 from forecast.metrics import _kernels
-from forecast.metrics._layout import (
+from forecast.metrics._kernel_views import (
     as_kernel_views,
     check_member_dim,
     kernel_array,

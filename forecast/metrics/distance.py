@@ -19,7 +19,7 @@ import xarray as xr
 
 from forecast.errors import ForecastError
 from forecast.metrics import _kernels
-from forecast.metrics._layout import kernel_array, result_dtype, whole_member_axis
+from forecast.metrics._kernel_views import kernel_array, result_dtype, whole_member_axis
 
 _OTHER_MEMBER = "__other_member"
 

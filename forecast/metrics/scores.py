@@ -1,4 +1,4 @@
-"""The scores file of CONVENTIONS.md ("Scores file"): a registry of metrics applied to a forecast Dataset.
+"""The scores file of docs/formats.md ("Scores file"): a registry of metrics applied to a forecast Dataset.
 
 Each score is one :class:`Metric` in :data:`METRICS` (per forecast variable V) or :data:`FLOW_METRICS` (of the
 velocity pair u, v), in the spirit of WeatherBench2's metric classes: adding a score means adding one object.

@@ -40,7 +40,7 @@ def synthetic_forecast(
     model_name: str = "synthetic",
     n_context: int = 2,
 ) -> xr.Dataset:
-    """A forecast Dataset laid out as CONVENTIONS.md's forecast file (with ``V_context`` frames too)."""
+    """A forecast Dataset laid out as docs/formats.md's forecast file (with ``V_context`` frames too)."""
     rng = np.random.default_rng(seed)
     y, x = np.arange(ny), np.arange(nx)
     lead = np.arange(1, n_lead + 1)

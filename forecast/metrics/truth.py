@@ -1,6 +1,6 @@
 """Truth ensembles of known-answer benchmarks (the store's optional ``truth`` group), matched to a forecast.
 
-A ``truth`` group (CONVENTIONS.md, "Field store") holds, for chosen test starts, K continuations of the
+A ``truth`` group (docs/formats.md, "Field store") holds, for chosen test starts, K continuations of the
 simulator from the exact state of that start with independent future randomness: variables as in ``test`` with
 dims ``(init, member, lead_time, [channel,] y, x)`` and coordinates ``sequence`` and ``init_time`` along
 ``init`` (``init_time``: the store's ``time`` of the frame that lead 1 verifies against, as in forecast files).

@@ -1,4 +1,4 @@
-"""Perceptual scores of a video forecast file (CONVENTIONS.md "Forecast file"), for ``forecast score``.
+"""Perceptual scores of a video forecast file (docs/formats.md "Forecast file"), for ``forecast score``.
 
 For each forecast variable ``V`` with its truth ``V_obs``, :func:`video_scores` returns
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
-from forecast.models.config import KINDS, parse_diffusion_config, parse_model_config
+from forecast.models.config import parse_diffusion_config, parse_model_config
 from forecast.models.rvd import RVD, RVDState
 
 
@@ -26,9 +26,7 @@ def build_model(config: dict, n_channels: int) -> SequenceModel:
             return build_baseline(config, n_channels)
     model = parse_model_config(config)
     diffusion = parse_diffusion_config(config)
-    if model.kind in KINDS:
-        return RVD(n_channels, model, diffusion)
-    raise ForecastError(f"unknown model.kind {model.kind!r}")  # unreachable: parse_model_config checks kinds
+    return RVD(n_channels, model, diffusion)  # parse_model_config has checked that the kind is one of RVD's
 
 
 __all__ = ["RVD", "RVDState", "SequenceModel", "build_model"]

@@ -16,8 +16,15 @@ def _units(da: xr.DataArray) -> str:
 
 
 def _lead_label(ds: xr.Dataset) -> str:
-    units = ds["lead_time"].attrs.get("units", "frames") if "lead_time" in ds.coords else "frames"
-    return f"lead time [{units}]"
+    """Lead times are in the store's time units; dimensionless leads 1, 2, ... count frames."""
+    if "lead_time" not in ds.coords:
+        return "lead time [frames]"
+    lead = ds["lead_time"]
+    units = lead.attrs.get("units", "frames")
+    if units not in ("1", ""):
+        return f"lead time [{units}]"
+    counts = lead.dtype.kind in "iu" and np.array_equal(lead.values, np.arange(1, lead.size + 1))
+    return "lead time [frames]" if counts else "lead time"
 
 
 def plot_crps_vs_lead(scores: list[xr.Dataset], var: str) -> Figure:

@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from forecast.atomic import atomic_output
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.device import select_device
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -64,12 +63,20 @@ FROZEN_TRAINING_KEYS = ("batch_size", "seed")
 
 
 def load_config(path: str | os.PathLike) -> dict:
-    path = Path(path)
+    """The config in the YAML file ``path``, or the shipped config of that name (``tiny``, ``paper_64``, ...)."""
+    from forecast.configs import config_path
+    from forecast.filekind import describe, is_binary
+
+    path = config_path(path)
+    if path.is_dir() or is_binary(path):
+        raise ForecastError(f"config {path} is {describe(path)}; expected a YAML config file")
     try:
         with open(path) as f:
             config = yaml.safe_load(f)
     except OSError as exc:
         raise ForecastError(f"cannot read config {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ForecastError(f"config {path} is not text; expected a YAML config file") from None
     except yaml.YAMLError as exc:
         raise ForecastError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(config, dict):

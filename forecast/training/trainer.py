@@ -27,12 +27,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from forecast.atomic import atomic_output
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.data.windows import WindowDataset, WindowSampler, open_lazy
 from forecast.device import autocast_dtype
 from forecast.errors import ForecastError
+from forecast.field_store import open_field_store
 from forecast.models.base import SequenceModel
-from forecast.store import open_field_store
 from forecast.training import distributed
 from forecast.training.checkpoint import (
     CHECKPOINT_FORMAT,

@@ -1,7 +1,7 @@
 """The von Karman vortex street: lbmpy D2Q9 flow past a cylinder, written as a field store.
 
 ``config`` (the options), ``lattice`` (domain, boundaries, collision, stability), ``run`` (one Reynolds
-number -> frames), ``store`` (frames -> zarr regions, progress, completeness), ``parallel`` (dask),
+number -> frames), ``writer`` (frames -> zarr regions, progress, completeness), ``parallel`` (dask),
 ``analysis`` (Strouhal number from stored frames).
 """
 

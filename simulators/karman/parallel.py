@@ -20,8 +20,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from forecast.errors import ForecastError
-from forecast.store import mark_complete
-from simulators.karman import store, truth
+from forecast.field_store import mark_complete
+from simulators.karman import truth
+from simulators.karman import writer as karman_writer
 from simulators.karman.config import KarmanConfig
 from simulators.karman.lattice import build_lattice
 from simulators.karman.noise import sequence_seed
@@ -62,8 +63,8 @@ def simulate_run(path: str, config: KarmanConfig, index: int) -> RunResult:
     With truth ensembles, the run forks its continuations when it reaches each start (``truth.py``); they
     are written before the run's last frames, so a run counted as finished has its truth written too."""
     start = time.perf_counter()
-    writer = store.RunWriter(path, config, index)
-    store.set_frames_written(path, index, 0)
+    writer = karman_writer.RunWriter(path, config, index)
+    karman_writer.set_frames_written(path, index, 0)
     lattice = build_lattice(config, config.reynolds[index], sequence_seed(config.noise_seed, index))
     built = time.perf_counter()
     # a start's continuations fork from the state of the frame before the one lead 1 verifies against
@@ -98,10 +99,10 @@ def prepare_store(path: Path, config: KarmanConfig, resume: bool, overwrite: boo
             raise ForecastError(f"{path} exists and is not a zarr store; --overwrite replaces only stores")
         shutil.rmtree(path)
     if not path.exists():
-        store.create_store(path, config)
+        karman_writer.create_store(path, config)
     else:
-        store.check_resumable(path, config)
-    done = store.frames_written(path)
+        karman_writer.check_resumable(path, config)
+    done = karman_writer.frames_written(path)
     return [i for i in range(len(config.reynolds)) if done[i] < config.frames_per_run]
 
 
@@ -161,7 +162,7 @@ def generate(
     frames_bar = tqdm(total=total_frames, desc="frames", unit="frame", disable=not progress, position=1)
 
     def refresh() -> None:
-        new = int(store.frames_written(path).sum()) - frames_bar.n
+        new = int(karman_writer.frames_written(path).sum()) - frames_bar.n
         if new:
             frames_bar.update(new)
 
@@ -201,7 +202,7 @@ def generate(
     finally:
         runs_bar.close()
         frames_bar.close()
-    if (store.frames_written(path) < config.frames_per_run).any():
+    if (karman_writer.frames_written(path) < config.frames_per_run).any():
         raise ForecastError(f"{path}: some runs did not finish; run again with --resume")
     truth.publish(path)
     mark_complete(path, True)

@@ -4,7 +4,7 @@ At each start (``KarmanConfig.truth_init_times``) the run saves its whole state 
 macroscopic fields, the inlet-noise process), computes ``truth_members`` continuations of ``truth_horizon``
 frames, each with its own future noise (``noise.member_seed``), and then restores the saved state, noise
 generator included, so the run itself goes on exactly as if it had not forked: its test frames are one more
-draw from the same distribution (the verifying truth of CONVENTIONS.md).
+draw from the same distribution (the verifying truth of docs/formats.md).
 
 Layout (group ``truth``): variables as in ``test`` with dims ``(init, member, lead_time, y, x)``;
 ``init_time`` along ``init`` is the ``time`` value of the test frame that lead 1 verifies against, so lead
@@ -22,7 +22,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from forecast.store import PARTIAL_SUFFIX, TRUTH_GROUP, publish_group
+from forecast.field_store import PARTIAL_SUFFIX, TRUTH_GROUP, publish_group
 from simulators.karman.config import KarmanConfig
 from simulators.karman.lattice import Lattice
 from simulators.karman.noise import member_seed, sequence_seed

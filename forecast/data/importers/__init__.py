@@ -1,7 +1,7 @@
-"""Importers: natural-video datasets and external gridded fields -> field stores (CONVENTIONS.md).
+"""Importers: natural-video datasets and external gridded fields -> field stores (docs/formats.md).
 
 One module per source kind; each exposes ``import_KIND(src, out, ...)``. They share
-:mod:`forecast.data.importers.store_writer`, which streams sequences into the store, resumes an interrupted
+:mod:`forecast.data.importers.writer`, which streams sequences into the store, resumes an interrupted
 import and sets the completeness flag last. The modules are imported lazily by :func:`importer`.
 """
 

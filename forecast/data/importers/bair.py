@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from forecast.data.importers.store_writer import StorePlan, frames_variable, pixel_coords, run_import
 from forecast.data.importers.tfrecord import parse_example, read_record, record_offsets
+from forecast.data.importers.writer import StorePlan, frames_variable, pixel_coords, run_import
 from forecast.errors import ForecastError
 
 FRAME_SIZE = 64

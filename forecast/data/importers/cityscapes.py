@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast.data.importers.store_writer import StorePlan, frames_variable, pixel_coords, run_import
 from forecast.data.importers.video import resize_frame
+from forecast.data.importers.writer import StorePlan, frames_variable, pixel_coords, run_import
 from forecast.errors import ForecastError
 
 FILE_PATTERN = re.compile(r"^([a-z_]+)_(\d{6})_(\d{6})_leftImg8bit\.png$")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forecast.data.importers.store_writer import StorePlan, VariableSpec, run_import
+from forecast.data.importers.writer import StorePlan, VariableSpec, run_import
 from forecast.errors import ForecastError
 
 GUESSES = {

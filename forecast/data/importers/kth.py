@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast.data.importers.store_writer import StorePlan, frames_variable, pixel_coords, run_import
 from forecast.data.importers.video import count_frames, read_video, resize_frame, to_gray
+from forecast.data.importers.writer import StorePlan, frames_variable, pixel_coords, run_import
 from forecast.errors import ForecastError
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forecast.data.importers.store_writer import StorePlan, frames_variable, pixel_coords, run_import
+from forecast.data.importers.writer import StorePlan, frames_variable, pixel_coords, run_import
 from forecast.errors import ForecastError
 
 BUILTIN = "builtin"
@@ -309,7 +309,7 @@ def import_smmnist(
 def truth_dataset(
     plan: StorePlan, frames: np.ndarray, starts: list[tuple[int, int]], context: int, seed: int
 ) -> xr.Dataset:
-    """The ``truth`` group: ``frames`` (init, member, lead_time, y, x) with the coordinates of CONVENTIONS.md."""
+    """The ``truth`` group: ``frames`` (init, member, lead_time, y, x) with the coordinates of docs/formats.md."""
     sequence = np.array([s for s, _ in starts])
     layout = xr.Dataset(coords=plan.coords)
     time_attrs = {k: v for k, v in layout["time"].attrs.items() if k != "axis"}  # one T axis: `time`

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import ForecastError
+from forecast.field_store import reading
 
 
 @dataclass(frozen=True)
@@ -40,20 +41,22 @@ class ChannelLayout:
         channels: list[tuple[str, int | None]] = []
         means: list[float] = []
         stds: list[float] = []
+        source = ds.encoding.get("source", "(in memory)")
         for var in variables:
             da = ds[var]
-            if "channel" in da.dims:
-                reduce_dims = [d for d in da.dims if d != "channel"]
-                m = da.astype("float64").mean(reduce_dims, skipna=False).values
-                s = da.astype("float64").std(reduce_dims, skipna=False).values
-                for c in range(da.sizes["channel"]):
-                    channels.append((var, c))
-                    means.append(float(m[c]))
-                    stds.append(float(s[c]))
-            else:
-                channels.append((var, None))
-                means.append(float(da.astype("float64").mean(skipna=False).values))
-                stds.append(float(da.astype("float64").std(skipna=False).values))
+            with reading(source, var):  # a damaged chunk: one line naming the store and the variable
+                if "channel" in da.dims:
+                    reduce_dims = [d for d in da.dims if d != "channel"]
+                    m = da.astype("float64").mean(reduce_dims, skipna=False).values
+                    s = da.astype("float64").std(reduce_dims, skipna=False).values
+                    for c in range(da.sizes["channel"]):
+                        channels.append((var, c))
+                        means.append(float(m[c]))
+                        stds.append(float(s[c]))
+                else:
+                    channels.append((var, None))
+                    means.append(float(da.astype("float64").mean(skipna=False).values))
+                    stds.append(float(da.astype("float64").std(skipna=False).values))
         if not all(np.isfinite(means)) or not all(np.isfinite(stds)):
             raise ForecastError(
                 f"variables {list(variables)} contain NaN or infinite values in the train group"

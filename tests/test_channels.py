@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from forecast.data.layout import ChannelLayout
+from forecast.data.channels import ChannelLayout
 from forecast.errors import ForecastError
 
 

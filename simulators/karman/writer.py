@@ -1,4 +1,4 @@
-"""The store writer: the vortex street as a field store (CONVENTIONS.md, "Field store").
+"""The store writer: the vortex street as a field store (docs/formats.md, "Field store").
 
 Layout: groups ``train`` and ``test``, variables ``u``, ``v``, ``rho``, ``vorticity`` with dims
 ``(sequence, time, y, x)``, one sequence per Reynolds number, chunks of ``time_chunk`` frames. The skeleton
@@ -21,7 +21,7 @@ import zarr
 
 import forecast
 from forecast.errors import ForecastError
-from forecast.store import COMPLETE_ATTR, GROUPS, cf_attrs, mark_complete
+from forecast.field_store import COMPLETE_ATTR, GROUPS, cf_attrs, mark_complete
 from simulators.karman import truth
 from simulators.karman.config import KarmanConfig
 from simulators.karman.noise import sequence_seed

@@ -1,6 +1,6 @@
 """Field stores: the zarr layout that simulators and importers write and training reads.
 
-See ``CONVENTIONS.md`` ("Field store"). A store holds the groups ``train`` and ``test``; every data variable
+See ``docs/formats.md`` ("Field store"). A store holds the groups ``train`` and ``test``; every data variable
 has dims ``(sequence, time, y, x)`` or ``(sequence, time, channel, y, x)``. A writer marks the store complete
 only when every group is fully written (root attribute ``complete``); readers refuse an incomplete store, so an
 interrupted generation is never mistaken for a dataset.
@@ -8,11 +8,14 @@ interrupted generation is never mistaken for a dataset.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import shutil
 import warnings
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import xarray as xr
@@ -21,7 +24,7 @@ import zarr
 from forecast.errors import ForecastError
 
 GROUPS = ("train", "test")
-TRUTH_GROUP = "truth"  # optional: perfect-model truth ensembles (CONVENTIONS.md, "Field store")
+TRUTH_GROUP = "truth"  # optional: perfect-model truth ensembles (docs/formats.md, "Field store")
 PARTIAL_SUFFIX = "_partial"  # a group being written; renamed to its final name once complete
 FIELD_DIMS = ("sequence", "time", "y", "x")
 CHANNEL_FIELD_DIMS = ("sequence", "time", "channel", "y", "x")
@@ -101,6 +104,26 @@ def publish_group(path: str | os.PathLike, group: str) -> None:
 
 def is_complete(path: str | os.PathLike) -> bool:
     return bool(_root(path).attrs.get(COMPLETE_ATTR, False))
+
+
+@contextlib.contextmanager
+def reading(source: str | os.PathLike, variable: str) -> Iterator[None]:
+    """Turn a chunk that cannot be decoded (a damaged store) into one line naming the store and the variable.
+
+    The codecs raise their own errors (numcodecs' zstd and blosc a RuntimeError, zlib a zlib.error, a
+    truncated chunk a ValueError), with a traceback deep inside zarr that says neither which store nor which
+    variable is damaged.
+    """
+    try:
+        yield
+    except ForecastError:
+        raise
+    except (RuntimeError, ValueError, OSError, zlib.error) as exc:
+        detail = (str(exc).splitlines() or [""])[0]
+        raise ForecastError(
+            f"cannot read variable {variable!r} of the store {source} ({type(exc).__name__}: {detail}); "
+            "the store is damaged: regenerate or re-import it"
+        ) from None
 
 
 def validate_field_dataset(ds: xr.Dataset, name: str = "dataset") -> None:

@@ -5,7 +5,7 @@ An importer first *enumerates* its sources (cheap: file names, frame ranges, rec
 *decodes* one sequence at a time and hands it to :class:`FieldStoreWriter`. The writer lays out the whole store
 up front (metadata only, no data), marks it incomplete, writes each sequence into its slot and records how many
 are done after every one, so ``--resume`` continues where an interrupted import stopped. The store is marked
-complete (``forecast.store.mark_complete``) only when every group is written; readers refuse it until then.
+complete (``forecast.field_store.mark_complete``) only when every group is written; readers refuse it until then.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from forecast.errors import ForecastError
-from forecast.store import (
+from forecast.field_store import (
     COMPLETE_ATTR,
     GROUPS,
     PARTIAL_SUFFIX,
@@ -39,7 +39,7 @@ from forecast.store import (
 
 WRITTEN_ATTR = "sequences_written"
 PLAN_ATTR = "import_plan"
-# Aim for chunks of about this many bytes along `time` (whole frames in y/x, as CONVENTIONS.md asks).
+# Aim for chunks of about this many bytes along `time` (whole frames in y/x, as docs/formats.md asks).
 TARGET_CHUNK_BYTES = 1 << 20
 MAX_FRAMES_PER_CHUNK = 8
 
@@ -78,7 +78,7 @@ class StorePlan:
 
 
 def frames_variable(frame_shape: tuple[int, ...], long_name: str = "video frames") -> dict[str, VariableSpec]:
-    """The natural-video variable of CONVENTIONS.md: ``frames``, uint8, 0..255."""
+    """The natural-video variable of docs/formats.md: ``frames``, uint8, 0..255."""
     return {
         "frames": VariableSpec(
             "uint8", tuple(frame_shape), {"long_name": long_name, "units": "1", "valid_range": [0, 255]}

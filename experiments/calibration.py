@@ -1,0 +1,365 @@
+"""The calibration benchmark (issue 11): ensembles scored against a known answer on the stochastic vortex street.
+
+    python experiments/calibration.py --scale smoke|cpu-small|paper --out OUT [--data STORE] [--no-progress]
+
+The periodic street is (almost) deterministic: four frames fix its future, so the spread of an ensemble has
+nothing to match there. This benchmark adds free-stream turbulence at the inlet (``--inflow-noise``), which the
+stored frames do not reveal, and the store's ``truth`` group: for chosen test starts, K continuations of the
+simulator from the exact same state with independent future noise. The truth ensemble is the perfect forecast;
+its CRPS against the verifying test frames is the oracle CRPS, the floor for any forecaster that sees frames.
+
+Stages (each skipped when its output exists, so a rerun resumes):
+
+1. simulate ``OUT/data/karman.zarr`` with its ``truth`` group (``--data`` uses an existing one);
+2. train every row (``OUT/runs/ROW``; the configs are ``forecast/configs/<config>.yaml`` shrunk to the scale,
+   as ``paper_tables.py`` does) and roll it out from exactly the truth starts into ``OUT/forecasts/ROW.nc``;
+3. score every row against the verifying truth and the truth ensemble (``OUT/scores/ROW.nc``) and the truth
+   ensemble itself as the ``Oracle`` row;
+4. tabulate: ``OUT/calibration.csv`` / ``.md`` (one line per row: CRPS, CRPS / oracle, spread-skill ratio with
+   the finite-ensemble correction, spread / truth spread, fraction of the truth outside the ensemble's range,
+   each averaged over variables and leads), ``OUT/calibration_leads.csv`` (the same per lead time) and the
+   figures of ``forecast plot`` in ``OUT/figures``.
+
+Nothing is fitted on the test group or the truth ensembles: models train on the train group only (RVD's
+``model.sigma: auto`` is a running statistic of training batches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import paper_tables  # noqa: E402
+from paper_tables import Row, Scale  # noqa: E402
+
+from forecast.atomic import atomic_output  # noqa: E402
+from forecast.errors import ForecastError  # noqa: E402
+from forecast.training.config import load_config  # noqa: E402
+
+#: free-stream turbulence and truth ensembles of every scale's store (relative amplitude; convective times and
+#: cylinder diameters for the correlations, see ``forecast simulate karman --help``)
+NOISE = {"inflow_noise": 0.1, "noise_time": 2.0, "noise_length": 2.0, "noise_seed": 0}
+
+SCALES = {
+    "paper": dataclasses.replace(
+        paper_tables.SCALES["paper"],
+        simulation={**NOISE, "truth_members": 16, "truth_inits": 32, "truth_horizon": 16, "truth_context": 4},
+        rollout={"members": 16, "context": 4, "sampler": "ddpm", "steps": None},
+    ),
+    "cpu-small": dataclasses.replace(
+        paper_tables.SCALES["cpu-small"],
+        simulation={
+            **paper_tables.SCALES["cpu-small"].simulation,
+            **NOISE,
+            "truth_members": 16,
+            "truth_inits": 4,  # per Reynolds number: 12 starts
+            "truth_horizon": 16,
+            "truth_context": 4,
+        },
+        # the rows choose their own prediction target; the scale fixes only N
+        diffusion={"steps": 100},
+        rollout={"members": 8, "context": 4, "sampler": "ddim", "steps": 25},
+    ),
+    "smoke": dataclasses.replace(
+        paper_tables.SCALES["smoke"],
+        simulation={
+            **paper_tables.SCALES["smoke"].simulation,
+            **NOISE,
+            "truth_members": 4,
+            "truth_inits": 2,
+            "truth_horizon": 3,
+            "truth_context": 2,
+        },
+        rollout={"members": 3, "context": 2, "sampler": "ddim", "steps": 2},
+    ),
+}
+
+#: RVD's diffusion settings of ``configs/rvd_calibrated.yaml``, given to VD too (its y0 is the frame, of unit scale)
+CALIBRATED_DIFFUSION = {
+    k: v
+    for k, v in load_config(paper_tables.CONFIGS / "rvd_calibrated.yaml")["diffusion"].items()
+    if k != "steps"
+}
+
+ROWS = [
+    Row("RVD", "rvd_calibrated"),
+    # the setting of tables 1-3 at cpu-small (sigma 2, y0-prediction, clamp at 2)
+    Row(
+        "RVD (sigma 2)",
+        "paper_128",
+        model={"mu_loss_weight": 1.0},
+        diffusion={"prediction": "y0", "clip_x0": 2.0},
+    ),
+    Row("ConvGRU", "convgru"),
+    Row("VD", "vd", diffusion=CALIBRATED_DIFFUSION),
+    Row("Persistence", "persistence"),
+    Row("Climatology", "climatology"),
+]
+#: the row whose targets (issue 11) the table checks
+TARGET_ROW = "RVD"
+ORACLE = "Oracle"
+#: training windows of 2 + 3 frames at cpu-small (2 + 6 costs twice as much per step, see experiments/README.md)
+DATA = {"smoke": {}, "cpu-small": {"future_frames": 3}, "paper": {}}
+
+
+def row_config(row: Row, scale: Scale) -> dict:
+    config = row.build(scale)
+    config.setdefault("data", {}).update(DATA[scale.name])
+    return config
+
+
+# --------------------------------------------------------------------------------------------------- stages
+def make_data(out: Path, scale: Scale, progress: bool) -> Path:
+    store = paper_tables.make_data(out, scale, progress)
+    from forecast.metrics.truth import open_truth
+
+    open_truth(store)  # a one-line error if the store has no truth group
+    return store
+
+
+def roll_out(run_dir: Path, store: Path, out: Path, scale: Scale, seed: int, progress: bool) -> None:
+    """The row's ensemble forecast from exactly the truth group's starts, over the truth's horizon."""
+    from forecast.rollout import rollout_run
+
+    if out.exists():
+        return
+    settings = scale.rollout
+    rollout_run(
+        run_dir, store, out, members=settings["members"], context=settings["context"], starts="truth",
+        sampler=settings["sampler"], steps=settings["steps"], eta=settings.get("eta", 0.0), seed=seed,
+        resume=True, progress=progress, device="cpu" if scale.name != "paper" else "auto",
+    )  # fmt: skip
+
+
+def score(forecast_file: Path, store: Path, out: Path) -> None:
+    """Scores against the verifying truth and the truth ensemble (oracle CRPS, spread ratio, ...)."""
+    from forecast.metrics import open_forecast, score_forecast
+    from forecast.metrics.truth import open_truth
+
+    if out.exists():
+        return
+    forecast = open_forecast(forecast_file)
+    scores = score_forecast(forecast, truth=open_truth(store))
+    forecast.close()
+    scores.attrs["source_file"] = str(forecast_file)
+    with atomic_output(out) as tmp:
+        scores.to_netcdf(tmp)
+
+
+def oracle_forecast(store: Path, reference: Path, out: Path) -> None:
+    """The truth ensemble written as a forecast file (the ``reference`` forecast's layout, its members replaced
+    by the truth's): scored like any row, it gives the oracle's own spread-skill and outside-range fraction."""
+    import xarray as xr
+
+    from forecast.forecast_file import forecast_variables
+    from forecast.metrics import open_forecast
+    from forecast.metrics.truth import match_truth, open_truth
+
+    if out.exists():
+        return
+    forecast = open_forecast(reference)
+    variables = forecast_variables(forecast)
+    truth = match_truth(forecast, open_truth(store), variables)
+    oracle = forecast.drop_vars(variables).drop_dims("member", errors="ignore")
+    oracle = oracle.assign({v: truth[v].assign_attrs(forecast[v].attrs) for v in variables})
+    oracle.attrs.update(model=ORACLE.lower(), note="the store's truth ensemble as a forecast")
+    with atomic_output(out) as tmp:
+        oracle.load().to_netcdf(tmp)
+    forecast.close()
+    xr.open_dataset(out).close()
+
+
+# --------------------------------------------------------------------------------------------------- tables
+def per_lead(scores_file: Path) -> dict[str, list[float]]:
+    """Per lead time, averaged over variables: crps, oracle, ratio, spread-skill, spread ratio, outside range."""
+    import numpy as np
+    import xarray as xr
+
+    with xr.open_dataset(scores_file) as ds:
+        names = sorted(str(v)[len("crps_mean_") :] for v in ds.data_vars if str(v).startswith("crps_mean_"))
+        members = int(ds.attrs["ensemble_size"])
+
+        def mean(prefix: str) -> np.ndarray:
+            if any(f"{prefix}_{n}" not in ds for n in names):
+                return np.full(ds.sizes["lead_time"], np.nan)
+            return np.mean([ds[f"{prefix}_{n}"].values for n in names], axis=0)
+
+        outside = []
+        for n in names:  # the truth below every member (rank 0) or above every member (rank m)
+            counts = ds[f"rank_histogram_{n}"].values
+            outside.append((counts[:, 0] + counts[:, -1]) / counts.sum(axis=1))
+        if members == 1:  # a point forecast: the truth is (almost surely) outside its "range"
+            outside = [np.ones(ds.sizes["lead_time"])]
+        return {
+            "lead_time": ds["lead_time"].values.tolist(),
+            "crps": mean("crps_mean").tolist(),
+            "crps_oracle": mean("crps_oracle_mean").tolist(),
+            "crps_oracle_ratio": mean("crps_oracle_ratio").tolist(),
+            "spread_skill": mean("spread_skill").tolist(),
+            "spread_ratio_truth": mean("spread_ratio_truth").tolist(),
+            "outside_range": np.mean(outside, axis=0).tolist(),
+            "members": members,
+        }
+
+
+def targets(lead: dict, calibrated_outside: float) -> dict[str, bool]:
+    """Issue 11's targets for one row (the comparisons with other rows are made in ``summarize``)."""
+    return {
+        "spread_skill_0.7_1.4_every_lead": all(0.7 <= s <= 1.4 for s in lead["spread_skill"]),
+        "outside_at_most_2x_calibrated": max(lead["outside_range"]) <= 2 * calibrated_outside,
+        "crps_at_most_2x_oracle": sum(lead["crps"]) <= 2 * sum(lead["crps_oracle"]),
+    }
+
+
+def summarize(leads: dict[str, dict]) -> list[dict]:
+    rows = []
+    for label, lead in leads.items():
+        crps, oracle = _avg(lead["crps"]), _avg(lead["crps_oracle"])
+        rows.append(
+            {
+                "model": label,
+                "crps": crps,
+                "crps_oracle_ratio": crps / oracle if oracle > 0 else math.nan,
+                "spread_skill": _avg(lead["spread_skill"]),
+                "spread_skill_min": min(lead["spread_skill"]),
+                "spread_skill_max": max(lead["spread_skill"]),
+                "spread_ratio_truth": _avg(lead["spread_ratio_truth"]),
+                "outside_range": _avg(lead["outside_range"]),
+                "outside_range_calibrated": 2 / (lead["members"] + 1) if lead["members"] > 1 else math.nan,
+                "members": lead["members"],
+            }
+        )
+    return rows
+
+
+def _avg(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def verdict(leads: dict[str, dict]) -> dict[str, bool]:
+    """The four targets of issue 11 for ``TARGET_ROW``."""
+    lead = leads[TARGET_ROW]
+    result = targets(lead, 2 / (lead["members"] + 1))
+    others = [k for k in leads if k not in (TARGET_ROW, ORACLE) and not k.startswith("RVD")]
+    result["crps_below_every_baseline"] = all(_avg(lead["crps"]) < _avg(leads[k]["crps"]) for k in others)
+    return result
+
+
+def write_outputs(leads: dict[str, dict], out: Path, command: str, seconds: float) -> Path:
+    table = summarize(leads)
+    columns = list(table[0])
+    with atomic_output(out / "calibration.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()} for r in table)
+    keys = ["crps", "crps_oracle_ratio", "spread_skill", "spread_ratio_truth", "outside_range"]
+    with atomic_output(out / "calibration_leads.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", "lead_time", *keys])
+        for label, lead in leads.items():
+            for i, t in enumerate(lead["lead_time"]):
+                writer.writerow([label, t, *(f"{lead[k][i]:.6g}" for k in keys)])
+
+    def cell(v) -> str:
+        return (
+            "n/a"
+            if isinstance(v, float) and math.isnan(v)
+            else f"{v:.4g}"
+            if isinstance(v, float)
+            else str(v)
+        )
+
+    lines = [
+        f"Calibration benchmark, produced by `{command}` in {seconds / 60:.1f} min. Means over variables and "
+        "leads; spread_skill = sqrt((m+1)/m) spread / RMSE (1 = calibrated, min and max over leads); "
+        "outside_range: fraction of the truth outside the ensemble's range (calibrated: 2/(m+1)).",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if c == "model" else "---:" for c in columns) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in table]
+    if TARGET_ROW in leads:
+        checks = verdict(leads)
+        lines += [
+            "",
+            f"Targets for {TARGET_ROW}: "
+            + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in checks.items()),
+        ]
+    path = out / "calibration.md"
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------------------- driver
+def run_calibration(
+    scale_name: str,
+    out: str | Path,
+    data: str | Path | None = None,
+    seed: int = 0,
+    rows: list[Row] | None = None,
+    progress: bool = True,
+    log=print,
+) -> dict[str, dict]:
+    """The whole benchmark at ``scale_name`` into ``out``; returns the per-lead scores of every row."""
+    if scale_name not in SCALES:
+        raise ForecastError(f"unknown scale {scale_name!r}; choose one of {', '.join(SCALES)}")
+    start = time.time()
+    scale, rows, out = SCALES[scale_name], rows or ROWS, Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = Path(data) if data else make_data(out, scale, progress)
+    log(f"data: {store} ({time.time() - start:.0f} s)")
+    for i, row in enumerate(rows, 1):
+        t0 = time.time()
+        paper_tables.train(row, row_config(row, scale), store, out / "runs" / row.slug, progress)
+        t1 = time.time()
+        roll_out(out / "runs" / row.slug, store, out / "forecasts" / f"{row.slug}.nc", scale, seed, progress)
+        score(out / "forecasts" / f"{row.slug}.nc", store, out / "scores" / f"{row.slug}.nc")
+        log(
+            f"[{i}/{len(rows)}] {row.label}: trained in {t1 - t0:.0f} s, rolled out and scored in {time.time() - t1:.0f} s"
+        )
+    oracle_file = out / "forecasts" / f"{ORACLE}.nc"
+    oracle_forecast(store, out / "forecasts" / f"{rows[0].slug}.nc", oracle_file)
+    score(oracle_file, store, out / "scores" / f"{ORACLE}.nc")
+    labels = [r.label for r in rows] + [ORACLE]
+    files = [out / "scores" / f"{r.slug}.nc" for r in rows] + [out / "scores" / f"{ORACLE}.nc"]
+    leads = {label: per_lead(f) for label, f in zip(labels, files)}
+    command = f"python experiments/calibration.py --scale {scale_name} --out {out}"
+    md = write_outputs(leads, out, command, time.time() - start)
+
+    from forecast.plots import plot_files
+
+    plot_files(files, out / "figures", variables=["vorticity"], labels=labels)
+    log(md.read_text())
+    log(f"wrote {md}, {out / 'calibration.csv'}, {out / 'calibration_leads.csv'} and {out / 'figures'}")
+    return leads
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=tuple(SCALES), default="cpu-small")
+    parser.add_argument("--out", required=True, help="output folder (rerun to resume)")
+    parser.add_argument("--data", help="an existing stochastic vortex-street store with a truth group")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        run_calibration(args.scale, args.out, args.data, args.seed, progress=not args.no_progress)
+    except ForecastError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

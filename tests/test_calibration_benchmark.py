@@ -1,0 +1,71 @@
+"""experiments/calibration.py at the `smoke` scale: the whole chain against a truth ensemble (not the numbers)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+
+import calibration  # noqa: E402
+
+
+@pytest.mark.parametrize("row", calibration.ROWS, ids=lambda r: r.slug)
+def test_every_row_config_builds_at_every_scale(row):
+    from forecast.models import build_model
+    from forecast.training.config import resolve_config
+
+    for scale in calibration.SCALES.values():
+        build_model(resolve_config(calibration.row_config(row, scale)), 3)
+
+
+def test_targets_follow_the_issue():
+    lead = {
+        "crps": [1.0, 2.0],
+        "crps_oracle": [0.8, 1.6],
+        "spread_skill": [0.7, 1.4],
+        "outside_range": [0.4, 0.2],
+        "members": 8,
+    }
+    assert calibration.targets(lead, 2 / 9) == {
+        "spread_skill_0.7_1.4_every_lead": True,
+        "outside_at_most_2x_calibrated": True,  # 0.4 <= 2 x 2/9
+        "crps_at_most_2x_oracle": True,
+    }
+    bad = {**lead, "spread_skill": [0.69, 1.0], "outside_range": [0.5, 0.1], "crps": [2.0, 3.0]}
+    assert not any(calibration.targets(bad, 2 / 9).values())
+
+
+@pytest.mark.slow  # a stochastic store with truth, four tiny trainings, six rollouts: about a minute when quiet
+def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
+    out = tmp_path / "cal"
+    leads = calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)
+    labels = [r.label for r in calibration.ROWS] + [calibration.ORACLE]
+    assert list(leads) == labels
+    for row in calibration.ROWS:
+        assert (out / "forecasts" / f"{row.slug}.nc").is_file()
+    with open(out / "calibration.csv", newline="") as f:
+        table = {r["model"]: r for r in csv.DictReader(f)}
+    assert list(table) == labels
+    oracle = table[calibration.ORACLE]
+    # the truth ensemble scored against itself: its CRPS is the oracle CRPS and its spread the truth's
+    assert float(oracle["crps_oracle_ratio"]) == pytest.approx(1.0)
+    assert float(oracle["spread_ratio_truth"]) == pytest.approx(1.0)
+    assert all(float(r["crps"]) > 0 for r in table.values())
+    assert float(table["Persistence"]["outside_range"]) == 1.0  # a point forecast brackets nothing
+    assert 0 <= float(table["RVD"]["outside_range"]) <= 1
+    with open(out / "calibration_leads.csv", newline="") as f:
+        per_lead = list(csv.DictReader(f))
+    horizon = calibration.SCALES["smoke"].simulation["truth_horizon"]
+    assert len(per_lead) == len(labels) * horizon
+    markdown = (out / "calibration.md").read_text()
+    assert "| Oracle |" in markdown and "Targets for RVD" in markdown and "--scale smoke" in markdown
+    assert (out / "figures" / "crps_lead_time_vorticity.png").is_file()
+    # rerunning skips every finished stage
+    before = (out / "forecasts" / "RVD.nc").stat().st_mtime_ns
+    calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)
+    assert (out / "forecasts" / "RVD.nc").stat().st_mtime_ns == before
