@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 import xarray as xr
@@ -132,7 +134,7 @@ def test_every_command_has_the_shared_flags_and_shows_its_defaults(words, parser
     formatter = parser._get_formatter()
     assert "default" in parser.format_help()
     for action in parser._actions:
-        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+        if action.option_strings and not (action.default is None or action.default is False):
             if not isinstance(action, argparse._HelpAction):
                 assert "default" in formatter._get_help_string(action) % {"default": action.default}, (
                     action.dest
@@ -225,3 +227,15 @@ def test_output_given_positionally_or_with_out(tmp_path, capsys):
         capsys, ["demo", str(tmp_path / "a"), "--out", str(tmp_path / "b")], "two different outputs"
     )
     one_line_error(capsys, ["demo"], "no output given")
+
+
+def test_the_command_line_is_light_until_a_command_runs():
+    """`forecast --help` must not pay for torch, lbmpy, dask or xarray (seconds each on a busy machine)."""
+    code = (
+        "import sys\n"
+        "from forecast.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "heavy = [m for m in ('torch', 'lbmpy', 'dask', 'xarray', 'numba') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

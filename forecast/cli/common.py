@@ -24,7 +24,10 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         help_text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in help_text:
+        # identity, not equality: a default of 0 is shown, only None and a False switch are not
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return help_text
+        if "%(default)" in help_text:
             return help_text
         if isinstance(action, argparse._StoreConstAction | argparse._HelpAction | argparse._VersionAction):
             return help_text
