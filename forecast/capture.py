@@ -102,10 +102,8 @@ class CapturedNetwork:
         self.fn, self.mode = fn, mode
         self._graphs: OrderedDict[tuple, _Graph] = OrderedDict()
         self._pool = None
-        self._compiled = None
-        if mode == "compile":
-            kwargs = {"backend": backend} if backend else {}
-            self._compiled = torch.compile(fn, dynamic=False, **kwargs)
+        self._backend = backend
+        self._compiled = None  # built at the first call, when the device is known
 
     def __repr__(self) -> str:
         return f"CapturedNetwork(mode={self.mode!r})"
@@ -123,7 +121,13 @@ class CapturedNetwork:
     def __call__(self, *args) -> torch.Tensor:
         if self.mode == "compile":
             try:
-                if _flatten(args)[0].is_cuda:
+                cuda = _flatten(args)[0].is_cuda
+                if self._compiled is None:
+                    options = {"backend": self._backend} if self._backend else {}
+                    if cuda and not self._backend:
+                        options["mode"] = "reduce-overhead"  # inductor's kernels replayed as CUDA graphs
+                    self._compiled = torch.compile(self.fn, dynamic=False, **options)
+                if cuda:
                     torch.compiler.cudagraph_mark_step_begin()
                 return self._compiled(*args).clone()
             except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to eager

@@ -197,3 +197,8 @@ def test_gan_learns_adversarially_and_beats_persistence(kind, options, steps):
     assert torch.isfinite(metrics["loss"]) and torch.isfinite(metrics["d_loss"])
     model_mse, persistence_mse = heldout_mse(model)
     assert model_mse < persistence_mse
+
+
+def test_standard_mode_refuses_a_gan(tmp_path):
+    with pytest.raises(ForecastError, match="training.mode 'adversarial'"):
+        _trainer(_config("dvd_gan", **TINY), _store(tmp_path), tmp_path / "run")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 import xarray as xr
@@ -225,3 +227,15 @@ def test_output_given_positionally_or_with_out(tmp_path, capsys):
         capsys, ["demo", str(tmp_path / "a"), "--out", str(tmp_path / "b")], "two different outputs"
     )
     one_line_error(capsys, ["demo"], "no output given")
+
+
+def test_the_command_line_is_light_until_a_command_runs():
+    """`forecast --help` must not pay for torch, lbmpy, dask or xarray (seconds each on a busy machine)."""
+    code = (
+        "import sys\n"
+        "from forecast.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "heavy = [m for m in ('torch', 'lbmpy', 'dask', 'xarray', 'numba') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

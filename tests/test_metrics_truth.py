@@ -153,7 +153,7 @@ def test_truth_scores_are_lazy_from_a_store_and_on_the_command_line(tmp_path, ca
             open_truth(tmp_path / "old.zarr").load(), open_truth(tmp_path / "store.zarr").load()
         )
     capsys.readouterr()
-    (tmp_path / "empty.zarr").mkdir()
+    xr.Dataset({"u": ("x", [1.0])}).to_zarr(tmp_path / "empty.zarr", group="test", consolidated=False)
     assert (
         main(
             [

@@ -31,7 +31,7 @@ if [ "$DEVICE" = cpu ]; then
   SAMPLING=(--config experiments/configs/tiny.yaml --size 32 --iters 3 --device cpu --variants fp32 bf16)
   SAMPLING_BATCH=()
   TRAIN=(--configs tiny --size 32 --steps 2 --device cpu)
-  SIM=(--frames 12 --size 32 --every 32 --runs 2 --target cpu)
+  SIM=(--frames 12 --size 48 --every 32 --runs 2 --target cpu)  # 3-cell cylinder: resolved at Re 200
   NPROC=2
 else
   SAMPLING=(--config experiments/configs/paper_128.yaml --size 128 --iters 50 --device "$DEVICE"

@@ -13,8 +13,6 @@ from forecast.cli.common import (
     non_negative,
     output_path,
 )
-from forecast.data.importers import importer
-from forecast.data.importers.fields import parse_mapping
 
 
 def _common(parser: argparse.ArgumentParser, length: int | None, size: int | None = None) -> None:
@@ -96,6 +94,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the importers pull in xarray and dask: only when a command runs, not for --help
+    from forecast.data.importers import importer
+    from forecast.data.importers.fields import parse_mapping
+
     common = {"resume": args.resume, "overwrite": args.overwrite, "progress": not args.quiet}
     kind = args.kind
     options: dict = {}

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from forecast.atomic import atomic_output
 from forecast.cli.common import (
     add_overwrite,
     add_progress,
@@ -17,10 +16,6 @@ from forecast.cli.common import (
     non_negative,
 )
 from forecast.errors import ForecastError
-from forecast.forecast_file import forecast_variables, open_forecast
-from forecast.metrics.persistence import persistence_reference
-from forecast.metrics.scores import score_forecast
-from forecast.metrics.truth import open_truth, verifying_truth
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -106,6 +101,13 @@ def _scheduler(address: str | None) -> Iterator[None]:
 
 
 def _score(args: argparse.Namespace, persistence: bool) -> int:
+    # xarray, dask and numba: only when scoring, not for --help
+    from forecast.atomic import atomic_output
+    from forecast.forecast_file import forecast_variables, open_forecast
+    from forecast.metrics.persistence import persistence_reference
+    from forecast.metrics.scores import score_forecast
+    from forecast.metrics.truth import open_truth, verifying_truth
+
     chunks = {"init": args.chunk_init}
     forecast = open_forecast(args.forecast, chunks=chunks)
     if args.reference is None:
