@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -40,10 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from forecast import pipeline  # noqa: E402
 from forecast.configs import CONFIG_DIR  # noqa: E402
-from forecast.demo import score  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
 from forecast.metrics.weights import MissingWeightsError  # noqa: E402
+from forecast.models.config import KINDS as DIFFUSION_KINDS  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
 CONFIGS = CONFIG_DIR
@@ -71,7 +71,7 @@ class Scale:
         """``config`` (a paper config) at this scale."""
         config = copy.deepcopy(config)
         kind = config["model"]["kind"]
-        if kind in ("rvd", "vd", "simple_rvd"):
+        if kind in DIFFUSION_KINDS:
             config["model"].update(self.rvd_model)
             if kind != "rvd":
                 config["model"].pop("transform_mults", None)
@@ -86,7 +86,7 @@ class Scale:
             config["model"]["bank_size"] = self.baseline_bank
         elif kind == "persistence_inflated":
             config["model"]["max_lead"] = self.rollout["horizon"]
-        if kind in ("rvd", "vd", "simple_rvd", "convgru", "svg_lp", "ivrnn", "slamp"):
+        if kind in (*DIFFUSION_KINDS, "convgru", "svg_lp", "ivrnn", "slamp"):
             config["training"].update(self.training)
         return config
 
@@ -221,66 +221,12 @@ SMMNIST_TABLES = (1,)
 
 
 # --------------------------------------------------------------------------------------------------- stages
-def make_data(out: Path, scale: Scale, progress: bool) -> Path:
-    from forecast.field_store import open_field_store
-    from simulators.karman import KarmanConfig, generate
-
-    store = out / "data" / "karman.zarr"
-    if store.exists():
-        try:
-            open_field_store(store, "test")
-            return store
-        except ForecastError:
-            pass
-    config = KarmanConfig(**scale.simulation)
-    store.parent.mkdir(parents=True, exist_ok=True)
-    scheduler = "synchronous" if len(config.reynolds) == 1 else "local"
-    generate(store, config, scheduler=scheduler, resume=store.exists(), progress=progress)
-    return store
-
-
 def make_smmnist(out: Path, scale: Scale, progress: bool) -> Path:
     from forecast.data.importers.smmnist import BUILTIN, import_smmnist
 
     store = out / "data" / "smmnist.zarr"
     store.parent.mkdir(parents=True, exist_ok=True)
     return import_smmnist(BUILTIN, store, **scale.smmnist, resume=store.exists(), progress=progress)
-
-
-def train(row: Row, config: dict, store: Path, run_dir: Path, progress: bool) -> None:
-    from forecast.training import Trainer
-
-    trainer = Trainer(config, store, run_dir, resume=run_dir.exists(), progress=progress)
-    try:
-        trainer.fit()
-    finally:
-        trainer.close()
-
-
-def roll_out(
-    run_dir: Path,
-    store: Path,
-    out: Path,
-    scale: Scale,
-    seed: int,
-    progress: bool,
-    overrides: dict | None = None,
-) -> None:
-    from forecast.rollout import rollout
-    from forecast.training import load_run
-
-    if out.exists():
-        return
-    run = load_run(run_dir)
-    settings = {**scale.rollout, **(overrides or {})}
-    diffusion = run.model.name in ("rvd", "vd", "simple_rvd")
-    rollout(
-        run.model, run.layout, store, out,
-        members=settings["members"], context=settings["context"], horizon=settings["horizon"],
-        inits=settings["inits"], sampler=settings["sampler"], steps=settings["steps"] if diffusion else None,
-        eta=settings.get("eta", 0.0), seed=seed, resume=True, progress=progress,
-        attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint)},
-    )  # fmt: skip
 
 
 def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | None = None) -> dict:
@@ -316,28 +262,23 @@ def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | 
     return result
 
 
-def table_rows(rows: list[Row], out: Path, perceptual_metrics: bool, weights: str | None) -> list[dict]:
-    import xarray as xr
-
-    from forecast.metrics.scores import score_variables
-
+def table_rows(
+    chain: pipeline.Pipeline, rows: list[pipeline.Row], perceptual_metrics: bool, weights: str | None
+) -> list[dict]:
+    """One entry per row: CRPS (mean and per variable), the spread-skill ratio (sqrt((m+1)/m) spread / RMSE,
+    averaged over leads and variables), the ensemble size and, with ``perceptual_metrics``, LPIPS and FVD."""
     table = []
-    for row in rows:
-        with xr.open_dataset(out / "scores" / f"{row.slug}.nc") as ds:
-            names = sorted(score_variables(ds))
-            crps = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
-            # the calibration in one number: sqrt((m+1)/m) spread / RMSE, averaged over leads and variables
-            spread_skill = sum(float(ds[f"spread_skill_{n}"].mean()) for n in names) / len(names)
-            members = int(ds.attrs["ensemble_size"])
+    for row, summary in zip(rows, chain.summarize(rows)):
+        crps = {k: v for k, v in summary.items() if k.startswith("crps_")}
         entry = {
-            "model": row.label,
-            "crps": sum(crps.values()) / len(crps),
+            "model": row.title,
+            "crps": summary["crps"],
             **crps,
-            "spread_skill": spread_skill,
-            "members": members,
+            "spread_skill": summary["spread_skill"],
+            "members": summary["members"],
         }
         if perceptual_metrics:
-            p = perceptual(out / "forecasts" / f"{row.slug}.nc", weights=weights)
+            p = perceptual(chain.forecast_file(row), weights=weights)
             entry.update({"lpips": p["lpips"], "fvd": p["fvd"]})
             if p["note"]:
                 entry["_note"] = p["note"]
@@ -390,29 +331,14 @@ def write_tables(table: list[dict], out: Path, number: int, scale: Scale, comman
     return csv_path, md_path
 
 
-def run_rows(rows, scale, store, out, seed, progress, log, variables: list[str] | None = None) -> None:
-    """Train, roll out and score every row on ``store`` into ``out`` (``variables``: the data's, if given)."""
-    run_of_config: dict[str, Path] = {}  # rows that differ only in their rollout share one trained run
-    for i, row in enumerate(rows, 1):
-        log(f"[{i}/{len(rows)}] {row.label}: train, roll out, score")
-        config = row.build(scale)
-        if variables:
-            config["data"]["variables"] = variables
-        run_dir = run_of_config.setdefault(json.dumps(config, sort_keys=True), out / "runs" / row.slug)
-        train(row, config, store, run_dir, progress)
-        roll_out(run_dir, store, out / "forecasts" / f"{row.slug}.nc", scale, seed, progress, row.rollout)
-        score(out / "forecasts" / f"{row.slug}.nc", out / "scores" / f"{row.slug}.nc")  # forecast.demo.score
-
-
-def add_smmnist_columns(table: list[dict], rows, out: Path, perceptual_metrics: bool, weights) -> None:
-    """``crps_smmnist`` (CRPS of the frames, 0..255) and ``fvd_smmnist`` of every row, from ``out``."""
-    import xarray as xr
-
-    for entry, row in zip(table, rows):
-        with xr.open_dataset(out / "scores" / f"{row.slug}.nc") as ds:
-            entry["crps_smmnist"] = float(ds["crps_mean_frames"].mean())
+def add_smmnist_columns(
+    table: list[dict], chain: pipeline.Pipeline, rows: list[pipeline.Row], perceptual_metrics: bool, weights
+) -> None:
+    """``crps_smmnist`` (CRPS of the frames, 0..255) and ``fvd_smmnist`` of every row, from ``chain``'s files."""
+    for entry, row, summary in zip(table, rows, chain.summarize(rows)):
+        entry["crps_smmnist"] = summary["crps_frames"]
         if perceptual_metrics:
-            p = perceptual(out / "forecasts" / f"{row.slug}.nc", variable="frames", weights=weights)
+            p = perceptual(chain.forecast_file(row), variable="frames", weights=weights)
             entry["fvd_smmnist"] = p["fvd"]
             if p["note"] and "fvd:" in p["note"]:
                 reason = p["note"][p["note"].index("fvd:") :].split(";")[0]
@@ -439,29 +365,38 @@ def run_table(
         raise ForecastError(f"there is no table {number}; choose one of {', '.join(map(str, TABLES))}")
     if scale_name not in SCALES:
         raise ForecastError(f"unknown scale {scale_name!r}; choose one of {', '.join(SCALES)}")
-    scale, rows, out = SCALES[scale_name], TABLES[number], Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    store = Path(data) if data else make_data(out, scale, progress)
-    run_rows(rows, scale, store, out, seed, progress, log)
-    table = table_rows(rows, out, perceptual_metrics, weights)
+    scale, out = SCALES[scale_name], Path(out)
+    from simulators.karman import KarmanConfig
+
+    settings = pipeline.RolloutSettings(**scale.rollout, seed=seed)
+    chain = pipeline.Pipeline(
+        out,
+        store=data,
+        simulation=None if data else KarmanConfig(**scale.simulation),
+        rollout=settings,
+        progress=progress,
+        log=log,
+    )
+    rows = [pipeline.Row(r.slug, r.build(scale), label=r.label, rollout=r.rollout) for r in TABLES[number]]
+    chain.run(rows, variables=["vorticity"])  # two RVD rows must not share a legend entry: labelled by row
+    table = table_rows(chain, rows, perceptual_metrics, weights)
     if smmnist and number in SMMNIST_TABLES and scale.smmnist:
         log("SM-MNIST column")
-        run_rows(
-            rows, scale, make_smmnist(out, scale, progress), out / "smmnist", seed, progress, log, ["frames"]
-        )
-        add_smmnist_columns(table, rows, out / "smmnist", perceptual_metrics, weights)
+        store = make_smmnist(out, scale, progress)
+        video = pipeline.Pipeline(out / "smmnist", store=store, rollout=settings, progress=progress, log=log)
+        video_rows = [
+            pipeline.Row(
+                r.name,
+                {**r.config, "data": {**r.config["data"], "variables": ["frames"]}},
+                r.label,
+                r.rollout,
+            )
+            for r in rows
+        ]
+        video.run(video_rows, plot=False)
+        add_smmnist_columns(table, video, video_rows, perceptual_metrics, weights)
     command = f"python experiments/table{number}.py --scale {scale_name} --out {out}"
     csv_path, md_path = write_tables(table, out, number, scale, command)
-
-    from forecast.plots import plot_files
-
-    first = out / "forecasts" / f"{rows[0].slug}.nc"
-    plot_files(
-        [out / "scores" / f"{r.slug}.nc" for r in rows] + [first],
-        out / "figures",
-        variables=["vorticity"],
-        labels=[r.label for r in rows] + [rows[0].label],  # two RVD rows must not share a legend entry
-    )
     log(md_path.read_text())
     log(f"wrote {csv_path}, {md_path} and {out / 'figures'}")
     return table

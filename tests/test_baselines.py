@@ -167,7 +167,7 @@ def test_forecast_train_fits_statistics_into_a_run_that_rollout_loads(tmp_path, 
     store = karman_like_store(tmp_path / "data.zarr", n_time=12, ny=8, nx=8)
     options = {"max_lead": 3} if kind == "persistence_inflated" else {"bank_size": 8}
     trainer = Trainer(_config(kind, **options), store, tmp_path / "run", progress=False, log=lambda _: None)
-    assert trainer.fit() == 1
+    assert trainer.run_loop()["step"] == 1
     trainer.close()
     run = load_run(tmp_path / "run")
     fitted = run.model.tendency_std if kind == "persistence_inflated" else run.model.bank

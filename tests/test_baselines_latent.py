@@ -108,13 +108,13 @@ def test_resumed_training_equals_straight_training(tmp_path, kind):
         return Trainer(config, store, tmp_path / run, resume=resume, progress=False, log=lambda _: None)
 
     straight = trainer("straight")
-    straight.fit()
+    straight.run_loop()
     interrupted = trainer("resumed")
-    interrupted.fit(max_steps=2)
+    interrupted.run_loop(max_steps=2)
     interrupted.close()
     resumed = trainer("resumed", resume=True)
     assert resumed.step == 2
-    resumed.fit()
+    resumed.run_loop()
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     straight.close()

@@ -38,7 +38,7 @@ def _worker(rank, world_size, port, store, run_dir, out_dir):
     torch.set_num_threads(1)
     config = toy_config(steps=4, checkpoint_every=2, log_every=2)
     trainer = Trainer(config, store, run_dir, model_factory=_factory, device="cpu", progress=False)
-    trainer.fit()
+    trainer.run_loop()
     torch.save(
         {"seen": trainer.model.seen, "state": trainer.model.state_dict()},
         os.path.join(out_dir, f"rank{rank}.pt"),

@@ -9,16 +9,18 @@ import pytest
 import xarray as xr
 import yaml
 
-from forecast.configs import CONFIG_DIR
-from forecast.demo import DEMO_BASELINES, DEMO_RVD_CONFIG, DemoSettings, run_demo
+from forecast.demo import DEMO_BASELINES, DEMO_CONFIG, DemoSettings, run_demo, rvd_config
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["rvd", *DEMO_BASELINES]
 
 
-def test_demo_config_is_the_one_in_experiments():
-    on_disk = yaml.safe_load(open(CONFIG_DIR / "demo.yaml"))
-    assert on_disk == DEMO_RVD_CONFIG
+def test_demo_trains_the_shipped_demo_config_with_its_budget():
+    shipped = yaml.safe_load(open(DEMO_CONFIG))
+    config = rvd_config(DemoSettings(train_seconds=30.0, seed=3))
+    assert {k: config[k] for k in ("model", "diffusion", "data")} == {
+        k: shipped[k] for k in ("model", "diffusion", "data")
+    }
+    assert config["training"] == {**shipped["training"], "steps": 3000, "time_budget_s": 30.0, "seed": 3}
 
 
 def _read_summary(path: Path) -> list[dict]:

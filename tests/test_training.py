@@ -2,6 +2,8 @@
 
 import copy
 import csv
+import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from training_helpers import ConvNextFrame, karman_like_store, toy_config, toy_f
 
 from forecast.errors import ForecastError
 from forecast.training import Trainer, learning_rate, load_run, resolve_config
+from forecast.training.config import parse_training_config
 from forecast.training.ema import EMA
 
 
@@ -29,7 +32,7 @@ def _train(config, store, run_dir, max_steps=None, resume=False, **kw):
         log=lambda s: None,
         **kw,
     )
-    trainer.fit(max_steps=max_steps)
+    trainer.run_loop(max_steps=max_steps)
     return trainer
 
 
@@ -59,7 +62,7 @@ def test_run_directory_contents(store, tmp_path):
     )
     payload = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert payload["step"] == 6 and payload["data"]["position"] == 6 and payload["config"] == trainer.config
-    assert set(payload) >= {"model", "ema", "optimizer", "rng"}
+    assert set(payload) >= {"model", "ema", "optimizers", "rng", "elapsed_s", "metrics"}
 
 
 def test_training_lowers_the_loss(store, tmp_path):
@@ -72,7 +75,7 @@ def _state(trainer):
     return (
         {k: v.clone() for k, v in trainer.model.state_dict().items()},
         {k: v.clone() for k, v in trainer.ema.state_dict().items()},
-        copy.deepcopy(trainer.optimizer.state_dict()["state"]),
+        copy.deepcopy(trainer.mode.optimizers["model"].state_dict()["state"]),
     )
 
 
@@ -92,7 +95,7 @@ def test_interrupted_and_resumed_run_equals_straight_run(store, tmp_path, worker
         log=messages.append,
     )
     assert resumed.step == 4
-    resumed.fit()
+    resumed.run_loop()
     assert "resumed from step 4" in messages
     for a, b in zip(_state(straight), _state(resumed)):
         for key in a:
@@ -120,7 +123,7 @@ def test_resume_drops_metrics_rows_after_the_checkpoint(store, tmp_path):
     trainer = Trainer(
         config, store, run, model_factory=toy_factory, resume=True, progress=False, log=lambda s: None
     )
-    trainer._write_run_files()
+    trainer._prepare()
     assert [int(r["step"]) for r in _metrics(run)] == [1, 2, 3, 4]
 
 
@@ -232,18 +235,18 @@ def test_video_store_trains(tmp_path):
 
 
 def test_learning_rate_schedules():
-    base = resolve_config(toy_config(steps=100, lr=5e-5, lr_final=2e-5))["training"]
+    base = parse_training_config(toy_config(steps=100, lr=5e-5, lr_final=2e-5))
     assert learning_rate(0, base) == pytest.approx(5e-5)
     assert learning_rate(50, base) == pytest.approx(3.5e-5)
     assert learning_rate(100, base) == pytest.approx(2e-5) == learning_rate(500, base)
-    cosine = {**base, "lr_schedule": "cosine"}
+    cosine = replace(base, lr_schedule="cosine")
     assert learning_rate(0, cosine) == pytest.approx(5e-5)
     assert learning_rate(50, cosine) == pytest.approx(3.5e-5)
     assert learning_rate(100, cosine) == pytest.approx(2e-5)
     assert learning_rate(25, cosine) > learning_rate(25, base)
-    warm = {**base, "warmup_steps": 10}
+    warm = replace(base, warmup_steps=10)
     assert learning_rate(0, warm) == pytest.approx(5e-6) and learning_rate(9, warm) == pytest.approx(5e-5)
-    assert learning_rate(50, {**base, "lr_schedule": "constant"}) == 5e-5
+    assert learning_rate(50, replace(base, lr_schedule="constant")) == 5e-5
 
 
 def test_ema_update_is_the_exponential_average():
@@ -262,7 +265,7 @@ def test_ema_update_is_the_exponential_average():
 def test_bf16_autocast_path(store, tmp_path):
     # the GPU precision path, exercised with CPU autocast: weights and EMA stay float32
     trainer = _train(toy_config(steps=2, precision="bf16"), store, tmp_path / "run")
-    assert trainer.autocast == torch.bfloat16
+    assert trainer.autocast_dtype == torch.bfloat16
     assert all(v.dtype == torch.float32 for v in trainer.ema.state_dict().values() if v.is_floating_point())
     assert all(float(r["loss"]) > 0 for r in _metrics(tmp_path / "run"))
 
@@ -288,10 +291,164 @@ def test_resume_with_another_batch_size_is_refused(store, tmp_path):
 
 def test_num_workers_auto_and_explicit(store, tmp_path):
     auto = Trainer(toy_config(), store, tmp_path / "a", model_factory=toy_factory, device="cpu")
-    assert auto.training["num_workers"] == "auto" and auto.data_workers() == 0
+    assert auto.training.num_workers == "auto" and auto.data_workers() == 0
     explicit = Trainer(
         toy_config(num_workers=2), store, tmp_path / "b", model_factory=toy_factory, device="cpu"
     )
     assert explicit.data_workers() == 2
     with pytest.raises(ForecastError, match="num_workers"):
         resolve_config(toy_config(num_workers=-1))
+
+
+# ---------------------------------------------------------------------------------------- the loop's contract
+def test_run_loop_returns_the_final_metrics(store, tmp_path):
+    trainer = Trainer(toy_config(steps=4), store, tmp_path / "run", model_factory=toy_factory, progress=False)
+    final = trainer.run_loop()
+    assert trainer.run_loop() == final  # nothing left to train
+    last = _metrics(tmp_path / "run")[-1]
+    assert final["step"] == 4 and final["stopped"] == "steps"
+    assert f"{final['loss']:.6g}" == last["loss"] and f"{final['lr']:.6g}" == last["lr"]
+    # a finished run returns the same metrics without training (read from the checkpoint)
+    again = _train(toy_config(steps=4), store, tmp_path / "run", resume=True)
+    assert again.run_loop() == final
+    assert len(_metrics(tmp_path / "run")) == 2
+
+
+def test_time_budget_stops_the_run_and_counts_over_resumes(store, tmp_path):
+    run = tmp_path / "run"
+    config = toy_config(steps=1000, time_budget_s=0.0, checkpoint_every=100, log_every=100)
+    final = _train(config, store, run).run_loop()
+    # a spent budget still trains one step, so that every run has a checkpoint, and logs and saves where it stops
+    assert final["step"] == 1 and final["stopped"] == "time_budget"
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 1
+    assert [int(r["step"]) for r in _metrics(run)] == [1]
+    resumed = _train(config, store, run, resume=True)  # the budget is spent: nothing more
+    assert resumed.step == 1
+    # a larger budget (or none) on resume continues the run
+    longer = _train(config, store, run, resume=True, steps=3, time_budget_s=1e9)
+    assert longer.step == 3 and longer.config["training"]["time_budget_s"] == 1e9
+
+
+class _NaNAfter(ConvNextFrame):
+    def __init__(self, n_channels, bad_from):
+        super().__init__(n_channels)
+        self.calls, self.bad_from = 0, bad_from
+
+    def loss(self, window, n_context):
+        self.calls += 1
+        loss = super().loss(window, n_context)
+        return loss * float("nan") if self.calls > self.bad_from else loss
+
+
+@pytest.mark.parametrize(("log_every", "caught_at"), [(2, "log"), (10, "save")])
+def test_non_finite_loss_stops_before_a_checkpoint_is_written(store, tmp_path, log_every, caught_at):
+    config = toy_config(steps=8, log_every=log_every, checkpoint_every=2)
+    trainer = Trainer(
+        config, store, tmp_path / "run", model_factory=lambda c, n: _NaNAfter(n, bad_from=2), progress=False
+    )
+    with pytest.raises(ForecastError, match=r"loss became nan between steps [02] and 4;.*step 2, is intact"):
+        trainer.run_loop()
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
+
+
+def test_a_step_does_not_wait_for_the_device(store, tmp_path, monkeypatch):
+    """Host synchronisations (reading a float tensor's value) happen per log interval, not per step.
+
+    Adam's step counters are read every step, but they live on the CPU by design (no device synchronisation).
+    """
+    import sys
+
+    reads = []
+    for name in ("item", "tolist", "__float__", "__bool__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if self.is_floating_point() and f"torch{os.sep}optim" not in caller:
+                reads.append(1)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    counts = []
+    for steps in (4, 12):
+        reads.clear()
+        config = toy_config(steps=steps, log_every=steps, checkpoint_every=steps)
+        _train(config, store, tmp_path / f"run{steps}")
+        counts.append(len(reads))
+    assert counts[0] == counts[1]
+
+
+def test_old_format_checkpoints_still_load_and_resume(store, tmp_path):
+    run = tmp_path / "run"
+    _train(toy_config(steps=2), store, run)
+    payload = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    # format 1: one optimizer under "optimizer", no training time, metrics or mode state
+    old = {k: v for k, v in payload.items() if k not in ("optimizers", "elapsed_s", "metrics", "mode")}
+    old.update(format=1, optimizer=payload["optimizers"]["model"])
+    torch.save(old, run / "checkpoints" / "last.pt")
+    assert load_run(run, model_factory=toy_factory).step == 2
+    assert _train(toy_config(steps=2), store, run, resume=True, steps=4).step == 4
+    torch.save({**old, "format": 99}, run / "checkpoints" / "last.pt")
+    with pytest.raises(ForecastError, match="has format 99, this version reads formats 1, 2"):
+        load_run(run, model_factory=toy_factory)
+
+
+def test_a_training_mode_can_bring_its_own_optimizers_and_metrics(store, tmp_path, monkeypatch):
+    from forecast.training import modes
+
+    class Alternating(modes.TrainingMode):
+        """Two optimizers over two halves of the network, stepped in turn (as a GAN's two players are)."""
+
+        name = "alternating"
+        extra_metrics = ("turn",)
+
+        def __init__(self, trainer):
+            super().__init__(trainer)
+            first, second = trainer.model.net[0], trainer.model.net[3]
+            self.groups = {"first": list(first.parameters()), "second": list(second.parameters())}
+            self.optimizers = {k: modes.adam(p, trainer.training) for k, p in self.groups.items()}
+            self.turns = 0
+
+        def step(self, window):
+            name = ("first", "second")[self.turns % 2]
+            self.turns += 1
+            with self.trainer.autocast():
+                loss = self.trainer.module(window, self.trainer.n_context)
+            norm = modes.backward_and_step(loss, self.optimizers[name], self.groups[name], None)
+            return {"loss": loss.detach(), "grad_norm": norm, "turn": torch.tensor(float(self.turns % 2))}
+
+        def state_dict(self):
+            return {"turns": self.turns}
+
+        def load_state_dict(self, state):
+            self.turns = state["turns"]
+
+    monkeypatch.setitem(modes.MODES, "alternating", Alternating)
+    config = toy_config(steps=4, mode="alternating", log_every=1, checkpoint_every=2)
+    straight = _train(config, store, tmp_path / "straight")
+    assert [r["turn"] for r in _metrics(tmp_path / "straight")] == ["1", "0", "1", "0"]
+    payload = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    assert set(payload["optimizers"]) == {"first", "second"} and payload["mode"] == {"turns": 4}
+    _train(config, store, tmp_path / "resumed", max_steps=2)
+    resumed = _train(config, store, tmp_path / "resumed", resume=True)
+    assert resumed.mode.turns == 4
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    with pytest.raises(ForecastError, match="training.mode must be one of"):
+        resolve_config(toy_config(mode="adversarial_typo"))
+
+
+def test_channels_last_switch(store, tmp_path):
+    trainer = _train(toy_config(steps=2, channels_last=True), store, tmp_path / "run")
+    weight = trainer.model.net[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert all(float(r["loss"]) > 0 for r in _metrics(tmp_path / "run"))
+
+
+@pytest.mark.slow  # torch.compile builds C++ kernels: tens of seconds on a CPU
+def test_compiled_training_matches_eager(store, tmp_path):
+    _train(toy_config(steps=2, log_every=1), store, tmp_path / "eager")
+    compiled = _train(toy_config(steps=2, log_every=1, compile=True), store, tmp_path / "compiled")
+    assert type(compiled.module).__name__ == "OptimizedModule"
+    for a, b in zip(_metrics(tmp_path / "eager"), _metrics(tmp_path / "compiled")):
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-4)

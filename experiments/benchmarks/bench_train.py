@@ -42,11 +42,11 @@ def main() -> None:
             trainer = Trainer(
                 config, store, f"{tmp}/run", model_factory=factory, device=args.device, progress=False
             )
-            trainer.fit()
+            trainer.run_loop()
             with open(f"{tmp}/run/metrics.csv") as f:
                 rows = list(csv.DictReader(f))
             samples_per_s = float(rows[-1]["samples_per_s"])  # the second interval: warm-up excluded
-            batch_size = config["training"]["batch_size"]
+            batch_size = trainer.training.batch_size
             batch = torch.stack([trainer.dataset[i] for i in range(batch_size)]).to(trainer.device)
             bare = step_rate(trainer.model, batch, config["data"]["context_frames"], args.steps)
             steps_per_s = samples_per_s / batch_size

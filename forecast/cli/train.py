@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from forecast.cli.common import add_overwrite, add_progress, non_negative
+from forecast.cli.common import add_overwrite, add_progress, non_negative, non_negative_float
 from forecast.errors import ForecastError
 
 
@@ -35,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--steps", type=non_negative, metavar="N", help="train until step N (overrides training.steps)"
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=non_negative_float,
+        metavar="SECONDS",
+        help="stop after this much training time in total, over resumes (overrides training.time_budget_s)",
     )
     add_overwrite(parser, resume="continue RUN_DIR from its last checkpoint")
     parser.add_argument(
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             steps=args.steps,
             device=args.device,
+            time_budget_s=args.time_budget,
             progress=not args.quiet,
         )
     try:
@@ -101,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
                 )
                 print(f"device: {trainer.device}, world size {trainer.process.world_size}")
             return 0
-        step = trainer.fit()
+        final = trainer.run_loop()
         if main:
-            print(f"trained to step {step}; run directory {args.out}")
+            loss = f", loss {final['loss']:.4g}" if "loss" in final else ""
+            print(f"trained to step {final['step']}{loss}; run directory {args.out}")
         return 0
     finally:
         trainer.close()

@@ -7,6 +7,7 @@ state never needs to be copied between members.
 
 Training calls ``loss`` on a window ``(batch, time, channel, y, x)``: the first ``n_context`` frames are
 context, the loss covers every later frame, with teacher forcing (the true previous frames are observed).
+``forward`` is the loss too, so that DistributedDataParallel (which hooks ``forward``) can wrap any model.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from forecast.errors import ForecastError
 
 State = Any  # each model defines its own recurrent state (a tuple of tensors, a dataclass, ...)
 
@@ -27,6 +30,19 @@ class SequenceModel(nn.Module, ABC):
     name: str = "model"
     #: whether repeated calls of ``sample_next`` on one state give different frames
     stochastic: bool = True
+    #: whether ``sample_next`` runs a diffusion sampler (and so heeds ``sampler``/``steps``/``eta``)
+    has_diffusion: bool = False
+    #: frame height and width must be divisible by this (e.g. 2**(levels - 1) for a U-Net)
+    spatial_multiple: int = 1
+
+    def check_frame_size(self, height: int, width: int) -> None:
+        """ForecastError unless frames of ``height`` x ``width`` fit the network's resolution levels."""
+        multiple = int(self.spatial_multiple)
+        if height % multiple or width % multiple:
+            raise ForecastError(
+                f"frames of {height}x{width} do not fit model {self.name!r}: height and width must be divisible "
+                f"by {multiple} (change the model depth or resample the data)"
+            )
 
     @abstractmethod
     def initial_state(self, batch: int, height: int, width: int, device: torch.device) -> State:
@@ -59,3 +75,7 @@ class SequenceModel(nn.Module, ABC):
     @abstractmethod
     def loss(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
         """Scalar training loss on ``window`` ``(batch, time, channel, y, x)`` (teacher forcing)."""
+
+    def forward(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
+        """The training loss (see the module docstring)."""
+        return self.loss(window, n_context)

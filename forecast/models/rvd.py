@@ -46,6 +46,8 @@ class RVDState:
 
 
 class RVD(SequenceModel):
+    has_diffusion = True
+
     def __init__(self, n_channels: int, model: ModelConfig, diffusion: DiffusionConfig):
         super().__init__()
         self.config, self.diffusion_config = model, diffusion
@@ -85,11 +87,7 @@ class RVD(SequenceModel):
 
     # ------------------------------------------------------------------ recurrent state
     def initial_state(self, batch: int, height: int, width: int, device: torch.device | str) -> RVDState:
-        if height % self.spatial_multiple or width % self.spatial_multiple:
-            raise ForecastError(
-                f"frames of {height}x{width} do not fit model {self.name!r}: height and width must be divisible "
-                f"by {self.spatial_multiple}"
-            )
+        self.check_frame_size(height, width)
         dtype = next(self.parameters()).dtype
         context = pyramid_zeros(batch, height, width, self.context_encoder.dims, torch.device(device), dtype)
         transform = (
@@ -198,10 +196,6 @@ class RVD(SequenceModel):
             if t < length - 1:
                 state = self.observe(state, frame)  # teacher forcing: the true frame
         return total / (length - n_context)
-
-    def forward(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
-        """The training loss, so that DistributedDataParallel (which hooks ``forward``) can wrap the model."""
-        return self.loss(window, n_context)
 
     def extra_repr(self) -> str:
         sigma = "auto" if self.auto_sigma else self.sigma

@@ -1,7 +1,16 @@
-"""Training: the ``Trainer`` loop (algorithm 1), run directories and checkpoints, ``load_run`` for rollout."""
+"""Training: the ``Trainer`` loop (algorithm 1), its modes, run directories and checkpoints, ``load_run``."""
 
-from forecast.training.checkpoint import LoadedRun, load_run
-from forecast.training.config import load_config, resolve_config
+from forecast.training.config import DataConfig, TrainingConfig, load_config, resolve_config
+from forecast.training.run_dir import LoadedRun, load_run
 from forecast.training.trainer import Trainer, learning_rate
 
-__all__ = ["LoadedRun", "Trainer", "learning_rate", "load_config", "load_run", "resolve_config"]
+__all__ = [
+    "DataConfig",
+    "LoadedRun",
+    "Trainer",
+    "TrainingConfig",
+    "learning_rate",
+    "load_config",
+    "load_run",
+    "resolve_config",
+]

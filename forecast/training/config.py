@@ -1,51 +1,74 @@
-"""The ``data`` and ``training`` sections of an experiment config: defaults, types and checks in one place.
+"""The ``data`` and ``training`` sections of an experiment config: typed, frozen, checked in one place.
 
 A config is a YAML mapping with sections ``model`` and ``diffusion`` (read by ``forecast.models.build_model``)
-and ``data`` and ``training`` (read here). ``resolve_config`` returns a new dict with every default filled in
-and every number of the right type, or raises ``ForecastError`` naming the bad key. The resolved config is what
-a run directory stores in ``config.yaml`` and every checkpoint.
+and ``data`` and ``training`` (read here, like ``forecast.models.config`` reads the model's). ``DataConfig`` and
+``TrainingConfig`` are frozen dataclasses whose fields are the keys and their defaults; unknown keys are errors,
+so that a typo cannot silently fall back to a default.
+
+``parse_data_config`` / ``parse_training_config`` give the typed sections; ``resolve_config`` returns the whole
+config as a plain dict with every default filled in and every number of the right type (what a run directory
+stores in ``config.yaml`` and every checkpoint), or raises ``ForecastError`` naming the bad key.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import yaml
 
 from forecast.errors import ForecastError
 
-DATA_DEFAULTS: dict[str, Any] = {
-    "variables": None,  # required: store variables stacked into model channels, in this order
-    "context_frames": 2,  # frames observed before the first frame that is scored (paper: 2)
-    "future_frames": 6,  # frames scored per window with teacher forcing (paper: 6)
-    "channels": None,  # optional: expected number of model channels, checked against the store
-    "group": "train",
-}
+LR_SCHEDULES = ("linear", "cosine", "constant")
+PRECISIONS = ("auto", "bf16", "fp32")
 
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "batch_size": 8,  # per process; the global batch is batch_size * world_size
-    "steps": 100_000,  # optimizer steps of the whole run
-    "lr": 5.0e-5,  # initial learning rate (paper)
-    "lr_final": 2.0e-5,  # learning rate reached at lr_decay_steps (paper)
-    "lr_schedule": "linear",  # linear | cosine | constant decay from lr to lr_final
-    "lr_decay_steps": None,  # horizon of the decay; default: steps (fixed when the run starts)
-    "warmup_steps": 0,  # linear warm-up from 0 to lr
-    "adam_betas": [0.9, 0.999],
-    "weight_decay": 0.0,
-    "ema_decay": 0.999,
-    "ema_warmup": True,  # effective decay min(ema_decay, (1 + step) / (10 + step)) early in the run
-    "grad_clip": 1.0,  # max global gradient norm; 0 or null disables clipping
-    "checkpoint_every": 1000,
-    "log_every": 50,
-    "seed": 0,
-    "num_workers": "auto",  # DataLoader worker processes: auto (0 on CPU, up to 4 per GPU process) or a number
-    "prefetch_factor": 4,  # batches prefetched per worker
-    "device": "auto",  # auto | cpu | cuda | cuda:N | mps (overridden by --device)
-    "precision": "auto",  # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
-    "ddp_find_unused_parameters": False,
-}
+
+@dataclass(frozen=True)
+class DataConfig:
+    variables: tuple[str, ...] | None = (
+        None  # required: store variables stacked into model channels, in order
+    )
+    context_frames: int = 2  # frames observed before the first frame that is scored (paper: 2)
+    future_frames: int = 6  # frames scored per window with teacher forcing (paper: 6)
+    channels: int | None = None  # optional: expected number of model channels, checked against the store
+    group: str = "train"
+
+    @property
+    def window_length(self) -> int:
+        return self.context_frames + self.future_frames
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    batch_size: int = 8  # per process; the global batch is batch_size * world_size
+    steps: int = 100_000  # optimizer steps of the whole run
+    time_budget_s: float | None = None  # stop when the run has trained this long in total (over resumes)
+    mode: str = "standard"  # how one step trains (forecast.training.modes): standard = algorithm 1
+    lr: float = 5.0e-5  # initial learning rate (paper)
+    lr_final: float = 2.0e-5  # learning rate reached at lr_decay_steps (paper)
+    lr_schedule: str = "linear"  # linear | cosine | constant decay from lr to lr_final
+    lr_decay_steps: int | None = None  # horizon of the decay; default: steps (fixed when the run starts)
+    warmup_steps: int = 0  # linear warm-up from 0 to lr
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    ema_warmup: bool = True  # effective decay min(ema_decay, (1 + step) / (10 + step)) early in the run
+    grad_clip: float | None = 1.0  # max global gradient norm; 0 or null disables clipping
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    seed: int = 0
+    num_workers: int | str = (
+        "auto"  # DataLoader workers: auto (0 on CPU, up to 4 per GPU process) or a number
+    )
+    prefetch_factor: int = 4  # batches prefetched per worker
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (overridden by --device)
+    precision: str = "auto"  # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
+    channels_last: bool = False  # channels_last memory format for the network (helps convolutions on GPUs)
+    compile: bool = False  # torch.compile the loss pass (GPUs; on CPUs the compile time rarely pays off)
+    ddp_find_unused_parameters: bool = False
+
 
 _INT_KEYS = (
     "batch_size",
@@ -57,9 +80,11 @@ _INT_KEYS = (
     "prefetch_factor",
 )
 _FLOAT_KEYS = ("lr", "lr_final", "weight_decay", "ema_decay")
+_BOOL_KEYS = ("ema_warmup", "channels_last", "compile", "ddp_find_unused_parameters")
+_POSITIVE_KEYS = ("batch_size", "checkpoint_every", "log_every", "prefetch_factor", "lr_decay_steps")
 
-# Sections whose change makes a checkpoint meaningless (the network, its inputs or the window stream).
-FROZEN_TRAINING_KEYS = ("batch_size", "seed")
+# Keys whose change makes a checkpoint meaningless (besides the model, diffusion and data sections).
+FROZEN_TRAINING_KEYS = ("batch_size", "seed", "mode")
 
 
 def load_config(path: str | os.PathLike) -> dict:
@@ -97,99 +122,126 @@ def _number(section: str, key: str, value: Any, kind: type) -> Any:
         raise ForecastError(f"config: {section}.{key} must be {kind.__name__}, got {value!r}") from None
 
 
-def _section(config: dict, name: str, defaults: dict) -> dict:
+def _section(config: dict, name: str, cls: type) -> dict:
+    if not isinstance(config, dict):
+        raise ForecastError("config must be a mapping")
     given = config.get(name) or {}
     if not isinstance(given, dict):
         raise ForecastError(f"config: section {name!r} must be a mapping")
-    unknown = sorted(set(given) - set(defaults))
+    known = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(given) - set(known))
     if unknown:
-        raise ForecastError(f"config: unknown keys in {name!r}: {unknown} (known: {sorted(defaults)})")
-    return {**copy.deepcopy(defaults), **copy.deepcopy(given)}
+        raise ForecastError(f"config: unknown keys in {name!r}: {unknown} (known: {known})")
+    return copy.deepcopy(given)
 
 
-def resolve_config(config: dict, steps: int | None = None, device: str | None = None) -> dict:
-    """Fill in defaults, coerce types and check the ``data`` and ``training`` sections.
+def parse_data_config(config: dict) -> DataConfig:
+    """The ``data`` section of ``config``, typed and checked."""
+    data = replace(DataConfig(), **_section(config, "data", DataConfig))
+    variables = [data.variables] if isinstance(data.variables, str) else data.variables
+    if (
+        not variables
+        or not isinstance(variables, list | tuple)
+        or not all(isinstance(v, str) for v in variables)
+    ):
+        raise ForecastError("config: data.variables must be a non-empty list of store variable names")
+    context = _number("data", "context_frames", data.context_frames, int)
+    future = _number("data", "future_frames", data.future_frames, int)
+    if context < 1:
+        raise ForecastError("config: data.context_frames must be at least 1")
+    if future < 1:
+        raise ForecastError("config: data.future_frames must be at least 1")
+    channels = None if data.channels is None else _number("data", "channels", data.channels, int)
+    if data.group != "train":
+        raise ForecastError("config: data.group must be 'train' (statistics and windows come from it)")
+    return replace(
+        data, variables=tuple(variables), context_frames=context, future_frames=future, channels=channels
+    )
 
-    ``steps``/``device`` override ``training.steps``/``training.device`` (the CLI's ``--steps``/``--device``).
+
+def parse_training_config(config: dict, **overrides: Any) -> TrainingConfig:
+    """The ``training`` section of ``config``, typed and checked; ``overrides`` (not None) replace keys."""
+    given = _section(config, "training", TrainingConfig)
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    raw = asdict(replace(TrainingConfig(), **given))
+    for key in _INT_KEYS:
+        raw[key] = _number("training", key, raw[key], int)
+    if raw["num_workers"] != "auto":
+        raw["num_workers"] = _number("training", "num_workers", raw["num_workers"], int)
+    for key in _FLOAT_KEYS:
+        raw[key] = _number("training", key, raw[key], float)
+    for key in ("grad_clip", "time_budget_s"):
+        if raw[key] is not None:
+            raw[key] = _number("training", key, raw[key], float)
+    if raw["lr_decay_steps"] is None:
+        raw["lr_decay_steps"] = raw["steps"]
+    raw["lr_decay_steps"] = _number("training", "lr_decay_steps", raw["lr_decay_steps"], int)
+    betas = raw["adam_betas"]
+    if not (isinstance(betas, list | tuple) and len(betas) == 2):
+        raise ForecastError(f"config: training.adam_betas must be a pair, got {betas!r}")
+    raw["adam_betas"] = tuple(_number("training", "adam_betas", b, float) for b in betas)
+    for key in _BOOL_KEYS:
+        raw[key] = bool(raw[key])
+    training = TrainingConfig(**raw)
+    _check_training(training)
+    return training
+
+
+def _check_training(t: TrainingConfig) -> None:
+    for key in _POSITIVE_KEYS:
+        if getattr(t, key) < 1:
+            raise ForecastError(f"config: training.{key} must be at least 1, got {getattr(t, key)}")
+    if t.num_workers != "auto" and t.num_workers < 0:
+        raise ForecastError(f"config: training.num_workers must be auto or >= 0, got {t.num_workers}")
+    for key in ("steps", "warmup_steps"):
+        if getattr(t, key) < 0:
+            raise ForecastError(f"config: training.{key} must not be negative, got {getattr(t, key)}")
+    if t.time_budget_s is not None and t.time_budget_s < 0:
+        raise ForecastError(f"config: training.time_budget_s must not be negative, got {t.time_budget_s}")
+    if t.lr <= 0 or t.lr_final <= 0:
+        raise ForecastError("config: training.lr and training.lr_final must be positive")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ForecastError(f"config: training.ema_decay must be in [0, 1), got {t.ema_decay}")
+    if t.lr_schedule not in LR_SCHEDULES:
+        raise ForecastError(
+            f"config: training.lr_schedule must be {', '.join(LR_SCHEDULES)}, got {t.lr_schedule!r}"
+        )
+    if t.precision not in PRECISIONS:
+        raise ForecastError(
+            f"config: training.precision must be {', '.join(PRECISIONS)}, got {t.precision!r}"
+        )
+    from forecast.training.modes import MODES  # late: modes import the trainer's building blocks
+
+    if t.mode not in MODES:
+        raise ForecastError(f"config: training.mode must be one of {', '.join(MODES)}, got {t.mode!r}")
+
+
+def section_dict(section: DataConfig | TrainingConfig) -> dict:
+    """A typed section as plain YAML-safe data (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(section).items()}
+
+
+def resolve_config(
+    config: dict, steps: int | None = None, device: str | None = None, time_budget_s: float | None = None
+) -> dict:
+    """``config`` with the ``data`` and ``training`` sections checked and every default filled in.
+
+    ``steps``/``device``/``time_budget_s`` override the training keys of that name (the CLI's ``--steps``,
+    ``--device``, ``--time-budget``).
     """
     if not isinstance(config, dict):
         raise ForecastError("config must be a mapping")
-    resolved = copy.deepcopy(config)
-    if "model" not in resolved:
+    if "model" not in config:
         raise ForecastError("config has no 'model' section")
-
-    data = _section(resolved, "data", DATA_DEFAULTS)
-    variables = data["variables"]
-    if isinstance(variables, str):
-        variables = [variables]
-    if not variables or not all(isinstance(v, str) for v in variables):
-        raise ForecastError("config: data.variables must be a non-empty list of store variable names")
-    data["variables"] = list(variables)
-    data["context_frames"] = _number("data", "context_frames", data["context_frames"], int)
-    data["future_frames"] = _number("data", "future_frames", data["future_frames"], int)
-    if data["context_frames"] < 1:
-        raise ForecastError("config: data.context_frames must be at least 1")
-    if data["future_frames"] < 1:
-        raise ForecastError("config: data.future_frames must be at least 1")
-    if data["channels"] is not None:
-        data["channels"] = _number("data", "channels", data["channels"], int)
-    if data["group"] != "train":
-        raise ForecastError("config: data.group must be 'train' (statistics and windows come from it)")
-
-    training = _section(resolved, "training", TRAINING_DEFAULTS)
-    if steps is not None:
-        training["steps"] = steps
-    if device is not None:
-        training["device"] = device
-    for key in _INT_KEYS:
-        training[key] = _number("training", key, training[key], int)
-    if training["num_workers"] != "auto":
-        training["num_workers"] = _number("training", "num_workers", training["num_workers"], int)
-    for key in _FLOAT_KEYS:
-        training[key] = _number("training", key, training[key], float)
-    if training["grad_clip"] is not None:
-        training["grad_clip"] = _number("training", "grad_clip", training["grad_clip"], float)
-    if training["lr_decay_steps"] is None:
-        training["lr_decay_steps"] = training["steps"]
-    training["lr_decay_steps"] = _number("training", "lr_decay_steps", training["lr_decay_steps"], int)
-    betas = training["adam_betas"]
-    if not (isinstance(betas, list | tuple) and len(betas) == 2):
-        raise ForecastError(f"config: training.adam_betas must be a pair, got {betas!r}")
-    training["adam_betas"] = [_number("training", "adam_betas", b, float) for b in betas]
-
-    positive = ("batch_size", "checkpoint_every", "log_every", "prefetch_factor", "lr_decay_steps")
-    for key in positive:
-        if training[key] < 1:
-            raise ForecastError(f"config: training.{key} must be at least 1, got {training[key]}")
-    if training["num_workers"] != "auto" and training["num_workers"] < 0:
-        raise ForecastError(
-            f"config: training.num_workers must be auto or >= 0, got {training['num_workers']}"
-        )
-    for key in ("steps", "warmup_steps"):
-        if training[key] < 0:
-            raise ForecastError(f"config: training.{key} must not be negative, got {training[key]}")
-    if training["lr"] <= 0 or training["lr_final"] <= 0:
-        raise ForecastError("config: training.lr and training.lr_final must be positive")
-    if not 0.0 <= training["ema_decay"] < 1.0:
-        raise ForecastError(f"config: training.ema_decay must be in [0, 1), got {training['ema_decay']}")
-    if training["lr_schedule"] not in ("linear", "cosine", "constant"):
-        raise ForecastError(
-            f"config: training.lr_schedule must be linear, cosine or constant, got {training['lr_schedule']!r}"
-        )
-    if training["precision"] not in ("auto", "bf16", "fp32"):
-        raise ForecastError(
-            f"config: training.precision must be auto, bf16 or fp32, got {training['precision']!r}"
-        )
-    training["ema_warmup"] = bool(training["ema_warmup"])
-    training["ddp_find_unused_parameters"] = bool(training["ddp_find_unused_parameters"])
-
-    resolved["data"] = data
-    resolved["training"] = training
+    resolved = copy.deepcopy(config)
+    resolved["data"] = section_dict(parse_data_config(config))
+    training = parse_training_config(config, steps=steps, device=device, time_budget_s=time_budget_s)
+    resolved["training"] = section_dict(training)
     return resolved
 
 
 def window_length(config: dict) -> int:
-    return config["data"]["context_frames"] + config["data"]["future_frames"]
+    return parse_data_config(config).window_length
 
 
 def config_mismatch(saved: dict, current: dict) -> str | None:

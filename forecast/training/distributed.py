@@ -91,9 +91,10 @@ def gather_objects(obj, info: ProcessInfo) -> list:
     return out
 
 
-def mean_over_ranks(value: float, info: ProcessInfo, device: torch.device) -> float:
+def mean_over_ranks(values: torch.Tensor, info: ProcessInfo) -> torch.Tensor:
+    """The mean of ``values`` over every process (``values`` itself in a one-process run)."""
     if not info.distributed:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / info.world_size
+        return values
+    total = values.detach().to(torch.float64).clone()
+    dist.all_reduce(total)
+    return total / info.world_size

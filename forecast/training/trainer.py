@@ -1,4 +1,4 @@
-"""Training (algorithm 1 of the paper) with teacher forcing, EMA, checkpoints and exact resume.
+"""Training (algorithm 1 of the paper) with teacher forcing, EMA, checkpoints, a time budget and exact resume.
 
 Each step draws a batch of windows of ``context_frames + future_frames`` consecutive frames, and the model's
 ``loss(window, n_context)`` scores every future frame given the true earlier ones (teacher forcing); for RVD
@@ -7,6 +7,15 @@ denoiser trained end to end through one backward pass. Adam with a decaying lear
 an EMA of the weights (used for sampling), bf16 autocast on GPUs, and DistributedDataParallel when launched by
 ``torchrun``.
 
+The shape is improved-diffusion's ``TrainLoop``: ``run_loop`` (until ``training.steps`` or the time budget),
+``run_step`` (learning rate, the mode's step, EMA), ``log`` (one ``metrics.csv`` row) and ``save`` (the
+checkpoint). What one step does is the training mode's (``forecast.training.modes``); the run-directory rules
+are ``forecast.training.run_dir``'s.
+
+Speed: a step never waits for the device. Metrics stay on the device and are read once per log interval, which
+is also where a non-finite loss is caught (and before every checkpoint, so a checkpoint never holds weights
+trained on a NaN). Batches come from pinned memory and are copied to the GPU on a side stream one step ahead.
+
 Exact resume: a checkpoint holds everything that decides what happens next (weights, EMA, optimizer moments,
 step, every process's RNG state, the data-sampler position), so a run interrupted and resumed computes the same
 weights as one that never stopped (on the same hardware and world size).
@@ -14,11 +23,11 @@ weights as one that never stopped (on the same hardware and world size).
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -26,7 +35,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from forecast.atomic import atomic_output
 from forecast.data.channels import ChannelLayout
 from forecast.data.windows import WindowDataset, WindowSampler, open_lazy
 from forecast.device import autocast_dtype
@@ -34,60 +42,69 @@ from forecast.errors import ForecastError
 from forecast.field_store import open_field_store
 from forecast.models.base import SequenceModel
 from forecast.training import distributed
-from forecast.training.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CONFIG_FILE,
-    METRICS_FILE,
+from forecast.training.config import TrainingConfig, parse_data_config, parse_training_config
+from forecast.training.ema import EMA
+from forecast.training.modes import MODES
+from forecast.training.run_dir import (
+    METRIC_COLUMNS,
     NORMALIZATION_FILE,
+    MetricsLog,
     checkpoint_path,
     default_model_factory,
     load_model_weights,
-    read_checkpoint,
-    read_run_config,
+    open_run,
     save_checkpoint,
+    write_run_files,
 )
-from forecast.training.config import config_mismatch, dump_config, resolve_config, window_length
-from forecast.training.ema import EMA
 
 ModelFactory = Callable[[dict, int], SequenceModel]
-METRIC_COLUMNS = ("step", "loss", "lr", "grad_norm", "samples_per_s", "elapsed_s")
 
 
-def learning_rate(step: int, training: dict) -> float:
+def learning_rate(step: int, training: TrainingConfig) -> float:
     """The learning rate for optimizer step ``step`` (0-based): warm-up, then decay from lr to lr_final."""
-    lr, lr_final = training["lr"], training["lr_final"]
-    warmup = training["warmup_steps"]
+    lr, lr_final, warmup = training.lr, training.lr_final, training.warmup_steps
     if step < warmup:
         return lr * (step + 1) / warmup
-    fraction = min(1.0, (step - warmup) / max(1, training["lr_decay_steps"] - warmup))
-    if training["lr_schedule"] == "constant":
+    fraction = min(1.0, (step - warmup) / max(1, training.lr_decay_steps - warmup))
+    if training.lr_schedule == "constant":
         return lr
-    if training["lr_schedule"] == "cosine":
+    if training.lr_schedule == "cosine":
         return lr_final + (lr - lr_final) * 0.5 * (1.0 + math.cos(math.pi * fraction))
     return lr + (lr_final - lr) * fraction
 
 
-class _LossModule(nn.Module):
-    """Routes ``forward`` to ``model.loss``, so DistributedDataParallel's gradient hooks see the loss pass."""
+def device_batches(loader: DataLoader, device: torch.device) -> Iterator[torch.Tensor]:
+    """The loader's batches on ``device``; on a GPU the next batch is copied (from pinned memory, on a side
+    stream) while the current step computes."""
+    batches = iter(loader)
+    if device.type != "cuda":
+        for batch in batches:
+            yield batch.to(device, non_blocking=True)
+        return
+    stream = torch.cuda.Stream(device)
 
-    def __init__(self, model: SequenceModel):
-        super().__init__()
-        self.model = model
+    def start_copy() -> torch.Tensor:
+        batch = next(batches)
+        with torch.cuda.stream(stream):
+            return batch.to(device, non_blocking=True)
 
-    def forward(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
-        return self.model.loss(window, n_context)
-
-
-def _is_empty_dir(path: Path) -> bool:
-    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+    upcoming = start_copy()
+    while True:
+        torch.cuda.current_stream(device).wait_stream(stream)
+        batch = upcoming
+        batch.record_stream(torch.cuda.current_stream(device))  # its memory is used on the compute stream
+        upcoming = start_copy()
+        yield batch
 
 
 class Trainer:
     """One training run over a field store, writing into ``run_dir``.
 
     Construction checks everything (config, store, model, run directory, checkpoint) and builds the model
-    and data pipeline without writing anything; ``fit`` trains. The model comes from ``model_factory(config,
-    n_channels)`` (default: ``forecast.models.build_model``), so any ``SequenceModel`` can be trained.
+    and data pipeline without writing anything; ``run_loop`` trains and returns the final metrics. The model
+    comes from ``model_factory(config, n_channels)`` (default: ``forecast.models.build_model``), so any
+    ``SequenceModel`` can be trained. ``steps``, ``device`` and ``time_budget_s`` override the config's keys
+    (and may change when a run is resumed).
     """
 
     def __init__(
@@ -99,147 +116,150 @@ class Trainer:
         resume: bool = False,
         steps: int | None = None,
         device: str | None = None,
+        time_budget_s: float | None = None,
         progress: bool = True,
         log: Callable[[str], None] = print,
     ):
-        self.store = Path(store)
-        self.run_dir = Path(run_dir)
+        self.store, self.run_dir = Path(store), Path(run_dir)
         self.progress = progress
-        self.log = log
-        self.checkpoint_file = checkpoint_path(self.run_dir)
-        config = resolve_config(config, steps=steps, device=device)
-
-        # ---- the run directory: a new run needs an empty one; a resumed run continues under its saved config
-        self.resumed_payload: dict | None = None
-        self.new_run = True
-        if resume and (self.run_dir / CONFIG_FILE).is_file():
-            saved = read_run_config(self.run_dir)
-            why = config_mismatch(saved, config)
-            if why:
-                raise ForecastError(
-                    f"cannot resume {self.run_dir} with this config: {why} from {CONFIG_FILE}"
-                )
-            # the saved config rules; only --steps and --device may change on resume
-            config = resolve_config(saved, steps=steps, device=device)
-            self.new_run = False
-            if self.checkpoint_file.exists():
-                self.resumed_payload = read_checkpoint(self.checkpoint_file)
-                why = config_mismatch(resolve_config(self.resumed_payload["config"]), config)
-                if why:
-                    raise ForecastError(
-                        f"checkpoint {self.checkpoint_file} does not match its run's config: {why}"
-                    )
-        elif resume:
-            log(f"note: {self.run_dir} holds no run to resume; starting a new run")
-            if not _is_empty_dir(self.run_dir) and (self.run_dir / METRICS_FILE).exists():
-                raise ForecastError(f"{self.run_dir} looks like a damaged run directory (no {CONFIG_FILE})")
-        elif not _is_empty_dir(self.run_dir):
-            raise ForecastError(
-                f"run directory {self.run_dir} exists and is not empty; use --resume to continue it or choose "
-                "another --out"
-            )
-        self.config = config
-        self.training = config["training"]
-        self.n_context = config["data"]["context_frames"]
-
-        self.process, self.device = distributed.setup(self.training["device"])
-        if not self.process.is_main:
-            self.log = lambda message: None  # one voice per run, not one per process
-        self.autocast = self._autocast_dtype()
-
-        # ---- data: statistics from the train group (rank 0 computes, the others receive them)
-        train = open_lazy(self.store, "train")
-        if self.new_run:
-            layout = None
-            if self.process.is_main:
-                # dask-backed: the statistics stream over the whole train group chunk by chunk
-                layout = ChannelLayout.from_dataset(
-                    open_field_store(self.store, "train"), self.config["data"]["variables"]
-                )
-            self.layout = distributed.broadcast_object(layout, self.process)
-        else:
-            self.layout = ChannelLayout.from_json(self.run_dir / NORMALIZATION_FILE)
-            if tuple(self.layout.variables) != tuple(self.config["data"]["variables"]):
-                raise ForecastError(
-                    f"{self.run_dir / NORMALIZATION_FILE} does not match data.variables of the run"
-                )
-        self.layout.check_compatible(train, f"{self.store}[train]")
-        expected = self.config["data"]["channels"]
-        if expected is not None and expected != self.layout.n_channels:
-            raise ForecastError(
-                f"config expects {expected} channels (data.channels) but variables {list(self.layout.variables)} "
-                f"of {self.store} give {self.layout.n_channels}"
-            )
-        self.dataset = WindowDataset(self.store, self.layout, window_length(self.config))
-
-        # ---- model: identical initial weights on every rank (same seed), then a per-rank noise stream
-        torch.manual_seed(self.training["seed"])
-        factory = model_factory or default_model_factory
-        self.model = factory(self.config, self.layout.n_channels)
-        multiple = int(getattr(self.model, "spatial_multiple", 1))
-        if self.layout.height % multiple or self.layout.width % multiple:
-            raise ForecastError(
-                f"frames of {self.layout.height}x{self.layout.width} do not fit the model: its U-Net depth needs "
-                f"height and width divisible by {multiple} (change the model depth or resample the data)"
-            )
-        self.model.to(self.device)
-        self.n_parameters = sum(p.numel() for p in self.model.parameters())
-        self.optimizer = torch.optim.Adam(
-            [{"params": list(self.model.parameters())}],  # a group may be empty: parameter-free baselines
-            lr=self.training["lr"],
-            betas=tuple(self.training["adam_betas"]),
-            weight_decay=self.training["weight_decay"],
+        self.start = open_run(
+            self.run_dir, config, resume, log, steps=steps, device=device, time_budget_s=time_budget_s
         )
-        self.ema = EMA(self.model, self.training["ema_decay"], self.training["ema_warmup"])
+        self.config = self.start.config
+        self.data = parse_data_config(self.config)
+        self.training = parse_training_config(self.config)
+        self.n_context = self.data.context_frames
+        self.process, self.device = distributed.setup(self.training.device)
+        self.say = log if self.process.is_main else (lambda message: None)  # one voice per run
+        self.autocast_dtype = self._autocast_dtype()
+
+        self.layout, self.dataset = self._open_data()
+        self.model = self._build_model(model_factory or default_model_factory)
+        self.n_parameters = sum(p.numel() for p in self.model.parameters())
+        self.module: nn.Module | None = (
+            None  # what a step calls: the model, wrapped for DDP/compile (run_loop)
+        )
+        self.mode = MODES[self.training.mode](self)
+        self.ema = EMA(self.model, self.training.ema_decay, self.training.ema_warmup)
+        self.metrics_log = MetricsLog(self.run_dir / "metrics.csv", METRIC_COLUMNS + self.mode.extra_metrics)
         self.step = 0
         self.position = 0  # batches this process has consumed
-        torch.manual_seed(self.training["seed"] + 1 + self.process.rank)
-        if self.resumed_payload is not None:
-            self._restore(self.resumed_payload)
+        self.elapsed_s = 0.0  # seconds spent in run_loop, over every resume (what the time budget counts)
+        self.last_metrics: dict[str, float] = {}
+        self._interval = _Interval(0)  # metrics since the last log
+        self._lr = learning_rate(0, self.training)
+        self._saved_step: int | None = None
+        torch.manual_seed(self.training.seed + 1 + self.process.rank)
+        if self.start.checkpoint is not None:
+            self._restore(self.start.checkpoint)
+            self._saved_step = self.step
 
-    # ------------------------------------------------------------------ setup helpers
+    # ------------------------------------------------------------------ setup
+    @property
+    def checkpoint_file(self) -> Path:
+        return checkpoint_path(self.run_dir)
+
     def _autocast_dtype(self) -> torch.dtype | None:
-        precision = self.training["precision"]
+        precision = self.training.precision
         if precision == "fp32":
             return None
         if precision == "bf16":
             return torch.bfloat16
         return autocast_dtype(self.device)
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The precision context of a training forward pass (bf16 autocast, or nothing)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _open_data(self) -> tuple[ChannelLayout, WindowDataset]:
+        """The channel layout (train-group statistics: rank 0 computes, the others receive) and the windows."""
+        train = open_lazy(self.store, "train")
+        variables = list(self.data.variables)
+        if self.start.new_run:
+            layout = None
+            if self.process.is_main:  # dask-backed: the statistics stream over the group chunk by chunk
+                layout = ChannelLayout.from_dataset(open_field_store(self.store, "train"), variables)
+            layout = distributed.broadcast_object(layout, self.process)
+        else:
+            layout = ChannelLayout.from_json(self.run_dir / NORMALIZATION_FILE)
+            if list(layout.variables) != variables:
+                raise ForecastError(
+                    f"{self.run_dir / NORMALIZATION_FILE} does not match data.variables of the run"
+                )
+        layout.check_compatible(train, f"{self.store}[train]")
+        expected = self.data.channels
+        if expected is not None and expected != layout.n_channels:
+            raise ForecastError(
+                f"config expects {expected} channels (data.channels) but variables {list(layout.variables)} "
+                f"of {self.store} give {layout.n_channels}"
+            )
+        return layout, WindowDataset(self.store, layout, self.data.window_length)
+
+    def _build_model(self, factory: ModelFactory) -> SequenceModel:
+        torch.manual_seed(self.training.seed)  # identical initial weights on every rank
+        model = factory(self.config, self.layout.n_channels)
+        model.check_frame_size(self.layout.height, self.layout.width)
+        model.to(self.device)
+        if self.training.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """``module`` as a step should call it: in DistributedDataParallel in a multi-process run."""
+        if not self.process.distributed:
+            return module
+        return nn.parallel.DistributedDataParallel(
+            module,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=self.training.ddp_find_unused_parameters,
+        )
+
     def _restore(self, payload: dict) -> None:
         source = f"checkpoint {self.checkpoint_file}"
         load_model_weights(self.model, payload["model"], source)
         # rebuilt after loading: fitted buffers (baselines' statistics) may have taken the checkpoint's shape
-        self.ema = EMA(self.model, self.training["ema_decay"], self.training["ema_warmup"])
+        self.ema = EMA(self.model, self.training.ema_decay, self.training.ema_warmup)
         try:
             self.ema.load_state_dict(payload["ema"])
-            self.optimizer.load_state_dict(payload["optimizer"])
+            if set(payload["optimizers"]) != set(self.mode.optimizers):
+                raise KeyError(
+                    f"optimizers {sorted(payload['optimizers'])}, expected {sorted(self.mode.optimizers)}"
+                )
+            for name, optimizer in self.mode.optimizers.items():
+                optimizer.load_state_dict(payload["optimizers"][name])
+            self.mode.load_state_dict(payload["mode"])
         except (KeyError, ValueError, RuntimeError) as exc:
             raise ForecastError(f"{source} does not match the model ({type(exc).__name__}: {exc})") from None
         self.step = int(payload["step"])
-        data = payload["data"]
-        if data["world_size"] != self.process.world_size or data["n_windows"] != len(self.dataset):
-            # the window stream depends on both: continue from the same epoch position as closely as possible
-            self.log(
-                f"note: the run was saved with {data['world_size']} process(es) over {data['n_windows']} windows; "
-                f"now {self.process.world_size} over {len(self.dataset)}: the data order is not exactly resumed"
-            )
-            self.position = data["position"] * data["world_size"] // self.process.world_size
-        else:
-            self.position = int(data["position"])
+        self.elapsed_s = float(payload["elapsed_s"])
+        self.last_metrics = dict(payload["metrics"])
+        self.position = self._resumed_position(payload["data"])
         rng = payload["rng"]
         if len(rng["torch"]) == self.process.world_size:
             torch.set_rng_state(rng["torch"][self.process.rank])
             if self.device.type == "cuda" and rng.get("cuda"):
                 torch.cuda.set_rng_state(rng["cuda"][self.process.rank], self.device)
         else:
-            torch.manual_seed(self.training["seed"] + 1 + self.process.rank + self.step)
+            torch.manual_seed(self.training.seed + 1 + self.process.rank + self.step)
 
+    def _resumed_position(self, data: dict) -> int:
+        if data["world_size"] == self.process.world_size and data["n_windows"] == len(self.dataset):
+            return int(data["position"])
+        # the window stream depends on both: continue from the same epoch position as closely as possible
+        self.say(
+            f"note: the run was saved with {data['world_size']} process(es) over {data['n_windows']} windows; "
+            f"now {self.process.world_size} over {len(self.dataset)}: the data order is not exactly resumed"
+        )
+        return data["position"] * data["world_size"] // self.process.world_size
+
+    # ------------------------------------------------------------------ data
     def sampler(self) -> WindowSampler:
         return WindowSampler(
             len(self.dataset),
-            self.training["batch_size"],
-            seed=self.training["seed"],
+            self.training.batch_size,
+            seed=self.training.seed,
             rank=self.process.rank,
             world_size=self.process.world_size,
             position=self.position,
@@ -248,7 +268,7 @@ class Trainer:
     def data_workers(self) -> int:
         """DataLoader workers: as configured, or for ``auto`` none on CPUs (the measured loader outpaces the
         step there, and workers would compete with it for cores) and up to 4 per process on GPUs."""
-        workers = self.training["num_workers"]
+        workers = self.training.num_workers
         if workers != "auto":
             return workers
         if self.device.type == "cpu":
@@ -263,72 +283,17 @@ class Trainer:
             batch_sampler=self.sampler(),
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
-            prefetch_factor=self.training["prefetch_factor"] if workers > 0 else None,
+            prefetch_factor=self.training.prefetch_factor if workers > 0 else None,
             # its own generator, so creating a loader never draws from the global RNG (exact resume)
-            generator=torch.Generator().manual_seed(self.training["seed"]),
+            generator=torch.Generator().manual_seed(self.training.seed),
         )
 
-    # ------------------------------------------------------------------ outputs
-    def _write_run_files(self) -> None:
-        if not self.process.is_main:
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.new_run or not (self.run_dir / NORMALIZATION_FILE).exists():
-            with atomic_output(self.run_dir / NORMALIZATION_FILE) as tmp:
-                self.layout.to_json(tmp)
-        with atomic_output(self.run_dir / CONFIG_FILE) as tmp:
-            dump_config(self.config, tmp)
-        self._trim_metrics()
-
-    def _trim_metrics(self) -> None:
-        """Keep the rows up to the resumed step: later ones came from steps that are now recomputed."""
-        path = self.run_dir / METRICS_FILE
-        if not path.exists():
-            with open(path, "w", newline="") as f:
-                csv.writer(f).writerow(METRIC_COLUMNS)
-            return
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
-        with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
-
-    def _append_metrics(self, row: dict) -> None:
-        if not self.process.is_main:
-            return
-        with open(self.run_dir / METRICS_FILE, "a", newline="") as f:
-            csv.writer(f).writerow([row[c] for c in METRIC_COLUMNS])
-
-    def checkpoint(self) -> None:
-        """Write ``checkpoints/last.pt`` atomically (a collective call in distributed runs)."""
-        rng_torch = distributed.gather_objects(torch.get_rng_state(), self.process)
-        rng_cuda = (
-            distributed.gather_objects(torch.cuda.get_rng_state(self.device), self.process)
-            if self.device.type == "cuda"
-            else []
-        )
-        if self.process.is_main:
-            payload = {
-                "format": CHECKPOINT_FORMAT,
-                "step": self.step,
-                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "ema": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
-                "optimizer": self.optimizer.state_dict(),
-                "rng": {"torch": rng_torch, "cuda": rng_cuda},
-                "data": {**self.sampler().state_dict(), "position": self.position},
-                "config": self.config,
-                "n_parameters": self.n_parameters,
-            }
-            save_checkpoint(self.checkpoint_file, payload)
-        distributed.barrier(self.process)
-
-    # ------------------------------------------------------------------ the loop
     def check_batch(self) -> torch.Tensor:
         """Read one batch through the data pipeline (what ``--dry-run`` does instead of training)."""
         batch = next(iter(self.loader()))
         expected = (
-            self.training["batch_size"],
-            window_length(self.config),
+            self.training.batch_size,
+            self.data.window_length,
             self.layout.n_channels,
             self.layout.height,
             self.layout.width,
@@ -339,90 +304,144 @@ class Trainer:
             )
         return batch
 
-    def fit(self, max_steps: int | None = None) -> int:
-        """Train until ``training.steps`` (or, to simulate an interruption, until ``max_steps``); return the step."""
-        target = self.training["steps"] if max_steps is None else min(max_steps, self.training["steps"])
-        if self.resumed_payload is not None:
-            self.log(f"resumed from step {self.step}")
-        self._write_run_files()
-        distributed.barrier(self.process)
-        if self.step == 0 and hasattr(self.model, "fit_statistics"):
-            self.fit_statistics()
-        if self.step >= target:
-            return self.step
-
-        module: nn.Module = _LossModule(self.model)
-        if self.process.distributed:
-            module = nn.parallel.DistributedDataParallel(
-                module,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=self.training["ddp_find_unused_parameters"],
-            )
-        module.train()
-        batches = iter(self.loader())
-        clip = self.training["grad_clip"]
-        log_every, checkpoint_every = self.training["log_every"], self.training["checkpoint_every"]
+    # ------------------------------------------------------------------ the loop
+    def run_loop(self, max_steps: int | None = None) -> dict[str, float | int | str]:
+        """Train until ``training.steps``, the time budget (``training.time_budget_s``, counted over resumes)
+        or, to simulate an interruption, ``max_steps``; return the final metrics (the last logged row, plus
+        ``step``, ``elapsed_s`` and ``stopped``: steps, time_budget or max_steps)."""
+        target = self.training.steps if max_steps is None else min(max_steps, self.training.steps)
+        if self.start.checkpoint is not None:
+            self.say(f"resumed from step {self.step}")
+        self._prepare()
+        # a new run trains at least one step, even on a spent budget, so that it has a checkpoint
+        if self.step >= target or (self.step > 0 and self._budget_spent(self.elapsed_s)):
+            return self._final_metrics(target)
+        batches = device_batches(self.loader(), self.device)
+        budget = self.training.time_budget_s
         bar = tqdm(
-            total=target,
-            initial=self.step,
+            total=round(budget) if budget is not None else target,
+            initial=min(round(self.elapsed_s), round(budget)) if budget is not None else self.step,
             desc="training",
-            unit="step",
+            unit="s" if budget is not None else "step",
             disable=not (self.progress and self.process.is_main),
             dynamic_ncols=True,
         )
-        loss_sum, loss_count, grad_norm = 0.0, 0, float("nan")
-        interval_start, run_start = time.perf_counter(), time.perf_counter()
-        interval_steps = 0
-        last_saved = self.step
+        self._interval = _Interval(self.step)
+        loop_start, elapsed_before = time.perf_counter(), self.elapsed_s
         try:
-            while self.step < target:
-                window = next(batches).to(self.device, non_blocking=True)
-                self.position += 1
-                lr = learning_rate(self.step, self.training)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-                    loss = module(window, self.n_context)
-                if not torch.isfinite(loss):
-                    raise ForecastError(
-                        f"loss became {loss.item()} at step {self.step}; lower training.lr or check the data "
-                        f"(the last checkpoint, step {last_saved}, is intact)"
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                if loss.requires_grad:  # a parameter-free baseline's loss is only an evaluation
-                    loss.backward()
-                if clip and loss.requires_grad:
-                    grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), clip))
-                self.optimizer.step()
-                self.ema.update(self.model, self.step)
-                self.step += 1
-                interval_steps += 1
-                loss_sum += float(loss.detach())
-                loss_count += 1
-                bar.update(1)
-
-                if self.step % log_every == 0 or self.step == target:
-                    now = time.perf_counter()
-                    mean_loss = distributed.mean_over_ranks(loss_sum / loss_count, self.process, self.device)
-                    samples = interval_steps * self.training["batch_size"] * self.process.world_size
-                    self._append_metrics(
-                        {
-                            "step": self.step,
-                            "loss": f"{mean_loss:.6g}",
-                            "lr": f"{lr:.6g}",
-                            "grad_norm": f"{grad_norm:.6g}",
-                            "samples_per_s": f"{samples / max(now - interval_start, 1e-9):.4g}",
-                            "elapsed_s": f"{now - run_start:.1f}",
-                        }
-                    )
-                    bar.set_postfix(loss=f"{mean_loss:.4g}", lr=f"{lr:.2e}")
-                    loss_sum, loss_count, interval_steps, interval_start = 0.0, 0, 0, now
-                if self.step % checkpoint_every == 0 or self.step == target:
-                    self.checkpoint()
-                    last_saved = self.step
+            while True:
+                self._interval.add(self.run_step(next(batches)))
+                self.elapsed_s = elapsed_before + time.perf_counter() - loop_start
+                last = self.step >= target or self._budget_spent(self.elapsed_s)
+                if self.step % self.training.log_every == 0 or last:
+                    self.log()
+                    bar.set_postfix(step=self.step, loss=f"{self.last_metrics['loss']:.4g}")
+                if self.step % self.training.checkpoint_every == 0 or last:
+                    self.save()
+                bar.update(
+                    (min(round(self.elapsed_s), round(budget)) if budget is not None else self.step) - bar.n
+                )
+                if last:
+                    break
         finally:
             bar.close()
-        return self.step
+        return self._final_metrics(target)
+
+    def _prepare(self) -> None:
+        """Run files, data statistics (at step 0, for models that fit them) and the module a step calls."""
+        if self.process.is_main:
+            columns = self.metrics_log.columns
+            write_run_files(self.run_dir, self.start, self.layout, self.step, columns)
+        distributed.barrier(self.process)
+        if self.step == 0 and hasattr(self.model, "fit_statistics"):
+            self.fit_statistics()
+        module = self.wrap(self.model)
+        self.module = torch.compile(module) if self.training.compile else module
+        self.module.train()
+
+    def _budget_spent(self, elapsed: float) -> bool:
+        return self.training.time_budget_s is not None and elapsed >= self.training.time_budget_s
+
+    def _final_metrics(self, target: int) -> dict[str, float | int | str]:
+        if self.step >= self.training.steps:
+            stopped = "steps"
+        elif self._budget_spent(self.elapsed_s):
+            stopped = "time_budget"
+        else:
+            stopped = "max_steps"
+        return {**self.last_metrics, "step": self.step, "elapsed_s": self.elapsed_s, "stopped": stopped}
+
+    def run_step(self, window: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimizer step on ``window`` (already on the device): schedule, the mode's step, EMA."""
+        self.position += 1
+        lr = learning_rate(self.step, self.training)
+        for optimizer in self.mode.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        metrics = self.mode.step(window)
+        self.ema.update(self.model, self.step)
+        self.step += 1
+        self._lr = lr
+        return metrics
+
+    def log(self) -> None:
+        """Average the interval's metrics over steps and processes (the one host synchronisation of the
+        interval), check the loss is finite and append a ``metrics.csv`` row."""
+        interval = self._interval
+        names, means = interval.means(self.process, self.device)
+        now = time.perf_counter()
+        self._check_finite(means["loss"], interval.first_step)
+        samples = (self.step - interval.first_step) * self.training.batch_size * self.process.world_size
+        self.last_metrics = {
+            **means,
+            "lr": self._lr,
+            "samples_per_s": samples / max(now - interval.start, 1e-9),
+            "elapsed_s": self.elapsed_s,
+        }
+        if self.process.is_main:
+            formats = {"samples_per_s": "{:.4g}", "elapsed_s": "{:.1f}"}
+            self.metrics_log.append(
+                {"step": self.step}
+                | {k: formats.get(k, "{:.6g}").format(v) for k, v in self.last_metrics.items()}
+            )
+        self._interval = _Interval(self.step)
+
+    def _check_finite(self, loss: float, since: int) -> None:
+        if not math.isfinite(loss):
+            raise ForecastError(
+                f"loss became {loss} between steps {since} and {self.step}; lower training.lr or check the data "
+                f"(the last checkpoint, step {self._saved_step}, is intact)"
+            )
+
+    def save(self) -> None:
+        """Write ``checkpoints/last.pt`` atomically (a collective call in distributed runs). Refused (with the
+        loss error) if a loss since the last log was not finite."""
+        if self._interval.steps:
+            _, means = self._interval.means(self.process, self.device, names=("loss",))
+            self._check_finite(means["loss"], self._interval.first_step)
+        rng_torch = distributed.gather_objects(torch.get_rng_state(), self.process)
+        rng_cuda = (
+            distributed.gather_objects(torch.cuda.get_rng_state(self.device), self.process)
+            if self.device.type == "cuda"
+            else []
+        )
+        if self.process.is_main:
+            payload = {
+                "step": self.step,
+                "elapsed_s": self.elapsed_s,
+                "metrics": self.last_metrics,
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "ema": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
+                "optimizers": {name: opt.state_dict() for name, opt in self.mode.optimizers.items()},
+                "mode": self.mode.state_dict(),
+                "rng": {"torch": rng_torch, "cuda": rng_cuda},
+                "data": {**self.sampler().state_dict(), "position": self.position},
+                "config": self.config,
+                "n_parameters": self.n_parameters,
+            }
+            save_checkpoint(self.checkpoint_file, payload)
+        self._saved_step = self.step
+        distributed.barrier(self.process)
 
     @torch.no_grad()
     def fit_statistics(self) -> None:
@@ -432,11 +451,11 @@ class Trainer:
         are spread evenly over the train group and passed in batches. Fitted buffers are checkpointed with the
         weights (the EMA copy restarts from them).
         """
-        frames = int(getattr(self.model, "statistics_frames", window_length(self.config)))
+        frames = int(getattr(self.model, "statistics_frames", self.data.window_length))
         dataset = WindowDataset(self.store, self.layout, frames)
         count = min(len(dataset), int(getattr(self.model, "statistics_windows", 256)))
         indices = torch.linspace(0, len(dataset) - 1, count).round().long().unique().tolist()
-        size = self.training["batch_size"]
+        size = self.training.batch_size
         batches = (
             torch.stack([dataset[i] for i in indices[j : j + size]]).to(self.device)
             for j in range(0, len(indices), size)
@@ -444,7 +463,31 @@ class Trainer:
         if self.progress and self.process.is_main:
             batches = tqdm(batches, total=-(-len(indices) // size), desc="statistics", unit="batch")
         self.model.fit_statistics(batches)
-        self.ema = EMA(self.model, self.training["ema_decay"], self.training["ema_warmup"])
+        self.ema = EMA(self.model, self.training.ema_decay, self.training.ema_warmup)
 
     def close(self) -> None:
         distributed.teardown()
+
+
+class _Interval:
+    """Sums of the step metrics since the last log, kept on the device (adding them never synchronises)."""
+
+    def __init__(self, first_step: int):
+        self.first_step = first_step
+        self.start = time.perf_counter()
+        self.steps = 0
+        self.sums: dict[str, torch.Tensor] = {}
+
+    def add(self, metrics: dict[str, torch.Tensor]) -> None:
+        self.steps += 1
+        for name, value in metrics.items():
+            value = value.detach().float()
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+
+    def means(
+        self, process: distributed.ProcessInfo, device: torch.device, names: tuple[str, ...] | None = None
+    ) -> tuple[list[str], dict[str, float]]:
+        names = list(names or self.sums)
+        values = torch.stack([self.sums[n].to(device) for n in names]) / max(1, self.steps)
+        values = distributed.mean_over_ranks(values, process).tolist()
+        return names, dict(zip(names, values))

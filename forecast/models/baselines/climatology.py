@@ -39,7 +39,6 @@ class ClimatologyState:
 class Climatology(FittedBuffers):
     name = "climatology"
     stochastic = True
-    spatial_multiple = 1
     fitted_buffers = ("bank",)
     statistics_frames = 1
 
@@ -91,6 +90,3 @@ class Climatology(FittedBuffers):
         self.check_fitted()
         mean = self.bank.mean(0).to(window)
         return F.mse_loss(mean.expand_as(window[:, n_context:]), window[:, n_context:])
-
-    def forward(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
-        return self.loss(window, n_context)

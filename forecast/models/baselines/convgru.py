@@ -59,11 +59,7 @@ class ConvGRUPredictor(SequenceModel):
         self.spatial_multiple = 2 ** (len(options.transform_mults) - 1)
 
     def initial_state(self, batch: int, height: int, width: int, device) -> ConvGRUState:
-        if height % self.spatial_multiple or width % self.spatial_multiple:
-            raise ForecastError(
-                f"frames of {height}x{width} do not fit model 'convgru': height and width must be divisible by "
-                f"{self.spatial_multiple}"
-            )
+        self.check_frame_size(height, width)
         dtype = next(self.parameters()).dtype
         hidden = pyramid_zeros(batch, height, width, self.transform.dims, torch.device(device), dtype)
         return ConvGRUState(hidden=hidden, prediction=None)
@@ -97,6 +93,3 @@ class ConvGRUPredictor(SequenceModel):
             if t + 1 >= n_context:
                 total = total + error(state.prediction, window[:, t + 1])
         return total / (length - n_context)
-
-    def forward(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
-        return self.loss(window, n_context)

@@ -159,11 +159,7 @@ class IVRNN(SequenceModel):
 
     # ------------------------------------------------------------------ SequenceModel
     def initial_state(self, batch: int, height: int, width: int, device) -> IVRNNState:
-        m = self.spatial_multiple
-        if height % m or width % m:
-            raise ForecastError(
-                f"frames of {height}x{width} do not fit model 'ivrnn': height and width must be divisible by {m}"
-            )
+        self.check_frame_size(height, width)
         return IVRNNState(None, None, shape=(batch, self.n_channels, height, width))
 
     def observe(self, state: IVRNNState, frame: torch.Tensor) -> IVRNNState:
@@ -207,6 +203,3 @@ class IVRNN(SequenceModel):
             kl = kl + kl_t
             outputs, lstm = self._advance(lstm, features, zs)
         return (mse + self.options.beta * kl) / (length - 1)
-
-    def forward(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
-        return self.loss(window, n_context)

@@ -56,7 +56,6 @@ class Persistence(FittedBuffers):
         self.inflated = options.kind == "persistence_inflated"
         self.stochastic = self.inflated
         self.n_channels = n_channels
-        self.spatial_multiple = 1
         self.statistics_frames = options.max_lead + 1 if self.inflated else 1
         self.statistics_windows = options.statistics_windows
         self._init_fitted()
@@ -136,6 +135,3 @@ class Persistence(FittedBuffers):
         check_window(window, self.n_channels)
         last = window[:, n_context - 1 : n_context]
         return F.mse_loss(last.expand_as(window[:, n_context:]), window[:, n_context:])
-
-    def forward(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
-        return self.loss(window, n_context)

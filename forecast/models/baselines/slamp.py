@@ -157,10 +157,7 @@ class SLAMP(SequenceModel):
 
     # ------------------------------------------------------------------ SequenceModel
     def initial_state(self, batch: int, height: int, width: int, device) -> SLAMPState:
-        if height % 4 or width % 4:
-            raise ForecastError(
-                f"frames of {height}x{width} do not fit model 'slamp': height and width must be divisible by 4"
-            )
+        self.check_frame_size(height, width)
         return SLAMPState(None, None, None, None, shape=(batch, self.n_channels, height, width))
 
     def observe(self, state: SLAMPState, frame: torch.Tensor) -> SLAMPState:
@@ -223,6 +220,3 @@ class SLAMP(SequenceModel):
             total = total + F.mse_loss(x_hat, target) + F.mse_loss(x_p, target) + F.mse_loss(x_f, target)
             total = total + self.options.beta * (kl_p + kl_f)
         return total / (length - 1)
-
-    def forward(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
-        return self.loss(window, n_context)

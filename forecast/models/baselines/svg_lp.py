@@ -170,10 +170,7 @@ class SVGLP(SequenceModel):
 
     # ------------------------------------------------------------------ recurrent state
     def initial_state(self, batch: int, height: int, width: int, device) -> SVGState:
-        if height % self.spatial_multiple or width % self.spatial_multiple:
-            raise ForecastError(
-                f"frames of {height}x{width} do not fit model 'svg_lp': height and width must be divisible by 4"
-            )
+        self.check_frame_size(height, width)
         return SVGState(None, None, None, None, None, shape=(batch, self.n_channels, height, width))
 
     def _states(self, state: SVGState, h: torch.Tensor) -> tuple:
@@ -240,6 +237,3 @@ class SVGLP(SequenceModel):
             mse = mse + F.mse_loss(x_hat, window[:, t])
             kl = kl + gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).sum(1).mean()
         return (mse + self.options.beta * kl) / (length - 1)
-
-    def forward(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
-        return self.loss(window, n_context)

@@ -1,0 +1,310 @@
+"""The experiment chain in one place: simulate (if missing), train, roll out, score, tabulate, plot.
+
+``forecast demo``, the paper-table scripts (``experiments/paper_tables.py``) and the calibration benchmark
+(``experiments/calibration.py``) all run it. Everything goes under one output folder::
+
+    OUT/data/karman.zarr        the field store (simulated unless a store is given)
+    OUT/runs/<row>/             run directories (rows with identical configs share the first one's)
+    OUT/forecasts/<row>.nc      ensemble forecasts of the test group
+    OUT/scores/<row>.nc         their scores
+    OUT/figures/                the figures of ``forecast plot``
+
+Each stage is skipped when its output exists, and an interrupted stage resumes: a complete store is reused and
+a partial one continued; training resumes from its last checkpoint and returns at once when the run has
+reached its steps or its time budget (``training.time_budget_s``, counted over resumes); forecast files are
+written with rollout's resume protocol; a scores file is written atomically.
+
+Use::
+
+    from forecast.pipeline import Pipeline, Row, RolloutSettings
+    from simulators.karman import KarmanConfig
+
+    pipeline = Pipeline("out/x", simulation=KarmanConfig(...), rollout=RolloutSettings(members=8, horizon=16))
+    rows = [Row("rvd", rvd_config), Row("persistence", persistence_config, label="Persistence")]
+    result = pipeline.run(rows)            # every stage for every row, then the summary rows
+    result.summary                          # one dict per row: model, crps, crps_<var>, spread_skill, ...
+
+or stage by stage: ``pipeline.data()``, ``pipeline.train(row)``, ``pipeline.roll_out(row)``,
+``pipeline.score(row)``, ``pipeline.summarize(rows)``, ``pipeline.plot(rows)``. ``Row.rollout`` overrides the
+pipeline's ``RolloutSettings`` for one row (``{"sampler": "ddpm", "steps": None}``), so rows that differ only in
+how they sample share one trained run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from forecast.atomic import atomic_output
+from forecast.errors import ForecastError
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """How every row's forecasts are made (``Row.rollout`` overrides them per row)."""
+
+    members: int = 8
+    inits: int | None = 8  # starts spread evenly over the test group (None: one per sequence)
+    context: int = 4
+    horizon: int = 8
+    sampler: str = "ddim"
+    steps: int | None = 20  # diffusion sampling steps (None: all N); models without diffusion ignore it
+    eta: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model of an experiment: ``name`` names its files, ``config`` is its training config."""
+
+    name: str
+    config: dict
+    label: str | None = None  # in tables and figure legends (default: name)
+    rollout: dict = field(default_factory=dict)  # overrides of the pipeline's RolloutSettings
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+@dataclass
+class PipelineResult:
+    summary: list[dict]
+    training: dict[str, dict]  # final training metrics per row
+    figures: list[Path]
+
+
+class Pipeline:
+    """The chain for a list of ``Row`` objects in the output folder ``out`` (see the module docstring).
+
+    ``store``: an existing field store to use instead of ``OUT/data/karman.zarr``; ``simulation``: the
+    ``simulators.karman.KarmanConfig`` to simulate that store with when it is missing.
+    """
+
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        *,
+        store: str | os.PathLike | None = None,
+        simulation: Any = None,
+        rollout: RolloutSettings | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] = print,
+    ):
+        self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise ForecastError(f"{self.out} exists and is not a directory")
+        self.store = Path(store) if store is not None else self.out / "data" / "karman.zarr"
+        self.simulation = simulation
+        self.settings = rollout or RolloutSettings()
+        self.progress = progress
+        self.log = log
+        self._runs: dict[str, Path] = {}  # config (as JSON) -> the run directory that trains it
+
+    # ------------------------------------------------------------------ paths
+    def run_dir(self, row: Row) -> Path:
+        """The run directory of ``row``: the first row with the same config trains it."""
+        key = json.dumps(row.config, sort_keys=True, default=str)
+        return self._runs.setdefault(key, self.out / "runs" / row.name)
+
+    def forecast_file(self, row: Row) -> Path:
+        return self.out / "forecasts" / f"{row.name}.nc"
+
+    def scores_file(self, row: Row) -> Path:
+        return self.out / "scores" / f"{row.name}.nc"
+
+    def rollout_settings(self, row: Row) -> RolloutSettings:
+        return replace(self.settings, **row.rollout)
+
+    # ------------------------------------------------------------------ stages
+    def data(self) -> Path:
+        """The field store: reused when complete, simulated (or a partial one continued) otherwise."""
+        simulate(self.store, self.simulation, self.progress)
+        return self.store
+
+    def train(self, row: Row, progress: bool | None = None) -> dict:
+        """Train (or resume) ``row``'s run; returns its final metrics (at once when the run is finished)."""
+        progress = self.progress if progress is None else progress
+        return train(row.config, self.store, self.run_dir(row), progress)
+
+    def roll_out(self, row: Row) -> Path:
+        out = self.forecast_file(row)
+        roll_out(self.run_dir(row), self.store, out, self.rollout_settings(row), self.progress)
+        return out
+
+    def score(self, row: Row) -> Path:
+        out = self.scores_file(row)
+        score(self.forecast_file(row), out)
+        return out
+
+    def summarize(self, rows: Sequence[Row]) -> list[dict]:
+        return [{"model": row.title, **summary_row(self.scores_file(row))} for row in rows]
+
+    def plot(
+        self,
+        rows: Sequence[Row],
+        samples_of: Row | None = None,
+        variables: list[str] | None = None,
+        n_members: int = 3,
+        labels: bool = True,
+    ) -> list[Path]:
+        """The figures of the rows' scores, and the sample figures of ``samples_of`` (default: the first row)."""
+        from forecast.plots import plot_files
+
+        samples_of = samples_of or rows[0]
+        paths = [self.scores_file(r) for r in rows] + [self.forecast_file(samples_of)]
+        return plot_files(
+            paths,
+            self.out / "figures",
+            n_members=n_members,
+            variables=variables,
+            labels=[r.title for r in [*rows, samples_of]] if labels else None,
+        )
+
+    def run(self, rows: Sequence[Row], plot: bool = True, **plot_options) -> PipelineResult:
+        """Every stage for every row (data first), then the summary and, with ``plot``, the figures."""
+        self.data()
+        training = {}
+        for i, row in enumerate(rows, 1):
+            self.log(f"[{i}/{len(rows)}] {row.title}: train, roll out, score")
+            training[row.name] = self.train(row)
+            self.roll_out(row)
+            self.score(row)
+        figures = self.plot(rows, **plot_options) if plot else []
+        return PipelineResult(summary=self.summarize(rows), training=training, figures=figures)
+
+
+# --------------------------------------------------------------------------------------------------- the stages
+def simulate(store: Path, simulation: Any, progress: bool) -> None:
+    """Simulate the vortex street into ``store`` with ``simulation`` (a KarmanConfig), unless it is complete."""
+    from forecast.field_store import open_field_store
+
+    if store.exists():
+        try:
+            open_field_store(store, "test")
+            return  # complete
+        except ForecastError:
+            pass  # incomplete: resume below
+    if simulation is None:
+        raise ForecastError(f"no field store at {store} and no simulation settings to make one")
+    from simulators.karman import generate
+
+    store.parent.mkdir(parents=True, exist_ok=True)
+    workers = min(len(simulation.reynolds), os.cpu_count() or 1)
+    scheduler = "local" if workers > 1 else "synchronous"
+    generate(
+        store, simulation, workers=workers, scheduler=scheduler, resume=store.exists(), progress=progress
+    )
+
+
+def train(config: dict, store: Path, run_dir: Path, progress: bool) -> dict:
+    """Train ``config`` into ``run_dir`` (resumed if it exists); returns the final metrics.
+
+    The config's ``steps`` and ``time_budget_s`` apply to a resumed run too, so a larger budget continues it.
+    """
+    from forecast.training import Trainer
+
+    training = config.get("training") or {}
+    trainer = Trainer(
+        config,
+        store,
+        run_dir,
+        resume=run_dir.exists(),
+        steps=training.get("steps"),
+        time_budget_s=training.get("time_budget_s"),
+        progress=progress,
+        log=lambda _: None,
+    )
+    try:
+        return trainer.run_loop()
+    finally:
+        trainer.close()
+
+
+def roll_out(run_dir: Path, store: Path, out: Path, settings: RolloutSettings, progress: bool) -> None:
+    """The forecast file of ``run_dir``'s model over the test group (skipped when ``out`` exists)."""
+    from forecast.device import select_device
+    from forecast.rollout import rollout
+    from forecast.training import load_run
+
+    if out.exists():
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    device = select_device(settings.device)
+    run = load_run(run_dir, device=device)
+    rollout(
+        run.model,
+        run.layout,
+        store,
+        out,
+        members=settings.members,
+        context=settings.context,
+        horizon=settings.horizon,
+        inits=settings.inits,
+        sampler=settings.sampler,
+        steps=settings.steps if run.model.has_diffusion else None,
+        eta=settings.eta,
+        seed=settings.seed,
+        device=device,
+        resume=True,
+        progress=progress,
+        attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint)},
+    )
+
+
+def score(forecast_file: Path, out: Path) -> None:
+    """The scores file of ``forecast_file`` (skipped when ``out`` exists); point forecasts are scored too."""
+    from forecast.metrics import open_forecast, score_forecast
+
+    if out.exists():
+        return
+    forecast = open_forecast(forecast_file)
+    scores = score_forecast(forecast)
+    forecast.close()
+    scores.attrs["source_file"] = str(forecast_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as tmp:
+        scores.to_netcdf(tmp)
+
+
+def summary_row(scores_file: Path) -> dict:
+    """One row of a summary table: ``crps`` (the mean over variables of each variable's CRPS averaged over
+    leads), ``spread_skill`` (likewise; None for a file without it), ``members``, then ``crps_<var>`` and
+    ``spread_skill_<var>`` per variable."""
+    import xarray as xr
+
+    from forecast.metrics.scores import score_variables
+
+    with xr.open_dataset(scores_file) as ds:
+        names = sorted(score_variables(ds))
+        crps = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
+        ratio = {
+            f"spread_skill_{n}": float(ds[f"spread_skill_{n}"].mean())
+            for n in names
+            if f"spread_skill_{n}" in ds
+        }
+        members = int(ds.attrs["ensemble_size"])
+    mean_ratio = sum(ratio.values()) / len(ratio) if ratio else None
+    return {
+        "crps": sum(crps.values()) / len(crps),
+        "spread_skill": mean_ratio,
+        "members": members,
+        **crps,
+        **ratio,
+    }
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    """``rows`` as CSV (the union of their keys as columns; floats with 6 significant digits), atomically."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
