@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.reference is not None and not persistence:
         check_input_kind(args.reference, "a forecast file", "--reference")
-    if args.truth is not None:
+    if args.truth is not None and Path(args.truth).is_file():  # a folder: the truth reader says what it lacks
         check_input_kind(args.truth, "a zarr store", "--truth")
     check_output(args.out, args)
     with _scheduler(args.scheduler):
