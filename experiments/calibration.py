@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:
 import paper_tables  # noqa: E402
 from paper_tables import Row, Scale  # noqa: E402
 
+from forecast import pipeline  # noqa: E402
 from forecast.atomic import atomic_output  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
@@ -119,11 +120,12 @@ def row_config(row: Row, scale: Scale) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------- stages
-def make_data(out: Path, scale: Scale, progress: bool) -> Path:
-    store = paper_tables.make_data(out, scale, progress)
+def make_data(chain: pipeline.Pipeline) -> Path:
+    """The pipeline's store (simulated with its truth group unless given); one line if it has no truth group."""
     from forecast.metrics.truth import open_truth
 
-    open_truth(store)  # a one-line error if the store has no truth group
+    store = chain.data()
+    open_truth(store)
     return store
 
 
@@ -133,6 +135,7 @@ def roll_out(run_dir: Path, store: Path, out: Path, scale: Scale, seed: int, pro
 
     if out.exists():
         return
+    out.parent.mkdir(parents=True, exist_ok=True)
     settings = scale.rollout
     rollout_run(
         run_dir, store, out, members=settings["members"], context=settings["context"], starts="truth",
@@ -152,6 +155,7 @@ def score(forecast_file: Path, store: Path, out: Path) -> None:
     scores = score_forecast(forecast, truth=open_truth(store))
     forecast.close()
     scores.attrs["source_file"] = str(forecast_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out) as tmp:
         scores.to_netcdf(tmp)
 
@@ -185,8 +189,10 @@ def per_lead(scores_file: Path) -> dict[str, list[float]]:
     import numpy as np
     import xarray as xr
 
+    from forecast.metrics.scores import score_variables
+
     with xr.open_dataset(scores_file) as ds:
-        names = sorted(str(v)[len("crps_mean_") :] for v in ds.data_vars if str(v).startswith("crps_mean_"))
+        names = sorted(score_variables(ds))
         members = int(ds.attrs["ensemble_size"])
 
         def mean(prefix: str) -> np.ndarray:
@@ -316,14 +322,23 @@ def run_calibration(
         raise ForecastError(f"unknown scale {scale_name!r}; choose one of {', '.join(SCALES)}")
     start = time.time()
     scale, rows, out = SCALES[scale_name], rows or ROWS, Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    store = Path(data) if data else make_data(out, scale, progress)
+    from simulators.karman import KarmanConfig
+
+    chain = pipeline.Pipeline(
+        out,
+        store=data,
+        simulation=None if data else KarmanConfig(**scale.simulation),
+        progress=progress,
+        log=log,
+    )
+    store = make_data(chain)
     log(f"data: {store} ({time.time() - start:.0f} s)")
     for i, row in enumerate(rows, 1):
         t0 = time.time()
-        paper_tables.train(row, row_config(row, scale), store, out / "runs" / row.slug, progress)
+        chain_row = pipeline.Row(row.slug, row_config(row, scale), label=row.label)
+        chain.train(chain_row)
         t1 = time.time()
-        roll_out(out / "runs" / row.slug, store, out / "forecasts" / f"{row.slug}.nc", scale, seed, progress)
+        roll_out(chain.run_dir(chain_row), store, out / "forecasts" / f"{row.slug}.nc", scale, seed, progress)
         score(out / "forecasts" / f"{row.slug}.nc", store, out / "scores" / f"{row.slug}.nc")
         log(
             f"[{i}/{len(rows)}] {row.label}: trained in {t1 - t0:.0f} s, rolled out and scored in {time.time() - t1:.0f} s"
