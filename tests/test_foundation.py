@@ -1,5 +1,7 @@
 """The shared plumbing: atomic outputs, field-store checks, the CLI's error contract."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -65,3 +67,22 @@ def test_cli_version_and_usage(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert "forecast" in capsys.readouterr().out
+
+
+def test_readme_layout_lists_every_module():
+    """The README's module table (section "Layout") names every module of forecast/ and simulators/, no more."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    layout = readme[readme.index("## Layout\n") : readme.index("## Simulating the von Karman")]
+    listed = set(re.findall(r"^\| `((?:forecast|simulators)/[^`]*)` \|", layout, flags=re.MULTILINE))
+    modules = {
+        f"{p.parent.relative_to(root)}/" if p.name == "__init__.py" else str(p.relative_to(root))
+        for package in ("forecast", "simulators")
+        for p in (root / package).rglob("*.py")
+        if p.name != "__main__.py"
+    }
+    assert listed == modules, (
+        f"missing from the README: {sorted(modules - listed)}; gone: {sorted(listed - modules)}"
+    )
