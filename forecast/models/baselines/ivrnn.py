@@ -32,7 +32,7 @@ from torch import nn
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.baselines.statistics import check_window
-from forecast.models.baselines.svg_lp import ConvLSTM, gaussian_kl
+from forecast.models.baselines.svg_lp import ConvLSTM, draw_latent, gaussian_kl
 from forecast.models.layers import ConvNormAct, Downsample, Upsample
 
 
@@ -127,19 +127,14 @@ class IVRNN(SequenceModel):
             dense = [F.interpolate(zs[k], size=size, mode="nearest") for k in range(level + 1, levels)]
             cond = torch.cat([outputs[level], *([above] if above is not None else []), *dense], dim=1)
             mu_p, logvar_p = self.prior[level](cond).chunk(2, dim=1)
+            mu_q = logvar_q = None  # no posterior without the true frame's features
             if features is not None:
                 mu_q, logvar_q = self.posterior[level](torch.cat([cond, features[level]], dim=1)).chunk(
                     2, dim=1
                 )
                 term = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).sum(1).mean()
                 kl = term if kl is None else kl + term
-            if mode == "prior":
-                noise = torch.randn(mu_p.shape, generator=generator, device=mu_p.device, dtype=mu_p.dtype)
-                z = mu_p + (0.5 * logvar_p).exp() * noise
-            elif mode == "posterior":
-                z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
-            else:
-                z = mu_q
+            z = draw_latent(mode, mu_p, logvar_p, mu_q, logvar_q, generator)
             zs[level] = z
             above = self.up[level](self.decode[level](torch.cat([cond, z], dim=1)))
         return self.to_frame(above), zs, kl

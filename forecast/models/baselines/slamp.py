@@ -32,7 +32,7 @@ from torch import nn
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.baselines.statistics import check_window
-from forecast.models.baselines.svg_lp import ConvLSTM, Decoder, Encoder, gaussian_kl
+from forecast.models.baselines.svg_lp import ConvLSTM, Decoder, Encoder, draw_latent, gaussian_kl
 from forecast.models.layers import ConvNormAct
 
 
@@ -91,18 +91,12 @@ class Stream(nn.Module):
         posterior, prior, predictor = states
         stats_p, prior = self.prior(h_prev, prior)
         mu_p, logvar_p = stats_p.chunk(2, dim=1)
-        kl = None
+        kl = mu_q = logvar_q = None  # no posterior without the true frame's encoding
         if h_now is not None:
             stats_q, posterior = self.posterior(h_now, posterior)
             mu_q, logvar_q = stats_q.chunk(2, dim=1)
             kl = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).sum(1).mean()
-        if mode == "prior":
-            noise = torch.randn(mu_p.shape, generator=generator, device=mu_p.device, dtype=mu_p.dtype)
-            z = mu_p + (0.5 * logvar_p).exp() * noise
-        elif mode == "posterior":
-            z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
-        else:
-            z = mu_q
+        z = draw_latent(mode, mu_p, logvar_p, mu_q, logvar_q, generator)
         g, predictor = self.predictor(torch.cat([h_prev, z], dim=1), predictor)
         return g, [posterior, prior, predictor], kl
 

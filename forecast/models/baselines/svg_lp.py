@@ -152,6 +152,24 @@ def gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).square()) / logvar_p.exp() - 1.0)
 
 
+def draw_latent(
+    mode: str,
+    mu_p: torch.Tensor,
+    logvar_p: torch.Tensor,
+    mu_q: torch.Tensor | None,
+    logvar_q: torch.Tensor | None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The latent of one step: a draw from the prior (``prior``, sampling), from the posterior (``posterior``,
+    training), or the posterior mean (any other mode: observing a true frame)."""
+    if mode == "prior":
+        noise = torch.randn(mu_p.shape, generator=generator, device=mu_p.device, dtype=mu_p.dtype)
+        return mu_p + (0.5 * logvar_p).exp() * noise
+    if mode == "posterior":
+        return mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
+    return mu_q
+
+
 class SVGLP(SequenceModel):
     name = "svg_lp"
     stochastic = True
