@@ -102,6 +102,20 @@ def _positive_int(value: Any, where: str) -> int:
     return value
 
 
+def require_positive_ints(options: Any, keys: tuple[str, ...]) -> None:
+    """One line naming the first of ``options``' fields ``keys`` that is not a positive integer."""
+    for key in keys:
+        _positive_int(getattr(options, key), f"model.{key}")
+
+
+def require_non_negative(options: Any, keys: tuple[str, ...]) -> None:
+    """One line naming the first of ``options``' fields ``keys`` that is not a non-negative number."""
+    for key in keys:
+        value = getattr(options, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ForecastError(f"model.{key} must be a non-negative number, got {value!r}")
+
+
 def _mults(value: Any, where: str) -> tuple[int, ...]:
     if not isinstance(value, list | tuple) or not value:
         raise ForecastError(f"{where} must be a non-empty list of positive integers, got {value!r}")

@@ -36,6 +36,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.baselines.statistics import check_window
+from forecast.models.config import require_positive_ints
 from forecast.models.layers import ConvGRUCell, ConvNormAct, Downsample, Upsample
 
 
@@ -50,10 +51,7 @@ class DVDGANConfig:
     groups: int = 8
 
     def check(self) -> None:
-        for key in ("dim", "z_dim", "frames_sampled", "d_steps", "groups"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ForecastError(f"model.{key} must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("dim", "z_dim", "frames_sampled", "d_steps", "groups"))
         if self.dim % self.groups:
             raise ForecastError("model.dim must be divisible by model.groups")
         if (

@@ -28,6 +28,7 @@ from torch import nn
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.baselines.statistics import check_window
+from forecast.models.config import require_non_negative, require_positive_ints
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,8 @@ class FutureGANConfig:
     d_steps: int = 1  # critic steps per generator step (the paper's progressive-GAN training: 1)
 
     def check(self) -> None:
-        for key in ("dim", "frames", "d_steps"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ForecastError(f"model.{key} must be a positive integer, got {value!r}")
-        for key in ("gp_weight", "drift"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ForecastError(f"model.{key} must be a non-negative number, got {value!r}")
+        require_positive_ints(self, ("dim", "frames", "d_steps"))
+        require_non_negative(self, ("gp_weight", "drift"))
 
 
 class PixelNorm(nn.Module):

@@ -33,6 +33,7 @@ from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.baselines.statistics import check_window
 from forecast.models.baselines.svg_lp import ConvLSTM, draw_latent, gaussian_kl
+from forecast.models.config import require_non_negative, require_positive_ints
 from forecast.models.layers import ConvNormAct, Downsample, Upsample
 
 
@@ -47,14 +48,10 @@ class IVRNNConfig:
     groups: int = 8
 
     def check(self) -> None:
-        for key in ("dim", "levels", "z_dim", "rnn_dim", "groups"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ForecastError(f"model.{key} must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("dim", "levels", "z_dim", "rnn_dim", "groups"))
         if self.dim % self.groups or self.rnn_dim % self.groups:
             raise ForecastError("model.dim and model.rnn_dim must be divisible by model.groups")
-        if isinstance(self.beta, bool) or not isinstance(self.beta, int | float) or self.beta < 0:
-            raise ForecastError(f"model.beta must be a non-negative number, got {self.beta!r}")
+        require_non_negative(self, ("beta",))
 
 
 def gaussian_head(dim_in: int, hidden: int, z_dim: int, groups: int) -> nn.Module:

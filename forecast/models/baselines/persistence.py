@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from forecast.errors import ForecastError
 from forecast.models.baselines.statistics import FittedBuffers, check_window
+from forecast.models.config import require_positive_ints
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,7 @@ class PersistenceConfig:
     statistics_windows: int = 256  # training windows of max_lead + 1 frames used to fit the spread
 
     def check(self) -> None:
-        for key in ("max_lead", "statistics_windows"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ForecastError(f"model.{key} must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("max_lead", "statistics_windows"))
 
 
 @dataclass

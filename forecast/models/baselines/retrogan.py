@@ -32,6 +32,7 @@ from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.baselines.dvd_gan import Critic
 from forecast.models.baselines.statistics import check_window
+from forecast.models.config import require_non_negative, require_positive_ints
 from forecast.models.layers import ConvNormAct, Downsample, Upsample
 
 
@@ -46,16 +47,10 @@ class RetroGANConfig:
     groups: int = 8
 
     def check(self) -> None:
-        for key in ("dim", "inputs", "d_steps", "groups"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ForecastError(f"model.{key} must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("dim", "inputs", "d_steps", "groups"))
         if self.dim % self.groups:
             raise ForecastError("model.dim must be divisible by model.groups")
-        for key in ("lambda_log", "lambda_adv"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ForecastError(f"model.{key} must be a non-negative number, got {value!r}")
+        require_non_negative(self, ("lambda_log", "lambda_adv"))
 
 
 class UNet(nn.Module):

@@ -33,6 +33,7 @@ from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.baselines.statistics import check_window
 from forecast.models.baselines.svg_lp import ConvLSTM, Decoder, Encoder, draw_latent, gaussian_kl
+from forecast.models.config import require_non_negative, require_positive_ints
 from forecast.models.layers import ConvNormAct
 
 
@@ -51,24 +52,21 @@ class SLAMPConfig:
     groups: int = 8
 
     def check(self) -> None:
-        for key in (
-            "dim",
-            "g_dim",
-            "z_dim",
-            "rnn_dim",
-            "predictor_layers",
-            "prior_layers",
-            "posterior_layers",
-        ):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ForecastError(f"model.{key} must be a positive integer, got {value!r}")
+        require_positive_ints(
+            self,
+            (
+                "dim",
+                "g_dim",
+                "z_dim",
+                "rnn_dim",
+                "predictor_layers",
+                "prior_layers",
+                "posterior_layers",
+            ),
+        )
         if self.dim % self.groups or self.g_dim % self.groups:
             raise ForecastError("model.dim and model.g_dim must be divisible by model.groups")
-        for key in ("beta", "flow_scale"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ForecastError(f"model.{key} must be a non-negative number, got {value!r}")
+        require_non_negative(self, ("beta", "flow_scale"))
 
 
 class Stream(nn.Module):

@@ -30,6 +30,7 @@ from torch import nn
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.baselines.statistics import check_window
+from forecast.models.config import require_non_negative, require_positive_ints
 from forecast.models.layers import ConvNormAct, Downsample, Upsample
 
 
@@ -47,23 +48,22 @@ class SVGLPConfig:
     groups: int = 8
 
     def check(self) -> None:
-        for key in (
-            "dim",
-            "g_dim",
-            "z_dim",
-            "rnn_dim",
-            "predictor_layers",
-            "prior_layers",
-            "posterior_layers",
-            "groups",
-        ):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ForecastError(f"model.{key} must be a positive integer, got {value!r}")
+        require_positive_ints(
+            self,
+            (
+                "dim",
+                "g_dim",
+                "z_dim",
+                "rnn_dim",
+                "predictor_layers",
+                "prior_layers",
+                "posterior_layers",
+                "groups",
+            ),
+        )
         if self.dim % self.groups or self.g_dim % self.groups:
             raise ForecastError("model.dim and model.g_dim must be divisible by model.groups")
-        if isinstance(self.beta, bool) or not isinstance(self.beta, int | float) or self.beta < 0:
-            raise ForecastError(f"model.beta must be a non-negative number, got {self.beta!r}")
+        require_non_negative(self, ("beta",))
 
 
 class ConvLSTMCell(nn.Module):
