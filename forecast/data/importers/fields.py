@@ -90,12 +90,54 @@ def import_fields(
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Import gridded variables into a field store; see the module docstring for the options."""
+    """Import gridded variables into a field store; see the module docstring for the options.
+
+    Three steps: the plan (which dims play which role, which variables, how the frames split into windows),
+    the store's coordinates, and the blocks of frames that ``run_import`` writes sequence by sequence.
+    """
     if by not in ("sequence", "time"):
         raise ForecastError(f"split by {by!r}: use 'sequence' or 'time'")
     if not 0 < test_fraction < 1:
         raise ForecastError(f"test fraction {test_fraction} must be between 0 and 1")
     ds = open_source(src, engine, group)
+    dims = _resolve_dims(ds, src, dims)
+    variables, arrays = _select_arrays(ds, src, dims, variables, rename or {})
+    n_seq = ds.sizes[dims["sequence"]] if "sequence" in dims else 1
+    windows, time_length = _split_windows(src, n_seq, ds.sizes[dims["time"]], by, test_fraction, length)
+    plan = StorePlan(
+        variables={name: _variable_spec(da, name, dims, dtype) for name, da in arrays.items()},
+        time_length=time_length,
+        sequence_coords={g: _sequence_coords(ds, dims, items) for g, items in windows.items()},
+        attrs={
+            "source": str(src),
+            "split": by,
+            "test_fraction": test_fraction,
+            **{k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float)},
+        },
+        coords=_coordinates(ds, dims, time_length),
+        fingerprint={
+            "kind": "fields",
+            "src": str(Path(src).resolve()),
+            "variables": variables,
+            "dims": dims,
+            "rename": rename or {},
+            "by": by,
+            "test_fraction": test_fraction,
+            "length": length,
+            "dtype": dtype,
+        },
+    )
+
+    def sequences_for(g: str, start: int):
+        for window in windows[g][start:]:
+            yield _blocks(arrays, dims, window, time_length, src, allow_nan)
+
+    return run_import(out, plan, sequences_for, resume=resume, overwrite=overwrite, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------------- the plan
+def _resolve_dims(ds: xr.Dataset, src, dims: dict[str, str] | None) -> dict[str, str]:
+    """Role (sequence, time, channel, y, x) -> the source's dim: as given, else guessed from common names."""
     dims = dict(dims or {})
     for role, names in GUESSES.items():
         if role not in dims:
@@ -112,6 +154,13 @@ def import_fields(
             raise ForecastError(
                 f"cannot tell which dimension of {src} is {role} (dims {list(ds.dims)}); name it, e.g. {role}=DIM"
             )
+    return dims
+
+
+def _select_arrays(
+    ds: xr.Dataset, src, dims: dict[str, str], variables: list[str] | None, rename: dict[str, str]
+) -> tuple[list[str], dict[str, xr.DataArray]]:
+    """The variables to import (as given, or every one on the frame dims) as arrays in the store's dim order."""
     wanted = {dims[r] for r in ("time", "y", "x")}
     allowed = set(dims.values())
     if variables:
@@ -124,7 +173,6 @@ def import_fields(
         ]
         if not variables:
             raise ForecastError(f"no variable of {src} has the dims {sorted(wanted)} (and no others)")
-    rename = rename or {}
     order = [dims[r] for r in ("sequence", "time", "channel", "y", "x") if r in dims]
     arrays = {}
     for name in variables:
@@ -138,10 +186,13 @@ def import_fields(
             if role in dims and dims[role] not in da.dims:
                 da = da.expand_dims({dims[role]: ds.sizes[dims[role]]})
         arrays[rename.get(name, name)] = da.transpose(*order)
-    n_seq = ds.sizes[dims["sequence"]] if "sequence" in dims else 1
-    n_time = ds.sizes[dims["time"]]
+    return variables, arrays
 
-    # time ranges of each group, per source sequence
+
+def _split_windows(
+    src, n_seq: int, n_time: int, by: str, test_fraction: float, length: int | None
+) -> tuple[dict[str, list[_Window]], int]:
+    """The windows of each group (split by sequence or by time) and their common length in frames."""
     if by == "sequence":
         n_test = max(1, round(n_seq * test_fraction))
         if n_test >= n_seq:
@@ -165,18 +216,22 @@ def import_fields(
         raise ForecastError(
             f"train and test would have different lengths {sorted(lengths)} (split by time); give --length"
         )
-    time_length = lengths.pop()
+    return windows, lengths.pop()
 
-    def frame_shape(da: xr.DataArray) -> tuple[int, ...]:
-        return tuple(da.sizes[dims[r]] for r in ("channel", "y", "x") if r in dims)
 
-    variable_specs = {}
-    for name, da in arrays.items():
-        attrs = {k: v for k, v in da.attrs.items() if k in ("units", "long_name", "standard_name")}
-        attrs.setdefault("long_name", name)
-        attrs.setdefault("units", "unknown")
-        out_dtype = dtype if np.issubdtype(da.dtype, np.floating) else str(da.dtype)
-        variable_specs[name] = VariableSpec(out_dtype, frame_shape(da), attrs)
+def _variable_spec(da: xr.DataArray, name: str, dims: dict[str, str], dtype: str) -> VariableSpec:
+    attrs = {k: v for k, v in da.attrs.items() if k in ("units", "long_name", "standard_name")}
+    attrs.setdefault("long_name", name)
+    attrs.setdefault("units", "unknown")
+    out_dtype = dtype if np.issubdtype(da.dtype, np.floating) else str(da.dtype)
+    frame_shape = tuple(da.sizes[dims[r]] for r in ("channel", "y", "x") if r in dims)
+    return VariableSpec(out_dtype, frame_shape, attrs)
+
+
+# --------------------------------------------------------------------------------------------------- coordinates
+def _coordinates(ds: xr.Dataset, dims: dict[str, str], time_length: int) -> dict[str, tuple]:
+    """The store's y, x (and channel) coordinates from the source; time as frame index, or as time since the
+    window's first frame where the source's time is evenly spaced and numeric."""
 
     def coordinate(role: str) -> tuple:
         name = dims[role]
@@ -187,78 +242,51 @@ def import_fields(
     coords = {"y": coordinate("y"), "x": coordinate("x"), "time": ("time", np.arange(time_length))}
     if "channel" in dims:
         coords["channel"] = coordinate("channel")
-    source_time = ds[dims["time"]].values if dims["time"] in ds.coords else None
-    if source_time is not None and np.issubdtype(source_time.dtype, np.number) and n_time > 1:
-        steps = np.diff(source_time)
+    source = ds[dims["time"]] if dims["time"] in ds.coords else None
+    if source is not None and np.issubdtype(source.dtype, np.number) and source.size > 1:
+        steps = np.diff(source.values)
         if np.allclose(steps, steps[0]):
-            coords["time"] = (
-                "time",
-                np.arange(time_length) * steps[0],
-                {
-                    "long_name": "time since the sequence's first frame",
-                    **(
-                        {"units": ds[dims["time"]].attrs["units"]}
-                        if "units" in ds[dims["time"]].attrs
-                        else {}
-                    ),
-                },
-            )
+            units = {"units": source.attrs["units"]} if "units" in source.attrs else {}
+            attrs = {"long_name": "time since the sequence's first frame", **units}
+            coords["time"] = ("time", np.arange(time_length) * steps[0], attrs)
+    return coords
 
-    def seq_coords(g: str) -> dict[str, np.ndarray]:
-        items = windows[g]
-        out_coords = {
-            "source_sequence": np.array([w.source_sequence for w in items], np.int64),
-            "start_index": np.array([w.start for w in items], np.int64),
-        }
-        if "sequence" in dims:
-            for name, c in ds.coords.items():
-                if c.dims == (dims["sequence"],) and name != dims["sequence"]:
-                    out_coords[name] = c.values[out_coords["source_sequence"]]
-        return out_coords
 
-    plan = StorePlan(
-        variables=variable_specs,
-        time_length=time_length,
-        sequence_coords={g: seq_coords(g) for g in windows},
-        attrs={
-            "source": str(src),
-            "split": by,
-            "test_fraction": test_fraction,
-            **{k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float)},
-        },
-        coords=coords,
-        fingerprint={
-            "kind": "fields",
-            "src": str(Path(src).resolve()),
-            "variables": variables,
-            "dims": dims,
-            "rename": rename,
-            "by": by,
-            "test_fraction": test_fraction,
-            "length": length,
-            "dtype": dtype,
-        },
-    )
+def _sequence_coords(ds: xr.Dataset, dims: dict[str, str], windows: list[_Window]) -> dict[str, np.ndarray]:
+    """Per stored sequence: its source sequence, its first frame there, and the source's per-sequence coords."""
+    coords = {
+        "source_sequence": np.array([w.source_sequence for w in windows], np.int64),
+        "start_index": np.array([w.start for w in windows], np.int64),
+    }
+    if "sequence" in dims:
+        for name, c in ds.coords.items():
+            if c.dims == (dims["sequence"],) and name != dims["sequence"]:
+                coords[name] = c.values[coords["source_sequence"]]
+    return coords
 
-    def blocks(g: str, window: _Window):
-        for offset in range(0, time_length, FRAMES_PER_BLOCK):
-            stop = min(time_length, offset + FRAMES_PER_BLOCK)
-            block = {}
-            for name, da in arrays.items():
-                index = {dims["time"]: slice(window.start + offset, window.start + stop)}
-                if "sequence" in dims:
-                    index[dims["sequence"]] = window.source_sequence
-                values = np.asarray(da.isel(index).values)
-                if not allow_nan and np.issubdtype(values.dtype, np.floating) and np.isnan(values).any():
-                    raise ForecastError(
-                        f"{src}: variable {name!r} has NaNs (sequence {window.source_sequence}, frames "
-                        f"{window.start + offset}-{window.start + stop - 1}); pass --allow-nan to keep them"
-                    )
-                block[name] = values
-            yield slice(offset, stop), block
 
-    def sequences_for(g: str, start: int):
-        for window in windows[g][start:]:
-            yield blocks(g, window)
-
-    return run_import(out, plan, sequences_for, resume=resume, overwrite=overwrite, progress=progress)
+# --------------------------------------------------------------------------------------------------- blocks
+def _blocks(
+    arrays: dict[str, xr.DataArray],
+    dims: dict[str, str],
+    window: _Window,
+    time_length: int,
+    src,
+    allow_nan: bool,
+):
+    """The frames of one window, ``FRAMES_PER_BLOCK`` at a time: (slice of the window, {variable: values})."""
+    for offset in range(0, time_length, FRAMES_PER_BLOCK):
+        stop = min(time_length, offset + FRAMES_PER_BLOCK)
+        block = {}
+        for name, da in arrays.items():
+            index = {dims["time"]: slice(window.start + offset, window.start + stop)}
+            if "sequence" in dims:
+                index[dims["sequence"]] = window.source_sequence
+            values = np.asarray(da.isel(index).values)
+            if not allow_nan and np.issubdtype(values.dtype, np.floating) and np.isnan(values).any():
+                raise ForecastError(
+                    f"{src}: variable {name!r} has NaNs (sequence {window.source_sequence}, frames "
+                    f"{window.start + offset}-{window.start + stop - 1}); pass --allow-nan to keep them"
+                )
+            block[name] = values
+        yield slice(offset, stop), block
