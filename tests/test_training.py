@@ -446,9 +446,19 @@ def test_channels_last_switch(store, tmp_path):
 
 
 @pytest.mark.slow  # torch.compile builds C++ kernels: tens of seconds on a CPU
-def test_compiled_training_matches_eager(store, tmp_path):
+def test_compiled_training_matches_eager(store, tmp_path, monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    # inductor draws random numbers with its own generator unless told to fall back to eager's; the diffusion
+    # step and noise of each window are random, so without this the two runs see different draws
+    monkeypatch.setattr(inductor_config, "fallback_random", True)
     _train(toy_config(steps=2, log_every=1), store, tmp_path / "eager")
     compiled = _train(toy_config(steps=2, log_every=1, compile=True), store, tmp_path / "compiled")
     assert type(compiled.module).__name__ == "OptimizedModule"
-    for a, b in zip(_metrics(tmp_path / "eager"), _metrics(tmp_path / "compiled")):
-        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-4)
+    eager, compiled_rows = _metrics(tmp_path / "eager"), _metrics(tmp_path / "compiled")
+    assert len(eager) == len(compiled_rows) == 2
+    # the first step sees the same weights and batch: the compiled graph computes the same loss
+    assert float(eager[0]["loss"]) == pytest.approx(float(compiled_rows[0]["loss"]), rel=1e-4)
+    # after an Adam update float differences in near-zero gradients become whole steps (Adam divides by the
+    # gradient's own scale), so later losses agree to a looser tolerance
+    assert float(eager[1]["loss"]) == pytest.approx(float(compiled_rows[1]["loss"]), rel=1e-3)
