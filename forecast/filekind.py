@@ -54,7 +54,7 @@ def _netcdf_kind(path: Path) -> str:
     """ "a forecast file", "a scores file" or "a netCDF file", from the header (no data are read)."""
     import netCDF4
 
-    from forecast.metrics.scores import SCORES_FILE_TYPE
+    from forecast.metrics.scores import looks_like_scores
 
     try:
         with netCDF4.Dataset(path) as nc:
@@ -63,7 +63,7 @@ def _netcdf_kind(path: Path) -> str:
             names = set(nc.variables)
     except OSError:
         return "an HDF5 file that is not netCDF"
-    if file_type == SCORES_FILE_TYPE or any(n.startswith("crps_mean_") for n in names):
+    if looks_like_scores(file_type, names):
         return "a scores file"
     if {"init", "member", "lead_time"} <= dims and any(n.endswith("_obs") for n in names):
         return "a forecast file"

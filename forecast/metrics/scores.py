@@ -70,7 +70,13 @@ def score_variables(scores: xr.Dataset) -> list[str]:
 
 def is_scores_file(ds: xr.Dataset) -> bool:
     """Whether ``ds`` is a scores file (by its ``file_type`` attribute or its variables)."""
-    return ds.attrs.get("file_type") == SCORES_FILE_TYPE or bool(score_variables(ds))
+    return looks_like_scores(ds.attrs.get("file_type", ""), ds.data_vars)
+
+
+def looks_like_scores(file_type: str, names) -> bool:
+    """The scores-file rule on a file's ``file_type`` attribute and variable names (also for a bare netCDF
+    header, which ``forecast.filekind`` reads without xarray)."""
+    return file_type == SCORES_FILE_TYPE or any(str(n).startswith(CRPS_MEAN_PREFIX) for n in names)
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import ForecastError
+from forecast.field_store import TRUTH_GROUP
 
-TRUTH_GROUP = "truth"
 INIT_KEYS = ("sequence", "init_time")
 
 
