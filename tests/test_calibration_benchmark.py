@@ -14,13 +14,26 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import calibration  # noqa: E402
 
 
-@pytest.mark.parametrize("row", calibration.ROWS, ids=lambda r: r.slug)
+@pytest.mark.parametrize("row", calibration.ROWS + calibration.ABLATIONS, ids=lambda r: r.slug)
 def test_every_row_config_builds_at_every_scale(row):
     from forecast.models import build_model
     from forecast.training.config import resolve_config
 
     for scale in calibration.SCALES.values():
         build_model(resolve_config(calibration.row_config(row, scale)), 3)
+
+
+def test_rows_run_one_per_core_on_cpus_and_one_at_a_time_on_gpus(monkeypatch):
+    monkeypatch.setattr(calibration.os, "cpu_count", lambda: 2)
+    assert calibration.default_jobs("cpu-small", calibration.ROWS) == 2
+    assert calibration.default_jobs("smoke", calibration.ROWS[:1]) == 1  # capped by the rows
+    assert calibration.default_jobs("paper", calibration.ROWS) == 1
+
+
+def test_ablation_rows_are_opt_in():
+    labels = [r.label for r in calibration.ROWS]
+    assert "RVD (sigma 2)" not in labels and calibration.TARGET_ROW in labels
+    assert [r.label for r in calibration.ABLATIONS] == ["RVD (sigma 2)"]
 
 
 def test_targets_follow_the_issue():
