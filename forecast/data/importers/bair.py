@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,7 @@ def decode_record(record: dict, length: int, image: str, verify: bool) -> np.nda
 
 def read_records(
     records: dict[str, list[dict]], length: int, image: str, verify: bool, group: str, start: int
-):
+) -> Iterator[dict[str, np.ndarray]]:
     """Read: the ``frames`` of the records of ``group`` from ``start`` on."""
     for record in records[group][start:]:
         yield {"frames": decode_record(record, length, image, verify)}

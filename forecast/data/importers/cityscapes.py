@@ -15,6 +15,7 @@ import functools
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,9 @@ def _read_png(path: Path) -> np.ndarray:
         raise ForecastError(f"cannot read image {path}: {exc}") from None
 
 
-def read_snippets(windows: dict[str, list[dict]], size: int, group: str, start: int):
+def read_snippets(
+    windows: dict[str, list[dict]], size: int, group: str, start: int
+) -> Iterator[dict[str, np.ndarray]]:
     """The ``frames`` of the windows of ``group`` from ``start`` on: resized, centre-cropped, channel first."""
     for window in windows[group][start:]:
         frames = [resize_frame(_read_png(p), size, crop=True) for p in window["paths"]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,9 @@ def kth_windows(
     return windows
 
 
-def read_windows(windows: dict[str, list[dict]], size: int, length: int, crop: bool, group: str, start: int):
+def read_windows(
+    windows: dict[str, list[dict]], size: int, length: int, crop: bool, group: str, start: int
+) -> Iterator[dict[str, np.ndarray]]:
     """Read: the ``frames`` of the windows of ``group`` from ``start`` on, each clip decoded once."""
     cached: tuple[Path, np.ndarray] | None = None
     for window in windows[group][start:]:

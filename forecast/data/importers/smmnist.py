@@ -13,6 +13,7 @@ import functools
 import gzip
 import importlib.util
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,7 +244,7 @@ class Recipe:
     def rng(self, group: str, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, ("train", "test").index(group), index])
 
-    def sequences(self, counts: dict[str, int], group: str, start: int):
+    def sequences(self, counts: dict[str, int], group: str, start: int) -> Iterator[dict[str, np.ndarray]]:
         """The ``frames`` of the sequences of ``group`` from ``start`` on (``counts``: sequences per group)."""
         for index in range(start, counts[group]):
             yield {
