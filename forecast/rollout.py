@@ -270,16 +270,16 @@ def rollout(
     the denoiser (``forecast.capture``). ``shard``: this process's part of a multi-process rollout
     (``forecast.rollout_shards``; rank 0 returns the joined file, other ranks their shard).
     See the module docstring for chunking, interruption and seeding.
+
+    Over 60 lines for its 25 options, their documentation and the settings record they fill; the steps are
+    one call each: validate, choose the starts, record the settings, generate and write.
     """
     device = torch.device(device)
     capture = resolve_capture(capture, device)
     _check_options(model, sampler, steps, members, batch_size, starts)
     test_ds, store, group = _open_data(data, group)
     layout.check_compatible(test_ds, "test store")
-    if not model.stochastic and members > 1:
-        members = 1  # a deterministic model gives the same frame every time: one member says it all
-        if log is not None:
-            log(f"model {model.name!r} is deterministic: writing one member")
+    members = _ensemble_size(model, members, log)
     chosen, labels, horizon = _choose(test_ds, store, starts, inits, context, horizon)
     settings = ForecastSettings(
         model=model.name,
@@ -304,15 +304,42 @@ def rollout(
         software=f"forecast {__version__}, torch {torch.__version__}",
         history=history or history_entry("forecast.rollout.rollout (Python API)"),
     )
+    return _generate_and_write(
+        out_path, settings, test_ds, labels, resume, shard, model, layout, device, progress
+    )
+
+
+def _ensemble_size(model: SequenceModel, members: int, log: Callable[[str], Any] | None) -> int:
+    """``members``, or one for a deterministic model: it gives the same frame every time, one member says it all."""
+    if model.stochastic or members == 1:
+        return members
+    if log is not None:
+        log(f"model {model.name!r} is deterministic: writing one member")
+    return 1
+
+
+def _generate_and_write(
+    out_path: str | os.PathLike,
+    settings: ForecastSettings,
+    test_ds: xr.Dataset,
+    labels: np.ndarray | None,
+    resume: bool,
+    shard: Shard | None,
+    model: SequenceModel,
+    layout: ChannelLayout,
+    device: torch.device,
+    progress: bool,
+) -> Path:
+    """Generate the file's inits and write them: into ``out_path``, or into this rank's shard under ``shard``."""
     model = model.to(device).eval()
-    model.accelerate_sampling(capture)
+    model.accelerate_sampling(settings.capture)
     try:
         if shard is not None:
             return _sharded(
                 shard, out_path, settings, test_ds, labels, resume, model, layout, device, progress
             )
         writer = ForecastFileWriter(out_path, settings, test_ds, init_labels=labels, resume=resume)
-        _generate_into(writer, model, layout, test_ds, device, amp, progress)
+        _generate_into(writer, model, layout, test_ds, device, settings.amp, progress)
         return writer.commit()
     finally:
         model.accelerate_sampling("none")

@@ -116,6 +116,12 @@ def add_overwrite(parser: argparse.ArgumentParser, resume: str | None = None) ->
         parser.add_argument("--resume", action="store_true", help=resume)
 
 
+def add_write_options(parser: argparse.ArgumentParser, resume: str | None = None) -> None:
+    """The options every writing command ends with: ``--overwrite`` (``--resume`` too, given ``resume``), ``--quiet``."""
+    add_overwrite(parser, resume)
+    add_progress(parser)
+
+
 def check_output(path: str | os.PathLike, args: argparse.Namespace) -> None:
     """Refuse an existing output unless ``--overwrite`` (or ``--resume``) was given; an empty folder is new."""
     path = Path(path)
@@ -166,6 +172,7 @@ __all__ = [
     "add_output",
     "add_overwrite",
     "add_progress",
+    "add_write_options",
     "check_input_kind",
     "check_output",
     "count",

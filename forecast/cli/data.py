@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from forecast.cli.common import (
-    add_output,
-    add_overwrite,
-    add_progress,
-    count,
-    fraction,
-    non_negative,
-    output_path,
-)
+from forecast.cli.common import add_output, add_write_options, count, fraction, non_negative, output_path
 
 
 def _common(parser: argparse.ArgumentParser, length: int | None, size: int | None = None) -> None:
@@ -26,8 +18,7 @@ def _common(parser: argparse.ArgumentParser, length: int | None, size: int | Non
         default=length,
         help="frames per stored sequence" + ("" if length else " (default: the source's)"),
     )
-    add_overwrite(parser, resume="finish an interrupted import of OUT")
-    add_progress(parser)
+    add_write_options(parser, resume="finish an interrupted import of OUT")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = data.add_subparsers(dest="action", metavar="ACTION", required=True)
     imp = actions.add_parser("import", help="import a dataset: forecast data import KIND SRC OUT.zarr")
     kinds = imp.add_subparsers(dest="kind", metavar="KIND", required=True)
+    _add_video_kinds(kinds)
+    _add_smmnist(kinds)
+    _add_fields(kinds)
+    imp.set_defaults(handler=run)
 
+
+def _add_video_kinds(kinds: argparse._SubParsersAction) -> None:
+    """The recorded natural-video datasets: KTH, BAIR, Cityscapes."""
     kth = kinds.add_parser("kth", help="KTH Actions AVI clips (persons 1-16 train, 17-25 test)")
     _common(kth, length=20, size=64)
     kth.add_argument(
@@ -52,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _common(city, length=30, size=128)
 
+
+def _add_smmnist(kinds: argparse._SubParsersAction) -> None:
+    """Stochastic moving MNIST, generated, with its optional truth group."""
     sm = kinds.add_parser("smmnist", help="stochastic moving MNIST; SRC is an MNIST file/folder or 'builtin'")
     _common(sm, length=30, size=64)
     sm.add_argument("--train-sequences", type=count, default=1000, help="sequences of the train group")
@@ -72,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--truth-context", type=count, default=4, metavar="C", help="frames kept before each start"
     )
 
+
+def _add_fields(kinds: argparse._SubParsersAction) -> None:
+    """Any gridded dataset xarray opens."""
     fields = kinds.add_parser("fields", help="any gridded dataset xarray opens (netCDF, zarr, HDF5)")
     _common(fields, length=None)
     fields.add_argument("--variables", help="comma-separated variables (default: all with the mapped dims)")
@@ -90,7 +94,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fields.add_argument("--group", help="group inside the source file")
     fields.add_argument("--dtype", default="float32", help="stored dtype of floating variables")
     fields.add_argument("--allow-nan", action="store_true", help="keep NaNs instead of refusing them")
-    imp.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,14 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from forecast.cli.common import (
-    add_overwrite,
-    add_progress,
-    check_input_kind,
-    check_output,
-    count,
-    non_negative,
-)
+from forecast.cli.common import add_write_options, check_input_kind, check_output, count, non_negative
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,8 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--variables", nargs="+", metavar="V", help="only these forecast variables (default: all)"
     )
     parser.add_argument("--dpi", type=count, default=120, help="resolution of the PNG figures")
-    add_overwrite(parser)
-    add_progress(parser)
+    add_write_options(parser)
     parser.set_defaults(handler=run)
 
 

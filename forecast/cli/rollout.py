@@ -10,8 +10,7 @@ import argparse
 import sys
 
 from forecast.cli.common import (
-    add_overwrite,
-    add_progress,
+    add_write_options,
     check_input_kind,
     check_output,
     count,
@@ -32,6 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("data", metavar="DATA.zarr", help="field store; its test group is forecast")
     parser.add_argument("--out", required=True, metavar="FC.nc", help="forecast file to write")
+    _add_start_args(parser)
+    _add_sampler_args(parser)
+    _add_device_args(parser)
+    add_write_options(parser, resume="continue an interrupted rollout to the same --out")
+    parser.set_defaults(handler=run)
+
+
+def _add_start_args(parser: argparse.ArgumentParser) -> None:
+    """What is forecast: members, context, horizon and the starts."""
     parser.add_argument("--members", type=count, default=8, help="ensemble members per init")
     parser.add_argument("--context", type=count, default=4, help="true frames observed before forecasting")
     parser.add_argument(
@@ -53,6 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="even: --inits starts spread over the test group; truth: exactly the starts of the store's truth "
         "group (known-answer benchmarks), with its sequence, init_time and horizon",
     )
+
+
+def _add_sampler_args(parser: argparse.ArgumentParser) -> None:
+    """How members are drawn: sampler, steps, eta and seed."""
     parser.add_argument("--sampler", default="ddpm", help="diffusion sampler: ddpm or ddim")
     parser.add_argument(
         "--steps",
@@ -64,6 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--eta", type=non_negative_float, default=0.0, help="DDIM eta: 0 deterministic, 1 DDPM-like"
     )
     parser.add_argument("--seed", type=non_negative, default=0, help="random seed")
+
+
+def _add_device_args(parser: argparse.ArgumentParser) -> None:
+    """Where and how fast: batch size, device, autocast, compilation, and which weights."""
     parser.add_argument(
         "--batch-size",
         type=count,
@@ -82,9 +98,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-ema", action="store_true", help="use the raw weights instead of the EMA weights"
     )
-    add_overwrite(parser, resume="continue an interrupted rollout to the same --out")
-    add_progress(parser)
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,14 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from forecast.cli.common import (
-    add_overwrite,
-    add_progress,
-    check_input_kind,
-    check_output,
-    count,
-    non_negative,
-)
+from forecast.cli.common import add_write_options, check_input_kind, check_output, count, non_negative
 from forecast.errors import ForecastError
 
 
@@ -65,8 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the address of a dask distributed scheduler (tcp://host:8786) to score on; its workers must see "
         "the forecast file (default: dask's threads in this process)",
     )
-    add_overwrite(parser)
-    add_progress(parser)
+    add_write_options(parser)
     parser.set_defaults(handler=run)
 
 

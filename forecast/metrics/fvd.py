@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import ForecastError
+from forecast.metrics.weights import pretrained_network
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,20 +94,15 @@ def i3d_state_dict(weights: str | os.PathLike | None = None, download: bool | No
 
 def i3d_network(weights: str | os.PathLike | None = None, download: bool | None = None, device: str = "cpu"):
     """I3D with the Kinetics-400 weights (see ``i3d_state_dict`` for where they are looked for)."""
-    key = (str(weights), device)
-    if key not in _I3D_CACHE:
+
+    def make():
         from forecast.metrics.networks.i3d import I3D
 
         state = i3d_state_dict(weights, download)
         net = I3D()
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ForecastError(
-                f"the I3D weights do not fit the network: {str(exc).splitlines()[0]}"
-            ) from None
-        _I3D_CACHE[key] = net.to(device)
-    return _I3D_CACHE[key]
+        return net, lambda: net.load_state_dict(state, strict=True)
+
+    return pretrained_network(_I3D_CACHE, "I3D", weights, device, make)
 
 
 def i3d_features(

@@ -15,6 +15,7 @@ import xarray as xr
 from scipy import ndimage
 
 from forecast.errors import ForecastError
+from forecast.metrics.weights import ALEXNET, LPIPS_ALEX, find_weights, load_state_dict, pretrained_network
 
 SPATIAL = ("y", "x")
 LPIPS_MIN_SIZE = 32  # AlexNet's strides and pools leave nothing of a smaller frame
@@ -103,22 +104,16 @@ def lpips_network(
     weights: str | os.PathLike | None = None, download: bool | None = None, device: str = "cpu"
 ):
     """The LPIPS (AlexNet, v0.1) network with its pretrained weights (see ``forecast.metrics.weights``)."""
-    key = (str(weights), device)
-    if key not in _LPIPS_CACHE:
+
+    def make():
         from forecast.metrics.networks.alexnet import LPIPS
-        from forecast.metrics.weights import ALEXNET, LPIPS_ALEX, find_weights, load_state_dict
 
         backbone = load_state_dict(find_weights(ALEXNET, weights, download))
         heads = load_state_dict(find_weights(LPIPS_ALEX, weights, download))
         net = LPIPS()
-        try:
-            net.load_weights(backbone, heads)
-        except RuntimeError as exc:
-            raise ForecastError(
-                f"the LPIPS weights do not fit the network: {str(exc).splitlines()[0]}"
-            ) from None
-        _LPIPS_CACHE[key] = net.to(device)
-    return _LPIPS_CACHE[key]
+        return net, lambda: net.load_weights(backbone, heads)
+
+    return pretrained_network(_LPIPS_CACHE, "LPIPS", weights, device, make)
 
 
 def lpips(

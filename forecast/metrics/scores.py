@@ -136,6 +136,23 @@ def _units(da: xr.DataArray) -> dict:
     return {"units": da.attrs["units"]} if "units" in da.attrs else {}
 
 
+def _over_members(score: Callable, *fields: str, options: tuple[str, ...] = ()) -> Callable:
+    """A metric computed by ``score(*fields of the Inputs, member_dim, per_lead, *options, skipna)``: the
+    calling convention of the ensemble reductions of ``forecast.metrics.calibration``."""
+
+    def compute(x: Inputs, done) -> xr.DataArray:
+        o = x.options
+        values = (getattr(o, name) for name in options)
+        return score(*(getattr(x, f) for f in fields), o.member_dim, x.per_lead, *values, o.skipna)
+
+    return compute
+
+
+def _of_scores(combine: Callable, *keys: str) -> Callable:
+    """A derived metric: ``combine`` of the scores of V computed before (``keys``)."""
+    return lambda x, done: combine(*(done[key] for key in keys))
+
+
 def _crps_map(x: Inputs, done) -> xr.DataArray:
     o = x.options
     crps = crps_ensemble(x.obs, x.ens, o.member_dim, fair=o.fair, skipna=o.skipna)
@@ -164,9 +181,7 @@ def _oracle_crps(x: Inputs, done) -> xr.DataArray:
 
 
 def _truth_rank_histogram(x: Inputs, done) -> xr.DataArray:
-    o = x.options
-    hist = rank_histogram(x.obs, x.truth, o.member_dim, x.per_lead, o.seed, o.skipna)
-    hist = hist.rename(rank="truth_rank")
+    hist = _over_members(rank_histogram, "obs", "truth", options=("seed",))(x, done).rename(rank="truth_rank")
     hist["truth_rank"].attrs = {
         "long_name": "number of truth-ensemble members below the verifying truth",
         "units": "1",
@@ -187,40 +202,18 @@ METRICS: tuple[Metric, ...] = (
         "CRPS of {v} per lead time",
         lambda x, done: done["crps"].mean(["y", "x"], skipna=x.options.skipna),
     ),
-    Metric(
-        "rmse",
-        "RMSE of the ensemble mean of {v}",
-        lambda x, done: ensemble_mean_rmse(x.obs, x.ens, x.options.member_dim, x.per_lead, x.options.skipna),
-    ),
-    Metric(
-        "spread",
-        "ensemble spread of {v}",
-        lambda x, done: ensemble_spread(x.ens, x.options.member_dim, x.per_lead, x.options.skipna),
-    ),
-    Metric(
-        "spread_skill",
-        "spread-skill ratio of {v}",
-        lambda x, done: spread_skill_ratio(x.obs, x.ens, x.options.member_dim, x.per_lead, x.options.skipna),
-    ),
+    Metric("rmse", "RMSE of the ensemble mean of {v}", _over_members(ensemble_mean_rmse, "obs", "ens")),
+    Metric("spread", "ensemble spread of {v}", _over_members(ensemble_spread, "ens")),
+    Metric("spread_skill", "spread-skill ratio of {v}", _over_members(spread_skill_ratio, "obs", "ens")),
     Metric(
         "rank_histogram",
         "rank histogram of {v}",
-        lambda x, done: rank_histogram(
-            x.obs, x.ens, x.options.member_dim, x.per_lead, x.options.seed, x.options.skipna
-        ),
+        _over_members(rank_histogram, "obs", "ens", options=("seed",)),
     ),
     Metric(
         "pit_histogram",
         "PIT histogram of {v}",
-        lambda x, done: pit_histogram(
-            x.obs,
-            x.ens,
-            x.options.member_dim,
-            x.per_lead,
-            x.options.pit_bins,
-            x.options.seed,
-            x.options.skipna,
-        ),
+        _over_members(pit_histogram, "obs", "ens", options=("pit_bins", "seed")),
     ),
     Metric(
         "crps_reference_mean",
@@ -231,7 +224,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "crps_skill",
         "CRPS skill score of {v} against the reference",
-        lambda x, done: skill_score(done["crps_mean"], done["crps_reference_mean"]),
+        _of_scores(skill_score, "crps_mean", "crps_reference_mean"),
         needs="reference",
     ),
     Metric(
@@ -243,27 +236,25 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "crps_oracle_ratio",
         "CRPS of {v} over the oracle CRPS (1 = as good as the perfect model)",
-        lambda x, done: score_ratio(done["crps_mean"], done["crps_oracle_mean"]),
+        _of_scores(score_ratio, "crps_mean", "crps_oracle_mean"),
         needs="truth",
     ),
     Metric(
         "spread_truth",
         "spread of the truth ensemble of {v}",
-        lambda x, done: ensemble_spread(x.truth, x.options.member_dim, x.per_lead, x.options.skipna),
+        _over_members(ensemble_spread, "truth"),
         needs="truth",
     ),
     Metric(
         "spread_ratio_truth",
         "ensemble spread of {v} over the truth ensemble's spread (1 = the right uncertainty)",
-        lambda x, done: score_ratio(done["spread"], done["spread_truth"]),
+        _of_scores(score_ratio, "spread", "spread_truth"),
         needs="truth",
     ),
     Metric(
         "spread_skill_truth",
         "spread-skill ratio of the truth ensemble of {v} (1 for a calibrated truth ensemble)",
-        lambda x, done: spread_skill_ratio(
-            x.obs, x.truth, x.options.member_dim, x.per_lead, x.options.skipna
-        ),
+        _over_members(spread_skill_ratio, "obs", "truth"),
         needs="truth",
     ),
     Metric(

@@ -42,52 +42,15 @@ def synthetic_forecast(
 ) -> xr.Dataset:
     """A forecast Dataset laid out as docs/formats.md's forecast file (with ``V_context`` frames too)."""
     rng = np.random.default_rng(seed)
-    y, x = np.arange(ny), np.arange(nx)
-    lead = np.arange(1, n_lead + 1)
     chan = () if n_channel is None else (n_channel,)
-    chan_dims = () if n_channel is None else ("channel",)
     data = {}
     for k, name in enumerate(variables):
-        mu, sigma = _distribution(k, n_lead, chan, ny, nx)
-        obs = mu + sigma * rng.standard_normal((n_init, n_lead, *chan, ny, nx))
-        ens = (
-            mu[None, None]
-            + bias
-            + dispersion * sigma * rng.standard_normal((n_init, n_member, n_lead, *chan, ny, nx))
+        data.update(
+            _draws(rng, k, name, (n_init, n_member, n_lead, n_context, ny, nx), chan, dispersion, bias, dtype)
         )
-        context = rng.standard_normal((n_init, n_context, *chan, ny, nx)) * 0.1 + mu[:1]
-        attrs = {"units": "1", "long_name": f"synthetic field {name}, in lattice units"}
-        data[name] = (("init", "member", "lead_time", *chan_dims, "y", "x"), ens.astype(dtype), attrs)
-        data[f"{name}_obs"] = (("init", "lead_time", *chan_dims, "y", "x"), obs.astype(dtype), attrs)
-        data[f"{name}_context"] = (
-            ("init", "context_time", *chan_dims, "y", "x"),
-            context.astype(dtype),
-            attrs,
-        )
-    ds = xr.Dataset(
+    return xr.Dataset(
         data,
-        coords={
-            "init": ("init", np.arange(n_init), {"long_name": "forecast start", "units": "1"}),
-            "sequence": (
-                "init",
-                np.arange(n_init) % 3,
-                {"long_name": "sequence of the source", "units": "1"},
-            ),
-            "init_time": ("init", 10 + np.arange(n_init), _FRAME_INDEX),
-            "member": ("member", np.arange(n_member), {"standard_name": "realization", "units": "1"}),
-            "lead_time": (
-                "lead_time",
-                lead,
-                {"long_name": "lead time in frames after the last context frame", "units": "1"},
-            ),
-            "context_time": (
-                "context_time",
-                np.arange(-n_context + 1, 1),
-                {"long_name": "context frame time relative to the last context frame", "units": "1"},
-            ),
-            "y": ("y", y, {"long_name": "y, in lattice cells", "units": "1", "axis": "Y"}),
-            "x": ("x", x, {"long_name": "x, in lattice cells", "units": "1", "axis": "X"}),
-        },
+        coords=_coords(n_init, n_member, n_lead, n_context, ny, nx),
         attrs={
             "Conventions": "CF-1.8",
             "title": f"synthetic ensemble forecast ({model_name})",
@@ -99,7 +62,62 @@ def synthetic_forecast(
             "context_length": n_context,
         },
     )
-    return ds
+
+
+def _draws(
+    rng: np.random.Generator,
+    k: int,
+    name: str,
+    sizes: tuple[int, ...],
+    chan: tuple[int, ...],
+    dispersion: float,
+    bias: float,
+    dtype,
+) -> dict[str, tuple]:
+    """The members ``V``, truth ``V_obs`` and context ``V_context`` of the k-th variable, drawn in that order:
+    truth, members, context. ``sizes``: (init, member, lead, context, y, x)."""
+    n_init, n_member, n_lead, n_context, ny, nx = sizes
+    chan_dims = ("channel",) if chan else ()
+    mu, sigma = _distribution(k, n_lead, chan, ny, nx)
+    obs = mu + sigma * rng.standard_normal((n_init, n_lead, *chan, ny, nx))
+    ens = (
+        mu[None, None]
+        + bias
+        + dispersion * sigma * rng.standard_normal((n_init, n_member, n_lead, *chan, ny, nx))
+    )
+    context = rng.standard_normal((n_init, n_context, *chan, ny, nx)) * 0.1 + mu[:1]
+    attrs = {"units": "1", "long_name": f"synthetic field {name}, in lattice units"}
+    return {
+        name: (("init", "member", "lead_time", *chan_dims, "y", "x"), ens.astype(dtype), attrs),
+        f"{name}_obs": (("init", "lead_time", *chan_dims, "y", "x"), obs.astype(dtype), attrs),
+        f"{name}_context": (("init", "context_time", *chan_dims, "y", "x"), context.astype(dtype), attrs),
+    }
+
+
+def _coords(n_init: int, n_member: int, n_lead: int, n_context: int, ny: int, nx: int) -> dict[str, tuple]:
+    """The coordinates of a synthetic forecast file."""
+    return {
+        "init": ("init", np.arange(n_init), {"long_name": "forecast start", "units": "1"}),
+        "sequence": (
+            "init",
+            np.arange(n_init) % 3,
+            {"long_name": "sequence of the source", "units": "1"},
+        ),
+        "init_time": ("init", 10 + np.arange(n_init), _FRAME_INDEX),
+        "member": ("member", np.arange(n_member), {"standard_name": "realization", "units": "1"}),
+        "lead_time": (
+            "lead_time",
+            np.arange(1, n_lead + 1),
+            {"long_name": "lead time in frames after the last context frame", "units": "1"},
+        ),
+        "context_time": (
+            "context_time",
+            np.arange(-n_context + 1, 1),
+            {"long_name": "context frame time relative to the last context frame", "units": "1"},
+        ),
+        "y": ("y", np.arange(ny), {"long_name": "y, in lattice cells", "units": "1", "axis": "Y"}),
+        "x": ("x", np.arange(nx), {"long_name": "x, in lattice cells", "units": "1", "axis": "X"}),
+    }
 
 
 def synthetic_truth(forecast: xr.Dataset, n_member: int = 16, seed: int = 1) -> xr.Dataset:

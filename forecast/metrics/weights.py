@@ -23,8 +23,10 @@ import hashlib
 import importlib.util
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from forecast.errors import ForecastError
 
@@ -162,6 +164,32 @@ def find_weights(
         f"looked in {searched}; {reason}. Get it from {spec.url} and put it in $FORECAST_WEIGHTS or "
         f"{torch_cache_dir()}{package}, or pass its path with --weights",
     )
+
+
+def pretrained_network(
+    cache: dict,
+    what: str,
+    weights: str | os.PathLike | None,
+    device: str,
+    make: Callable[[], tuple[Any, Callable]],
+) -> Any:
+    """The network that ``make()`` builds, with its weights loaded, on ``device``: built once per process for
+    each (``weights``, ``device``) and kept in ``cache``.
+
+    ``make`` returns the network and the call that loads its weights strictly; weights whose names or shapes do
+    not fit the network are a one-line error naming ``what`` network it is.
+    """
+    key = (str(weights), device)
+    if key not in cache:
+        net, load = make()
+        try:
+            load()
+        except RuntimeError as exc:
+            raise ForecastError(
+                f"the {what} weights do not fit the network: {str(exc).splitlines()[0]}"
+            ) from None
+        cache[key] = net.to(device)
+    return cache[key]
 
 
 def load_state_dict(file: str | os.PathLike) -> dict:

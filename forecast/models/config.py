@@ -28,6 +28,7 @@ Unknown keys are errors, so that a typo cannot silently fall back to a default.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -116,6 +117,13 @@ def require_non_negative(options: Any, keys: tuple[str, ...]) -> None:
             raise ForecastError(f"model.{key} must be a non-negative number, got {value!r}")
 
 
+def require_choice(value: Any, choices: Sequence[str], message: str) -> None:
+    """One line, ``message`` with ``{value}`` (the value's repr) and ``{choices}`` (comma-separated) filled in,
+    unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ForecastError(message.format(value=repr(value), choices=", ".join(choices)))
+
+
 def _mults(value: Any, where: str) -> tuple[int, ...]:
     if not isinstance(value, list | tuple) or not value:
         raise ForecastError(f"{where} must be a non-empty list of positive integers, got {value!r}")
@@ -161,8 +169,7 @@ def parse_model_config(config: dict) -> ModelConfig:
         raise ForecastError(
             f"model.mu_loss_weight applies to kind rvd only (kind {cfg.kind} has no learned mu)"
         )
-    if cfg.loss not in LOSSES:
-        raise ForecastError(f"unknown model.loss {cfg.loss!r}; use one of {', '.join(LOSSES)}")
+    require_choice(cfg.loss, LOSSES, "unknown model.loss {value}; use one of {choices}")
     return ModelConfig(
         **{
             **raw,
@@ -178,17 +185,12 @@ def parse_model_config(config: dict) -> ModelConfig:
 def parse_diffusion_config(config: dict) -> DiffusionConfig:
     raw = _section(config, "diffusion", DiffusionConfig)
     cfg = DiffusionConfig(**raw)
-    if cfg.schedule not in SCHEDULES:
-        raise ForecastError(f"unknown diffusion.schedule {cfg.schedule!r}; use one of {', '.join(SCHEDULES)}")
+    require_choice(cfg.schedule, SCHEDULES, "unknown diffusion.schedule {value}; use one of {choices}")
     if isinstance(cfg.steps, bool) or not isinstance(cfg.steps, int) or cfg.steps < 2:
         raise ForecastError(f"diffusion.steps must be an integer >= 2, got {cfg.steps!r}")
-    if cfg.prediction not in PREDICTIONS:
-        raise ForecastError(
-            f"unknown diffusion.prediction {cfg.prediction!r}; use one of {', '.join(PREDICTIONS)}"
-        )
-    if cfg.loss_weighting not in LOSS_WEIGHTINGS:
-        raise ForecastError(
-            f"unknown diffusion.loss_weighting {cfg.loss_weighting!r}; use one of {', '.join(LOSS_WEIGHTINGS)}"
-        )
+    require_choice(cfg.prediction, PREDICTIONS, "unknown diffusion.prediction {value}; use one of {choices}")
+    require_choice(
+        cfg.loss_weighting, LOSS_WEIGHTINGS, "unknown diffusion.loss_weighting {value}; use one of {choices}"
+    )
     cfg.build()  # validates clip_x0 and min_snr_gamma
     return cfg

@@ -13,15 +13,8 @@ from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
 from forecast.forecast_file import forecast_variables, model_name, open_netcdf
 from forecast.metrics.scores import is_scores_file, score_variables
+from forecast.plots import scores as figures
 from forecast.plots.samples import animate_rollout, plot_sample_grid
-from forecast.plots.scores import (
-    plot_crps_maps,
-    plot_crps_vs_lead,
-    plot_ke_spectra,
-    plot_rank_histograms,
-    plot_spread_skill,
-    plot_truth_scores,
-)
 
 
 def _slug(text: str) -> str:
@@ -106,51 +99,88 @@ def plot_files(
     scores = [ds for ds, kind in zip(datasets, kinds) if kind == "scores"]
     forecasts = [ds for ds, kind in zip(datasets, kinds) if kind == "forecast"]
     _check_indices(scores, forecasts, paths, kinds, lead_index, init, n_members, dpi)
-    if variables:
-        known = {v for ds in scores for v in score_variables(ds)} | {
-            v for ds in forecasts for v in forecast_variables(ds)
-        }
-        unknown = sorted(set(variables) - known)
-        if unknown:
-            raise ForecastError(f"no variable {unknown} in the given files (they hold {sorted(known)})")
+    _check_variables(scores, forecasts, variables)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if scores:
-        common = [v for v in score_variables(scores[0]) if all(v in score_variables(s) for s in scores[1:])]
-        for var in [v for v in common if variables is None or v in variables]:
-            _save(plot_crps_vs_lead(scores, var), out_dir / f"crps_lead_time_{var}.png", written, dpi)
-            _save(plot_crps_maps(scores, var, lead_index), out_dir / f"crps_map_{var}.png", written, dpi)
-            _save(plot_spread_skill(scores, var), out_dir / f"spread_skill_{var}.png", written, dpi)
-            for ds in scores:
-                name = _slug(model_name(ds))
-                _save(
-                    plot_rank_histograms(ds, var), out_dir / f"rank_histogram_{var}_{name}.png", written, dpi
-                )
-            if all(f"crps_oracle_mean_{var}" in s for s in scores):
-                _save(plot_truth_scores(scores, var), out_dir / f"truth_scores_{var}.png", written, dpi)
-                truth_hist = plot_rank_histograms(scores[0], var, truth=True)
-                _save(truth_hist, out_dir / f"truth_rank_histogram_{var}.png", written, dpi)
-        if all("ke_spectrum" in s for s in scores):
-            _save(plot_ke_spectra(scores, lead_index), out_dir / "ke_spectrum.png", written, dpi)
+        _plot_scores(scores, variables, lead_index, out_dir, written, dpi)
     for ds in forecasts:
-        name = _slug(model_name(ds))
-        for var in [v for v in forecast_variables(ds) if variables is None or v in variables]:
-            _save(
-                plot_sample_grid(ds, var, init, n_members),
-                out_dir / f"samples_{var}_{name}.png",
-                written,
-                dpi,
-            )
-            target = out_dir / f"rollout_{var}_{name}.{animation_format}"
-            with atomic_output(target) as tmp:
-                made = animate_rollout(ds, var, tmp, init, n_members)
-            if made.suffix != target.suffix:  # no ffmpeg: the animation fell back to GIF
-                final = target.with_suffix(made.suffix)
-                os.replace(made, final)
-                target.unlink(missing_ok=True)
-                written.append(final)
-            else:
-                written.append(target)
+        _plot_forecast(ds, variables, init, n_members, animation_format, out_dir, written, dpi)
     for ds in scores + forecasts:
         ds.close()
     return written
+
+
+def _check_variables(
+    scores: list[xr.Dataset], forecasts: list[xr.Dataset], variables: list[str] | None
+) -> None:
+    """One line for an asked-for variable that no file holds."""
+    if not variables:
+        return
+    known = {v for ds in scores for v in score_variables(ds)} | {
+        v for ds in forecasts for v in forecast_variables(ds)
+    }
+    unknown = sorted(set(variables) - known)
+    if unknown:
+        raise ForecastError(f"no variable {unknown} in the given files (they hold {sorted(known)})")
+
+
+def _plot_scores(
+    scores: list[xr.Dataset],
+    variables: list[str] | None,
+    lead_index: int,
+    out_dir: Path,
+    written: list[Path],
+    dpi: int,
+) -> None:
+    """The figures of the scores files, one curve or panel per file, for the variables they all hold."""
+    common = [v for v in score_variables(scores[0]) if all(v in score_variables(s) for s in scores[1:])]
+    for var in [v for v in common if variables is None or v in variables]:
+        _save(figures.plot_crps_vs_lead(scores, var), out_dir / f"crps_lead_time_{var}.png", written, dpi)
+        _save(figures.plot_crps_maps(scores, var, lead_index), out_dir / f"crps_map_{var}.png", written, dpi)
+        _save(figures.plot_spread_skill(scores, var), out_dir / f"spread_skill_{var}.png", written, dpi)
+        for ds in scores:
+            name = _slug(model_name(ds))
+            _save(
+                figures.plot_rank_histograms(ds, var),
+                out_dir / f"rank_histogram_{var}_{name}.png",
+                written,
+                dpi,
+            )
+        if all(f"crps_oracle_mean_{var}" in s for s in scores):
+            _save(figures.plot_truth_scores(scores, var), out_dir / f"truth_scores_{var}.png", written, dpi)
+            truth_hist = figures.plot_rank_histograms(scores[0], var, truth=True)
+            _save(truth_hist, out_dir / f"truth_rank_histogram_{var}.png", written, dpi)
+    if all("ke_spectrum" in s for s in scores):
+        _save(figures.plot_ke_spectra(scores, lead_index), out_dir / "ke_spectrum.png", written, dpi)
+
+
+def _plot_forecast(
+    ds: xr.Dataset,
+    variables: list[str] | None,
+    init: int,
+    n_members: int,
+    animation_format: str,
+    out_dir: Path,
+    written: list[Path],
+    dpi: int,
+) -> None:
+    """The sample grid and the rollout animation of each variable of one forecast file."""
+    name = _slug(model_name(ds))
+    for var in [v for v in forecast_variables(ds) if variables is None or v in variables]:
+        _save(
+            plot_sample_grid(ds, var, init, n_members),
+            out_dir / f"samples_{var}_{name}.png",
+            written,
+            dpi,
+        )
+        target = out_dir / f"rollout_{var}_{name}.{animation_format}"
+        with atomic_output(target) as tmp:
+            made = animate_rollout(ds, var, tmp, init, n_members)
+        if made.suffix != target.suffix:  # no ffmpeg: the animation fell back to GIF
+            final = target.with_suffix(made.suffix)
+            os.replace(made, final)
+            target.unlink(missing_ok=True)
+            written.append(final)
+        else:
+            written.append(target)

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from forecast.errors import ForecastError
+from forecast.models.config import require_choice
 
 LR_SCHEDULES = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -202,18 +203,11 @@ def _check_training(t: TrainingConfig) -> None:
         raise ForecastError("config: training.lr and training.lr_final must be positive")
     if not 0.0 <= t.ema_decay < 1.0:
         raise ForecastError(f"config: training.ema_decay must be in [0, 1), got {t.ema_decay}")
-    if t.lr_schedule not in LR_SCHEDULES:
-        raise ForecastError(
-            f"config: training.lr_schedule must be {', '.join(LR_SCHEDULES)}, got {t.lr_schedule!r}"
-        )
-    if t.precision not in PRECISIONS:
-        raise ForecastError(
-            f"config: training.precision must be {', '.join(PRECISIONS)}, got {t.precision!r}"
-        )
+    require_choice(t.lr_schedule, LR_SCHEDULES, "config: training.lr_schedule must be {choices}, got {value}")
+    require_choice(t.precision, PRECISIONS, "config: training.precision must be {choices}, got {value}")
     from forecast.training.modes import MODES  # late: modes import the trainer's building blocks
 
-    if t.mode not in MODES:
-        raise ForecastError(f"config: training.mode must be one of {', '.join(MODES)}, got {t.mode!r}")
+    require_choice(t.mode, MODES, "config: training.mode must be one of {choices}, got {value}")
 
 
 def section_dict(section: DataConfig | TrainingConfig) -> dict:

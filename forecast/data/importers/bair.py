@@ -9,14 +9,16 @@ Each ``*.tfrecords`` file holds ``tf.train.Example`` records; record ``r`` is on
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from forecast.data.importers.tfrecord import parse_example, read_record, record_offsets
-from forecast.data.importers.writer import StorePlan, frames_variable, pixel_coords, run_import
+from forecast.data.importers.writer import run_import, video_plan, window_coords
 from forecast.errors import ForecastError
 
 FRAME_SIZE = 64
@@ -27,6 +29,52 @@ def find_split_folder(src: Path) -> Path:
         if (candidate / "train").is_dir() and (candidate / "test").is_dir():
             return candidate
     raise ForecastError(f"no BAIR release under {src} (expected softmotion30_44k/train and .../test)")
+
+
+def index_records(root: Path, progress: bool) -> dict[str, list[dict]]:
+    """The plan: per group, every record of its ``*.tfrecords`` files (``path``, ``file``, ``record``,
+    ``offset``, ``size``), in file order."""
+    records: dict[str, list[dict]] = {}
+    for group in ("train", "test"):
+        files = sorted((root / group).glob("*.tfrecords"))
+        if not files:
+            raise ForecastError(f"no *.tfrecords files in {root / group}")
+        records[group] = [
+            {"path": path, "file": path.name, "record": index, "offset": offset, "size": size}
+            for path in tqdm(files, desc=f"index {group}", unit="file", disable=not progress)
+            for index, (offset, size) in enumerate(record_offsets(path))
+        ]
+    return records
+
+
+def decode_record(record: dict, length: int, image: str, verify: bool) -> np.ndarray:
+    """The ``length`` frames (time, channel, y, x) uint8 of one record."""
+    path, index = record["path"], record["record"]
+    try:
+        example = parse_example(read_record(path, record["offset"], record["size"], verify=verify))
+    except ValueError as exc:
+        raise ForecastError(f"{path}: record {index} is not a valid Example protobuf ({exc})") from None
+    expected_bytes = FRAME_SIZE * FRAME_SIZE * 3
+    frames = np.empty((length, 3, FRAME_SIZE, FRAME_SIZE), np.uint8)
+    for t in range(length):
+        key = f"{t}/image_{image}/encoded"
+        values = example.get(key)
+        if not values or not isinstance(values, list):
+            raise ForecastError(f"{path}: record {index} has no bytes feature {key!r}")
+        if len(values[0]) != expected_bytes:
+            raise ForecastError(
+                f"{path}: record {index} {key} has {len(values[0])} bytes, expected {expected_bytes} (64x64x3)"
+            )
+        frames[t] = np.frombuffer(values[0], np.uint8).reshape(FRAME_SIZE, FRAME_SIZE, 3).transpose(2, 0, 1)
+    return frames
+
+
+def read_records(
+    records: dict[str, list[dict]], length: int, image: str, verify: bool, group: str, start: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Read: the ``frames`` of the records of ``group`` from ``start`` on."""
+    for record in records[group][start:]:
+        yield {"frames": decode_record(record, length, image, verify)}
 
 
 def import_bair(
@@ -41,60 +89,19 @@ def import_bair(
 ) -> Path:
     """Import BAIR tfrecords into a field store of RGB ``frames``."""
     root = find_split_folder(Path(src))
-    records: dict[str, list[tuple[Path, int, int, int]]] = {}
-    for group in ("train", "test"):
-        files = sorted((root / group).glob("*.tfrecords"))
-        if not files:
-            raise ForecastError(f"no *.tfrecords files in {root / group}")
-        records[group] = [
-            (path, index, offset, size)
-            for path in tqdm(files, desc=f"index {group}", unit="file", disable=not progress)
-            for index, (offset, size) in enumerate(record_offsets(path))
-        ]
-    plan = StorePlan(
-        variables=frames_variable((3, FRAME_SIZE, FRAME_SIZE), "BAIR robot pushing frames"),
-        time_length=length,
-        sequence_coords={
-            g: {
-                "file": np.array([r[0].name for r in recs]),
-                "record": np.array([r[1] for r in recs], np.int32),
-            }
-            for g, recs in records.items()
-        },
-        attrs={"source": "bair", "image": f"image_{image}"},
-        coords=pixel_coords(length, FRAME_SIZE, channels=True),
+    records = index_records(root, progress)
+    plan = video_plan(
+        "bair",
+        "BAIR robot pushing frames",
+        (3, FRAME_SIZE, FRAME_SIZE),
+        length,
+        window_coords(records, {"file": None, "record": np.int32}),
+        attrs={"image": f"image_{image}"},
         fingerprint={
-            "kind": "bair",
             "src": str(root.resolve()),
-            "length": length,
             "image": image,
             "records": {g: len(r) for g, r in records.items()},
         },
     )
-    expected_bytes = FRAME_SIZE * FRAME_SIZE * 3
-
-    def decode(path: Path, index: int, offset: int, size: int) -> np.ndarray:
-        try:
-            example = parse_example(read_record(path, offset, size, verify=verify))
-        except ValueError as exc:
-            raise ForecastError(f"{path}: record {index} is not a valid Example protobuf ({exc})") from None
-        frames = np.empty((length, 3, FRAME_SIZE, FRAME_SIZE), np.uint8)
-        for t in range(length):
-            key = f"{t}/image_{image}/encoded"
-            values = example.get(key)
-            if not values or not isinstance(values, list):
-                raise ForecastError(f"{path}: record {index} has no bytes feature {key!r}")
-            if len(values[0]) != expected_bytes:
-                raise ForecastError(
-                    f"{path}: record {index} {key} has {len(values[0])} bytes, expected {expected_bytes} (64x64x3)"
-                )
-            frames[t] = (
-                np.frombuffer(values[0], np.uint8).reshape(FRAME_SIZE, FRAME_SIZE, 3).transpose(2, 0, 1)
-            )
-        return frames
-
-    def sequences_for(group: str, start: int):
-        for item in records[group][start:]:
-            yield {"frames": decode(*item)}
-
-    return run_import(out, plan, sequences_for, resume=resume, overwrite=overwrite, progress=progress)
+    read = functools.partial(read_records, records, length, image, verify)
+    return run_import(out, plan, read, resume=resume, overwrite=overwrite, progress=progress)

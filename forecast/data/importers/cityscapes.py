@@ -11,15 +11,17 @@ cropped, and stored as RGB ``frames`` (sequence, time, channel, y, x), uint8. Pe
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from forecast.data.importers.video import resize_frame
-from forecast.data.importers.writer import StorePlan, frames_variable, pixel_coords, run_import
+from forecast.data.importers.writer import run_import, video_plan, window_coords
 from forecast.errors import ForecastError
 
 FILE_PATTERN = re.compile(r"^([a-z_]+)_(\d{6})_(\d{6})_leftImg8bit\.png$")
@@ -75,6 +77,15 @@ def _read_png(path: Path) -> np.ndarray:
         raise ForecastError(f"cannot read image {path}: {exc}") from None
 
 
+def read_snippets(
+    windows: dict[str, list[dict]], size: int, group: str, start: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """The ``frames`` of the windows of ``group`` from ``start`` on: resized, centre-cropped, channel first."""
+    for window in windows[group][start:]:
+        frames = [resize_frame(_read_png(p), size, crop=True) for p in window["paths"]]
+        yield {"frames": np.stack(frames).transpose(0, 3, 1, 2)}
+
+
 def import_cityscapes(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -90,31 +101,18 @@ def import_cityscapes(
     for group, items in windows.items():
         if not items:
             raise ForecastError(f"no runs of {length} consecutive frames in {root / SPLITS[group]}")
-    plan = StorePlan(
-        variables=frames_variable((3, size, size), "Cityscapes frames (left 8-bit)"),
-        time_length=length,
-        sequence_coords={
-            g: {
-                "city": np.array([w["city"] for w in items]),
-                "snippet": np.array([w["snippet"] for w in items], np.int32),
-                "first_frame": np.array([w["first_frame"] for w in items], np.int32),
-            }
-            for g, items in windows.items()
-        },
-        attrs={"source": "cityscapes", "resize": "shorter side to size, centre crop"},
-        coords=pixel_coords(length, size, channels=True),
+    plan = video_plan(
+        "cityscapes",
+        "Cityscapes frames (left 8-bit)",
+        (3, size, size),
+        length,
+        window_coords(windows, {"city": None, "snippet": np.int32, "first_frame": np.int32}),
+        attrs={"resize": "shorter side to size, centre crop"},
         fingerprint={
-            "kind": "cityscapes",
             "src": str(root.resolve()),
             "size": size,
-            "length": length,
             "sequences": {g: len(w) for g, w in windows.items()},
         },
     )
-
-    def sequences_for(group: str, start: int):
-        for window in windows[group][start:]:
-            frames = [resize_frame(_read_png(p), size, crop=True) for p in window["paths"]]
-            yield {"frames": np.stack(frames).transpose(0, 3, 1, 2)}
-
-    return run_import(out, plan, sequences_for, resume=resume, overwrite=overwrite, progress=progress)
+    read = functools.partial(read_snippets, windows, size)
+    return run_import(out, plan, read, resume=resume, overwrite=overwrite, progress=progress)

@@ -10,14 +10,16 @@ coordinates: ``person``, ``action``, ``scenario``, ``segment``, ``start_frame`` 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from forecast.data.importers.video import count_frames, read_video, resize_frame, to_gray
-from forecast.data.importers.writer import StorePlan, frames_variable, pixel_coords, run_import
+from forecast.data.importers.writer import run_import, video_plan, window_coords
 from forecast.errors import ForecastError
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
@@ -60,6 +62,75 @@ def find_clips(src: Path) -> list[Path]:
     return clips
 
 
+#: the per-sequence coordinates of a KTH store, in store order, with their dtypes (None: numpy's)
+COORDS = {
+    "person": np.int16,
+    "action": None,
+    "scenario": np.int16,
+    "segment": np.int16,
+    "start_frame": np.int32,
+    "clip": None,
+}
+
+
+def kth_windows(
+    src: Path,
+    clips: list[Path],
+    listed: dict[str, list[tuple[int, int]]],
+    length: int,
+    actions: tuple[str, ...],
+) -> dict[str, list[dict]]:
+    """The plan: per group, each window of ``length`` frames (its clip, the ``COORDS`` values and its path)."""
+    windows: dict[str, list[dict]] = {"train": [], "test": []}
+    for clip in clips:
+        person, action, scenario = CLIP_PATTERN.match(clip.name).groups()
+        if action not in actions:
+            continue
+        stem = f"person{person}_{action}_d{scenario}"
+        segments = listed.get(stem) if listed else None
+        if segments is None:
+            segments = [(0, count_frames(clip))]
+        group = "train" if int(person) in TRAIN_PERSONS else "test"
+        for segment, (first, stop) in enumerate(segments):
+            for start in range(first, stop - length + 1, length):
+                windows[group].append(
+                    {
+                        "path": clip,
+                        "clip": clip.name,
+                        "person": int(person),
+                        "action": action,
+                        "scenario": int(scenario),
+                        "segment": segment,
+                        "start_frame": start,
+                    }
+                )
+    for group in windows:
+        if not windows[group]:
+            raise ForecastError(
+                f"no KTH {group} sequences of {length} frames under {src} (persons "
+                f"{'1-16' if group == 'train' else '17-25'})"
+            )
+    return windows
+
+
+def read_windows(
+    windows: dict[str, list[dict]], size: int, length: int, crop: bool, group: str, start: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Read: the ``frames`` of the windows of ``group`` from ``start`` on, each clip decoded once."""
+    cached: tuple[Path, np.ndarray] | None = None
+    for window in windows[group][start:]:
+        if cached is None or cached[0] != window["path"]:
+            rgb = read_video(window["path"])
+            cached = (window["path"], to_gray(rgb))
+        frames = cached[1]
+        first = window["start_frame"]
+        if first + length > len(frames):
+            raise ForecastError(
+                f"{window['path']} has {len(frames)} frames; 00sequences.txt needs frames up to {first + length}"
+            )
+        yield {"frames": np.stack([resize_frame(f, size, crop) for f in frames[first : first + length]])}
+
+
 def import_kth(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -76,80 +147,24 @@ def import_kth(
     clips = find_clips(src)
     sequences_file = next(iter(sorted(src.rglob("00sequences.txt"))), None)
     listed = parse_sequences_file(sequences_file) if sequences_file else {}
-
-    windows: dict[str, list[dict]] = {"train": [], "test": []}
-    for clip in clips:
-        person, action, scenario = CLIP_PATTERN.match(clip.name).groups()
-        if action not in actions:
-            continue
-        stem = f"person{person}_{action}_d{scenario}"
-        segments = listed.get(stem) if listed else None
-        if segments is None:
-            segments = [(0, count_frames(clip))]
-        group = "train" if int(person) in TRAIN_PERSONS else "test"
-        for segment, (first, stop) in enumerate(segments):
-            for start in range(first, stop - length + 1, length):
-                windows[group].append(
-                    {
-                        "clip": clip,
-                        "person": int(person),
-                        "action": action,
-                        "scenario": int(scenario),
-                        "segment": segment,
-                        "start_frame": start,
-                    }
-                )
-    for group in windows:
-        if not windows[group]:
-            raise ForecastError(
-                f"no KTH {group} sequences of {length} frames under {src} (persons "
-                f"{'1-16' if group == 'train' else '17-25'})"
-            )
-
-    def coords(group: str) -> dict[str, np.ndarray]:
-        items = windows[group]
-        return {
-            "person": np.array([w["person"] for w in items], np.int16),
-            "action": np.array([w["action"] for w in items]),
-            "scenario": np.array([w["scenario"] for w in items], np.int16),
-            "segment": np.array([w["segment"] for w in items], np.int16),
-            "start_frame": np.array([w["start_frame"] for w in items], np.int32),
-            "clip": np.array([w["clip"].name for w in items]),
-        }
-
-    plan = StorePlan(
-        variables=frames_variable((size, size), "KTH video frames (grey)"),
-        time_length=length,
-        sequence_coords={g: coords(g) for g in windows},
+    windows = kth_windows(src, clips, listed, length, actions)
+    plan = video_plan(
+        "kth",
+        "KTH video frames (grey)",
+        (size, size),
+        length,
+        window_coords(windows, COORDS),
         attrs={
-            "source": "kth",
             "sequences_file": str(sequences_file) if sequences_file else "",
             "resize": "centre crop" if crop else "whole frame to square",
         },
-        coords=pixel_coords(length, size),
         fingerprint={
-            "kind": "kth",
             "src": str(src.resolve()),
             "size": size,
-            "length": length,
             "crop": crop,
             "actions": list(actions),
             "clips": len(clips),
         },
     )
-
-    def sequences_for(group: str, start: int):
-        cached: tuple[Path, np.ndarray] | None = None
-        for window in windows[group][start:]:
-            if cached is None or cached[0] != window["clip"]:
-                rgb = read_video(window["clip"])
-                cached = (window["clip"], to_gray(rgb))
-            frames = cached[1]
-            first = window["start_frame"]
-            if first + length > len(frames):
-                raise ForecastError(
-                    f"{window['clip']} has {len(frames)} frames; 00sequences.txt needs frames up to {first + length}"
-                )
-            yield {"frames": np.stack([resize_frame(f, size, crop) for f in frames[first : first + length]])}
-
-    return run_import(out, plan, sequences_for, resume=resume, overwrite=overwrite, progress=progress)
+    read = functools.partial(read_windows, windows, size, length, crop)
+    return run_import(out, plan, read, resume=resume, overwrite=overwrite, progress=progress)

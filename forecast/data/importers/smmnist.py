@@ -9,15 +9,18 @@ pixel-wise maximum of the digits. Digits come from an MNIST file the user gives 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from forecast.data.importers.writer import StorePlan, frames_variable, pixel_coords, run_import
+from forecast.data.importers.writer import StorePlan, run_import, video_plan
 from forecast.errors import ForecastError
 
 BUILTIN = "builtin"
@@ -212,6 +215,61 @@ def truth_starts(n_test: int, length: int, inits: int, context: int, horizon: in
     return starts
 
 
+def _check_options(
+    size: int, digit_size: int, truth_members: int, truth_inits: int, truth_horizon: int, truth_context: int
+) -> None:
+    if digit_size >= size:
+        raise ForecastError(f"digit size {digit_size} must be smaller than the frame size {size}")
+    if truth_members < 0 or (truth_members and (truth_inits < 1 or truth_horizon < 1 or truth_context < 0)):
+        raise ForecastError(
+            "--truth-members must be >= 0, --truth-inits and --truth-horizon >= 1, --truth-context >= 0 (got "
+            f"{truth_members}, {truth_inits}, {truth_horizon}, {truth_context})"
+        )
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What every SM-MNIST sequence is drawn from: the digit images per group, the sizes and the seed.
+
+    Sequence ``index`` of a group has its own generator, seeded by (seed, group, index): a resumed import makes
+    the same data, and the truth group replays a test sequence's draws before forking its futures.
+    """
+
+    digits: dict[str, np.ndarray]
+    length: int
+    size: int
+    num_digits: int
+    seed: int
+
+    def rng(self, group: str, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, ("train", "test").index(group), index])
+
+    def sequences(self, counts: dict[str, int], group: str, start: int) -> Iterator[dict[str, np.ndarray]]:
+        """The ``frames`` of the sequences of ``group`` from ``start`` on (``counts``: sequences per group)."""
+        for index in range(start, counts[group]):
+            yield {
+                "frames": render_sequence(
+                    self.rng(group, index), self.digits[group], self.length, self.size, self.num_digits
+                )
+            }
+
+    def truth(
+        self, plan: StorePlan, starts: list[tuple[int, int]], members: int, horizon: int, context: int
+    ) -> xr.Dataset:
+        """The ``truth`` group: ``members`` futures of ``horizon`` frames from each start's digit states."""
+        futures = []
+        for sequence, init_time in starts:
+            paths = digit_paths(
+                self.rng("test", sequence), self.digits["test"], self.length, self.size, self.num_digits
+            )
+            rngs = [
+                np.random.default_rng([self.seed, TRUTH_STREAM, sequence, init_time, m])
+                for m in range(members)
+            ]
+            futures.append(continuations(paths, init_time, horizon, rngs, self.size))
+        return truth_dataset(plan, np.stack(futures), starts, context, self.seed)
+
+
 def import_smmnist(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -234,36 +292,24 @@ def import_smmnist(
     With ``truth_members`` K > 0 the store gets a ``truth`` group: for ``truth_inits`` test starts, K futures
     of ``truth_horizon`` frames from the same digit positions and velocities, each with its own bounces."""
     sequences = sequences or {"train": 1000, "test": 100}
-    if digit_size >= size:
-        raise ForecastError(f"digit size {digit_size} must be smaller than the frame size {size}")
-    if truth_members < 0 or (truth_members and (truth_inits < 1 or truth_horizon < 1 or truth_context < 0)):
-        raise ForecastError(
-            "--truth-members must be >= 0, --truth-inits and --truth-horizon >= 1, --truth-context >= 0 (got "
-            f"{truth_members}, {truth_inits}, {truth_horizon}, {truth_context})"
-        )
+    _check_options(size, digit_size, truth_members, truth_inits, truth_horizon, truth_context)
     starts = (
         truth_starts(sequences["test"], length, truth_inits, truth_context, truth_horizon)
         if truth_members
         else []
     )
     digits = {group: _resize_digits(images, digit_size) for group, images in load_digits_images(src).items()}
-    plan = StorePlan(
-        variables=frames_variable((size, size), "stochastic moving digits"),
-        time_length=length,
-        sequence_coords={g: {"seed_index": np.arange(sequences[g])} for g in ("train", "test")},
-        attrs={
-            "source": "smmnist",
-            "digits": str(src),
-            "num_digits": num_digits,
-            "digit_size": digit_size,
-            "seed": seed,
-        },
-        coords=pixel_coords(length, size),
+    recipe = Recipe(digits, length, size, num_digits, seed)
+    plan = video_plan(
+        "smmnist",
+        "stochastic moving digits",
+        (size, size),
+        length,
+        {g: {"seed_index": np.arange(sequences[g])} for g in ("train", "test")},
+        attrs={"digits": str(src), "num_digits": num_digits, "digit_size": digit_size, "seed": seed},
         fingerprint={
-            "kind": "smmnist",
             "src": str(src),
             "size": size,
-            "length": length,
             "sequences": sequences,
             "digit_size": digit_size,
             "num_digits": num_digits,
@@ -274,31 +320,11 @@ def import_smmnist(
             ),
         },
     )
-
-    def sequences_for(group: str, start: int):
-        # One generator per sequence, seeded by (seed, group, index): a resumed run makes the same data.
-        group_id = ("train", "test").index(group)
-        for index in range(start, sequences[group]):
-            rng = np.random.default_rng([seed, group_id, index])
-            yield {"frames": render_sequence(rng, digits[group], length, size, num_digits)}
-
-    def truth() -> xr.Dataset:
-        members = []
-        for sequence, init_time in starts:
-            paths = digit_paths(
-                np.random.default_rng([seed, 1, sequence]), digits["test"], length, size, num_digits
-            )
-            rngs = [
-                np.random.default_rng([seed, TRUTH_STREAM, sequence, init_time, m])
-                for m in range(truth_members)
-            ]
-            members.append(continuations(paths, init_time, truth_horizon, rngs, size))
-        return truth_dataset(plan, np.stack(members), starts, truth_context, seed)
-
+    truth = functools.partial(recipe.truth, plan, starts, truth_members, truth_horizon, truth_context)
     return run_import(
         out,
         plan,
-        sequences_for,
+        functools.partial(recipe.sequences, sequences),
         resume=resume,
         overwrite=overwrite,
         progress=progress,

@@ -15,9 +15,10 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dask.array as dsa
 import numpy as np
@@ -98,6 +99,39 @@ def pixel_coords(length: int, height: int, width: int | None = None, channels: b
     if channels:
         coords["channel"] = ("channel", np.array(["red", "green", "blue"]), {"long_name": "colour channel"})
     return coords
+
+
+def window_coords(
+    windows: Mapping[str, Sequence[Mapping]], dtypes: Mapping[str, Any]
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per group, one coordinate along `sequence` per name in ``dtypes``: that entry of each window, in order
+    (dtype None: numpy's choice)."""
+    return {
+        group: {name: np.array([w[name] for w in items], dtype) for name, dtype in dtypes.items()}
+        for group, items in windows.items()
+    }
+
+
+def video_plan(
+    kind: str,
+    long_name: str,
+    frame_shape: tuple[int, ...],
+    length: int,
+    sequence_coords: dict[str, dict[str, np.ndarray]],
+    attrs: dict,
+    fingerprint: dict,
+) -> StorePlan:
+    """The plan of a natural-video store of ``kind``: ``frames`` ([channel,] y, x) of ``length`` frames per
+    sequence, pixel coordinates, ``source`` = ``kind`` before ``attrs`` and ``kind`` and ``length`` in the
+    fingerprint."""
+    return StorePlan(
+        variables=frames_variable(frame_shape, long_name),
+        time_length=length,
+        sequence_coords=sequence_coords,
+        attrs={"source": kind, **attrs},
+        coords=pixel_coords(length, frame_shape[-2], frame_shape[-1], channels=len(frame_shape) == 3),
+        fingerprint={"kind": kind, "length": length, **fingerprint},
+    )
 
 
 def _global_attrs(plan: StorePlan) -> dict:
