@@ -21,8 +21,12 @@ are found, see README "Perceptual metrics"; otherwise "n/a"), and the figures of
 ``OUT/figures``.
 
 Table 1 also has an SM-MNIST column: every row is trained, rolled out and scored again on stochastic moving
-MNIST made offline from scikit-learn's digits (``OUT/smmnist``; ``--no-smmnist`` skips it): ``crps_smmnist``
-(CRPS of the 0..255 frames, mean over leads) and ``fvd_smmnist`` (where the rollouts have at least 9 frames).
+MNIST made offline from scikit-learn's digits (``OUT/smmnist``; ``--no-smmnist`` skips it). The store has truth
+ensembles (``truth_members`` futures from the same digit positions and velocities, with their own bounces, at
+the rollout's ``inits`` starts): the rows are rolled out from exactly those starts and scored against them
+(``TruthPipeline``). Columns: ``crps_smmnist`` (CRPS of the 0..255 frames, mean over leads),
+``crps_oracle_ratio_smmnist`` (that CRPS over the truth ensembles' own CRPS, the oracle's: 1 is a perfect
+forecast) and ``fvd_smmnist`` (where the rollouts have at least 9 frames).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from forecast import pipeline  # noqa: E402
+from forecast.atomic import atomic_output  # noqa: E402
 from forecast.configs import CONFIG_DIR  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
 from forecast.metrics.weights import MissingWeightsError  # noqa: E402
@@ -63,9 +68,9 @@ class Scale:
     rollout: dict
     baseline_bank: int = 512
     latent_models: dict = field(default_factory=dict)  # model.kind -> overrides (ivrnn, slamp, GANs)
-    smmnist: dict = field(
-        default_factory=dict
-    )  # import_smmnist options of the SM-MNIST column (builtin digits)
+    # import_smmnist options of the SM-MNIST column (builtin digits); with ``truth_members`` the store gets truth
+    # ensembles at the rollout's inits, context and horizon (``make_smmnist``)
+    smmnist: dict = field(default_factory=dict)
 
     def shrink(self, config: dict) -> dict:
         """``config`` (a paper config) at this scale."""
@@ -91,6 +96,18 @@ class Scale:
         return config
 
 
+def smmnist_options(size: int, digit_size: int, length: int, sequences: dict, truth_members: int) -> dict:
+    """``import_smmnist`` options of a scale's SM-MNIST column (builtin digits): frames of ``size`` pixels with
+    digits of ``digit_size``, ``sequences`` (per group) of ``length`` frames, ``truth_members`` truth futures."""
+    return {
+        "size": size,
+        "digit_size": digit_size,
+        "length": length,
+        "sequences": sequences,
+        "truth_members": truth_members,
+    }
+
+
 SCALES = {
     "paper": Scale(
         name="paper",
@@ -101,7 +118,7 @@ SCALES = {
         convgru_model={},
         svg_lp_model={},
         rollout={"members": 16, "inits": 64, "context": 4, "horizon": 16, "sampler": "ddpm", "steps": None},
-        smmnist={"size": 64, "digit_size": 32, "length": 30, "sequences": {"train": 10000, "test": 256}},
+        smmnist=smmnist_options(64, 32, 30, {"train": 10000, "test": 256}, truth_members=16),
     ),
     "cpu-small": Scale(
         name="cpu-small",
@@ -136,7 +153,7 @@ SCALES = {
             "retrogan": {"dim": 16},
             "futuregan": {"dim": 16},
         },
-        smmnist={"size": 32, "digit_size": 12, "length": 24, "sequences": {"train": 256, "test": 12}},
+        smmnist=smmnist_options(32, 12, 24, {"train": 256, "test": 12}, truth_members=16),
     ),
     "smoke": Scale(
         name="smoke",
@@ -162,7 +179,7 @@ SCALES = {
             "retrogan": {"dim": 8, "inputs": 2},
             "futuregan": {"dim": 8, "frames": 2},
         },
-        smmnist={"size": 16, "digit_size": 6, "length": 8, "sequences": {"train": 4, "test": 2}},
+        smmnist=smmnist_options(16, 6, 8, {"train": 4, "test": 2}, truth_members=4),
     ),
 }
 
@@ -231,11 +248,51 @@ SMMNIST_TABLES = (1,)
 
 # --------------------------------------------------------------------------------------------------- stages
 def make_smmnist(out: Path, scale: Scale, progress: bool) -> Path:
+    """The SM-MNIST store of the column; with ``truth_members`` in the scale's options, its ``truth`` group holds
+    that many futures (the same digits, positions and velocities, independent bounces) for the rollout's
+    ``inits`` starts, ``context`` frames and ``horizon`` leads."""
     from forecast.data.importers.smmnist import BUILTIN, import_smmnist
 
+    options = dict(scale.smmnist)
+    if options.get("truth_members"):
+        r = scale.rollout
+        options.update(truth_inits=r["inits"], truth_context=r["context"], truth_horizon=r["horizon"])
     store = out / "data" / "smmnist.zarr"
     store.parent.mkdir(parents=True, exist_ok=True)
-    return import_smmnist(BUILTIN, store, **scale.smmnist, resume=store.exists(), progress=progress)
+    return import_smmnist(BUILTIN, store, **options, resume=store.exists(), progress=progress)
+
+
+class TruthPipeline(pipeline.Pipeline):
+    """The chain on a store with a ``truth`` group: every row is rolled out from exactly the truth's starts over
+    its horizon (``starts="truth"``; the settings' ``inits`` are not used) and scored against the verifying truth
+    and the truth ensembles, so the scores files add the oracle CRPS and its ratio (``crps_oracle_ratio_V``)."""
+
+    def roll_out(self, row: pipeline.Row) -> Path:
+        from forecast.rollout import rollout_run
+
+        out, s = self.forecast_file(row), self.rollout_settings(row)
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            rollout_run(
+                self.run_dir(row), self.store, out, starts="truth", members=s.members, context=s.context,
+                sampler=s.sampler, steps=s.steps, eta=s.eta, seed=s.seed, device=s.device, resume=True,
+                progress=self.progress,
+            )  # fmt: skip
+        return out
+
+    def score(self, row: pipeline.Row) -> Path:
+        from forecast.metrics import open_forecast, score_forecast
+        from forecast.metrics.truth import open_truth
+
+        out = self.scores_file(row)
+        if not out.exists():
+            with open_forecast(self.forecast_file(row)) as forecast:
+                scores = score_forecast(forecast, truth=open_truth(self.store))
+            scores.attrs["source_file"] = str(self.forecast_file(row))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(out) as tmp:
+                scores.to_netcdf(tmp)
+        return out
 
 
 def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | None = None) -> dict:
@@ -296,8 +353,6 @@ def table_rows(
 
 
 def write_tables(table: list[dict], out: Path, number: int, scale: Scale, command: str) -> tuple[Path, Path]:
-    from forecast.atomic import atomic_output
-
     notes = sorted({row.pop("_note") for row in table if "_note" in row})
     columns = list(dict.fromkeys(k for row in table for k in row))
     csv_path, md_path = out / f"table{number}.csv", out / f"table{number}.md"
@@ -340,12 +395,28 @@ def write_tables(table: list[dict], out: Path, number: int, scale: Scale, comman
     return csv_path, md_path
 
 
+def oracle_ratio(scores_file: Path, variable: str) -> float | None:
+    """The CRPS of ``variable`` over the oracle CRPS (the truth ensembles'), each averaged over leads; None for
+    a scores file without truth-ensemble scores."""
+    import xarray as xr
+
+    with xr.open_dataset(scores_file) as ds:
+        if f"crps_oracle_mean_{variable}" not in ds:
+            return None
+        oracle = float(ds[f"crps_oracle_mean_{variable}"].mean())
+        return float(ds[f"crps_mean_{variable}"].mean()) / oracle if oracle > 0 else math.nan
+
+
 def add_smmnist_columns(
     table: list[dict], chain: pipeline.Pipeline, rows: list[pipeline.Row], perceptual_metrics: bool, weights
 ) -> None:
-    """``crps_smmnist`` (CRPS of the frames, 0..255) and ``fvd_smmnist`` of every row, from ``chain``'s files."""
+    """``crps_smmnist`` (CRPS of the frames, 0..255), ``crps_oracle_ratio_smmnist`` (where the store has truth
+    ensembles) and ``fvd_smmnist`` of every row, from ``chain``'s files."""
     for entry, row, summary in zip(table, rows, chain.summarize(rows)):
         entry["crps_smmnist"] = summary["crps_frames"]
+        ratio = oracle_ratio(chain.scores_file(row), "frames")
+        if ratio is not None:
+            entry["crps_oracle_ratio_smmnist"] = ratio
         if perceptual_metrics:
             p = perceptual(chain.forecast_file(row), variable="frames", weights=weights)
             entry["fvd_smmnist"] = p["fvd"]
@@ -392,7 +463,8 @@ def run_table(
     if smmnist and number in SMMNIST_TABLES and scale.smmnist:
         log("SM-MNIST column")
         store = make_smmnist(out, scale, progress)
-        video = pipeline.Pipeline(out / "smmnist", store=store, rollout=settings, progress=progress, log=log)
+        chain_type = TruthPipeline if scale.smmnist.get("truth_members") else pipeline.Pipeline
+        video = chain_type(out / "smmnist", store=store, rollout=settings, progress=progress, log=log)
         video_rows = [
             pipeline.Row(
                 r.name,

@@ -56,6 +56,8 @@ def test_dvd_gan_interface():
         model.initial_state(1, 12, 16, torch.device("cpu"))
     with pytest.raises(ForecastError, match="model.d_steps"):
         build_model(_config("dvd_gan", d_steps=0), 1)
+    with pytest.raises(ForecastError, match="model.d_lr_scale must be positive"):
+        build_model(_config("dvd_gan", d_lr_scale=0), 1)
 
 
 class _MeanCritic(torch.nn.Module):
@@ -97,6 +99,9 @@ def test_adversarial_mode_steps_each_network_with_its_optimizer(tmp_path):
     assert any(n.startswith("discriminator.") for n in changed)
     assert any(not n.startswith("discriminator.") for n in changed)
     assert set(trainer.mode.optimizers) == {"model", "discriminator"}
+    # the paper's rates: the discriminators' is d_lr_scale (5) times the generator's
+    (g_group,), (d_group,) = (trainer.mode.optimizers[n].param_groups for n in ("model", "discriminator"))
+    assert d_group["lr"] == pytest.approx(5 * g_group["lr"]) and g_group["lr"] == pytest.approx(1e-3)
     assert all(p.requires_grad for p in model.discriminator_parameters())  # unfrozen after the generator step
     trainer.close()
     with open(tmp_path / "run" / "metrics.csv", newline="") as f:
@@ -178,19 +183,25 @@ class _StubTrainer:
         self.autocast = contextlib.nullcontext
 
 
-@pytest.mark.slow  # 80-100 adversarial steps each: about half a minute each on a quiet machine
+@pytest.mark.slow  # 80-300 adversarial steps each: a quarter to half a minute each on a quiet machine
 @pytest.mark.parametrize(
-    "kind, options, steps",
-    [("dvd_gan", TINY, 80), ("retrogan", {"dim": 8, "inputs": 2}, 100)],
+    "kind, options, steps, betas",
+    [
+        ("dvd_gan", TINY, 80, (0.0, 0.999)),
+        ("retrogan", {"dim": 8, "inputs": 2}, 100, (0.0, 0.999)),
+        # WGAN-GP with progressive GAN's Adam (the paper's): its critic needs more steps than a hinge or LSGAN
+        # discriminator (forecast/models/baselines/futuregan.py, "Short trainings")
+        ("futuregan", {"dim": 8, "frames": 2}, 300, (0.0, 0.99)),
+    ],
 )
-def test_gan_learns_adversarially_and_beats_persistence(kind, options, steps):
-    """The paper's losses (DVD-GAN: pure hinge GAN; RetroGAN: image + LSGAN losses) through the adversarial mode.
-    FutureGAN (WGAN-GP) does not beat persistence after so short a training and is not tested for it."""
+def test_gan_learns_adversarially_and_beats_persistence(kind, options, steps, betas):
+    """The paper's losses (DVD-GAN: pure hinge GAN; RetroGAN: image + LSGAN losses; FutureGAN: WGAN-GP with the
+    drift term) through the adversarial mode, each GAN with its paper's losses and nothing added."""
     from forecast.training.adversarial import AdversarialMode
 
     torch.manual_seed(0)
     model = build_model(_config(kind, **options), 1)
-    mode = AdversarialMode(_StubTrainer(model))
+    mode = AdversarialMode(_StubTrainer(model, betas=betas))
     data = _moving_blob(8, time=5)
     for _ in range(steps):
         metrics = mode.step(data)

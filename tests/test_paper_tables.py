@@ -61,9 +61,19 @@ def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatc
     assert forecast.stat().st_mtime_ns == before
     by_model = {r["model"]: r for r in rows1}
     assert by_model["ConvGRU"]["members"] == 1
-    # table 1's SM-MNIST column: every row also trained and scored on the builtin-digits store
+    # table 1's SM-MNIST column: every row also trained and scored on the builtin-digits store, rolled out from
+    # the starts of its truth ensembles and scored against them (the oracle CRPS ratio)
     assert all(r["crps_smmnist"] > 0 for r in rows1)
-    assert (tmp_path / "t1" / "smmnist" / "scores" / "IVRNN.nc").is_file()
+    assert all(r["crps_oracle_ratio_smmnist"] > 0 for r in rows1)
+    import xarray as xr
+
+    with xr.open_dataset(tmp_path / "t1" / "smmnist" / "forecasts" / "IVRNN.nc") as fc:
+        assert fc.attrs["starts"] == "truth"
+    with xr.open_dataset(tmp_path / "t1" / "smmnist" / "scores" / "IVRNN.nc") as sc:
+        ratio = float(sc["crps_mean_frames"].mean() / sc["crps_oracle_mean_frames"].mean())
+    assert by_model["IVRNN"]["crps_oracle_ratio_smmnist"] == pytest.approx(ratio)
+    with open(tmp_path / "t1" / "table1.csv", newline="") as f:
+        assert "crps_oracle_ratio_smmnist" in next(csv.DictReader(f))
     # one member has no spread; the inflated persistence has some
     assert (
         by_model["Persistence"]["spread_skill"] == 0
@@ -78,8 +88,6 @@ def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatc
         "RVD__eps-prediction",
         "RVD__sigma_0_05",
     ]
-    import xarray as xr
-
     samplers = {}
     for row in paper_tables.TABLES[3]:
         with xr.open_dataset(tmp_path / "t3" / "forecasts" / f"{row.slug}.nc") as fc:
@@ -106,3 +114,14 @@ def test_markdown_marks_the_lowest_scores_and_the_spread_skill_nearest_one(tmp_p
     assert "n/a" in lines["C"]
     with open(csv_path, newline="") as f:
         assert [r["spread_skill"] for r in csv.DictReader(f)] == ["0.5", "1.3", "0.9"]
+
+
+def test_smmnist_store_has_truth_ensembles_at_the_scales_rollout_starts(tmp_path):
+    from forecast.metrics.truth import open_truth
+
+    scale = paper_tables.SCALES["smoke"]
+    truth = open_truth(paper_tables.make_smmnist(tmp_path, scale, progress=False))
+    assert truth.sizes["member"] == scale.smmnist["truth_members"]
+    assert truth.sizes["init"] == scale.rollout["inits"]
+    assert truth.sizes["lead_time"] == scale.rollout["horizon"]
+    assert int(truth.attrs["truth_context"]) == scale.rollout["context"]

@@ -9,7 +9,11 @@ checkpoints (both optimizers under their names) and exact resume apply unchanged
 - ``generate_future(window, n_context)``: the generated frames after the context, with gradients;
 - ``discriminator_loss(window, fake, n_context)`` and ``generator_loss(window, fake, n_context)``, each
   ``(loss, metrics)``; the metrics (scalar tensors) become ``metrics.csv`` columns (listed in ``GAN_METRICS``);
-- ``options.d_steps``: discriminator steps per generator step.
+- ``options.d_steps``: discriminator steps per generator step;
+- optionally ``options.d_lr_scale``: the discriminator's learning rate over the generator's (1 if absent; DVD-GAN's
+  paper trains D at 5x G's rate). The schedule (``training.lr`` to ``lr_final``) sets the generator's rate, and
+  each step sets the discriminator's to that rate times ``d_lr_scale``, so both follow the schedule and a resumed
+  run has the same rates.
 
 Each step logs ``loss`` (the generator's), ``grad_norm`` (the generator's), ``d_loss`` and ``d_grad_norm`` (of the
 last discriminator step) and the models' extra metrics. The discriminator's parameters are frozen during the
@@ -49,16 +53,25 @@ class AdversarialMode(TrainingMode):
             raise ForecastError("training.mode 'adversarial' does not support multi-process training yet")
         self.generator = list(model.generator_parameters())
         self.discriminator = list(model.discriminator_parameters())
+        self.d_lr_scale = float(getattr(model.options, "d_lr_scale", 1.0))
         self.optimizers = {
             "model": adam(self.generator, trainer.training),
             "discriminator": adam(self.discriminator, trainer.training),
         }
+        self._set_discriminator_lr()
+
+    def _set_discriminator_lr(self) -> None:
+        """The discriminator's rate: the generator's (as the Trainer's schedule set it) times ``d_lr_scale``."""
+        lr = self.optimizers["model"].param_groups[0]["lr"] * self.d_lr_scale
+        for group in self.optimizers["discriminator"].param_groups:
+            group["lr"] = lr
 
     def step(self, window: torch.Tensor) -> dict[str, torch.Tensor]:
         trainer, model = self.trainer, self.trainer.model
         n_context, clip = trainer.n_context, trainer.training.grad_clip
         nan = torch.full((), float("nan"), device=window.device)
         metrics: dict[str, torch.Tensor] = {}
+        self._set_discriminator_lr()
         for _ in range(int(model.options.d_steps)):
             with torch.no_grad(), trainer.autocast():
                 fake = model.generate_future(window, n_context)

@@ -14,7 +14,8 @@ paper's discriminators see the conditioning frames with the generated ones):
 - temporal ``D_T``: a 3-D ResNet on the whole video (context + future) average-pooled 2x in space.
 
 Losses: the hinge loss for both discriminators and the generator (``-D_S - D_T``), with ``d_steps``
-discriminator steps per generator step (2 in the paper). The adversarial training step itself is the Trainer's
+discriminator steps per generator step (2 in the paper), and the discriminators learn at ``d_lr_scale`` times
+the generator's rate (the paper: 1e-4 for G, 5e-4 for D; ``forecast/configs/dvd_gan.yaml``). The adversarial training step itself is the Trainer's
 ``adversarial`` mode (``forecast.training.modes``); this module only defines the networks and losses.
 
 Deviations, each an option or noted: compact ResNets of ``dim`` channels rather than the paper's BigGAN-sized
@@ -36,7 +37,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.baselines.statistics import check_window
-from forecast.models.config import require_positive_ints
+from forecast.models.config import require_non_negative, require_positive_ints
 from forecast.models.layers import ConvGRUCell, ConvNormAct, Downsample, Upsample
 
 
@@ -47,6 +48,7 @@ class DVDGANConfig:
     z_dim: int = 32  # latent size per video
     frames_sampled: int = 8  # k, the frames D_S sees per video (all if fewer)
     d_steps: int = 2  # discriminator steps per generator step
+    d_lr_scale: float = 5.0  # the discriminators' learning rate over the generator's (the paper: 5e-4 / 1e-4)
     recon_weight: float = 0.0  # L1 on the generated future (0: the paper's pure GAN)
     groups: int = 8
 
@@ -54,14 +56,9 @@ class DVDGANConfig:
         require_positive_ints(self, ("dim", "z_dim", "frames_sampled", "d_steps", "groups"))
         if self.dim % self.groups:
             raise ForecastError("model.dim must be divisible by model.groups")
-        if (
-            isinstance(self.recon_weight, bool)
-            or not isinstance(self.recon_weight, int | float)
-            or self.recon_weight < 0
-        ):
-            raise ForecastError(
-                f"model.recon_weight must be a non-negative number, got {self.recon_weight!r}"
-            )
+        require_non_negative(self, ("recon_weight", "d_lr_scale"))
+        if self.d_lr_scale == 0:
+            raise ForecastError("model.d_lr_scale must be positive (0 would freeze the discriminators)")
 
 
 class DBlock(nn.Module):

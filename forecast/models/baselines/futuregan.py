@@ -11,10 +11,32 @@ Longer horizons are predicted recursively, as in the paper: the generated block 
 ``SequenceModel`` the model keeps the last ``frames`` observed frames; ``sample_next`` generates a whole block when
 it has none pending and hands its frames out one at a time. Deterministic: one member.
 
-Deviations, each an option or noted: no progressive growing (the networks train at the data's resolution from
-the start; the paper grows them from 4x4); compact networks of ``dim`` channels; while fewer than ``frames`` frames
-have been observed, the earliest is repeated; windows must hold ``2 * frames`` frames for training (the first
-``frames`` are the input, the next ``frames`` the target); no output ``tanh`` (normalised fields).
+Deviations from the paper (and its released code), each an option or noted:
+
+- no progressive growing: the networks train at the data's resolution from the start (the paper grows them from
+  4x4, fading each new level in, with the learning rate decayed by 0.87 at each growth);
+- compact networks: ``dim`` channels at full resolution, then 2 ``dim`` and 4 ``dim`` after two down-samplings
+  (the paper: 512 channels, down to 4x4);
+- no equalised learning rate and no minibatch-standard-deviation layer in the critic (both progressive-GAN parts
+  of the paper). Tried at the test's size: per step 4x slower on a CPU and, after 300 steps, further from the
+  truth than persistence, so not adopted;
+- the bottleneck keeps the ``frames`` time steps (the paper folds the input frames into one with a
+  (frames, 1, 1) convolution and unfolds the predicted ones with a transposed one), so input and output blocks
+  have the same length; up-sampling is nearest-neighbour then a convolution (the paper: (1, 2, 2) transposed
+  convolutions); the critic's strided convolutions halve time as well as space and its score is averaged over
+  the last positions (the paper: (1, 2, 2) strides and a final convolution over all frames and the 4x4 map);
+- the gradient penalty differentiates with respect to the interpolated future block (the past block is the same
+  in real and generated sequences; the released code takes the norm over the whole interpolated sequence);
+- while fewer than ``frames`` frames have been observed, the earliest is repeated; windows must hold
+  ``2 * frames`` frames for training (the first ``frames`` are the input, the next ``frames`` the target); no
+  output ``tanh`` (normalised fields, not bounded images).
+
+Short trainings. The losses are the paper's alone (no reconstruction term), and WGAN-GP's critic teaches the
+generator slowly at first: on the learning test's moving blob (8 channels, 16x16, Adam 1e-3 with the paper's
+betas (0, 0.99)) the generated blocks first drift far from the data (at step 50 their error is about 50x
+persistence's), come back once the critic separates real from generated sequences, and beat persistence from
+about step 200 (about 3x better at step 300). The hinge and LSGAN GANs (DVD-GAN, RetroGAN) get there in 80-100
+steps, so FutureGAN's learning test runs 300.
 """
 
 from __future__ import annotations
