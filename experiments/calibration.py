@@ -47,11 +47,11 @@ from paper_tables import Row, Scale  # noqa: E402
 from forecast import pipeline  # noqa: E402
 from forecast.atomic import atomic_output  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
+from forecast.pipeline import ORACLE, oracle_forecast, per_lead, roll_out, score  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
-#: free-stream turbulence and truth ensembles of every scale's store (relative amplitude; convective times and
-#: cylinder diameters for the correlations, see ``forecast simulate karman --help``)
-NOISE = {"inflow_noise": 0.1, "noise_time": 2.0, "noise_length": 2.0, "noise_seed": 0}
+#: free-stream turbulence of every scale's store (shared with ``forecast demo``); truth ensembles below
+NOISE = pipeline.STREET_NOISE
 
 SCALES = {
     "paper": dataclasses.replace(
@@ -113,7 +113,6 @@ ABLATIONS = [
 ]
 #: the row whose targets (issue 11) the table checks
 TARGET_ROW = "RVD"
-ORACLE = "Oracle"
 #: training windows of 2 + 3 frames at cpu-small (2 + 6 costs twice as much per step, see experiments/README.md)
 DATA = {"smoke": {}, "cpu-small": {"future_frames": 3}, "paper": {}}
 
@@ -134,95 +133,7 @@ def make_data(chain: pipeline.Pipeline) -> Path:
     return store
 
 
-def roll_out(run_dir: Path, store: Path, out: Path, scale: Scale, seed: int, progress: bool) -> None:
-    """The row's ensemble forecast from exactly the truth group's starts, over the truth's horizon."""
-    from forecast.rollout import rollout_run
-
-    if out.exists():
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    settings = scale.rollout
-    rollout_run(
-        run_dir, store, out, members=settings["members"], context=settings["context"], starts="truth",
-        sampler=settings["sampler"], steps=settings["steps"], eta=settings.get("eta", 0.0), seed=seed,
-        resume=True, progress=progress, device="cpu" if scale.name != "paper" else "auto",
-    )  # fmt: skip
-
-
-def score(forecast_file: Path, store: Path, out: Path) -> None:
-    """Scores against the verifying truth and the truth ensemble (oracle CRPS, spread ratio, ...)."""
-    from forecast.metrics import open_forecast, score_forecast
-    from forecast.metrics.truth import open_truth
-
-    if out.exists():
-        return
-    forecast = open_forecast(forecast_file)
-    scores = score_forecast(forecast, truth=open_truth(store))
-    forecast.close()
-    scores.attrs["source_file"] = str(forecast_file)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out) as tmp:
-        scores.to_netcdf(tmp)
-
-
-def oracle_forecast(store: Path, reference: Path, out: Path) -> None:
-    """The truth ensemble written as a forecast file (the ``reference`` forecast's layout, its members replaced
-    by the truth's): scored like any row, it gives the oracle's own spread-skill and outside-range fraction."""
-    import xarray as xr
-
-    from forecast.forecast_file import forecast_variables
-    from forecast.metrics import open_forecast
-    from forecast.metrics.truth import match_truth, open_truth
-
-    if out.exists():
-        return
-    forecast = open_forecast(reference)
-    variables = forecast_variables(forecast)
-    truth = match_truth(forecast, open_truth(store), variables)
-    oracle = forecast.drop_vars(variables).drop_dims("member", errors="ignore")
-    oracle = oracle.assign({v: truth[v].assign_attrs(forecast[v].attrs) for v in variables})
-    oracle.attrs.update(model=ORACLE.lower(), note="the store's truth ensemble as a forecast")
-    with atomic_output(out) as tmp:
-        oracle.load().to_netcdf(tmp)
-    forecast.close()
-    xr.open_dataset(out).close()
-
-
 # --------------------------------------------------------------------------------------------------- tables
-def per_lead(scores_file: Path) -> dict[str, list[float]]:
-    """Per lead time, averaged over variables: crps, oracle, ratio, spread-skill, spread ratio, outside range."""
-    import numpy as np
-    import xarray as xr
-
-    from forecast.metrics.scores import score_variables
-
-    with xr.open_dataset(scores_file) as ds:
-        names = sorted(score_variables(ds))
-        members = int(ds.attrs["ensemble_size"])
-
-        def mean(prefix: str) -> np.ndarray:
-            if any(f"{prefix}_{n}" not in ds for n in names):
-                return np.full(ds.sizes["lead_time"], np.nan)
-            return np.mean([ds[f"{prefix}_{n}"].values for n in names], axis=0)
-
-        outside = []
-        for n in names:  # the truth below every member (rank 0) or above every member (rank m)
-            counts = ds[f"rank_histogram_{n}"].values
-            outside.append((counts[:, 0] + counts[:, -1]) / counts.sum(axis=1))
-        if members == 1:  # a point forecast: the truth is (almost surely) outside its "range"
-            outside = [np.ones(ds.sizes["lead_time"])]
-        return {
-            "lead_time": ds["lead_time"].values.tolist(),
-            "crps": mean("crps_mean").tolist(),
-            "crps_oracle": mean("crps_oracle_mean").tolist(),
-            "crps_oracle_ratio": mean("crps_oracle_ratio").tolist(),
-            "spread_skill": mean("spread_skill").tolist(),
-            "spread_ratio_truth": mean("spread_ratio_truth").tolist(),
-            "outside_range": np.mean(outside, axis=0).tolist(),
-            "members": members,
-        }
-
-
 def targets(lead: dict, calibrated_outside: float) -> dict[str, bool]:
     """Issue 11's targets for one row (the comparisons with other rows are made in ``summarize``)."""
     return {
@@ -339,9 +250,17 @@ def run_row(job: RowJob) -> str:
     chain.train(chain_row)
     t1 = time.time()
     forecast_file = job.out / "forecasts" / f"{job.row.slug}.nc"
-    roll_out(chain.run_dir(chain_row), job.store, forecast_file, scale, job.seed, job.progress)
-    score(forecast_file, job.store, job.out / "scores" / f"{job.row.slug}.nc")
+    roll_out(chain.run_dir(chain_row), job.store, forecast_file, truth_starts(scale, job.seed), job.progress)
+    score(forecast_file, job.out / "scores" / f"{job.row.slug}.nc", truth=job.store)
     return f"{job.row.label}: trained in {t1 - t0:.0f} s, rolled out and scored in {time.time() - t1:.0f} s"
+
+
+def truth_starts(scale: Scale, seed: int) -> pipeline.RolloutSettings:
+    """The scale's rollout from exactly the truth group's starts, over the truth's horizon."""
+    device = "cpu" if scale.name != "paper" else "auto"
+    return pipeline.RolloutSettings(
+        **scale.rollout, inits=None, horizon=None, starts="truth", seed=seed, device=device
+    )
 
 
 def default_jobs(scale_name: str, rows: list[Row]) -> int:
@@ -409,7 +328,7 @@ def run_calibration(
     run_rows(row_jobs, workers, log)
     oracle_file = out / "forecasts" / f"{ORACLE}.nc"
     oracle_forecast(store, out / "forecasts" / f"{rows[0].slug}.nc", oracle_file)
-    score(oracle_file, store, out / "scores" / f"{ORACLE}.nc")
+    score(oracle_file, out / "scores" / f"{ORACLE}.nc", truth=store)
     labels = [r.label for r in rows] + [ORACLE]
     files = [out / "scores" / f"{r.slug}.nc" for r in rows] + [out / "scores" / f"{ORACLE}.nc"]
     leads = {label: per_lead(f) for label, f in zip(labels, files)}
@@ -431,17 +350,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="an existing stochastic vortex-street store with a truth group")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--jobs", type=int, help="rows trained at once (default: one per core on CPUs, capped by the rows; 1 on GPUs)"
+        "--jobs",
+        type=int,
+        help="rows trained at once (default: one per core on CPUs, capped by the rows; 1 on GPUs)",
     )
     parser.add_argument(
-        "--ablation", action="store_true", help="also the paper's setting at this scale: RVD (sigma 2, y0-prediction)"
+        "--ablation",
+        action="store_true",
+        help="also the paper's setting at this scale: RVD (sigma 2, y0-prediction)",
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     rows = ROWS + ABLATIONS if args.ablation else ROWS
     try:
         run_calibration(
-            args.scale, args.out, args.data, args.seed, rows=rows, progress=not args.no_progress, jobs=args.jobs
+            args.scale,
+            args.out,
+            args.data,
+            args.seed,
+            rows=rows,
+            progress=not args.no_progress,
+            jobs=args.jobs,
         )
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)

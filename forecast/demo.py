@@ -3,13 +3,20 @@
 The chain is ``forecast.pipeline``'s, one stage after the other (each stage is skipped when its output already
 exists, so an interrupted demo continues where it stopped):
 
-1. simulate a small von Karman vortex street (two Reynolds numbers, frames of 32x32) -> ``data/karman.zarr``
+1. simulate a small stochastic von Karman vortex street (two Reynolds numbers, frames of 32x32, free-stream
+   turbulence at the inlet: ``forecast.pipeline.STREET_NOISE``) with a small ``truth`` group (for 4 test starts
+   per Reynolds number, 8 continuations of the simulator from the same state with independent future
+   turbulence) -> ``data/karman.zarr``
 2. train a tiny RVD (the shipped config ``demo``) for a time budget -> ``runs/rvd``; fit persistence (plain and
    inflated) and climatology through the same trainer -> ``runs/<baseline>``
-3. ensemble rollouts of the test group to netCDF -> ``forecasts/<model>.nc``
-4. scores (CRPS per pixel and lead, RMSE, spread, rank histograms, spectra) -> ``scores/<model>.nc``
+3. ensemble rollouts from exactly the truth group's starts to netCDF -> ``forecasts/<model>.nc``, and the truth
+   ensemble itself as a forecast -> ``forecasts/oracle.nc``
+4. scores against the verifying truth and the truth ensemble (CRPS per pixel and lead, the oracle CRPS, RMSE,
+   spread, spread-skill, rank histograms, spectra) -> ``scores/<model>.nc``
 5. figures -> ``figures/*.png`` (and a GIF of the RVD rollout)
-6. ``summary.csv``: one row per model, ``crps`` = mean over variables, leads and pixels (lower is better)
+6. ``summary.csv``: one row per model and the ``Oracle`` row (the truth ensemble): ``crps`` = mean over
+   variables, leads and pixels (lower is better), ``crps_oracle_ratio`` = crps / the oracle CRPS (1 = as good as
+   the perfect model), ``spread_skill`` (1 = calibrated)
 
 ``DemoSettings`` holds the sizes; ``DemoSettings.smoke()`` is a tiny version for tests.
 """
@@ -27,10 +34,10 @@ import yaml
 
 from forecast.atomic import atomic_output
 from forecast.configs import CONFIG_DIR
-from forecast.pipeline import Pipeline, RolloutSettings, Row, write_csv
+from forecast.pipeline import STREET_NOISE, Pipeline, RolloutSettings, Row, write_csv
 
 #: the demo's RVD: a shipped config (the tiny architecture, N = 100, 2 + 3 frame windows, a learning rate high
-#: enough for minutes of training and the deviations named in README "The RVD model")
+#: enough for minutes of training and the calibrated options of rvd_calibrated.yaml; its header says which)
 DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 
 #: The baselines of the demo: model sections of their configs (data and training are the RVD's).
@@ -43,18 +50,19 @@ DEMO_BASELINES: dict[str, dict] = {
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of the demo. The defaults take 5-6 minutes on two CPU cores."""
+    """Sizes of the demo. The defaults take 5-6 minutes on two idle CPU cores."""
 
     reynolds: tuple[float, ...] = (150.0, 200.0)
     train_frames: int = 160  # per Reynolds number
-    test_frames: int = 48
+    test_frames: int = 32  # room for the truth starts: context + horizon - 1 + truth_inits at least
     frame_size: int = 32  # stored frames are frame_size x frame_size ...
     scale: int = 2  # ... block-averaged from a simulation grid twice as fine
     every: int = 64  # lattice steps between frames (about 7 frames per shedding period)
+    truth_members: int = 8  # continuations per truth start (the oracle's ensemble size)
+    truth_inits: int = 4  # truth starts per Reynolds number: the forecasts' inits
     train_seconds: float | None = 240.0  # time budget of the RVD's training (None: max_train_steps only)
     max_train_steps: int = 3000
     members: int = 8
-    inits: int = 8
     context: int = 4
     horizon: int = 8
     sampler: str = "ddim"
@@ -73,10 +81,11 @@ class DemoSettings:
             test_frames=10,
             frame_size=16,
             every=32,
+            truth_members=2,
+            truth_inits=2,
             train_seconds=None,
             max_train_steps=2,
             members=2,
-            inits=2,
             context=2,
             horizon=3,
             sampling_steps=2,
@@ -85,6 +94,7 @@ class DemoSettings:
         )
 
     def simulation(self):
+        """The stochastic street (``STREET_NOISE``) with a truth group over the forecasts' context and horizon."""
         from simulators.karman import KarmanConfig
 
         return KarmanConfig(
@@ -95,12 +105,19 @@ class DemoSettings:
             size=(self.frame_size, self.frame_size),
             scale=self.scale,
             write_batch=8,
+            **STREET_NOISE,
+            truth_members=self.truth_members,
+            truth_inits=self.truth_inits,
+            truth_horizon=self.horizon,
+            truth_context=self.context,
         )
 
     def rollout(self) -> RolloutSettings:
+        """Forecasts from exactly the truth starts (scored against the truth ensemble too)."""
         return RolloutSettings(
             members=self.members,
-            inits=self.inits,
+            inits=None,
+            starts="truth",
             context=self.context,
             horizon=self.horizon,
             sampler=self.sampler,
@@ -160,21 +177,51 @@ def torch_threads() -> int:
     return cores if load < 0.5 * cores else 1
 
 
+#: the summary table's columns before the per-variable CRPS, with their printed headers
+TABLE_COLUMNS = {
+    "model": "model",
+    "crps": "crps",
+    "crps_oracle_ratio": "crps/oracle",
+    "spread_skill": "spread_skill",
+    "members": "members",
+}
+
+
 def format_table(rows: list[dict]) -> str:
-    """The summary as a fixed-width table (model, crps, spread-skill, per-variable CRPS), best CRPS first."""
-    columns = ["model", "crps", "spread_skill", "members"] + [
-        k for k in rows[0] if k.startswith("crps_") and k != "crps"
-    ]
+    """The summary as a fixed-width table (model, crps, crps / oracle crps, spread-skill, members, per-variable
+    CRPS), best CRPS first: the Oracle row, the floor, on top."""
+    columns = [*TABLE_COLUMNS, *(k for k in rows[0] if k.startswith("crps_") and k != "crps_oracle_ratio")]
     ordered = sorted(rows, key=lambda r: r["crps"])
 
     def cell(value) -> str:
         return f"{value:.4g}" if isinstance(value, float) else str(value if value is not None else "")
 
     cells = [[cell(r.get(c)) for c in columns] for r in ordered]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    headers = [TABLE_COLUMNS.get(c, c) for c in columns]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
+
+
+def reading_guide(summary: list[dict]) -> str:
+    """How to read the table, with the RVD's numbers: its CRPS against persistence's and the oracle's, and
+    its spread-skill ratio."""
+    by_model = {r["model"]: r for r in summary}
+    rvd, persistence = by_model["rvd"], by_model["persistence"]
+    verdict = "beats" if rvd["crps"] < persistence["crps"] else "does NOT beat"
+    spread = rvd["spread_skill"]
+    reading = "too narrow" if spread < 0.7 else "too wide" if spread > 1.4 else "about calibrated"
+    return "\n".join(
+        [
+            "crps: lower is better; Oracle: the truth ensemble (the simulator's own continuations from the same "
+            "states), the floor for a forecast from frames; crps/oracle: 1 = as good as the perfect model;",
+            "spread_skill: sqrt((m+1)/m) spread / RMSE, 1 = calibrated, < 1 too narrow, > 1 too wide "
+            "(the Oracle's own is about 1).",
+            f"RVD {verdict} persistence (CRPS {rvd['crps']:.4g} vs {persistence['crps']:.4g}), its CRPS is "
+            f"{rvd['crps_oracle_ratio']:.3g} x the oracle's, its spread-skill {spread:.3g} ({reading}).",
+        ]
+    )
 
 
 def _write_configs(folder: Path, rows: list[Row]) -> None:
@@ -204,6 +251,100 @@ class _Stages:
         self.log(f"    done in {self.seconds[name]:.0f} s")
 
 
+@dataclass
+class _Demo:
+    """One demo's chain, settings, models (the RVD first) and stage clock; one method per stage."""
+
+    pipeline: Pipeline
+    settings: DemoSettings
+    rows: list[Row]
+    stages: _Stages
+    log: Callable[[str], None]
+
+    def simulate(self) -> None:
+        s = self.settings
+        reynolds = ", ".join(f"{r:g}" for r in s.reynolds)
+        self.stages.begin(
+            f"simulating the stochastic vortex street (Re = {reynolds}, {s.frame_size}x{s.frame_size} frames, "
+            f"inflow turbulence {STREET_NOISE['inflow_noise']:g} U) and its truth ensembles "
+            f"({s.truth_inits * len(s.reynolds)} starts x {s.truth_members} members) -> {self.pipeline.store}"
+        )
+        self.pipeline.data()
+        self.stages.end("simulate")
+
+    def train(self, threads: int) -> None:
+        import torch
+
+        s, rvd = self.settings, self.rows[0]
+        budget = f"for {s.train_seconds:.0f} s" if s.train_seconds is not None else ""
+        self.stages.begin(
+            f"training a tiny RVD {budget} and fitting the baselines -> {self.pipeline.out / 'runs'}"
+        )
+        torch.set_num_threads(threads)
+        self.log(f"    torch uses {threads} thread(s)")
+        trained = self.pipeline.train(rvd)
+        self.log(
+            f"    rvd trained for {trained['step']} steps in {trained['elapsed_s']:.0f} s "
+            f"(loss {trained['loss']:.4g})"
+        )
+        for row in self.rows[1:]:
+            self.pipeline.train(row, progress=False)
+        self.stages.end("train")
+
+    def roll_out(self) -> None:
+        s = self.settings
+        self.stages.begin(
+            f"ensemble rollouts from the truth starts: {s.truth_inits * len(s.reynolds)} inits x {s.members} "
+            f"members x {s.horizon} frames ({s.sampler}, {s.sampling_steps} steps) -> {self.pipeline.out / 'forecasts'}"
+        )
+        for row in self.rows:
+            self.pipeline.roll_out(row)
+        self.stages.end("rollout")
+
+    def score(self) -> Row:
+        """Every model's scores, then the truth ensemble's as a forecast of its own: returns the Oracle row."""
+        self.stages.begin(
+            f"scoring against the truth and the truth ensemble, and the truth ensemble itself (the Oracle row) "
+            f"-> {self.pipeline.out / 'scores'}"
+        )
+        for row in self.rows:
+            self.pipeline.score(row)
+        oracle = self.pipeline.oracle(self.rows[0])
+        self.stages.end("score")
+        return oracle
+
+    def plot(self) -> list[Path]:
+        s = self.settings
+        self.stages.begin(f"figures -> {self.pipeline.out / 'figures'}")
+        variables = list(s.plot_variables) if s.plot_variables else None
+        figures = self.pipeline.plot(
+            self.rows, variables=variables, n_members=min(3, s.members), labels=False
+        )
+        self.stages.end("plot")
+        return figures
+
+    def summarize(self, oracle: Row) -> list[dict]:
+        path = self.pipeline.out / "summary.csv"
+        self.stages.begin(f"summary -> {path}")
+        summary = self.pipeline.summarize([*self.rows, oracle])
+        write_csv(summary, path)
+        self.log(format_table(summary))
+        self.log("\n" + reading_guide(summary))
+        self.log(f"Total {sum(self.stages.seconds.values()):.0f} s. Figures: {self.pipeline.out / 'figures'}")
+        return summary
+
+    def files(self, oracle: Row, figures: list[Path]) -> dict[str, list[Path]]:
+        rows, p = [*self.rows, oracle], self.pipeline
+        return {
+            "store": [p.store],
+            "runs": [p.run_dir(r) for r in self.rows],
+            "forecasts": [p.forecast_file(r) for r in rows],
+            "scores": [p.scores_file(r) for r in rows],
+            "figures": figures,
+            "summary": [p.out / "summary.csv"],
+        }
+
+
 def run_demo(
     out_dir: str | os.PathLike,
     settings: DemoSettings | None = None,
@@ -211,75 +352,22 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run the whole chain into ``out_dir`` (see the module docstring); returns the summary rows and files."""
-    import torch
-
     settings = settings or DemoSettings()
     threads = torch_threads()  # before the simulation raises the load average
     pipeline = Pipeline(
         out_dir, simulation=settings.simulation(), rollout=settings.rollout(), progress=progress, log=log
     )
-    out, store = pipeline.out, pipeline.store
-    rows = demo_rows(settings)
-    rvd, baselines = rows[0], rows[1:]
-    _write_configs(out / "configs", rows)
-    stages = _Stages(6, log)
-
-    reynolds = ", ".join(f"{r:g}" for r in settings.reynolds)
-    size = f"{settings.frame_size}x{settings.frame_size}"
-    stages.begin(f"simulating the vortex street (Re = {reynolds}, {size} frames) -> {store}")
-    pipeline.data()
-    stages.end("simulate")
-
-    budget = f"for {settings.train_seconds:.0f} s" if settings.train_seconds is not None else ""
-    stages.begin(f"training a tiny RVD {budget} and fitting the baselines -> {out / 'runs'}")
-    torch.set_num_threads(threads)
-    log(f"    torch uses {threads} thread(s)")
-    trained = pipeline.train(rvd)
-    log(
-        f"    rvd trained for {trained['step']} steps in {trained['elapsed_s']:.0f} s (loss {trained['loss']:.4g})"
+    demo = _Demo(pipeline, settings, demo_rows(settings), _Stages(6, log), log)
+    _write_configs(pipeline.out / "configs", demo.rows)
+    demo.simulate()
+    demo.train(threads)
+    demo.roll_out()
+    oracle = demo.score()
+    figures = demo.plot()
+    summary = demo.summarize(oracle)
+    return DemoResult(
+        out_dir=pipeline.out, summary=summary, files=demo.files(oracle, figures), seconds=demo.stages.seconds
     )
-    for row in baselines:
-        pipeline.train(row, progress=False)
-    stages.end("train")
-
-    s = settings
-    stages.begin(
-        f"ensemble rollouts: {s.inits} inits x {s.members} members x {s.horizon} frames "
-        f"({s.sampler}, {s.sampling_steps} steps) -> {out / 'forecasts'}"
-    )
-    for row in rows:
-        pipeline.roll_out(row)
-    stages.end("rollout")
-
-    stages.begin(f"scoring -> {out / 'scores'}")
-    for row in rows:
-        pipeline.score(row)
-    stages.end("score")
-
-    stages.begin(f"figures -> {out / 'figures'}")
-    variables = list(settings.plot_variables) if settings.plot_variables else None
-    figures = pipeline.plot(rows, variables=variables, n_members=min(3, settings.members), labels=False)
-    stages.end("plot")
-
-    stages.begin(f"summary -> {out / 'summary.csv'}")
-    summary = pipeline.summarize(rows)
-    write_csv(summary, out / "summary.csv")
-    log(format_table(summary))
-    crps = {r["model"]: r["crps"] for r in summary}
-    verdict = "beats" if crps["rvd"] < crps["persistence"] else "does NOT beat"
-    log(
-        f"\nRVD {verdict} persistence (CRPS {crps['rvd']:.4g} vs {crps['persistence']:.4g}); "
-        f"total {sum(stages.seconds.values()):.0f} s. Figures: {out / 'figures'}"
-    )
-    files = {
-        "store": [store],
-        "runs": [pipeline.run_dir(r) for r in rows],
-        "forecasts": [pipeline.forecast_file(r) for r in rows],
-        "scores": [pipeline.scores_file(r) for r in rows],
-        "figures": figures,
-        "summary": [out / "summary.csv"],
-    }
-    return DemoResult(out_dir=out, summary=summary, files=files, seconds=stages.seconds)
 
 
 __all__ = ["DEMO_BASELINES", "DEMO_CONFIG", "DemoResult", "DemoSettings", "run_demo"]

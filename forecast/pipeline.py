@@ -9,6 +9,11 @@
     OUT/scores/<row>.nc         their scores
     OUT/figures/                the figures of ``forecast plot``
 
+With ``RolloutSettings(starts="truth")`` (a store with a ``truth`` group: the stochastic vortex street,
+``STREET_NOISE`` and ``truth_*`` options of ``KarmanConfig``) every row forecasts exactly the truth group's starts
+and is scored against the truth ensemble too (oracle CRPS, spread ratio, ...); ``Pipeline.oracle`` writes the
+truth ensemble itself as a forecast and scores it, the ``Oracle`` row of a table.
+
 Each stage is skipped when its output exists, and an interrupted stage resumes: a complete store is reused and
 a partial one continued; training resumes from its last checkpoint and returns at once when the run has
 reached its steps or its time budget (``training.time_budget_s``, counted over resumes); forecast files are
@@ -27,7 +32,8 @@ Use::
 or stage by stage: ``pipeline.data()``, ``pipeline.train(row)``, ``pipeline.roll_out(row)``,
 ``pipeline.score(row)``, ``pipeline.summarize(rows)``, ``pipeline.plot(rows)``. ``Row.rollout`` overrides the
 pipeline's ``RolloutSettings`` for one row (``{"sampler": "ddpm", "steps": None}``), so rows that differ only in
-how they sample share one trained run.
+how they sample share one trained run. ``per_lead`` reads a scores file's curves over lead time, averaged over
+variables.
 """
 
 from __future__ import annotations
@@ -43,6 +49,13 @@ from typing import Any
 from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
 
+#: free-stream turbulence at the inlet of the stochastic vortex street (``KarmanConfig`` options: std of the
+#: inflow velocity relative to U; correlation time in convective times D / U and length in cylinder diameters,
+#: see ``forecast simulate karman --help``); the calibration benchmark and ``forecast demo`` simulate with it
+STREET_NOISE = {"inflow_noise": 0.1, "noise_time": 2.0, "noise_length": 2.0, "noise_seed": 0}
+#: the label of the truth ensemble's own row in tables
+ORACLE = "Oracle"
+
 
 @dataclass(frozen=True)
 class RolloutSettings:
@@ -51,7 +64,8 @@ class RolloutSettings:
     members: int = 8
     inits: int | None = 8  # starts spread evenly over the test group (None: one per sequence)
     context: int = 4
-    horizon: int = 8
+    horizon: int | None = 8  # None: the truth group's horizon with starts "truth" (16 otherwise)
+    starts: str = "even"  # "truth": exactly the truth group's starts (not inits), scored against it too
     sampler: str = "ddim"
     steps: int | None = 20  # diffusion sampling steps (None: all N); models without diffusion ignore it
     eta: float = 0.0
@@ -139,9 +153,22 @@ class Pipeline:
         return out
 
     def score(self, row: Row) -> Path:
+        """The scores file of ``row`` (against the truth ensemble too when the row starts at its starts)."""
         out = self.scores_file(row)
-        score(self.forecast_file(row), out)
+        truth = self.store if self.rollout_settings(row).starts == "truth" else None
+        score(self.forecast_file(row), out, truth=truth)
         return out
+
+    def oracle(self, reference: Row, name: str = "oracle") -> Row:
+        """The truth ensemble as a forecast file of ``reference``'s layout (``forecasts/<name>.nc``) and its
+        scores against the verifying truth; returns its row (label ``ORACLE``) for ``summarize``. Needs
+        ``starts="truth"`` for ``reference``."""
+        if self.rollout_settings(reference).starts != "truth":
+            raise ForecastError("the oracle row needs forecasts from the truth starts (starts='truth')")
+        row = Row(name, {}, label=ORACLE)
+        oracle_forecast(self.store, self.forecast_file(reference), self.forecast_file(row))
+        score(self.forecast_file(row), self.scores_file(row), truth=self.store)
+        return row
 
     def summarize(self, rows: Sequence[Row]) -> list[dict]:
         return [{"model": row.title, **summary_row(self.scores_file(row))} for row in rows]
@@ -228,44 +255,31 @@ def train(config: dict, store: Path, run_dir: Path, progress: bool) -> dict:
 
 
 def roll_out(run_dir: Path, store: Path, out: Path, settings: RolloutSettings, progress: bool) -> None:
-    """The forecast file of ``run_dir``'s model over the test group (skipped when ``out`` exists)."""
-    from forecast.device import select_device
-    from forecast.rollout import rollout
-    from forecast.training import load_run
+    """The forecast file of ``run_dir``'s model over the test group (skipped when ``out`` exists): from
+    ``settings.inits`` starts spread evenly or, with ``starts="truth"``, from exactly the truth group's."""
+    from forecast.rollout import rollout_run
 
     if out.exists():
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    device = select_device(settings.device)
-    run = load_run(run_dir, device=device)
-    rollout(
-        run.model,
-        run.layout,
-        store,
-        out,
-        members=settings.members,
-        context=settings.context,
-        horizon=settings.horizon,
-        inits=settings.inits,
-        sampler=settings.sampler,
-        steps=settings.steps if run.model.has_diffusion else None,
-        eta=settings.eta,
-        seed=settings.seed,
-        device=device,
-        resume=True,
-        progress=progress,
-        attrs={"run_dir": str(run_dir), "checkpoint": str(run.checkpoint)},
-    )
+    rollout_run(
+        run_dir, store, out, members=settings.members, context=settings.context, horizon=settings.horizon,
+        inits=settings.inits if settings.starts != "truth" else None, starts=settings.starts,
+        sampler=settings.sampler, steps=settings.steps, eta=settings.eta, seed=settings.seed,
+        device=settings.device, resume=True, progress=progress,
+    )  # fmt: skip
 
 
-def score(forecast_file: Path, out: Path) -> None:
-    """The scores file of ``forecast_file`` (skipped when ``out`` exists); point forecasts are scored too."""
+def score(forecast_file: Path, out: Path, truth: Path | None = None) -> None:
+    """The scores file of ``forecast_file`` (skipped when ``out`` exists); point forecasts are scored too.
+    ``truth``: a field store whose truth ensemble the forecast is scored against as well (oracle CRPS, ...)."""
     from forecast.metrics import open_forecast, score_forecast
+    from forecast.metrics.truth import open_truth
 
     if out.exists():
         return
     forecast = open_forecast(forecast_file)
-    scores = score_forecast(forecast)
+    scores = score_forecast(forecast, truth=open_truth(truth) if truth is not None else None)
     forecast.close()
     scores.attrs["source_file"] = str(forecast_file)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -273,10 +287,69 @@ def score(forecast_file: Path, out: Path) -> None:
         scores.to_netcdf(tmp)
 
 
+def oracle_forecast(store: Path, reference: Path, out: Path) -> None:
+    """The truth ensemble written as a forecast file (the ``reference`` forecast's layout, its members replaced
+    by the truth's): scored like any row, it gives the oracle's own spread-skill and outside-range fraction."""
+    import xarray as xr
+
+    from forecast.forecast_file import forecast_variables
+    from forecast.metrics import open_forecast
+    from forecast.metrics.truth import match_truth, open_truth
+
+    if out.exists():
+        return
+    forecast = open_forecast(reference)
+    variables = forecast_variables(forecast)
+    truth = match_truth(forecast, open_truth(store), variables)
+    oracle = forecast.drop_vars(variables).drop_dims("member", errors="ignore")
+    oracle = oracle.assign({v: truth[v].assign_attrs(forecast[v].attrs) for v in variables})
+    oracle.attrs.update(model=ORACLE.lower(), note="the store's truth ensemble as a forecast")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as tmp:
+        oracle.load().to_netcdf(tmp)
+    forecast.close()
+    xr.open_dataset(out).close()
+
+
+def per_lead(scores_file: Path) -> dict[str, list[float]]:
+    """Per lead time, averaged over variables: crps, oracle, ratio, spread-skill, spread ratio, outside range."""
+    import numpy as np
+    import xarray as xr
+
+    from forecast.metrics.scores import score_variables
+
+    with xr.open_dataset(scores_file) as ds:
+        names = sorted(score_variables(ds))
+        members = int(ds.attrs["ensemble_size"])
+
+        def mean(prefix: str) -> np.ndarray:
+            if any(f"{prefix}_{n}" not in ds for n in names):
+                return np.full(ds.sizes["lead_time"], np.nan)
+            return np.mean([ds[f"{prefix}_{n}"].values for n in names], axis=0)
+
+        outside = []
+        for n in names:  # the truth below every member (rank 0) or above every member (rank m)
+            counts = ds[f"rank_histogram_{n}"].values
+            outside.append((counts[:, 0] + counts[:, -1]) / counts.sum(axis=1))
+        if members == 1:  # a point forecast: the truth is (almost surely) outside its "range"
+            outside = [np.ones(ds.sizes["lead_time"])]
+        return {
+            "lead_time": ds["lead_time"].values.tolist(),
+            "crps": mean("crps_mean").tolist(),
+            "crps_oracle": mean("crps_oracle_mean").tolist(),
+            "crps_oracle_ratio": mean("crps_oracle_ratio").tolist(),
+            "spread_skill": mean("spread_skill").tolist(),
+            "spread_ratio_truth": mean("spread_ratio_truth").tolist(),
+            "outside_range": np.mean(outside, axis=0).tolist(),
+            "members": members,
+        }
+
+
 def summary_row(scores_file: Path) -> dict:
     """One row of a summary table: ``crps`` (the mean over variables of each variable's CRPS averaged over
-    leads), ``spread_skill`` (likewise; None for a file without it), ``members``, then ``crps_<var>`` and
-    ``spread_skill_<var>`` per variable."""
+    leads), ``spread_skill`` (likewise; None for a file without it), ``crps_oracle_ratio`` (``crps`` over the
+    oracle CRPS averaged alike; only for a file scored against a truth ensemble), ``members``, then
+    ``crps_<var>`` and ``spread_skill_<var>`` per variable."""
     import xarray as xr
 
     from forecast.metrics.scores import score_variables
@@ -289,15 +362,14 @@ def summary_row(scores_file: Path) -> dict:
             for n in names
             if f"spread_skill_{n}" in ds
         }
+        oracle = [float(ds[f"crps_oracle_mean_{n}"].mean()) for n in names if f"crps_oracle_mean_{n}" in ds]
         members = int(ds.attrs["ensemble_size"])
+    mean_crps = sum(crps.values()) / len(crps)
     mean_ratio = sum(ratio.values()) / len(ratio) if ratio else None
-    return {
-        "crps": sum(crps.values()) / len(crps),
-        "spread_skill": mean_ratio,
-        "members": members,
-        **crps,
-        **ratio,
-    }
+    row = {"crps": mean_crps, "spread_skill": mean_ratio}
+    if oracle:
+        row["crps_oracle_ratio"] = mean_crps / (sum(oracle) / len(oracle))
+    return {**row, "members": members, **crps, **ratio}
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

@@ -10,6 +10,8 @@ import xarray as xr
 import yaml
 
 from forecast.demo import DEMO_BASELINES, DEMO_CONFIG, DemoSettings, run_demo, rvd_config
+from forecast.metrics.truth import open_truth
+from forecast.pipeline import ORACLE, STREET_NOISE
 
 MODELS = ["rvd", *DEMO_BASELINES]
 
@@ -30,33 +32,58 @@ def _read_summary(path: Path) -> list[dict]:
 
 def test_smoke_demo_writes_every_file_and_resumes(tmp_path, capsys):
     out = tmp_path / "demo"
-    result = run_demo(out, DemoSettings.smoke(), progress=False)
+    settings = DemoSettings.smoke()
+    result = run_demo(out, settings, progress=False)
     printed = capsys.readouterr().out
-    # the summary: one row per model, with the columns model and crps, printed as a table
+    # the summary: one row per model and the Oracle row, with crps, crps / oracle and spread-skill columns
     rows = _read_summary(out / "summary.csv")
-    assert [r["model"] for r in rows] == MODELS
-    assert {"model", "crps"} <= set(rows[0])
+    assert [r["model"] for r in rows] == [*MODELS, ORACLE]
+    assert {"model", "crps", "crps_oracle_ratio", "spread_skill"} <= set(rows[0])
     assert all(float(r["crps"]) > 0 for r in rows)
-    assert {r["model"]: r["members"] for r in rows}["persistence"] == "1"
-    for model in MODELS:
-        assert any(line.startswith(model + " ") for line in printed.splitlines())
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["persistence"]["members"] == "1"
+    assert by_model[ORACLE]["members"] == str(settings.truth_members)
+    # the oracle is the truth ensemble scored against the verifying truth: its CRPS is the oracle CRPS
+    assert float(by_model[ORACLE]["crps_oracle_ratio"]) == pytest.approx(1.0)
+    for model in ("rvd", "climatology", ORACLE):
+        assert float(by_model[model]["spread_skill"]) > 0
+        assert float(by_model[model]["crps_oracle_ratio"]) == pytest.approx(
+            float(by_model[model]["crps"]) / float(by_model[ORACLE]["crps"]), rel=1e-4
+        )
+    # the printed table has the same rows and columns, and says how to read them
+    lines = printed.splitlines()
+    header = next(line for line in lines if line.startswith("model "))
+    assert header.split()[:5] == ["model", "crps", "crps/oracle", "spread_skill", "members"]
+    for model in [*MODELS, ORACLE]:
+        assert any(line.startswith(model + " ") for line in lines)
+    oracle_line = next(line for line in lines if line.startswith(ORACLE + " "))
+    assert oracle_line.split()[2] == "1"  # crps/oracle of the oracle itself
+    assert "spread_skill: sqrt((m+1)/m) spread / RMSE, 1 = calibrated" in printed
     assert "[6/6]" in printed
-    # every stage's output exists
-    assert (out / "data" / "karman.zarr" / "train").is_dir()
+    # the store is the stochastic street with a truth group; the forecasts start at exactly its starts
+    store = out / "data" / "karman.zarr"
+    assert (store / "train").is_dir()
+    truth = open_truth(store)
+    assert truth.sizes["member"] == settings.truth_members and truth.sizes["lead_time"] == settings.horizon
+    assert truth.sizes["init"] == settings.truth_inits * len(settings.reynolds)
+    assert xr.open_zarr(store, group="train").attrs["inflow_noise"] == STREET_NOISE["inflow_noise"]
     for model in MODELS:
         assert (out / "runs" / model / "checkpoints" / "last.pt").is_file()
         assert (out / "configs" / f"{model}.yaml").is_file()
         forecast = xr.open_dataset(out / "forecasts" / f"{model}.nc")
         assert {"u", "u_obs", "vorticity"} <= set(forecast.data_vars)
+        assert list(forecast["init_time"].values) == list(truth["init_time"].values)
         forecast.close()
         scores = xr.open_dataset(out / "scores" / f"{model}.nc")
         assert "crps_mean_vorticity" in scores and scores["crps_mean_vorticity"].sizes["lead_time"] == 3
+        assert "crps_oracle_mean_vorticity" in scores  # scored against the truth ensemble too
         scores.close()
     names = {p.name for p in (out / "figures").iterdir()}
     for expected in (
         "crps_lead_time_vorticity.png",
         "crps_map_vorticity.png",
         "spread_skill_vorticity.png",
+        "truth_scores_vorticity.png",
         "samples_vorticity_rvd.png",
         "rollout_vorticity_rvd.gif",
         "rank_histogram_vorticity_rvd.png",
@@ -64,9 +91,9 @@ def test_smoke_demo_writes_every_file_and_resumes(tmp_path, capsys):
         assert expected in names
     assert all(p.exists() for files in result.files.values() for p in files)
     # a second run finds everything done and only rewrites the summary
-    before = (out / "forecasts" / "rvd.nc").stat().st_mtime_ns
+    before = [(out / "forecasts" / f"{m}.nc").stat().st_mtime_ns for m in ("rvd", "oracle")]
     again = run_demo(out, DemoSettings.smoke(), progress=False)
-    assert (out / "forecasts" / "rvd.nc").stat().st_mtime_ns == before
+    assert [(out / "forecasts" / f"{m}.nc").stat().st_mtime_ns for m in ("rvd", "oracle")] == before
     assert [r["crps"] for r in again.summary] == [r["crps"] for r in result.summary]
 
 

@@ -28,9 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="the whole chain, small, on a CPU: simulate, train RVD and baselines, roll out, score, plot",
-        description="Simulate a small vortex street, train a tiny RVD for a few minutes, fit persistence and "
-        "climatology, write ensemble forecasts, scores, figures and OUT_DIR/summary.csv. About 6 minutes on two "
-        "CPU cores. --resume continues an interrupted demo in OUT_DIR, skipping the stages that are done.",
+        description="Simulate a small stochastic vortex street (turbulent inflow) with perfect-model truth "
+        "ensembles, train a tiny RVD for a few minutes, fit persistence and climatology, forecast the truth "
+        "starts and write ensemble forecasts, scores, figures and OUT_DIR/summary.csv: every model's CRPS, its "
+        "ratio to the oracle's (the truth ensemble's, also a row) and its spread-skill ratio. About 6 minutes on "
+        "two CPU cores. --resume continues an interrupted demo in OUT_DIR, skipping the stages that are done.",
     )
     add_output(parser, "OUT_DIR", "folder for everything the demo writes", positional=True)
     parser.add_argument(
