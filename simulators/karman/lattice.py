@@ -24,7 +24,7 @@ Geometry (lattice units, x downstream, y across)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
@@ -88,32 +88,74 @@ def _kernel_config(config: KarmanConfig):
 
 @dataclass
 class Lattice:
-    """A ready-to-run channel: the lbmpy step, its fluid mask and its relaxation rate."""
+    """A ready-to-run channel: the lbmpy step, its fluid mask and its relaxation rate.
+
+    ``advance`` runs the compiled kernels directly (see ``_run``); ``reference`` switches to lbmpy's own
+    ``LatticeBoltzmannStep.run`` (the code path before the fast one existed, kept for the tests that show
+    that both give the same bits)."""
 
     config: KarmanConfig
     reynolds: float
     step: object  # lbmpy.lbstep.LatticeBoltzmannStep
     solid: np.ndarray  # (x, y) bool, True inside the cylinder
     noise: InflowNoise | None = None  # free-stream turbulence at the inlet; None: uniform inflow
+    reference: bool = False  # True: lbmpy's LatticeBoltzmannStep.run (rebuilds its time loop every call)
+    _calls: dict = field(default_factory=dict, repr=False)  # id(source PDF array) -> (two-step calls, getter)
+    _stale: bool = field(default=False, repr=False)  # the macroscopic fields lag behind the PDFs
 
     @property
     def omega(self) -> float:
         return relaxation_rate(self.config, self.reynolds)
 
     def advance(self, steps: int) -> None:
-        """Run ``steps`` lattice steps (compiled time loops; macroscopic fields are updated at the end).
+        """Run ``steps`` lattice steps; the macroscopic fields are brought up to date when next read.
 
         With inlet noise, the inflow is set from the noise process, held for ``update_interval`` steps, and
         the process advanced, until ``steps`` are done."""
         if self.noise is None:
-            self.step.run(steps)
+            self._run(steps)
             return
         while steps > 0:
             chunk = min(steps, self.noise.update_interval)
             self._set_inflow()
-            self.step.run(chunk)
+            self._run(chunk)
             self.noise.advance(chunk)
             steps -= chunk
+
+    def _run(self, steps: int) -> None:
+        """``steps`` lattice steps with exactly the kernel calls of lbmpy's time loop, without rebuilding
+        that loop (its argument lists) on every call and without the full-domain macroscopic getter after
+        every call. The loop covers two steps (lbmpy's source and target buffers swap each step), so it is
+        cached per source buffer; an odd step goes through lbmpy's single step, which swaps the buffers.
+        The GPU target keeps lbmpy's run (it copies the PDFs between host and device around each call)."""
+        if self.reference or self.config.target == "gpu":
+            self.step.run(steps)
+            return
+        calls, _ = self._compiled()
+        for _ in range(steps // 2):
+            for kernel, kwargs in calls:
+                kernel(**kwargs)
+        if steps % 2:
+            self.step.time_step()
+        self.step.time_steps_run += steps
+        self._stale = True
+
+    def _compiled(self) -> tuple[list, dict]:
+        """The two-step kernel calls and the getter's arguments for the current source buffer."""
+        step = self.step
+        dh = step.data_handling
+        key = id(dh.cpu_arrays[step.pdf_array_name])
+        if key not in self._calls:
+            loop = step.get_time_loop()  # swaps twice: the buffers end where they started
+            getter = step._getterKernel
+            self._calls[key] = (loop._call_data, dh.get_kernel_kwargs(getter, **step.kernel_params)[0])
+        return self._calls[key]
+
+    def _refresh(self) -> None:
+        """Compute the macroscopic fields from the PDFs if steps ran since they were last computed."""
+        if self._stale:
+            self.step._getterKernel(**self._compiled()[1])
+            self._stale = False
 
     def _set_inflow(self) -> None:
         dh = self.step.data_handling
@@ -147,6 +189,7 @@ class Lattice:
     def save_state(self) -> dict:
         """A copy of everything the future depends on: the PDFs (both buffers), the macroscopic fields, the
         boundaries' stored populations and the noise process (a fork point for truth ensembles)."""
+        self._refresh()
         dh = self.step.data_handling
         if self.config.target == "gpu":
             dh.to_cpu(self.step.pdf_array_name)
@@ -171,9 +214,12 @@ class Lattice:
                     dh.to_gpu(name)
         if self.noise is not None:
             self.noise.restore(state["noise"], noise_seed)
+        self._calls.clear()  # argument lists are rebuilt from the restored arrays
+        self._stale = False  # the restored macroscopic fields belong to the restored PDFs
 
     def macroscopic(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Views of (u, v, rho) on the simulation grid, indexed [x, y], ghost layers removed."""
+        self._refresh()
         dh = self.step.data_handling
         vel = dh.cpu_arrays[self.step.velocity_data_name][1:-1, 1:-1]
         rho = dh.cpu_arrays[self.step.density_data_name][1:-1, 1:-1]
