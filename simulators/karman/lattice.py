@@ -20,10 +20,18 @@ Geometry (lattice units, x downstream, y across)::
   options, SRT is there only for comparison.
 * The shear relaxation rate is a kernel parameter, not a constant, so one compiled kernel serves every Reynolds
   number.
+* Batched (``build_batch``): several channels of one Reynolds number stacked along y in one lattice, each with
+  its own inlet noise, walls and cylinder. A fluid cell reads only its own channel (the free-slip walls write
+  the populations it pulls from them), so each channel's fluid is bit for bit that of a separate lattice; only
+  the wall rows themselves (no fluid; stored as rows 0 and H - 1) see the neighbouring channel where a single
+  lattice has its ghost layer.
+* Stepping calls the kernels of lbmpy's two-step time loop directly (``Lattice._run``), with the same calls in
+  the same order as ``LatticeBoltzmannStep.run``, so the PDFs are the same bits (tested).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +39,7 @@ import sympy as sp
 
 from forecast.errors import ForecastError
 from simulators.karman.config import KarmanConfig
-from simulators.karman.noise import InflowNoise
+from simulators.karman.noise import BatchNoise, InflowNoise
 
 OMEGA = sp.Symbol("omega_shear")
 INFLOW_ARRAY = "inflow"  # (x, y, 2) velocity the noisy UBB imposes; only the inlet columns are read
@@ -98,7 +106,8 @@ class Lattice:
     reynolds: float
     step: object  # lbmpy.lbstep.LatticeBoltzmannStep
     solid: np.ndarray  # (x, y) bool, True inside the cylinder
-    noise: InflowNoise | None = None  # free-stream turbulence at the inlet; None: uniform inflow
+    noise: InflowNoise | BatchNoise | None = None  # free-stream turbulence at the inlet; None: uniform inflow
+    members: int = 1  # channels stacked along y (build_batch), each ``config.grid_height`` cells high
     reference: bool = False  # True: lbmpy's LatticeBoltzmannStep.run (rebuilds its time loop every call)
     _calls: dict = field(default_factory=dict, repr=False)  # id(source PDF array) -> (two-step calls, getter)
     _stale: bool = field(default=False, repr=False)  # the macroscopic fields lag behind the PDFs
@@ -200,8 +209,9 @@ class Lattice:
             "noise": self.noise.state() if self.noise is not None else None,
         }
 
-    def restore_state(self, state: dict, noise_seed: int | None = None) -> None:
-        """Return to a saved state; with ``noise_seed``, the future noise is drawn afresh from that seed."""
+    def restore_state(self, state: dict, noise_seed: int | Sequence[int] | None = None) -> None:
+        """Return to a saved state; with ``noise_seed``, the future noise is drawn afresh from that seed (a
+        batch: one seed per member)."""
         dh = self.step.data_handling
         for name, values in state["arrays"].items():
             dh.cpu_arrays[name][...] = values
@@ -244,62 +254,110 @@ def build_lattice(config: KarmanConfig, reynolds: float, noise_seed: int | None 
     """Create the channel with its boundaries, initialised to the inflow plus a small asymmetric kick.
 
     ``noise_seed`` seeds the inlet noise (``config.inflow_noise`` > 0; see ``noise.sequence_seed``)."""
-    from lbmpy import LBMOptimisation
-    from lbmpy.boundaries import UBB, ExtrapolationOutflow, FreeSlip, NoSlip
-    from lbmpy.lbstep import LatticeBoltzmannStep
-    from pystencils import make_slice
+    return build_batch(config, reynolds, [noise_seed])
 
+
+def build_batch(config: KarmanConfig, reynolds: float, noise_seeds: Sequence[int | None]) -> Lattice:
+    """``len(noise_seeds)`` channels in one lattice, stacked across the flow (along y), one per noise seed.
+
+    Each channel has its own inlet, walls and cylinder; the free-slip walls between them keep them apart
+    (a fluid cell only reads its own channel's cells and the boundary values written from them). One
+    seed gives the single channel of ``build_lattice``."""
+    members = len(noise_seeds)
+    if members < 1:
+        raise ForecastError("a batched lattice needs at least one member")
+    step = _lbm_step(config, reynolds, members)
+    noise = _inflow_noise(config, step, noise_seeds)
+    _set_boundaries(step, config, members, noisy=noise is not None)
+    _initialise(step, config, members)
     length, height = config.grid_length, config.grid_height
+    x = np.arange(length)[:, None] + 0.5
+    y = np.arange(height * members)[None, :] + 0.5
+    solid = np.broadcast_to(_in_cylinder(config, x, y), (length, height * members)).copy()
+    return Lattice(
+        config=config, reynolds=float(reynolds), step=step, solid=solid, noise=noise, members=members
+    )
+
+
+def _lbm_step(config: KarmanConfig, reynolds: float, members: int):
+    """lbmpy's step on the (length, members * height) domain, shear rate as a kernel parameter."""
+    from lbmpy import LBMOptimisation
+    from lbmpy.lbstep import LatticeBoltzmannStep
+
     omega = relaxation_rate(config, reynolds)
     kernel_params = {OMEGA.name: omega}
     if config.collision == "entropic":
         kernel_params["omega_free"] = omega  # start value; the entropic condition sets it per cell
-    step = LatticeBoltzmannStep(
-        domain_size=(length, height),
+    return LatticeBoltzmannStep(
+        domain_size=(config.grid_length, config.grid_height * members),
         lbm_config=_lbm_config(config),
         lbm_optimisation=LBMOptimisation(),
         config=_kernel_config(config),
         kernel_params=kernel_params,
         name="karman",
     )
-    stencil = step.method.stencil
-    boundaries = step.boundary_handling
-    U = config.velocity
-    noise = None
-    if config.inflow_noise > 0:
-        D = config.cylinder_diameter
-        noise = InflowNoise(
+
+
+def _inflow_noise(config: KarmanConfig, step, noise_seeds: Sequence[int | None]):
+    """The inlet noise (one process per channel) and the ``inflow`` field it writes; None without noise."""
+    if config.inflow_noise <= 0:
+        return None
+    D = config.cylinder_diameter
+    processes = [
+        InflowNoise(
             config.inflow_noise,
-            U,
-            height,
+            config.velocity,
+            config.grid_height,
             config.noise_length * D,
             config.noise_time * config.convective_time,
-            0 if noise_seed is None else noise_seed,
+            0 if seed is None else seed,
         )
-        step.data_handling.add_array(INFLOW_ARRAY, values_per_cell=2, gpu=config.target == "gpu")
+        for seed in noise_seeds
+    ]
+    step.data_handling.add_array(INFLOW_ARRAY, values_per_cell=2, gpu=config.target == "gpu")
+    step.data_handling.fill(INFLOW_ARRAY, 0.0, ghost_layers=True)
+    return processes[0] if len(processes) == 1 else BatchNoise(processes)
+
+
+def _set_boundaries(step, config: KarmanConfig, members: int, noisy: bool) -> None:
+    """Inflow UBB, extrapolation outflow, free-slip walls (two per channel) and the no-slip cylinders."""
+    from lbmpy.boundaries import UBB, ExtrapolationOutflow, FreeSlip, NoSlip
+    from pystencils import make_slice
+
+    stencil = step.method.stencil
+    boundaries = step.boundary_handling
+    if noisy:
         inflow = step.data_handling.fields[INFLOW_ARRAY]
-        step.data_handling.fill(INFLOW_ARRAY, 0.0, ghost_layers=True)
         boundaries.set_boundary(UBB((inflow.center(0), inflow.center(1))), make_slice[0, :])
     else:
-        boundaries.set_boundary(UBB((U, 0.0)), make_slice[0, :])
+        boundaries.set_boundary(UBB((config.velocity, 0.0)), make_slice[0, :])
     boundaries.set_boundary(ExtrapolationOutflow((1, 0), step.method), make_slice[-1, :])
-    boundaries.set_boundary(FreeSlip(stencil, (0, 1)), make_slice[:, 0])
-    boundaries.set_boundary(FreeSlip(stencil, (0, -1)), make_slice[:, -1])
+    height = config.grid_height
+    bottom, top = FreeSlip(stencil, (0, 1)), FreeSlip(stencil, (0, -1))  # one kernel each for all channels
+    for member in range(members):
+        boundaries.set_boundary(bottom, make_slice[:, member * height])
+        boundaries.set_boundary(top, make_slice[:, (member + 1) * height - 1])
+    boundaries.set_boundary(NoSlip(), mask_callback=lambda x, y: _in_cylinder(config, x, y))
 
+
+def _in_cylinder(config: KarmanConfig, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cell midpoints (x, y) inside a channel's cylinder (y taken within its channel: y mod height)."""
     cx, cy = config.cylinder_center
     radius = config.cylinder_diameter / 2
-    boundaries.set_boundary(NoSlip(), mask_callback=lambda x, y: (x - cx) ** 2 + (y - cy) ** 2 < radius**2)
-    x = np.arange(length)[:, None] + 0.5
-    y = np.arange(height)[None, :] + 0.5
-    solid = np.broadcast_to((x - cx) ** 2 + (y - cy) ** 2 < radius**2, (length, height)).copy()
+    return (x - cx) ** 2 + (y % config.grid_height - cy) ** 2 < radius**2
 
-    # Start from the uniform stream with a small transverse kick behind the cylinder: it breaks the up/down
-    # symmetry, so shedding starts after a few periods instead of waiting for round-off to grow.
+
+def _initialise(step, config: KarmanConfig, members: int) -> None:
+    """The uniform stream with a small transverse kick behind each cylinder: it breaks the up/down symmetry,
+    so shedding starts after a few periods instead of waiting for round-off to grow."""
+    length, height = config.grid_length, config.grid_height
+    cx, cy = config.cylinder_center
+    U, D = config.velocity, config.cylinder_diameter
     dh = step.data_handling
     velocity = dh.cpu_arrays[step.velocity_data_name]
     xg = np.arange(-1, length + 1)[:, None] + 0.5
-    yg = np.arange(-1, height + 1)[None, :] + 0.5
-    D = config.cylinder_diameter
+    yg = np.arange(-1, height * members + 1)[None, :] + 0.5  # ghost layers included
+    yg = yg - height * np.clip(yg // height, 0, members - 1)  # within its channel (the ghost rows: outside)
     velocity[..., 0] = U
     velocity[..., 1] = 0.1 * U * np.exp(-((xg - cx - D) ** 2 + (yg - cy) ** 2) / D**2)
     step.set_pdf_fields_from_macroscopic_values()
@@ -309,4 +367,3 @@ def build_lattice(config: KarmanConfig, reynolds: float, noise_seed: int | None 
     for arrays in (dh.cpu_arrays, getattr(dh, "gpu_arrays", {})):
         if "karman_pdfTmp" in arrays and step.pdf_array_name in arrays:
             arrays["karman_pdfTmp"][...] = arrays[step.pdf_array_name]
-    return Lattice(config=config, reynolds=float(reynolds), step=step, solid=solid, noise=noise)
