@@ -212,8 +212,8 @@ class KarmanConfig:
 
     def to_json(self) -> str:
         """The options that define the store's content (resume checks that they did not change). ``batch`` is
-        one of them: a batched run stores the same flow, but its channels' wall rows (y = 0 and H - 1, no
-        fluid) see the neighbouring channel instead of a ghost layer."""
+        kept when it is not 1: a batched store should hold the same bits, but that is checked by a slow test
+        only, so resume does not mix the two."""
         d = dataclasses.asdict(self)
         for key in ("threads", "target", "write_batch", "allow_underresolved"):
             d.pop(key)

@@ -21,10 +21,9 @@ Geometry (lattice units, x downstream, y across)::
 * The shear relaxation rate is a kernel parameter, not a constant, so one compiled kernel serves every Reynolds
   number.
 * Batched (``build_batch``): several channels of one Reynolds number stacked along y in one lattice, each with
-  its own inlet noise, walls and cylinder. A fluid cell reads only its own channel (the free-slip walls write
-  the populations it pulls from them), so each channel's fluid is bit for bit that of a separate lattice; only
-  the wall rows themselves (no fluid; stored as rows 0 and H - 1) see the neighbouring channel where a single
-  lattice has its ghost layer.
+  its own inlet noise, walls and cylinder: two wall rows between neighbours (a single channel's walls are its
+  ghost rows). A fluid cell reads only its own channel (the free-slip walls write the populations it pulls
+  from them), so each channel's fluid, all that is stored, should be that of a separate lattice.
 * Stepping calls the kernels of lbmpy's two-step time loop directly (``Lattice._run``), with the same calls in
   the same order as ``LatticeBoltzmannStep.run``, so the PDFs are the same bits (tested).
 """
@@ -170,8 +169,15 @@ class Lattice:
         dh = self.step.data_handling
         u, v = self.noise.velocities()
         inflow = dh.cpu_arrays[INFLOW_ARRAY]
-        inflow[:2, 1:-1, 0] = u  # the ghost layer and the inlet column (the UBB reads the boundary cell)
-        inflow[:2, 1:-1, 1] = v
+        height = self.config.grid_height
+        for member in range(
+            self.members
+        ):  # the ghost layer and the inlet column (the UBB reads the boundary cell)
+            rows = slice(
+                1 + channel_offset(self.config, member), 1 + channel_offset(self.config, member) + height
+            )
+            inflow[:2, rows, 0] = u[member * height : (member + 1) * height]
+            inflow[:2, rows, 1] = v[member * height : (member + 1) * height]
         if self.config.target == "gpu":
             dh.to_gpu(INFLOW_ARRAY)
 
@@ -270,10 +276,11 @@ def build_batch(config: KarmanConfig, reynolds: float, noise_seeds: Sequence[int
     noise = _inflow_noise(config, step, noise_seeds)
     _set_boundaries(step, config, members, noisy=noise is not None)
     _initialise(step, config, members)
-    length, height = config.grid_length, config.grid_height
+    length = config.grid_length
     x = np.arange(length)[:, None] + 0.5
-    y = np.arange(height * members)[None, :] + 0.5
-    solid = np.broadcast_to(_in_cylinder(config, x, y), (length, height * members)).copy()
+    rows = channel_offset(config, members) - 2
+    y = np.arange(rows)[None, :] + 0.5
+    solid = np.broadcast_to(_in_cylinder(config, x, y, members), (length, rows)).copy()
     return Lattice(
         config=config, reynolds=float(reynolds), step=step, solid=solid, noise=noise, members=members
     )
@@ -289,7 +296,7 @@ def _lbm_step(config: KarmanConfig, reynolds: float, members: int):
     if config.collision == "entropic":
         kernel_params["omega_free"] = omega  # start value; the entropic condition sets it per cell
     return LatticeBoltzmannStep(
-        domain_size=(config.grid_length, config.grid_height * members),
+        domain_size=(config.grid_length, channel_offset(config, members) - 2),
         lbm_config=_lbm_config(config),
         lbm_optimisation=LBMOptimisation(),
         config=_kernel_config(config),
@@ -332,32 +339,45 @@ def _set_boundaries(step, config: KarmanConfig, members: int, noisy: bool) -> No
     else:
         boundaries.set_boundary(UBB((config.velocity, 0.0)), make_slice[0, :])
     boundaries.set_boundary(ExtrapolationOutflow((1, 0), step.method), make_slice[-1, :])
+    # slices count ghost layers: index 0 is the ghost row below the domain, where a single channel's wall lies
     height = config.grid_height
     bottom, top = FreeSlip(stencil, (0, 1)), FreeSlip(stencil, (0, -1))  # one kernel each for all channels
     for member in range(members):
-        boundaries.set_boundary(bottom, make_slice[:, member * height])
-        boundaries.set_boundary(top, make_slice[:, (member + 1) * height - 1])
-    boundaries.set_boundary(NoSlip(), mask_callback=lambda x, y: _in_cylinder(config, x, y))
+        boundaries.set_boundary(bottom, make_slice[:, channel_offset(config, member)])
+        boundaries.set_boundary(top, make_slice[:, channel_offset(config, member) + height + 1])
+    boundaries.set_boundary(NoSlip(), mask_callback=lambda x, y: _in_cylinder(config, x, y, members))
 
 
-def _in_cylinder(config: KarmanConfig, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Cell midpoints (x, y) inside a channel's cylinder (y taken within its channel: y mod height)."""
+def channel_offset(config: KarmanConfig, member: int) -> int:
+    """First grid row of channel ``member``: each channel has ``grid_height`` fluid rows and a wall row below
+    and above (a single channel's walls are the ghost rows -1 and H; between channels they are grid rows)."""
+    return member * (config.grid_height + 2)
+
+
+def _local_y(config: KarmanConfig, y: np.ndarray, members: int) -> np.ndarray:
+    """Cell-midpoint y within its channel (its wall rows: -1/2 and H + 1/2, as a single channel's ghosts)."""
+    pitch = config.grid_height + 2
+    return y - pitch * np.clip((y + 1) // pitch, 0, members - 1)
+
+
+def _in_cylinder(config: KarmanConfig, x: np.ndarray, y: np.ndarray, members: int = 1) -> np.ndarray:
+    """Cell midpoints (x, y) inside a channel's cylinder."""
     cx, cy = config.cylinder_center
     radius = config.cylinder_diameter / 2
-    return (x - cx) ** 2 + (y % config.grid_height - cy) ** 2 < radius**2
+    return (x - cx) ** 2 + (_local_y(config, y, members) - cy) ** 2 < radius**2
 
 
 def _initialise(step, config: KarmanConfig, members: int) -> None:
     """The uniform stream with a small transverse kick behind each cylinder: it breaks the up/down symmetry,
     so shedding starts after a few periods instead of waiting for round-off to grow."""
-    length, height = config.grid_length, config.grid_height
+    length = config.grid_length
     cx, cy = config.cylinder_center
     U, D = config.velocity, config.cylinder_diameter
     dh = step.data_handling
     velocity = dh.cpu_arrays[step.velocity_data_name]
     xg = np.arange(-1, length + 1)[:, None] + 0.5
-    yg = np.arange(-1, height * members + 1)[None, :] + 0.5  # ghost layers included
-    yg = yg - height * np.clip(yg // height, 0, members - 1)  # within its channel (the ghost rows: outside)
+    yg = np.arange(-1, channel_offset(config, members) - 1)[None, :] + 0.5  # ghost layers included
+    yg = _local_y(config, yg, members)
     velocity[..., 0] = U
     velocity[..., 1] = 0.1 * U * np.exp(-((xg - cx - D) ** 2 + (yg - cy) ** 2) / D**2)
     step.set_pdf_fields_from_macroscopic_values()

@@ -14,7 +14,7 @@ import numpy as np
 
 from forecast.errors import ForecastError
 from simulators.karman.config import KarmanConfig
-from simulators.karman.lattice import Lattice, build_batch
+from simulators.karman.lattice import Lattice, build_batch, channel_offset
 from simulators.karman.noise import sequence_seed
 
 FIELDS = ("u", "v", "rho", "vorticity")
@@ -37,7 +37,7 @@ def sample_frame(lattice: Lattice, member: int = 0) -> dict[str, np.ndarray]:
     ``{name: (height, width) float32}``, rows = y, columns = x."""
     config = lattice.config
     width = config.window_width
-    rows = slice(member * config.grid_height, (member + 1) * config.grid_height)
+    rows = slice(channel_offset(config, member), channel_offset(config, member) + config.grid_height)
     u, v, rho = (field[:width, rows] for field in lattice.macroscopic())  # [x, y] views
     solid = lattice.solid[:width, rows].T
     u = np.where(solid, 0.0, u.T)
