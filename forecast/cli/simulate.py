@@ -25,6 +25,172 @@ def _karman_defaults():
     return KarmanConfig()
 
 
+def _add_options(parser, options: list[tuple[str, dict]]) -> None:
+    """Add ``(flag, add_argument keywords)`` pairs to a parser or argument group."""
+    for flag, kwargs in options:
+        parser.add_argument(flag, **kwargs)
+
+
+def _opt(flag: str, help: str, **kwargs) -> tuple[str, dict]:
+    """One option: its flag and its ``add_argument`` keywords."""
+    return flag, {"help": help, **kwargs}
+
+
+def _flow_options(d) -> list[tuple[str, dict]]:
+    """The runs: Reynolds numbers and frames."""
+    return [
+        _opt(
+            "--reynolds",
+            "Reynolds numbers U D / nu, one run (sequence) each",
+            type=positive,
+            nargs="+",
+            default=list(d.reynolds),
+            metavar="R",
+        ),
+        _opt("--frames", "train frames per run", type=count, default=d.frames),
+        _opt(
+            "--test-frames",
+            "frames that follow in the same run, stored in the test group",
+            type=count,
+            default=d.test_frames,
+        ),
+        _opt("--every", "lattice steps between stored frames", type=count, default=d.every),
+    ]
+
+
+def _lattice_options(d) -> list[tuple[str, dict]]:
+    """The lattice: grid, cylinder, inflow, collision, spin-up."""
+    return [
+        _opt(
+            "--size",
+            "stored frame size (height [width]; width defaults to height)",
+            type=count,
+            nargs="+",
+            default=list(d.size),
+            metavar=("H", "W"),
+        ),
+        _opt(
+            "--scale",
+            "simulation cells per stored pixel (frames are block-averaged by this factor)",
+            type=count,
+            default=d.scale,
+        ),
+        _opt(
+            "--diameter",
+            "cylinder diameter in simulation cells (default: channel height / 16)",
+            type=positive,
+            default=None,
+        ),
+        _opt("--velocity", "inflow speed U, lattice units", type=positive, default=d.velocity),
+        _opt("--length-ratio", "channel length / stored window width", type=positive, default=d.length_ratio),
+        _opt(
+            "--collision",
+            "collision model (srt is unstable at high Re; for comparison only)",
+            choices=["cumulant", "mrt", "entropic", "srt"],
+            default=d.collision,
+        ),
+        _opt(
+            "--spinup",
+            "lattice steps discarded before the first frame (default: 3 flow-throughs)",
+            type=non_negative,
+            default=None,
+        ),
+    ]
+
+
+def _noise_options(d) -> list[tuple[str, dict]]:
+    """Free-stream turbulence at the inlet."""
+    return [
+        _opt(
+            "--inflow-noise",
+            "std of each inflow component relative to U (0: the deterministic street, bit for bit)",
+            type=non_negative_float,
+            default=d.inflow_noise,
+            metavar="A",
+        ),
+        _opt(
+            "--noise-time",
+            "correlation time of the noise in convective times D/U (a shedding period is about 5)",
+            type=positive,
+            default=d.noise_time,
+        ),
+        _opt(
+            "--noise-length",
+            "correlation length of the noise across the inlet, in cylinder diameters",
+            type=positive,
+            default=d.noise_length,
+        ),
+        _opt(
+            "--noise-seed",
+            "seed; each run derives its own stream from it",
+            type=non_negative,
+            default=d.noise_seed,
+        ),
+    ]
+
+
+def _truth_options(d) -> list[tuple[str, dict]]:
+    """Perfect-model truth ensembles."""
+    return [
+        _opt(
+            "--truth-members",
+            "members; 0: no truth group",
+            type=non_negative,
+            default=d.truth_members,
+            metavar="K",
+        ),
+        _opt("--truth-inits", "starts per run", type=count, default=d.truth_inits, metavar="N"),
+        _opt("--truth-horizon", "frames per continuation", type=count, default=d.truth_horizon, metavar="H"),
+        _opt(
+            "--truth-context",
+            "test frames kept before the first start (a forecaster's context)",
+            type=count,
+            default=d.truth_context,
+            metavar="C",
+        ),
+    ]
+
+
+def _execution_options(d) -> list[tuple[str, dict]]:
+    """Where and how the runs execute (none of these changes the store's content)."""
+    return [
+        _opt(
+            "--workers",
+            "parallel runs on the local dask cluster (default: min(runs, cores))",
+            type=count,
+            default=None,
+        ),
+        _opt(
+            "--threads", "OpenMP threads per run (default: cores / parallel runs)", type=count, default=None
+        ),
+        _opt(
+            "--scheduler",
+            "'local' (a local dask cluster), 'synchronous' (in-process), or the address of a dask distributed scheduler, e.g. tcp://host:8786 (its workers must see OUT.zarr)",
+            default="local",
+        ),
+        _opt(
+            "--batch-runs",
+            "runs with the same Reynolds number computed in one lattice, up to this many (channels stacked "
+            "across the flow, walls between them; e.g. --reynolds 150 150 150 150 --inflow-noise 0.1)",
+            type=count,
+            default=d.batch,
+            dest="batch",
+            metavar="N",
+        ),
+        _opt(
+            "--target",
+            "where lbmpy runs the kernels (gpu needs cupy and CUDA)",
+            choices=["cpu", "gpu"],
+            default=d.target,
+        ),
+        _opt(
+            "--allow-underresolved",
+            "run even where the cylinder's boundary layer is far thinner than a cell (the store is flagged)",
+            action="store_true",
+        ),
+    ]
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("simulate", help="generate a field store with a simulator")
     kinds = parser.add_subparsers(dest="simulator", metavar="SIMULATOR", required=True)
@@ -40,138 +206,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_output(karman, "OUT.zarr", "the field store to write", positional=True)
-    karman.add_argument(
-        "--reynolds",
-        type=positive,
-        nargs="+",
-        default=list(d.reynolds),
-        metavar="R",
-        help="Reynolds numbers U D / nu, one run (sequence) each",
-    )
-    karman.add_argument("--frames", type=count, default=d.frames, help="train frames per run")
-    karman.add_argument(
-        "--test-frames",
-        type=count,
-        default=d.test_frames,
-        help="frames that follow in the same run, stored in the test group",
-    )
-    karman.add_argument("--every", type=count, default=d.every, help="lattice steps between stored frames")
-    karman.add_argument(
-        "--size",
-        type=count,
-        nargs="+",
-        default=list(d.size),
-        metavar=("H", "W"),
-        help="stored frame size (height [width]; width defaults to height)",
-    )
-    karman.add_argument(
-        "--scale",
-        type=count,
-        default=d.scale,
-        help="simulation cells per stored pixel (frames are block-averaged by this factor)",
-    )
-    karman.add_argument(
-        "--diameter",
-        type=positive,
-        default=None,
-        help="cylinder diameter in simulation cells (default: channel height / 16)",
-    )
-    karman.add_argument("--velocity", type=positive, default=d.velocity, help="inflow speed U, lattice units")
-    karman.add_argument(
-        "--length-ratio", type=positive, default=d.length_ratio, help="channel length / stored window width"
-    )
-    karman.add_argument(
-        "--collision",
-        choices=["cumulant", "mrt", "entropic", "srt"],
-        default=d.collision,
-        help="collision model (srt is unstable at high Re; for comparison only)",
-    )
-    karman.add_argument(
-        "--spinup",
-        type=non_negative,
-        default=None,
-        help="lattice steps discarded before the first frame (default: 3 flow-throughs)",
-    )
+    _add_options(karman, _flow_options(d) + _lattice_options(d))
     noise = karman.add_argument_group(
         "stochastic street (free-stream turbulence at the inlet)",
         "an Ornstein-Uhlenbeck perturbation of both inflow components, smooth across the inlet",
     )
-    noise.add_argument(
-        "--inflow-noise",
-        type=non_negative_float,
-        default=d.inflow_noise,
-        metavar="A",
-        help="std of each inflow component relative to U (0: the deterministic street, bit for bit)",
-    )
-    noise.add_argument(
-        "--noise-time",
-        type=positive,
-        default=d.noise_time,
-        help="correlation time of the noise in convective times D/U (a shedding period is about 5)",
-    )
-    noise.add_argument(
-        "--noise-length",
-        type=positive,
-        default=d.noise_length,
-        help="correlation length of the noise across the inlet, in cylinder diameters",
-    )
-    noise.add_argument(
-        "--noise-seed",
-        type=non_negative,
-        default=d.noise_seed,
-        help="seed; each run derives its own stream from it",
-    )
+    _add_options(noise, _noise_options(d))
     truth = karman.add_argument_group(
         "truth ensembles (group `truth`)",
         "K continuations from the exact state at N test starts per run, each with independent future noise",
     )
-    truth.add_argument(
-        "--truth-members",
-        type=non_negative,
-        default=d.truth_members,
-        metavar="K",
-        help="members; 0: no truth group",
-    )
-    truth.add_argument("--truth-inits", type=count, default=d.truth_inits, metavar="N", help="starts per run")
-    truth.add_argument(
-        "--truth-horizon", type=count, default=d.truth_horizon, metavar="H", help="frames per continuation"
-    )
-    truth.add_argument(
-        "--truth-context",
-        type=count,
-        default=d.truth_context,
-        metavar="C",
-        help="test frames kept before the first start (a forecaster's context)",
-    )
-    karman.add_argument(
-        "--workers",
-        type=count,
-        default=None,
-        help="parallel runs on the local dask cluster (default: min(runs, cores))",
-    )
-    karman.add_argument(
-        "--threads", type=count, default=None, help="OpenMP threads per run (default: cores / parallel runs)"
-    )
-    karman.add_argument(
-        "--scheduler",
-        default="local",
-        help="'local' (a local dask cluster), 'synchronous' (in-process), or the address of a "
-        "dask distributed scheduler, e.g. tcp://host:8786 (its workers must see OUT.zarr)",
-    )
-    karman.add_argument(
-        "--target",
-        choices=["cpu", "gpu"],
-        default=d.target,
-        help="where lbmpy runs the kernels (gpu needs cupy and CUDA)",
-    )
-    karman.add_argument(
-        "--allow-underresolved",
-        action="store_true",
-        help="run even where the cylinder's boundary layer is far thinner than a cell (the store is flagged)",
-    )
+    _add_options(truth, _truth_options(d))
+    _add_options(karman, _execution_options(d))
     add_overwrite(karman, resume="finish an interrupted store; skip finished runs")
     add_progress(karman)
     karman.set_defaults(handler=run_karman)
+
+
+# KarmanConfig fields that the command line sets under the same name (size is checked and shaped first)
+_CONFIG_FIELDS = (
+    "frames",
+    "test_frames",
+    "every",
+    "scale",
+    "diameter",
+    "velocity",
+    "length_ratio",
+    "collision",
+    "spinup",
+    "target",
+    "threads",
+    "inflow_noise",
+    "noise_time",
+    "noise_length",
+    "noise_seed",
+    "truth_members",
+    "truth_inits",
+    "truth_horizon",
+    "truth_context",
+    "allow_underresolved",
+    "batch",
+)
 
 
 def run_karman(args: argparse.Namespace) -> int:
@@ -182,28 +257,7 @@ def run_karman(args: argparse.Namespace) -> int:
         raise ForecastError(f"--size takes H or H W, got {len(args.size)} numbers")
     size = (args.size[0], args.size[-1])
     config = KarmanConfig(
-        reynolds=tuple(args.reynolds),
-        frames=args.frames,
-        test_frames=args.test_frames,
-        every=args.every,
-        size=size,
-        scale=args.scale,
-        diameter=args.diameter,
-        velocity=args.velocity,
-        length_ratio=args.length_ratio,
-        collision=args.collision,
-        spinup=args.spinup,
-        target=args.target,
-        threads=args.threads,
-        inflow_noise=args.inflow_noise,
-        noise_time=args.noise_time,
-        noise_length=args.noise_length,
-        noise_seed=args.noise_seed,
-        truth_members=args.truth_members,
-        truth_inits=args.truth_inits,
-        truth_horizon=args.truth_horizon,
-        truth_context=args.truth_context,
-        allow_underresolved=args.allow_underresolved,
+        reynolds=tuple(args.reynolds), size=size, **{name: getattr(args, name) for name in _CONFIG_FIELDS}
     )
     with warnings.catch_warnings():
         # the store is flagged too; here it is one line on stderr, once the inputs have been checked
@@ -227,8 +281,9 @@ def run_karman(args: argparse.Namespace) -> int:
         f"({mlups:.1f} M lattice updates/s)"
     )
     if config.truth_members and result.runs:
-        truth_seconds = sum(r.truth_seconds for r in result.runs)
-        run_seconds = sum(r.seconds - r.build_seconds for r in result.runs)
+        # runs batched in one lattice share their seconds
+        truth_seconds = sum(r.truth_seconds / r.lattice_runs for r in result.runs)
+        run_seconds = sum((r.seconds - r.build_seconds) / r.lattice_runs for r in result.runs)
         print(
             f"truth: {config.truth_members} members x {config.truth_inits} starts x {config.truth_horizon} frames "
             f"per run took {truth_seconds:.1f} s of the runs' {run_seconds:.1f} s (kernel builds excluded)"

@@ -56,6 +56,9 @@ class KarmanConfig:
     truth_horizon: int = 16  # H frames per continuation
     truth_context: int = 4  # test frames kept before the first start (a forecaster's context)
     allow_underresolved: bool = False  # run (flagged) even where the boundary layer is far below a cell
+    # runs with the same Reynolds number computed in one lattice, up to this many (channels stacked across
+    # the flow, lattice.build_batch); 1: one lattice per run
+    batch: int = 1
 
     def __post_init__(self) -> None:
         if not self.reynolds:
@@ -85,6 +88,8 @@ class KarmanConfig:
             raise ForecastError(
                 "--length-ratio must be >= 1.5: the outflow must lie well behind the stored window"
             )
+        if self.batch < 1:
+            raise ForecastError(f"--batch-runs must be >= 1, got {self.batch}")
         if self.time_chunk < 1 or self.write_batch % self.time_chunk:
             raise ForecastError("write_batch must be a multiple of time_chunk (writes must not share chunks)")
         self._check_noise_and_truth()
@@ -206,10 +211,14 @@ class KarmanConfig:
         return {**defaults, **json.loads(stored_json)}
 
     def to_json(self) -> str:
-        """The options that define the store's content (resume checks that they did not change)."""
+        """The options that define the store's content (resume checks that they did not change). ``batch`` is
+        kept when it is not 1: a batched store should hold the same bits, but that is checked by a slow test
+        only, so resume does not mix the two."""
         d = dataclasses.asdict(self)
         for key in ("threads", "target", "write_batch", "allow_underresolved"):
             d.pop(key)
+        if d["batch"] == 1:
+            d.pop("batch")  # stores of separate runs say nothing about batching (as before the option)
         d["reynolds"] = [float(r) for r in self.reynolds]
         d["size"] = list(self.size)
         return json.dumps(d, sort_keys=True)

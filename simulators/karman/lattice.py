@@ -20,18 +20,25 @@ Geometry (lattice units, x downstream, y across)::
   options, SRT is there only for comparison.
 * The shear relaxation rate is a kernel parameter, not a constant, so one compiled kernel serves every Reynolds
   number.
+* Batched (``build_batch``): several channels of one Reynolds number stacked along y in one lattice, each with
+  its own inlet noise, walls and cylinder: two wall rows between neighbours (a single channel's walls are its
+  ghost rows). A fluid cell reads only its own channel (the free-slip walls write the populations it pulls
+  from them), so each channel's fluid, all that is stored, should be that of a separate lattice.
+* Stepping calls the kernels of lbmpy's two-step time loop directly (``Lattice._run``), with the same calls in
+  the same order as ``LatticeBoltzmannStep.run``, so the PDFs are the same bits (tested).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
 
 from forecast.errors import ForecastError
 from simulators.karman.config import KarmanConfig
-from simulators.karman.noise import InflowNoise
+from simulators.karman.noise import BatchNoise, InflowNoise
 
 OMEGA = sp.Symbol("omega_shear")
 INFLOW_ARRAY = "inflow"  # (x, y, 2) velocity the noisy UBB imposes; only the inlet columns are read
@@ -88,39 +95,89 @@ def _kernel_config(config: KarmanConfig):
 
 @dataclass
 class Lattice:
-    """A ready-to-run channel: the lbmpy step, its fluid mask and its relaxation rate."""
+    """A ready-to-run channel: the lbmpy step, its fluid mask and its relaxation rate.
+
+    ``advance`` runs the compiled kernels directly (see ``_run``); ``reference`` switches to lbmpy's own
+    ``LatticeBoltzmannStep.run`` (the code path before the fast one existed, kept for the tests that show
+    that both give the same bits)."""
 
     config: KarmanConfig
     reynolds: float
     step: object  # lbmpy.lbstep.LatticeBoltzmannStep
     solid: np.ndarray  # (x, y) bool, True inside the cylinder
-    noise: InflowNoise | None = None  # free-stream turbulence at the inlet; None: uniform inflow
+    noise: InflowNoise | BatchNoise | None = None  # free-stream turbulence at the inlet; None: uniform inflow
+    members: int = 1  # channels stacked along y (build_batch), each ``config.grid_height`` cells high
+    reference: bool = False  # True: lbmpy's LatticeBoltzmannStep.run (rebuilds its time loop every call)
+    _calls: dict = field(default_factory=dict, repr=False)  # id(source PDF array) -> (two-step calls, getter)
+    _stale: bool = field(default=False, repr=False)  # the macroscopic fields lag behind the PDFs
 
     @property
     def omega(self) -> float:
         return relaxation_rate(self.config, self.reynolds)
 
     def advance(self, steps: int) -> None:
-        """Run ``steps`` lattice steps (compiled time loops; macroscopic fields are updated at the end).
+        """Run ``steps`` lattice steps; the macroscopic fields are brought up to date when next read.
 
         With inlet noise, the inflow is set from the noise process, held for ``update_interval`` steps, and
         the process advanced, until ``steps`` are done."""
         if self.noise is None:
-            self.step.run(steps)
+            self._run(steps)
             return
         while steps > 0:
             chunk = min(steps, self.noise.update_interval)
             self._set_inflow()
-            self.step.run(chunk)
+            self._run(chunk)
             self.noise.advance(chunk)
             steps -= chunk
+
+    def _run(self, steps: int) -> None:
+        """``steps`` lattice steps with exactly the kernel calls of lbmpy's time loop, without rebuilding
+        that loop (its argument lists) on every call and without the full-domain macroscopic getter after
+        every call. The loop covers two steps (lbmpy's source and target buffers swap each step), so it is
+        cached per source buffer; an odd step goes through lbmpy's single step, which swaps the buffers.
+        The GPU target keeps lbmpy's run (it copies the PDFs between host and device around each call)."""
+        if self.reference or self.config.target == "gpu":
+            self.step.run(steps)
+            return
+        calls, _ = self._compiled()
+        for _ in range(steps // 2):
+            for kernel, kwargs in calls:
+                kernel(**kwargs)
+        if steps % 2:
+            self.step.time_step()
+        self.step.time_steps_run += steps
+        self._stale = True
+
+    def _compiled(self) -> tuple[list, dict]:
+        """The two-step kernel calls and the getter's arguments for the current source buffer."""
+        step = self.step
+        dh = step.data_handling
+        key = id(dh.cpu_arrays[step.pdf_array_name])
+        if key not in self._calls:
+            loop = step.get_time_loop()  # swaps twice: the buffers end where they started
+            getter = step._getterKernel
+            self._calls[key] = (loop._call_data, dh.get_kernel_kwargs(getter, **step.kernel_params)[0])
+        return self._calls[key]
+
+    def _refresh(self) -> None:
+        """Compute the macroscopic fields from the PDFs if steps ran since they were last computed."""
+        if self._stale:
+            self.step._getterKernel(**self._compiled()[1])
+            self._stale = False
 
     def _set_inflow(self) -> None:
         dh = self.step.data_handling
         u, v = self.noise.velocities()
         inflow = dh.cpu_arrays[INFLOW_ARRAY]
-        inflow[:2, 1:-1, 0] = u  # the ghost layer and the inlet column (the UBB reads the boundary cell)
-        inflow[:2, 1:-1, 1] = v
+        height = self.config.grid_height
+        for member in range(
+            self.members
+        ):  # the ghost layer and the inlet column (the UBB reads the boundary cell)
+            rows = slice(
+                1 + channel_offset(self.config, member), 1 + channel_offset(self.config, member) + height
+            )
+            inflow[:2, rows, 0] = u[member * height : (member + 1) * height]
+            inflow[:2, rows, 1] = v[member * height : (member + 1) * height]
         if self.config.target == "gpu":
             dh.to_gpu(INFLOW_ARRAY)
 
@@ -147,6 +204,7 @@ class Lattice:
     def save_state(self) -> dict:
         """A copy of everything the future depends on: the PDFs (both buffers), the macroscopic fields, the
         boundaries' stored populations and the noise process (a fork point for truth ensembles)."""
+        self._refresh()
         dh = self.step.data_handling
         if self.config.target == "gpu":
             dh.to_cpu(self.step.pdf_array_name)
@@ -157,8 +215,9 @@ class Lattice:
             "noise": self.noise.state() if self.noise is not None else None,
         }
 
-    def restore_state(self, state: dict, noise_seed: int | None = None) -> None:
-        """Return to a saved state; with ``noise_seed``, the future noise is drawn afresh from that seed."""
+    def restore_state(self, state: dict, noise_seed: int | Sequence[int] | None = None) -> None:
+        """Return to a saved state; with ``noise_seed``, the future noise is drawn afresh from that seed (a
+        batch: one seed per member)."""
         dh = self.step.data_handling
         for name, values in state["arrays"].items():
             dh.cpu_arrays[name][...] = values
@@ -171,9 +230,12 @@ class Lattice:
                     dh.to_gpu(name)
         if self.noise is not None:
             self.noise.restore(state["noise"], noise_seed)
+        self._calls.clear()  # argument lists are rebuilt from the restored arrays
+        self._stale = False  # the restored macroscopic fields belong to the restored PDFs
 
     def macroscopic(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Views of (u, v, rho) on the simulation grid, indexed [x, y], ghost layers removed."""
+        self._refresh()
         dh = self.step.data_handling
         vel = dh.cpu_arrays[self.step.velocity_data_name][1:-1, 1:-1]
         rho = dh.cpu_arrays[self.step.density_data_name][1:-1, 1:-1]
@@ -198,62 +260,124 @@ def build_lattice(config: KarmanConfig, reynolds: float, noise_seed: int | None 
     """Create the channel with its boundaries, initialised to the inflow plus a small asymmetric kick.
 
     ``noise_seed`` seeds the inlet noise (``config.inflow_noise`` > 0; see ``noise.sequence_seed``)."""
-    from lbmpy import LBMOptimisation
-    from lbmpy.boundaries import UBB, ExtrapolationOutflow, FreeSlip, NoSlip
-    from lbmpy.lbstep import LatticeBoltzmannStep
-    from pystencils import make_slice
+    return build_batch(config, reynolds, [noise_seed])
 
-    length, height = config.grid_length, config.grid_height
+
+def build_batch(config: KarmanConfig, reynolds: float, noise_seeds: Sequence[int | None]) -> Lattice:
+    """``len(noise_seeds)`` channels in one lattice, stacked across the flow (along y), one per noise seed.
+
+    Each channel has its own inlet, walls and cylinder; the free-slip walls between them keep them apart
+    (a fluid cell only reads its own channel's cells and the boundary values written from them). One
+    seed gives the single channel of ``build_lattice``."""
+    members = len(noise_seeds)
+    if members < 1:
+        raise ForecastError("a batched lattice needs at least one member")
+    step = _lbm_step(config, reynolds, members)
+    noise = _inflow_noise(config, step, noise_seeds)
+    _set_boundaries(step, config, members, noisy=noise is not None)
+    _initialise(step, config, members)
+    length = config.grid_length
+    x = np.arange(length)[:, None] + 0.5
+    rows = channel_offset(config, members) - 2
+    y = np.arange(rows)[None, :] + 0.5
+    solid = np.broadcast_to(_in_cylinder(config, x, y, members), (length, rows)).copy()
+    return Lattice(
+        config=config, reynolds=float(reynolds), step=step, solid=solid, noise=noise, members=members
+    )
+
+
+def _lbm_step(config: KarmanConfig, reynolds: float, members: int):
+    """lbmpy's step on the (length, members * height) domain, shear rate as a kernel parameter."""
+    from lbmpy import LBMOptimisation
+    from lbmpy.lbstep import LatticeBoltzmannStep
+
     omega = relaxation_rate(config, reynolds)
     kernel_params = {OMEGA.name: omega}
     if config.collision == "entropic":
         kernel_params["omega_free"] = omega  # start value; the entropic condition sets it per cell
-    step = LatticeBoltzmannStep(
-        domain_size=(length, height),
+    return LatticeBoltzmannStep(
+        domain_size=(config.grid_length, channel_offset(config, members) - 2),
         lbm_config=_lbm_config(config),
         lbm_optimisation=LBMOptimisation(),
         config=_kernel_config(config),
         kernel_params=kernel_params,
         name="karman",
     )
-    stencil = step.method.stencil
-    boundaries = step.boundary_handling
-    U = config.velocity
-    noise = None
-    if config.inflow_noise > 0:
-        D = config.cylinder_diameter
-        noise = InflowNoise(
+
+
+def _inflow_noise(config: KarmanConfig, step, noise_seeds: Sequence[int | None]):
+    """The inlet noise (one process per channel) and the ``inflow`` field it writes; None without noise."""
+    if config.inflow_noise <= 0:
+        return None
+    D = config.cylinder_diameter
+    processes = [
+        InflowNoise(
             config.inflow_noise,
-            U,
-            height,
+            config.velocity,
+            config.grid_height,
             config.noise_length * D,
             config.noise_time * config.convective_time,
-            0 if noise_seed is None else noise_seed,
+            0 if seed is None else seed,
         )
-        step.data_handling.add_array(INFLOW_ARRAY, values_per_cell=2, gpu=config.target == "gpu")
+        for seed in noise_seeds
+    ]
+    step.data_handling.add_array(INFLOW_ARRAY, values_per_cell=2, gpu=config.target == "gpu")
+    step.data_handling.fill(INFLOW_ARRAY, 0.0, ghost_layers=True)
+    return processes[0] if len(processes) == 1 else BatchNoise(processes)
+
+
+def _set_boundaries(step, config: KarmanConfig, members: int, noisy: bool) -> None:
+    """Inflow UBB, extrapolation outflow, free-slip walls (two per channel) and the no-slip cylinders."""
+    from lbmpy.boundaries import UBB, ExtrapolationOutflow, FreeSlip, NoSlip
+    from pystencils import make_slice
+
+    stencil = step.method.stencil
+    boundaries = step.boundary_handling
+    if noisy:
         inflow = step.data_handling.fields[INFLOW_ARRAY]
-        step.data_handling.fill(INFLOW_ARRAY, 0.0, ghost_layers=True)
         boundaries.set_boundary(UBB((inflow.center(0), inflow.center(1))), make_slice[0, :])
     else:
-        boundaries.set_boundary(UBB((U, 0.0)), make_slice[0, :])
+        boundaries.set_boundary(UBB((config.velocity, 0.0)), make_slice[0, :])
     boundaries.set_boundary(ExtrapolationOutflow((1, 0), step.method), make_slice[-1, :])
-    boundaries.set_boundary(FreeSlip(stencil, (0, 1)), make_slice[:, 0])
-    boundaries.set_boundary(FreeSlip(stencil, (0, -1)), make_slice[:, -1])
+    # slices count ghost layers: index 0 is the ghost row below the domain, where a single channel's wall lies
+    height = config.grid_height
+    bottom, top = FreeSlip(stencil, (0, 1)), FreeSlip(stencil, (0, -1))  # one kernel each for all channels
+    for member in range(members):
+        boundaries.set_boundary(bottom, make_slice[:, channel_offset(config, member)])
+        boundaries.set_boundary(top, make_slice[:, channel_offset(config, member) + height + 1])
+    boundaries.set_boundary(NoSlip(), mask_callback=lambda x, y: _in_cylinder(config, x, y, members))
 
+
+def channel_offset(config: KarmanConfig, member: int) -> int:
+    """First grid row of channel ``member``: each channel has ``grid_height`` fluid rows and a wall row below
+    and above (a single channel's walls are the ghost rows -1 and H; between channels they are grid rows)."""
+    return member * (config.grid_height + 2)
+
+
+def _local_y(config: KarmanConfig, y: np.ndarray, members: int) -> np.ndarray:
+    """Cell-midpoint y within its channel (its wall rows: -1/2 and H + 1/2, as a single channel's ghosts)."""
+    pitch = config.grid_height + 2
+    return y - pitch * np.clip((y + 1) // pitch, 0, members - 1)
+
+
+def _in_cylinder(config: KarmanConfig, x: np.ndarray, y: np.ndarray, members: int = 1) -> np.ndarray:
+    """Cell midpoints (x, y) inside a channel's cylinder."""
     cx, cy = config.cylinder_center
     radius = config.cylinder_diameter / 2
-    boundaries.set_boundary(NoSlip(), mask_callback=lambda x, y: (x - cx) ** 2 + (y - cy) ** 2 < radius**2)
-    x = np.arange(length)[:, None] + 0.5
-    y = np.arange(height)[None, :] + 0.5
-    solid = np.broadcast_to((x - cx) ** 2 + (y - cy) ** 2 < radius**2, (length, height)).copy()
+    return (x - cx) ** 2 + (_local_y(config, y, members) - cy) ** 2 < radius**2
 
-    # Start from the uniform stream with a small transverse kick behind the cylinder: it breaks the up/down
-    # symmetry, so shedding starts after a few periods instead of waiting for round-off to grow.
+
+def _initialise(step, config: KarmanConfig, members: int) -> None:
+    """The uniform stream with a small transverse kick behind each cylinder: it breaks the up/down symmetry,
+    so shedding starts after a few periods instead of waiting for round-off to grow."""
+    length = config.grid_length
+    cx, cy = config.cylinder_center
+    U, D = config.velocity, config.cylinder_diameter
     dh = step.data_handling
     velocity = dh.cpu_arrays[step.velocity_data_name]
     xg = np.arange(-1, length + 1)[:, None] + 0.5
-    yg = np.arange(-1, height + 1)[None, :] + 0.5
-    D = config.cylinder_diameter
+    yg = np.arange(-1, channel_offset(config, members) - 1)[None, :] + 0.5  # ghost layers included
+    yg = _local_y(config, yg, members)
     velocity[..., 0] = U
     velocity[..., 1] = 0.1 * U * np.exp(-((xg - cx - D) ** 2 + (yg - cy) ** 2) / D**2)
     step.set_pdf_fields_from_macroscopic_values()
@@ -263,4 +387,3 @@ def build_lattice(config: KarmanConfig, reynolds: float, noise_seed: int | None 
     for arrays in (dh.cpu_arrays, getattr(dh, "gpu_arrays", {})):
         if "karman_pdfTmp" in arrays and step.pdf_array_name in arrays:
             arrays["karman_pdfTmp"][...] = arrays[step.pdf_array_name]
-    return Lattice(config=config, reynolds=float(reynolds), step=step, solid=solid, noise=noise)

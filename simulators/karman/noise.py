@@ -13,7 +13,8 @@ and ``xi`` independent unit OU processes, advanced exactly (``xi <- r xi + sqrt(
 exp(-dt / tau)``), so the statistics do not depend on how often the inflow is updated. The inflow is held
 constant between updates, every ``update_interval`` lattice steps (a small fraction of ``tau``).
 
-The state that determines the future is ``xi`` plus the random generator; :meth:`InflowNoise.state` and
+A batched lattice (several channels in one launch) has one independent process per channel
+(:class:`BatchNoise`). The state that determines the future is ``xi`` plus the random generator; :meth:`InflowNoise.state` and
 :meth:`InflowNoise.restore` save and restore both (truth ensembles fork from them and then reseed).
 """
 
@@ -92,3 +93,33 @@ class InflowNoise:
             self.rng.bit_generator.state = state["rng"]
         else:
             self.rng = np.random.default_rng(seed)
+
+
+class BatchNoise:
+    """The inlet perturbations of the channels of a batched lattice (``lattice.build_batch``), one
+    independent ``InflowNoise`` each, seen as one process along the stacked inlet."""
+
+    def __init__(self, processes: list[InflowNoise]):
+        self.processes = list(processes)
+
+    @property
+    def update_interval(self) -> int:
+        return self.processes[0].update_interval  # the same options, so the same interval for every channel
+
+    def velocities(self) -> tuple[np.ndarray, np.ndarray]:
+        """Inflow (u, v) along the stacked inlet, each of shape (members * height,)."""
+        pairs = [process.velocities() for process in self.processes]
+        return np.concatenate([u for u, _ in pairs]), np.concatenate([v for _, v in pairs])
+
+    def advance(self, steps: int) -> None:
+        for process in self.processes:
+            process.advance(steps)
+
+    def state(self) -> list[dict]:
+        return [process.state() for process in self.processes]
+
+    def restore(self, state: list[dict], seed: list[int] | None = None) -> None:
+        """Return to ``state``; with ``seed`` (one per channel), fresh future noise from those seeds."""
+        seeds = [None] * len(self.processes) if seed is None else list(seed)
+        for process, saved, channel_seed in zip(self.processes, state, seeds, strict=True):
+            process.restore(saved, channel_seed)

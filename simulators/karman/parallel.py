@@ -24,9 +24,9 @@ from forecast.field_store import mark_complete
 from simulators.karman import truth
 from simulators.karman import writer as karman_writer
 from simulators.karman.config import KarmanConfig
-from simulators.karman.lattice import build_lattice
-from simulators.karman.noise import sequence_seed
-from simulators.karman.run import run_frames
+from simulators.karman.run import batch_frames, build_runs
+
+POLL_SECONDS = 1.0  # how often the client reads the store's progress (it shares the cores with the runs)
 
 
 class UnderResolvedWarning(UserWarning):
@@ -41,6 +41,7 @@ class RunResult:
     seconds: float  # wall time of the task
     build_seconds: float  # of which: code generation and compilation of the kernels
     truth_seconds: float = 0.0  # of which: the truth ensembles' continuations
+    lattice_runs: int = 1  # runs computed together in one lattice (--batch-runs); they share the seconds
 
 
 @dataclass
@@ -58,36 +59,80 @@ class GenerationResult:
 
 
 def simulate_run(path: str, config: KarmanConfig, index: int) -> RunResult:
-    """Compute run ``index`` and write it into the store (the unit of work of a dask task).
+    """Compute run ``index`` and write it into the store."""
+    return simulate_batch(path, config, [index])[0]
 
-    With truth ensembles, the run forks its continuations when it reaches each start (``truth.py``); they
-    are written before the run's last frames, so a run counted as finished has its truth written too."""
+
+def simulate_batch(path: str, config: KarmanConfig, indices: list[int]) -> list[RunResult]:
+    """Compute runs ``indices`` (one Reynolds number) in one lattice and write them into the store (the unit
+    of work of a dask task); one run is the plain case.
+
+    With truth ensembles, the runs fork their continuations when they reach each start (``truth.py``); they
+    are written before the runs' last frames, so a run counted as finished has its truth written too."""
     start = time.perf_counter()
-    writer = karman_writer.RunWriter(path, config, index)
-    karman_writer.set_frames_written(path, index, 0)
-    lattice = build_lattice(config, config.reynolds[index], sequence_seed(config.noise_seed, index))
+    writers = [karman_writer.RunWriter(path, config, index) for index in indices]
+    for index in indices:
+        karman_writer.set_frames_written(path, index, 0)
+    lattice = build_runs(config, indices)
     built = time.perf_counter()
+    try:
+        truth_seconds = _frames_and_truth(path, config, indices, lattice, writers)
+        for writer in writers:
+            writer.flush()
+    finally:
+        for writer in writers:
+            writer.close()
+    steps = config.spinup_steps + config.frames_per_run * config.every
+    truth_steps = len(config.truth_init_times) * config.truth_members * config.truth_horizon * config.every
+    seconds = time.perf_counter() - start
+    return [
+        RunResult(
+            index,
+            config.reynolds[index],
+            steps + truth_steps,
+            seconds,
+            built - start,
+            truth_seconds,
+            len(indices),
+        )
+        for index in indices
+    ]
+
+
+def _frames_and_truth(path: str, config: KarmanConfig, indices: list[int], lattice, writers: list) -> float:
+    """Compute and hand the frames to the writers, forking the truth at its starts; the truth's seconds."""
     # a start's continuations fork from the state of the frame before the one lead 1 verifies against
     forks = {t - 1: number for number, t in enumerate(config.truth_init_times)}
     truth_seconds = 0.0
-    for time_value, frame in enumerate(run_frames(config, index, lattice)):
-        writer.add(frame)
+    for time_value, frames in enumerate(batch_frames(config, indices, lattice)):
+        for writer, frame in zip(writers, frames, strict=True):
+            writer.add(frame)
         if time_value in forks:
             fork_start = time.perf_counter()
-            members = truth.continuations(lattice, config, index, time_value + 1)
-            truth.write_start(path, config, index, forks[time_value], members)
+            members = truth.continuations(lattice, config, indices, time_value + 1)
+            for index, run_members in zip(indices, members, strict=True):
+                truth.write_start(path, config, index, forks[time_value], run_members)
             truth_seconds += time.perf_counter() - fork_start
-    writer.flush()
-    steps = config.spinup_steps + config.frames_per_run * config.every
-    truth_steps = len(forks) * config.truth_members * config.truth_horizon * config.every
-    return RunResult(
-        index,
-        config.reynolds[index],
-        steps + truth_steps,
-        time.perf_counter() - start,
-        built - start,
-        truth_seconds,
-    )
+    return truth_seconds
+
+
+def simulate_group(path: str, config: KarmanConfig, indices: list[int]) -> list[RunResult]:
+    """A dask task: one run (``simulate_run``) or a batch of runs in one lattice (``simulate_batch``)."""
+    if len(indices) == 1:
+        return [simulate_run(path, config, indices[0])]
+    return simulate_batch(path, config, indices)
+
+
+def batches(config: KarmanConfig, todo: list[int]) -> list[list[int]]:
+    """The runs to compute, grouped into lattices: up to ``config.batch`` runs with one Reynolds number each,
+    in order of first appearance."""
+    groups: dict[float, list[list[int]]] = {}
+    for index in todo:
+        runs = groups.setdefault(config.reynolds[index], [[]])
+        if len(runs[-1]) == config.batch:
+            runs.append([])
+        runs[-1].append(index)
+    return [batch for runs in groups.values() for batch in runs]
 
 
 def prepare_store(path: Path, config: KarmanConfig, resume: bool, overwrite: bool) -> list[int]:
@@ -106,24 +151,106 @@ def prepare_store(path: Path, config: KarmanConfig, resume: bool, overwrite: boo
     return [i for i in range(len(config.reynolds)) if done[i] < config.frames_per_run]
 
 
+# The local workers' own sampling threads wake every 10 ms (profiler) and 1 ms (GIL monitor) and then wait for
+# the GIL, which the generated kernels hold: they only take time from the runs, so they are switched off.
+LOCAL_WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.gil.enabled": False,
+}
+
+
 def _client(scheduler: str, workers: int):
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if scheduler == "local":
         # processes, one thread each: the generated C kernels hold the GIL, and each run owns a core
         # worker logs silenced: a run's error reaches the user once, as the CLI's one-line message
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL,
-        )
+        with dask.config.set(LOCAL_WORKER_CONFIG):
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+            )
         return Client(cluster), cluster
     try:
         return Client(scheduler, timeout="20s"), None
     except Exception as exc:  # bad address, refused connection, timeout
         raise ForecastError(f"cannot reach the dask scheduler at {scheduler} ({exc})") from None
+
+
+class _Progress:
+    """The two progress bars (runs, frames); frames are read from the store's ``frames_written``."""
+
+    def __init__(self, path: Path, config: KarmanConfig, skipped: int, show: bool):
+        n_runs = len(config.reynolds)
+        self.path = path
+        self.runs = tqdm(total=n_runs, desc="runs", unit="run", disable=not show, position=0)
+        self.frames = tqdm(
+            total=n_runs * config.frames_per_run, desc="frames", unit="frame", disable=not show, position=1
+        )
+        self.runs.update(skipped)
+        self.refresh()
+
+    def refresh(self) -> None:
+        new = int(karman_writer.frames_written(self.path).sum()) - self.frames.n
+        if new:
+            self.frames.update(new)
+
+    def close(self) -> None:
+        self.runs.close()
+        self.frames.close()
+
+
+def _with_threads(config: KarmanConfig, scheduler: str, workers: int) -> KarmanConfig:
+    """``config`` with its OpenMP threads per run set, if the user left them open."""
+    if config.threads is not None:
+        return config
+    # the cores left per run on this machine; a remote cluster's workers run one thread per run
+    # (synchronous mode is for debugging and tests: one thread, immune to a busy machine)
+    threads = max(1, (os.cpu_count() or 1) // workers) if scheduler == "local" else 1
+    return dataclasses.replace(config, threads=threads)
+
+
+def _on_cluster(
+    path: Path,
+    config: KarmanConfig,
+    groups: list[list[int]],
+    scheduler: str,
+    workers: int,
+    progress: _Progress,
+) -> list[RunResult]:
+    """Run the batches as dask tasks; a run's error cancels the rest and reaches the caller."""
+    results: list[RunResult] = []
+    client, cluster = _client(scheduler, workers)
+    try:
+        tag = uuid.uuid4().hex[:8]  # unique task keys on a shared cluster
+        futures = [
+            client.submit(
+                simulate_batch, str(path), config, group, pure=False, key=f"karman-run-{group[0]}-{tag}"
+            )
+            for group in groups
+        ]
+        remaining = list(futures)
+        while remaining:
+            for future in [f for f in remaining if f.done()]:
+                remaining.remove(future)
+                try:
+                    batch = future.result()  # re-raises a run's error (e.g. divergence)
+                except BaseException:
+                    client.cancel(remaining)
+                    raise
+                results.extend(batch)
+                progress.runs.update(len(batch))
+            progress.refresh()
+            time.sleep(POLL_SECONDS)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return results
 
 
 def generate(
@@ -140,7 +267,8 @@ def generate(
 
     ``scheduler``: ``"local"`` (a local dask cluster of ``workers`` processes), ``"synchronous"`` (in this
     process, one run after the other; for debugging and tests) or the address of a running dask scheduler
-    (``tcp://host:8786``), whose workers must see ``path``.
+    (``tcp://host:8786``), whose workers must see ``path``. Runs with one Reynolds number are computed
+    ``config.batch`` at a time in one lattice (one task).
     """
     path = Path(path).absolute()
     start = time.perf_counter()
@@ -148,60 +276,22 @@ def generate(
     issue = config.resolution_issue()
     if issue:
         warnings.warn(issue, UnderResolvedWarning, stacklevel=2)
-    cores = os.cpu_count() or 1
-    workers = workers or max(1, min(len(todo), cores))
-    if config.threads is None:
-        # the cores left per run on this machine; a remote cluster's workers run one thread per run
-        # (synchronous mode is for debugging and tests: one thread, immune to a busy machine)
-        threads = max(1, cores // workers) if scheduler == "local" else 1
-        config = dataclasses.replace(config, threads=threads)
-    n_runs = len(config.reynolds)
-    skipped = [i for i in range(n_runs) if i not in todo]
-    total_frames = n_runs * config.frames_per_run
-    runs_bar = tqdm(total=n_runs, desc="runs", unit="run", disable=not progress, position=0)
-    frames_bar = tqdm(total=total_frames, desc="frames", unit="frame", disable=not progress, position=1)
-
-    def refresh() -> None:
-        new = int(karman_writer.frames_written(path).sum()) - frames_bar.n
-        if new:
-            frames_bar.update(new)
-
-    runs_bar.update(len(skipped))
-    refresh()
+    groups = batches(config, todo)
+    workers = workers or max(1, min(len(groups), os.cpu_count() or 1))
+    config = _with_threads(config, scheduler, workers)
+    skipped = [i for i in range(len(config.reynolds)) if i not in todo]
+    bars = _Progress(path, config, len(skipped), progress)
     results: list[RunResult] = []
     try:
         if scheduler == "synchronous" or not todo:
-            for index in todo:
-                results.append(simulate_run(str(path), config, index))
-                runs_bar.update(1)
-                refresh()
+            for group in groups:
+                results.extend(simulate_group(str(path), config, group))
+                bars.runs.update(len(group))
+                bars.refresh()
         else:
-            client, cluster = _client(scheduler, workers)
-            try:
-                tag = uuid.uuid4().hex[:8]  # unique task keys on a shared cluster
-                futures = [
-                    client.submit(simulate_run, str(path), config, i, pure=False, key=f"karman-run-{i}-{tag}")
-                    for i in todo
-                ]
-                remaining = list(futures)
-                while remaining:
-                    for future in [f for f in remaining if f.done()]:
-                        remaining.remove(future)
-                        try:
-                            results.append(future.result())  # re-raises a run's error (e.g. divergence)
-                        except BaseException:
-                            client.cancel(remaining)
-                            raise
-                        runs_bar.update(1)
-                    refresh()
-                    time.sleep(0.5)
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+            results = _on_cluster(path, config, groups, scheduler, workers, bars)
     finally:
-        runs_bar.close()
-        frames_bar.close()
+        bars.close()
     if (karman_writer.frames_written(path) < config.frames_per_run).any():
         raise ForecastError(f"{path}: some runs did not finish; run again with --resume")
     truth.publish(path)

@@ -38,56 +38,58 @@ def init_index(config: KarmanConfig, index: int, start: int) -> int:
 
 
 def continuations(
-    lattice: Lattice, config: KarmanConfig, index: int, init_time: int
-) -> dict[str, np.ndarray]:
-    """``{name: (members, horizon, height, width)}`` forked from the lattice's current state, which is the
-    state of frame ``init_time - 1``; the lattice is left exactly in that state."""
+    lattice: Lattice, config: KarmanConfig, indices: int | list[int], init_time: int
+) -> list[dict[str, np.ndarray]]:
+    """``{name: (members, horizon, height, width)}`` per run of ``indices`` (the runs of a batched lattice,
+    in channel order; one index: a single run), forked from the lattice's current state, which is the state
+    of frame ``init_time - 1``; the lattice is left exactly in that state. Member ``m`` of every run is
+    computed in the same launch."""
+    indices = [indices] if isinstance(indices, int) else list(indices)
     saved = lattice.save_state()
-    seed = sequence_seed(config.noise_seed, index)
+    seeds = [sequence_seed(config.noise_seed, index) for index in indices]
     height, width = config.size
     shape = (config.truth_members, config.truth_horizon, height, width)
-    out = {name: np.empty(shape, np.float32) for name in FIELDS}
-    name = f"{run_name(index)} truth start {init_time}"
+    out = [{name: np.empty(shape, np.float32) for name in FIELDS} for _ in indices]
+    name = f"{', '.join(run_name(i) for i in indices)} truth start {init_time}"
     for member in range(config.truth_members):
-        lattice.restore_state(saved, noise_seed=member_seed(seed, init_time, member))
+        member_seeds = [member_seed(seed, init_time, member) for seed in seeds]
+        lattice.restore_state(saved, noise_seed=member_seeds[0] if lattice.members == 1 else member_seeds)
         for lead in range(config.truth_horizon):
             lattice.advance(config.every)
             lattice.check_stable(name, lead + 1)
-            frame = sample_frame(lattice)
-            for field in FIELDS:
-                out[field][member, lead] = frame[field]
+            for channel, run in enumerate(out):
+                frame = sample_frame(lattice, channel)
+                for field in FIELDS:
+                    run[field][member, lead] = frame[field]
     lattice.restore_state(saved)
     return out
 
 
-def skeleton(config: KarmanConfig, test: xr.Dataset) -> xr.Dataset:
-    """The lazily zero-filled truth group, coordinates and attributes taken from the ``test`` skeleton."""
-    n_seq = len(config.reynolds)
-    inits = np.asarray(config.truth_init_times)
-    n_init = n_seq * inits.size
-    height, width = config.size
-    shape = (n_init, config.truth_members, config.truth_horizon, height, width)
-    chunks = (1, 1, config.truth_horizon, height, width)
-    dims = ("init", "member", "lead_time", "y", "x")
-    data_vars = {
-        name: (dims, da.zeros(shape, chunks=chunks, dtype=np.float32), dict(test[name].attrs))
-        for name in FIELDS
-    }
-    sequence = np.repeat(np.arange(n_seq), inits.size)
-    seeds = np.array(
+def _member_seeds(config: KarmanConfig, sequence: np.ndarray, init_times: np.ndarray) -> np.ndarray:
+    """(init, member) noise seeds of the members' futures (``noise.member_seed``)."""
+    return np.array(
         [
             [member_seed(sequence_seed(config.noise_seed, s), int(t), m) for m in range(config.truth_members)]
-            for s, t in zip(sequence, np.tile(inits, n_seq))
+            for s, t in zip(sequence, init_times)
         ],
         dtype=np.int64,
     )
+
+
+def _coords(config: KarmanConfig, test: xr.Dataset) -> dict:
+    """The truth group's coordinates: init (with its run's coordinates), member, lead_time, y, x."""
+    inits = np.asarray(config.truth_init_times)
+    n_seq = len(config.reynolds)
+    n_init = n_seq * inits.size
+    sequence = np.repeat(np.arange(n_seq), inits.size)
+    init_times = np.tile(inits, n_seq)
     time_attrs = {k: v for k, v in test["time"].attrs.items() if k != "axis"}  # one T axis: `time`
     coords = {
         "init": ("init", np.arange(n_init), {"long_name": "truth start"}),
         "sequence": ("init", sequence, dict(test["sequence"].attrs)),
         "init_time": (
             "init",
-            np.tile(inits, n_seq),
+            init_times,
             {**time_attrs, "long_name": "time of the test frame that lead 1 verifies against"},
         ),
         "member": (
@@ -102,7 +104,7 @@ def skeleton(config: KarmanConfig, test: xr.Dataset) -> xr.Dataset:
         ),
         "noise_seed": (
             ("init", "member"),
-            seeds,
+            _member_seeds(config, sequence, init_times),
             {"long_name": "seed of the member's future inlet noise (noise.member_seed)", "units": "1"},
         ),
         "y": test["y"].variable,
@@ -111,6 +113,20 @@ def skeleton(config: KarmanConfig, test: xr.Dataset) -> xr.Dataset:
     for name, coord in test.coords.items():
         if coord.dims == ("sequence",) and name not in coords:
             coords[name] = ("init", np.asarray(coord.values)[sequence], dict(coord.attrs))
+    return coords
+
+
+def skeleton(config: KarmanConfig, test: xr.Dataset) -> xr.Dataset:
+    """The lazily zero-filled truth group, coordinates and attributes taken from the ``test`` skeleton."""
+    n_init = len(config.reynolds) * len(config.truth_init_times)
+    height, width = config.size
+    shape = (n_init, config.truth_members, config.truth_horizon, height, width)
+    chunks = (1, 1, config.truth_horizon, height, width)
+    dims = ("init", "member", "lead_time", "y", "x")
+    data_vars = {
+        name: (dims, da.zeros(shape, chunks=chunks, dtype=np.float32), dict(test[name].attrs))
+        for name in FIELDS
+    }
     attrs = {
         **test.attrs,
         "group": GROUP,
@@ -123,7 +139,7 @@ def skeleton(config: KarmanConfig, test: xr.Dataset) -> xr.Dataset:
             "test.sel(sequence=sequence, time=init_time + l - 1)"
         ),
     }
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    return xr.Dataset(data_vars, coords=_coords(config, test), attrs=attrs)
 
 
 def write_start(path: str | os.PathLike, config: KarmanConfig, index: int, start: int, members: dict) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import dask.array as da
@@ -45,65 +46,52 @@ COLLISION_NAMES = {
 }
 
 
-def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
-    """The lazily zero-filled Dataset of one group, with every coordinate and attribute."""
-    n_seq = len(config.reynolds)
-    height, width = config.size
+def _frame_index(config: KarmanConfig, group: str) -> np.ndarray:
+    """The ``time`` values of a group: train frames first, then the test frames of the same runs."""
     if group == "train":
-        frame_index = np.arange(config.frames)
-    else:
-        frame_index = np.arange(config.frames, config.frames_per_run)
-    n_time = frame_index.size
-    s = config.scale
-    cells = (np.arange(max(height, width)) * s + (s - 1) / 2).astype(np.float64)  # pixel centres, grid cells
-    shape = (n_seq, n_time, height, width)
-    chunks = (1, config.time_chunk, height, width)
-    data_vars = {
-        name: (
-            ("sequence", "time", "y", "x"),
-            da.zeros(shape, chunks=chunks, dtype=np.float32),
-            VARIABLE_ATTRS[name],
-        )
-        for name in FIELDS
-    }
+        return np.arange(config.frames)
+    return np.arange(config.frames, config.frames_per_run)
+
+
+def _per_run(values, long_name: str) -> tuple:
+    """A coordinate along ``sequence`` (dimensionless, lattice units), one value per run."""
+    return ("sequence", np.asarray(values), {"long_name": long_name, "units": "1"})
+
+
+def _sequence_coords(config: KarmanConfig) -> dict:
+    """The per-run coordinates: Reynolds number, inflow, cylinder, viscosity and noise seed."""
+    n_seq = len(config.reynolds)
     reynolds = np.asarray(config.reynolds, dtype=np.float64)
-    coords = {
+    cx, cy = config.cylinder_center
+    return {
         "sequence": ("sequence", np.arange(n_seq), {"long_name": "run (one per Reynolds number)"}),
-        "reynolds": ("sequence", reynolds, {"long_name": "Reynolds number U D / nu", "units": "1"}),
-        "inflow_velocity": (
-            "sequence",
-            np.full(n_seq, config.velocity),
-            {"long_name": "inflow speed U (lattice units: cells per lattice step)", "units": "1"},
+        "reynolds": _per_run(reynolds, "Reynolds number U D / nu"),
+        "inflow_velocity": _per_run(
+            np.full(n_seq, config.velocity), "inflow speed U (lattice units: cells per lattice step)"
         ),
-        "cylinder_diameter": (
-            "sequence",
-            np.full(n_seq, config.cylinder_diameter),
-            {"long_name": "cylinder diameter D (lattice cells)", "units": "1"},
+        "cylinder_diameter": _per_run(
+            np.full(n_seq, config.cylinder_diameter), "cylinder diameter D (lattice cells)"
         ),
-        "viscosity": (
-            "sequence",
+        "viscosity": _per_run(
             np.array([config.viscosity(r) for r in reynolds]),
-            {"long_name": "kinematic viscosity (lattice units: cells^2 per lattice step)", "units": "1"},
+            "kinematic viscosity (lattice units: cells^2 per lattice step)",
         ),
         # in the same cell-index coordinates as x and y (cell i spans [i - 1/2, i + 1/2])
-        "cylinder_x": (
-            "sequence",
-            np.full(n_seq, config.cylinder_center[0] - 0.5),
-            {"long_name": "cylinder centre x (lattice cells)", "units": "1"},
-        ),
-        "cylinder_y": (
-            "sequence",
-            np.full(n_seq, config.cylinder_center[1] - 0.5),
-            {"long_name": "cylinder centre y (lattice cells)", "units": "1"},
-        ),
-        "noise_seed": (
-            "sequence",
+        "cylinder_x": _per_run(np.full(n_seq, cx - 0.5), "cylinder centre x (lattice cells)"),
+        "cylinder_y": _per_run(np.full(n_seq, cy - 0.5), "cylinder centre y (lattice cells)"),
+        "noise_seed": _per_run(
             np.array([sequence_seed(config.noise_seed, i) for i in range(n_seq)], dtype=np.int64),
-            {
-                "long_name": "seed of the run's inlet noise (noise.sequence_seed(noise_seed, sequence))",
-                "units": "1",
-            },
+            "seed of the run's inlet noise (noise.sequence_seed(noise_seed, sequence))",
         ),
+    }
+
+
+def _frame_coords(config: KarmanConfig, frame_index: np.ndarray) -> dict:
+    """The time and space coordinates of a group's frames."""
+    height, width = config.size
+    s = config.scale
+    cells = (np.arange(max(height, width)) * s + (s - 1) / 2).astype(np.float64)  # pixel centres, grid cells
+    return {
         # a frame count, not a physical time: no units (so no forecast_period downstream), axis T
         "time": ("time", frame_index, {"long_name": "frame index within the run", "axis": "T"}),
         "lattice_step": (
@@ -122,7 +110,11 @@ def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
             {"long_name": "streamwise position (lattice cells)", "units": "1", "axis": "X"},
         ),
     }
-    attrs = {
+
+
+def _group_attrs(config: KarmanConfig, group: str) -> dict:
+    """The group's global attributes: CF header, lattice, boundaries, noise, resolution."""
+    return {
         **cf_attrs(
             "2-D flow past a cylinder (von Karman vortex street), lattice Boltzmann",
             f"lbmpy {lbmpy.__version__} lattice Boltzmann simulation (D2Q9, {COLLISION_NAMES[config.collision]}), "
@@ -141,7 +133,24 @@ def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
         **noise_attrs(config),
         "resolution_warning": config.resolution_issue() or "",
     }
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def skeleton(config: KarmanConfig, group: str) -> xr.Dataset:
+    """The lazily zero-filled Dataset of one group, with every coordinate and attribute."""
+    height, width = config.size
+    frame_index = _frame_index(config, group)
+    shape = (len(config.reynolds), frame_index.size, height, width)
+    chunks = (1, config.time_chunk, height, width)
+    data_vars = {
+        name: (
+            ("sequence", "time", "y", "x"),
+            da.zeros(shape, chunks=chunks, dtype=np.float32),
+            VARIABLE_ATTRS[name],
+        )
+        for name in FIELDS
+    }
+    coords = {**_sequence_coords(config), **_frame_coords(config, frame_index)}
+    return xr.Dataset(data_vars, coords=coords, attrs=_group_attrs(config, group))
 
 
 def noise_attrs(config: KarmanConfig) -> dict:
@@ -236,13 +245,21 @@ def write_frames(
 
 
 class RunWriter:
-    """Buffers the frames of one run and writes them to the right group in batches."""
+    """Buffers the frames of one run and writes them to the right group in batches, in the background.
+
+    A batch is compressed and written by a thread while the lattice computes the next frames (the zarr codecs
+    and file writes release the GIL that the kernels hold); at most one batch is in flight, so memory stays
+    bounded and the store's ``frames_written`` only ever counts frames that are on disk. ``flush`` writes the
+    rest and waits: after it, the run's frames are stored (a write's error is raised there or at the next
+    batch)."""
 
     def __init__(self, path: str | os.PathLike, config: KarmanConfig, index: int):
         self.path, self.config, self.index = path, config, index
         self.count = 0  # frames received
         self._buffer: list[dict[str, np.ndarray]] = []
         self._buffer_start = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"karman-writer-{index}")
+        self._pending: Future | None = None
 
     def _group_of(self, frame: int) -> tuple[str, int]:
         if frame < self.config.frames:
@@ -256,13 +273,32 @@ class RunWriter:
         self.count += 1
         group_end = self.count == self.config.frames or self.count == self.config.frames_per_run
         if len(self._buffer) >= self.config.write_batch or group_end:
-            self.flush()
+            self._submit()
 
-    def flush(self) -> None:
+    def _submit(self) -> None:
+        """Hand the buffered frames to the writer thread (after the batch before them is written)."""
         if not self._buffer:
             return
+        self._wait()
         group, start = self._group_of(self._buffer_start)
         stacked = {name: np.stack([f[name] for f in self._buffer]) for name in FIELDS}
-        write_frames(self.path, group, self.index, start, stacked)
         self._buffer = []
-        set_frames_written(self.path, self.index, self.count)
+        self._pending = self._pool.submit(self._write, group, start, stacked, self.count)
+
+    def _write(self, group: str, start: int, stacked: dict[str, np.ndarray], count: int) -> None:
+        write_frames(self.path, group, self.index, start, stacked)
+        set_frames_written(self.path, self.index, count)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises the write's error
+
+    def flush(self) -> None:
+        """Write what is buffered and wait until every frame received is stored."""
+        self._submit()
+        self._wait()
+
+    def close(self) -> None:
+        """Let the batch in flight finish (its frames are counted as written) and stop the writer thread."""
+        self._pool.shutdown(wait=True)

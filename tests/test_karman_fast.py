@@ -1,0 +1,87 @@
+"""The simulator's fast paths give the same bits as the reference paths they replace."""
+
+import numpy as np
+import pytest
+
+from simulators.karman import KarmanConfig
+from simulators.karman.lattice import build_lattice
+from simulators.karman.run import run_frames
+
+# The tiny channel of test_karman.py (32x96 cells, D = 2); an odd frame interval exercises lbmpy's buffer swap.
+TINY = dict(frames=5, test_frames=2, size=(32, 32), spinup=16, write_batch=4, time_chunk=2)
+
+
+def _frames_and_state(lattice, config):
+    frames = [frame for frame in run_frames(config, 0, lattice)]
+    return frames, lattice.save_state()
+
+
+@pytest.mark.parametrize("noise, every", [(0.0, 7), (0.2, 8)], ids=["deterministic", "inflow-noise"])
+def test_fast_time_loop_equals_lbmpys_run_bit_for_bit(noise, every):
+    config = KarmanConfig(reynolds=(150.0,), inflow_noise=noise, every=every, **TINY)
+    lattice = build_lattice(config, 150.0, noise_seed=3)
+    initial = lattice.save_state()
+    lattice.reference = True
+    reference_frames, reference_state = _frames_and_state(lattice, config)
+    lattice.restore_state(initial)
+    lattice.reference = False
+    frames, state = _frames_and_state(lattice, config)
+    assert len(frames) == config.frames_per_run
+    for got, want in zip(frames, reference_frames, strict=True):
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+    for name, values in reference_state["arrays"].items():
+        np.testing.assert_array_equal(state["arrays"][name], values)
+    for got, want in zip(state["boundaries"], reference_state["boundaries"], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert (
+        np.abs(frames[-1]["v"] - frames[0]["v"]).max() > 1e-5
+    )  # the flow moved: the comparison means something
+
+
+@pytest.mark.slow  # three lattice builds
+def test_batched_runs_equal_separate_runs_in_the_fluid_with_their_truth(tmp_path):
+    # two runs at one Reynolds number (different noise seeds) in one lattice against one lattice each
+    from forecast.field_store import open_field_store
+    from simulators.karman import generate
+    from simulators.karman.analysis import probe_series
+
+    truth = dict(truth_members=2, truth_inits=1, truth_horizon=2, truth_context=1)
+    options = {**TINY, "test_frames": 3, "every": 8}
+    config = KarmanConfig(reynolds=(150.0, 150.0), inflow_noise=0.2, **options, **truth)
+    batched_config = KarmanConfig(**{**config.__dict__, "batch": 2})
+    generate(tmp_path / "separate.zarr", config, scheduler="synchronous", progress=False)
+    result = generate(tmp_path / "batched.zarr", batched_config, scheduler="synchronous", progress=False)
+    assert [r.lattice_runs for r in result.runs] == [2, 2]
+    # every stored row is fluid (a channel's walls lie outside it): bit for bit
+    rows = dict.fromkeys(("u", "v", "rho", "vorticity"), slice(None))
+    for group in ("train", "test"):
+        separate = open_field_store(tmp_path / "separate.zarr", group).load()
+        batched = open_field_store(tmp_path / "batched.zarr", group).load()
+        for name, inner in rows.items():
+            np.testing.assert_array_equal(
+                batched[name].values[..., inner, :], separate[name].values[..., inner, :]
+            )
+        # the runs differ (their own noise): the comparison is not of two copies of one run
+        assert np.abs(separate["v"].values[0] - separate["v"].values[1]).max() > 1e-5
+    for sequence in (0, 1):  # the Strouhal number's input, the wake probe, is the same signal
+        np.testing.assert_array_equal(
+            probe_series(open_field_store(tmp_path / "batched.zarr", "test"), sequence).values,
+            probe_series(open_field_store(tmp_path / "separate.zarr", "test"), sequence).values,
+        )
+    import xarray as xr
+
+    separate_truth = xr.open_zarr(str(tmp_path / "separate.zarr"), group="truth", consolidated=False).load()
+    batched_truth = xr.open_zarr(str(tmp_path / "batched.zarr"), group="truth", consolidated=False).load()
+    for name, inner in rows.items():
+        np.testing.assert_array_equal(
+            batched_truth[name].values[..., inner, :], separate_truth[name].values[..., inner, :]
+        )
+
+
+def test_batches_group_runs_by_reynolds_number():
+    from simulators.karman.parallel import batches
+
+    config = KarmanConfig(reynolds=(150.0, 200.0, 150.0, 150.0, 200.0), batch=2, **TINY, every=8)
+    assert batches(config, [0, 1, 2, 3, 4]) == [[0, 2], [3], [1, 4]]
+    assert batches(KarmanConfig(reynolds=(150.0, 150.0), **TINY, every=8), [0, 1]) == [[0], [1]]
