@@ -58,6 +58,9 @@ def test_options_are_checked():
         build_model(_config("slamp", flow_scale=-1.0), 1)
     with pytest.raises(ForecastError, match="unknown key"):
         build_model(_config("slamp", levels=2), 1)
+    for kind in ("slamp", "svg_lp"):  # one check of the SVG-LP-style sizes for both
+        with pytest.raises(ForecastError, match="model.groups must be a positive integer"):
+            build_model(_config(kind, groups=0), 1)
 
 
 def test_warp_moves_content_by_the_flow():

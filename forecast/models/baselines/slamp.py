@@ -32,8 +32,14 @@ from torch import nn
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.models.baselines.statistics import check_window
-from forecast.models.baselines.svg_lp import ConvLSTM, Decoder, Encoder, draw_latent, gaussian_kl
-from forecast.models.config import require_non_negative, require_positive_ints
+from forecast.models.baselines.svg_lp import (
+    ConvLSTM,
+    Decoder,
+    Encoder,
+    check_latent_config,
+    draw_latent,
+    gaussian_kl,
+)
 from forecast.models.layers import ConvNormAct
 
 
@@ -52,21 +58,7 @@ class SLAMPConfig:
     groups: int = 8
 
     def check(self) -> None:
-        require_positive_ints(
-            self,
-            (
-                "dim",
-                "g_dim",
-                "z_dim",
-                "rnn_dim",
-                "predictor_layers",
-                "prior_layers",
-                "posterior_layers",
-            ),
-        )
-        if self.dim % self.groups or self.g_dim % self.groups:
-            raise ForecastError("model.dim and model.g_dim must be divisible by model.groups")
-        require_non_negative(self, ("beta", "flow_scale"))
+        check_latent_config(self, non_negative=("beta", "flow_scale"))
 
 
 class Stream(nn.Module):

@@ -48,22 +48,28 @@ class SVGLPConfig:
     groups: int = 8
 
     def check(self) -> None:
-        require_positive_ints(
-            self,
-            (
-                "dim",
-                "g_dim",
-                "z_dim",
-                "rnn_dim",
-                "predictor_layers",
-                "prior_layers",
-                "posterior_layers",
-                "groups",
-            ),
-        )
-        if self.dim % self.groups or self.g_dim % self.groups:
-            raise ForecastError("model.dim and model.g_dim must be divisible by model.groups")
-        require_non_negative(self, ("beta",))
+        check_latent_config(self)
+
+
+#: the sizes every SVG-LP-style config (SVG-LP, SLAMP) must give as positive integers
+LATENT_SIZES = (
+    "dim",
+    "g_dim",
+    "z_dim",
+    "rnn_dim",
+    "predictor_layers",
+    "prior_layers",
+    "posterior_layers",
+    "groups",
+)
+
+
+def check_latent_config(config, non_negative: tuple[str, ...] = ("beta",)) -> None:
+    """The checks of an SVG-LP-style config: positive sizes, widths divisible by the groups, ``non_negative``."""
+    require_positive_ints(config, LATENT_SIZES)
+    if config.dim % config.groups or config.g_dim % config.groups:
+        raise ForecastError("model.dim and model.g_dim must be divisible by model.groups")
+    require_non_negative(config, non_negative)
 
 
 class ConvLSTMCell(nn.Module):
