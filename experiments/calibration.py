@@ -47,7 +47,7 @@ from paper_tables import Row, Scale  # noqa: E402
 from forecast import pipeline  # noqa: E402
 from forecast.atomic import atomic_output  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
-from forecast.pipeline import ORACLE, oracle_forecast, per_lead, roll_out, score  # noqa: E402
+from forecast.pipeline import ORACLE, per_lead  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
 #: free-stream turbulence of every scale's store (shared with ``forecast demo``); truth ensembles below
@@ -244,14 +244,19 @@ def run_row(job: RowJob) -> str:
 
         torch.set_num_threads(job.threads)
     scale = SCALES[job.scale_name]
-    chain = pipeline.Pipeline(job.out, store=job.store, progress=job.progress, log=lambda _: None)
+    chain = pipeline.Pipeline(
+        job.out,
+        store=job.store,
+        rollout=truth_starts(scale, job.seed),
+        progress=job.progress,
+        log=lambda _: None,
+    )
     t0 = time.time()
     chain_row = pipeline.Row(job.row.slug, row_config(job.row, scale), label=job.row.label)
     chain.train(chain_row)
     t1 = time.time()
-    forecast_file = job.out / "forecasts" / f"{job.row.slug}.nc"
-    roll_out(chain.run_dir(chain_row), job.store, forecast_file, truth_starts(scale, job.seed), job.progress)
-    score(forecast_file, job.out / "scores" / f"{job.row.slug}.nc", truth=job.store)
+    chain.roll_out(chain_row)
+    chain.score(chain_row)  # against the truth ensemble too: the settings start at the truth's starts
     return f"{job.row.label}: trained in {t1 - t0:.0f} s, rolled out and scored in {time.time() - t1:.0f} s"
 
 
@@ -315,6 +320,7 @@ def run_calibration(
         out,
         store=data,
         simulation=None if data else KarmanConfig(**scale.simulation),
+        rollout=truth_starts(scale, seed),
         progress=progress,
         log=log,
     )
@@ -326,11 +332,9 @@ def run_calibration(
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     row_jobs = [RowJob(r, scale_name, out, store, seed, threads, progress and workers == 1) for r in rows]
     run_rows(row_jobs, workers, log)
-    oracle_file = out / "forecasts" / f"{ORACLE}.nc"
-    oracle_forecast(store, out / "forecasts" / f"{rows[0].slug}.nc", oracle_file)
-    score(oracle_file, out / "scores" / f"{ORACLE}.nc", truth=store)
+    oracle = chain.oracle(pipeline.Row(rows[0].slug, {}), name=ORACLE)
     labels = [r.label for r in rows] + [ORACLE]
-    files = [out / "scores" / f"{r.slug}.nc" for r in rows] + [out / "scores" / f"{ORACLE}.nc"]
+    files = [chain.scores_file(pipeline.Row(r.slug, {})) for r in rows] + [chain.scores_file(oracle)]
     leads = {label: per_lead(f) for label, f in zip(labels, files)}
     command = f"python experiments/calibration.py --scale {scale_name} --out {out}"
     md = write_outputs(leads, out, command, time.time() - start)
