@@ -31,7 +31,6 @@ import argparse
 import csv
 import dataclasses
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -224,75 +223,12 @@ def write_outputs(leads: dict[str, dict], out: Path, command: str, seconds: floa
 
 
 # --------------------------------------------------------------------------------------------------- driver
-@dataclasses.dataclass(frozen=True)
-class RowJob:
-    """One row's train, roll out and score, runnable in a worker process."""
-
-    row: Row
-    scale_name: str
-    out: Path
-    store: Path
-    seed: int
-    threads: int | None  # torch threads of the worker (None: leave torch's default)
-    progress: bool
-
-
-def run_row(job: RowJob) -> str:
-    """Train, roll out and score one row; returns its log line (stages already done are skipped)."""
-    if job.threads is not None:
-        import torch
-
-        torch.set_num_threads(job.threads)
-    scale = SCALES[job.scale_name]
-    chain = pipeline.Pipeline(
-        job.out,
-        store=job.store,
-        rollout=truth_starts(scale, job.seed),
-        progress=job.progress,
-        log=lambda _: None,
-    )
-    t0 = time.time()
-    chain_row = pipeline.Row(job.row.slug, row_config(job.row, scale), label=job.row.label)
-    chain.train(chain_row)
-    t1 = time.time()
-    chain.roll_out(chain_row)
-    chain.score(chain_row)  # against the truth ensemble too: the settings start at the truth's starts
-    return f"{job.row.label}: trained in {t1 - t0:.0f} s, rolled out and scored in {time.time() - t1:.0f} s"
-
-
 def truth_starts(scale: Scale, seed: int) -> pipeline.RolloutSettings:
     """The scale's rollout from exactly the truth group's starts, over the truth's horizon."""
     device = "cpu" if scale.name != "paper" else "auto"
     return pipeline.RolloutSettings(
         **scale.rollout, inits=None, horizon=None, starts="truth", seed=seed, device=device
     )
-
-
-def default_jobs(scale_name: str, rows: list[Row]) -> int:
-    """Rows trained at once: one per core on CPUs (capped by the rows), one on GPUs (``paper``).
-
-    Small models use two cores poorly: two rows on one thread each train ~1.5x faster in all than the same rows
-    one after the other on two threads each (experiments/README.md, "Calibration benchmark").
-    """
-    if scale_name == "paper":
-        return 1
-    return max(1, min(os.cpu_count() or 1, len(rows)))
-
-
-def run_rows(jobs: list[RowJob], workers: int, log) -> None:
-    """Every row, ``workers`` at a time (in this process when 1), the longest first as listed."""
-    if workers == 1:
-        for i, job in enumerate(jobs, 1):
-            log(f"[{i}/{len(jobs)}] {run_row(job)}")
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    context = multiprocessing.get_context("spawn")  # no fork after torch has started its threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(run_row, job) for job in jobs]
-        for i, future in enumerate(as_completed(futures), 1):
-            log(f"[{i}/{len(jobs)}] {future.result()}")
 
 
 def run_calibration(
@@ -307,8 +243,8 @@ def run_calibration(
 ) -> dict[str, dict]:
     """The whole benchmark at ``scale_name`` into ``out``; returns the per-lead scores of every row.
 
-    ``jobs``: rows trained at once in worker processes (default ``default_jobs``); each worker gets an equal
-    share of the cores as torch threads.
+    ``jobs``: rows trained at once in worker processes (``pipeline.run_rows``; default
+    ``pipeline.default_jobs``: one per core on CPUs, one on GPUs).
     """
     if scale_name not in SCALES:
         raise ForecastError(f"unknown scale {scale_name!r}; choose one of {', '.join(SCALES)}")
@@ -326,15 +262,11 @@ def run_calibration(
     )
     store = make_data(chain)
     log(f"data: {store} ({time.time() - start:.0f} s)")
-    workers = jobs or default_jobs(scale_name, rows)
-    if workers < 1:
-        raise ForecastError(f"jobs must be at least 1, got {workers}")
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    row_jobs = [RowJob(r, scale_name, out, store, seed, threads, progress and workers == 1) for r in rows]
-    run_rows(row_jobs, workers, log)
-    oracle = chain.oracle(pipeline.Row(rows[0].slug, {}), name=ORACLE)
+    chain_rows = [pipeline.Row(r.slug, row_config(r, scale), label=r.label) for r in rows]
+    chain.run_rows(chain_rows, jobs or pipeline.default_jobs(len(rows), gpu=scale_name == "paper"))
+    oracle = chain.oracle(chain_rows[0], name=ORACLE)
     labels = [r.label for r in rows] + [ORACLE]
-    files = [chain.scores_file(pipeline.Row(r.slug, {})) for r in rows] + [chain.scores_file(oracle)]
+    files = [chain.scores_file(r) for r in [*chain_rows, oracle]]
     leads = {label: per_lead(f) for label, f in zip(labels, files)}
     command = f"python experiments/calibration.py --scale {scale_name} --out {out}"
     md = write_outputs(leads, out, command, time.time() - start)

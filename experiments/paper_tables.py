@@ -24,7 +24,7 @@ Table 1 also has an SM-MNIST column: every row is trained, rolled out and scored
 MNIST made offline from scikit-learn's digits (``OUT/smmnist``; ``--no-smmnist`` skips it). The store has truth
 ensembles (``truth_members`` futures from the same digit positions and velocities, with their own bounces, at
 the rollout's ``inits`` starts): the rows are rolled out from exactly those starts and scored against them
-(``TruthPipeline``). Columns: ``crps_smmnist`` (CRPS of the 0..255 frames, mean over leads),
+(``RolloutSettings(starts="truth")``). Columns: ``crps_smmnist`` (CRPS of the 0..255 frames, mean over leads),
 ``crps_oracle_ratio_smmnist`` (that CRPS over the truth ensembles' own CRPS, the oracle's: 1 is a perfect
 forecast) and ``fvd_smmnist`` (where the rollouts have at least 9 frames).
 """
@@ -36,7 +36,7 @@ import copy
 import csv
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,37 +262,23 @@ def make_smmnist(out: Path, scale: Scale, progress: bool) -> Path:
     return import_smmnist(BUILTIN, store, **options, resume=store.exists(), progress=progress)
 
 
-class TruthPipeline(pipeline.Pipeline):
-    """The chain on a store with a ``truth`` group: every row is rolled out from exactly the truth's starts over
-    its horizon (``starts="truth"``; the settings' ``inits`` are not used) and scored against the verifying truth
-    and the truth ensembles, so the scores files add the oracle CRPS and its ratio (``crps_oracle_ratio_V``)."""
-
-    def roll_out(self, row: pipeline.Row) -> Path:
-        from forecast.rollout import rollout_run
-
-        out, s = self.forecast_file(row), self.rollout_settings(row)
-        if not out.exists():
-            out.parent.mkdir(parents=True, exist_ok=True)
-            rollout_run(
-                self.run_dir(row), self.store, out, starts="truth", members=s.members, context=s.context,
-                sampler=s.sampler, steps=s.steps, eta=s.eta, seed=s.seed, device=s.device, resume=True,
-                progress=self.progress,
-            )  # fmt: skip
-        return out
-
-    def score(self, row: pipeline.Row) -> Path:
-        from forecast.metrics import open_forecast, score_forecast
-        from forecast.metrics.truth import open_truth
-
-        out = self.scores_file(row)
-        if not out.exists():
-            with open_forecast(self.forecast_file(row)) as forecast:
-                scores = score_forecast(forecast, truth=open_truth(self.store))
-            scores.attrs["source_file"] = str(self.forecast_file(row))
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_output(out) as tmp:
-                scores.to_netcdf(tmp)
-        return out
+def smmnist_chain(
+    out: Path, scale: Scale, rows: list[pipeline.Row], settings: pipeline.RolloutSettings, progress: bool, log
+) -> tuple[pipeline.Pipeline, list[pipeline.Row]]:
+    """The SM-MNIST column's pipeline (``OUT/smmnist``; its store made here) and the rows on its frames. With
+    truth ensembles the rows forecast exactly the truth's starts and are scored against them too."""
+    log("SM-MNIST column: the store")
+    store = make_smmnist(out, scale, progress)
+    if scale.smmnist.get("truth_members"):
+        settings = replace(settings, starts="truth", inits=None, horizon=None)
+    video = pipeline.Pipeline(out / "smmnist", store=store, rollout=settings, progress=progress, log=log)
+    frames = [
+        pipeline.Row(
+            r.name, {**r.config, "data": {**r.config["data"], "variables": ["frames"]}}, r.label, r.rollout
+        )
+        for r in rows
+    ]
+    return video, frames
 
 
 def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | None = None) -> dict:
@@ -436,11 +422,13 @@ def run_table(
     progress: bool = True,
     log=print,
     smmnist: bool = True,
+    jobs: int | None = None,
 ) -> list[dict]:
     """Everything for table ``number`` at ``scale_name`` into ``out``; returns the table's rows.
 
     Tables in ``SMMNIST_TABLES`` also train, roll out and score every row on SM-MNIST (``out/smmnist``) for
-    their SM-MNIST columns, unless ``smmnist`` is false."""
+    their SM-MNIST columns, unless ``smmnist`` is false. ``jobs``: rows trained at once in worker processes
+    (``pipeline.run_rows``; default ``pipeline.default_jobs``: one per core on CPUs, one on GPUs)."""
     if number not in TABLES:
         raise ForecastError(f"there is no table {number}; choose one of {', '.join(map(str, TABLES))}")
     if scale_name not in SCALES:
@@ -458,23 +446,17 @@ def run_table(
         log=log,
     )
     rows = [pipeline.Row(r.slug, r.build(scale), label=r.label, rollout=r.rollout) for r in TABLES[number]]
-    chain.run(rows, variables=["vorticity"])  # two RVD rows must not share a legend entry: labelled by row
-    table = table_rows(chain, rows, perceptual_metrics, weights)
+    chain.data()
+    work = [(chain, rows)]
     if smmnist and number in SMMNIST_TABLES and scale.smmnist:
-        log("SM-MNIST column")
-        store = make_smmnist(out, scale, progress)
-        chain_type = TruthPipeline if scale.smmnist.get("truth_members") else pipeline.Pipeline
-        video = chain_type(out / "smmnist", store=store, rollout=settings, progress=progress, log=log)
-        video_rows = [
-            pipeline.Row(
-                r.name,
-                {**r.config, "data": {**r.config["data"], "variables": ["frames"]}},
-                r.label,
-                r.rollout,
-            )
-            for r in rows
-        ]
-        video.run(video_rows, plot=False)
+        video, video_rows = smmnist_chain(out, scale, rows, settings, progress, log)
+        work.append((video, video_rows))
+    # one pool for both datasets, so that no core waits for the last vortex-street row
+    jobs = jobs or pipeline.default_jobs(sum(len(r) for _, r in work), gpu=scale.name == "paper")
+    pipeline.run_rows(work, jobs, log)
+    chain.plot(rows, variables=["vorticity"])  # two RVD rows must not share a legend entry: labelled by row
+    table = table_rows(chain, rows, perceptual_metrics, weights)
+    if len(work) > 1:
         add_smmnist_columns(table, video, video_rows, perceptual_metrics, weights)
     command = f"python experiments/table{number}.py --scale {scale_name} --out {out}"
     csv_path, md_path = write_tables(table, out, number, scale, command)
@@ -495,6 +477,11 @@ def main(argv: list[str] | None = None, table: int | None = None) -> int:
     parser.add_argument("--weights", help="folder with the pretrained LPIPS/I3D weights")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-smmnist", action="store_true", help="skip table 1's SM-MNIST column")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        help="rows trained at once (default: one per core on CPUs, capped by the rows; 1 on GPUs)",
+    )
     args = parser.parse_args(argv)
     try:
         run_table(
@@ -507,6 +494,7 @@ def main(argv: list[str] | None = None, table: int | None = None) -> int:
             args.weights,
             not args.no_progress,
             smmnist=not args.no_smmnist,
+            jobs=args.jobs,
         )
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -38,9 +38,12 @@ variables.
 
 from __future__ import annotations
 
+import copy
 import csv
+import itertools
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -194,17 +197,130 @@ class Pipeline:
             labels=[r.title for r in [*rows, samples_of]] if labels else None,
         )
 
-    def run(self, rows: Sequence[Row], plot: bool = True, **plot_options) -> PipelineResult:
-        """Every stage for every row (data first), then the summary and, with ``plot``, the figures."""
+    def run_rows(self, rows: Sequence[Row], jobs: int = 1) -> dict[str, dict]:
+        """Train, roll out and score every row, ``jobs`` rows at a time (``run_rows``); returns each row's final
+        training metrics by name. The store must exist (``data``)."""
+        return run_rows([(self, rows)], jobs, self.log)[0]
+
+    def run(self, rows: Sequence[Row], plot: bool = True, jobs: int = 1, **plot_options) -> PipelineResult:
+        """Every stage for every row (data first; ``jobs`` rows at a time in worker processes, see ``run_rows``),
+        then the summary and, with ``plot``, the figures."""
         self.data()
-        training = {}
-        for i, row in enumerate(rows, 1):
-            self.log(f"[{i}/{len(rows)}] {row.title}: train, roll out, score")
-            training[row.name] = self.train(row)
-            self.roll_out(row)
-            self.score(row)
+        training = self.run_rows(rows, jobs)
         figures = self.plot(rows, **plot_options) if plot else []
         return PipelineResult(summary=self.summarize(rows), training=training, figures=figures)
+
+
+# --------------------------------------------------------------------------------------------------- many rows
+def default_jobs(rows: int, gpu: bool) -> int:
+    """Rows to train at once: one per core on CPUs (capped by the rows), one on a GPU.
+
+    Small models use two cores poorly: two rows on one thread each train ~1.5x faster in all than the same rows
+    one after the other on two threads each (experiments/README.md, "Calibration benchmark").
+    """
+    return 1 if gpu else max(1, min(os.cpu_count() or 1, rows))
+
+
+def run_rows(
+    work: Sequence[tuple[Pipeline, Sequence[Row]]], jobs: int = 1, log: Callable[[str], None] = print
+) -> list[dict[str, dict]]:
+    """Train, roll out and score the rows of one or more pipelines (their stores must exist); returns, per
+    pipeline, each row's final training metrics by row name.
+
+    With ``jobs`` 1 the rows run here, one after another. Above 1 they run in that many spawned worker
+    processes, each with an equal share of the cores as torch threads and no progress bars; rows that share a
+    run (``Pipeline.run_dir``) go to one worker, in order. Work starts in the order given (list the longest
+    first), and a failure cancels the rows not yet started. Finished stages are skipped as always, so an
+    interrupted call resumes.
+    """
+    if jobs < 1:
+        raise ForecastError(f"jobs must be at least 1, got {jobs}")
+    results: list[dict[str, dict]] = [{} for _ in work]
+    total = sum(len(rows) for _, rows in work)
+    if jobs == 1:
+        done = 0
+        for i, ((chain, rows), metrics) in enumerate(zip(work, results)):
+            for row in rows:
+                done += 1
+                log(f"[{done}/{total}] {_title(work, i, row)}: train, roll out, score")
+                metrics[row.name] = _run_row(chain, row)[0]
+        return results
+    # the pipelines' runs taken in turn (the first of each, then the second, ...): each list's longest first
+    per_chain = [[(i, group) for group in _by_run(chain, rows)] for i, (chain, rows) in enumerate(work)]
+    groups = [g for turn in itertools.zip_longest(*per_chain) for g in turn if g is not None]
+    workers = min(jobs, len(groups))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    log(f"{total} rows, {workers} at a time in worker processes ({threads} torch threads each)")
+    _run_in_workers(work, groups, workers, threads, results, log)
+    return results
+
+
+def _title(work: Sequence[tuple[Pipeline, Sequence[Row]]], i: int, row: Row) -> str:
+    """``row``'s title in logs, with its pipeline's folder when there are several pipelines."""
+    return f"{row.title} ({work[i][0].out.name})" if len(work) > 1 else row.title
+
+
+def _by_run(chain: Pipeline, rows: Sequence[Row]) -> list[list[Row]]:
+    """``rows`` grouped by the run they train (in order of first appearance)."""
+    groups: dict[Path, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(chain.run_dir(row), []).append(row)
+    return list(groups.values())
+
+
+def _run_row(chain: Pipeline, row: Row) -> tuple[dict, str]:
+    """Train, roll out and score ``row``; its final training metrics and a line saying how long each took."""
+    start = time.time()
+    metrics = chain.train(row)
+    trained = time.time()
+    chain.roll_out(row)
+    chain.score(row)
+    return (
+        metrics,
+        f"trained in {trained - start:.0f} s, rolled out and scored in {time.time() - trained:.0f} s",
+    )
+
+
+def _run_group(chain: Pipeline, rows: list[Row], threads: int) -> list[tuple[str, dict, str]]:
+    """A worker process's share: ``rows`` (one run) on ``threads`` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return [(row.name, *_run_row(chain, row)) for row in rows]
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def _run_in_workers(work, groups, workers: int, threads: int, results: list[dict], log) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # no fork after torch has started its threads
+    rows_by_name = {(i, r.name): r for i, (_, rows) in enumerate(work) for r in rows}
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        futures = {}
+        for i, group in groups:
+            worker = copy.copy(work[i][0])  # pickled to the worker: no progress bars, no log callable
+            worker.progress, worker.log = False, _silent
+            futures[pool.submit(_run_group, worker, group, threads)] = i
+        done, total = 0, sum(len(g) for _, g in groups)
+        for future in as_completed(futures):
+            i = futures[future]
+            for name, metrics, line in future.result():
+                done += 1
+                results[i][name] = metrics
+                log(f"[{done}/{total}] {_title(work, i, rows_by_name[i, name])}: {line}")
+        for metrics, (_, rows) in zip(results, work):  # in the rows' order
+            finished = dict(metrics)
+            metrics.clear()
+            metrics.update({r.name: finished[r.name] for r in rows if r.name in finished})
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # rows already running finish; the rest never start
+        raise
+    pool.shutdown(wait=True)
 
 
 # --------------------------------------------------------------------------------------------------- the stages

@@ -23,13 +23,6 @@ def test_every_row_config_builds_at_every_scale(row):
         build_model(resolve_config(calibration.row_config(row, scale)), 3)
 
 
-def test_rows_run_one_per_core_on_cpus_and_one_at_a_time_on_gpus(monkeypatch):
-    monkeypatch.setattr(calibration.os, "cpu_count", lambda: 2)
-    assert calibration.default_jobs("cpu-small", calibration.ROWS) == 2
-    assert calibration.default_jobs("smoke", calibration.ROWS[:1]) == 1  # capped by the rows
-    assert calibration.default_jobs("paper", calibration.ROWS) == 1
-
-
 def test_ablation_rows_are_opt_in():
     labels = [r.label for r in calibration.ROWS]
     assert "RVD (sigma 2)" not in labels and calibration.TARGET_ROW in labels

@@ -1,0 +1,80 @@
+"""``forecast.pipeline.run_rows``: rows in worker processes give the files that rows run one after another give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from training_helpers import karman_like_store
+
+from forecast import pipeline
+from forecast.errors import ForecastError
+
+SETTINGS = pipeline.RolloutSettings(members=2, inits=2, context=2, horizon=3, device="cpu")
+
+
+def _rows() -> list[pipeline.Row]:
+    data = {"variables": ["u", "v"], "context_frames": 2, "future_frames": 2}
+    training = {"batch_size": 2, "steps": 2, "checkpoint_every": 2, "log_every": 1}
+    convgru = {"kind": "convgru", "dim": 4, "transform_mults": [1], "groups": 1, "loss": "l2"}
+    persistence = {"model": {"kind": "persistence"}, "data": data, "training": {**training, "steps": 1}}
+    return [
+        pipeline.Row("convgru", {"model": convgru, "data": data, "training": training}),
+        pipeline.Row("persistence", persistence),
+        # the same config as the row above: it shares that row's run, so it must run in the same worker
+        pipeline.Row("persistence_3", persistence, rollout={"horizon": 2}),
+    ]
+
+
+def _forecasts(out) -> dict[str, xr.Dataset]:
+    return {p.stem: xr.load_dataset(p) for p in sorted((out / "forecasts").glob("*.nc"))}
+
+
+@pytest.mark.slow  # two spawned workers start torch: about 20 s
+def test_rows_in_workers_write_the_files_of_rows_in_turn(tmp_path):
+    store = karman_like_store(tmp_path / "data.zarr", n_time=10, ny=8, nx=8)
+    lines: list[str] = []
+    serial = pipeline.Pipeline(
+        tmp_path / "serial", store=store, rollout=SETTINGS, progress=False, log=lines.append
+    )
+    parallel = pipeline.Pipeline(
+        tmp_path / "parallel", store=store, rollout=SETTINGS, progress=False, log=lines.append
+    )
+    rows = _rows()
+    metrics = serial.run_rows(rows, jobs=1)
+    lines.clear()
+    assert parallel.run_rows(rows, jobs=2).keys() == metrics.keys()  # every row, in the rows' order
+    assert lines[0].startswith("3 rows, 2 at a time") and len(lines) == 4
+    # rows sharing a config trained one run
+    assert sorted(p.name for p in (tmp_path / "parallel" / "runs").iterdir()) == ["convgru", "persistence"]
+    a, b = _forecasts(tmp_path / "serial"), _forecasts(tmp_path / "parallel")
+    assert list(a) == list(b) == ["convgru", "persistence", "persistence_3"]
+    assert b["persistence_3"].sizes["lead_time"] == 2
+    for name in a:  # one torch thread in a worker against the default here: equal to float32 rounding
+        for v in ("u", "v"):
+            np.testing.assert_allclose(b[name][v].values, a[name][v].values, rtol=1e-5, atol=1e-7)
+    assert all((tmp_path / "parallel" / "scores" / f"{r.name}.nc").is_file() for r in rows)
+
+
+@pytest.mark.slow  # one spawned worker: about 10 s
+def test_a_failing_row_in_a_worker_raises_its_error_here(tmp_path):
+    store = karman_like_store(tmp_path / "data.zarr", n_time=10, ny=8, nx=8)
+    chain = pipeline.Pipeline(
+        tmp_path / "out", store=store, rollout=SETTINGS, progress=False, log=lambda _: None
+    )
+    bad = pipeline.Row("bad", {"model": {"kind": "no_such_model"}, "data": {"variables": ["u"]}})
+    with pytest.raises(ForecastError, match="no_such_model"):
+        chain.run_rows([bad, _rows()[1]], jobs=2)
+
+
+def test_jobs_below_one_are_refused(tmp_path):
+    chain = pipeline.Pipeline(tmp_path / "out", store=tmp_path / "x.zarr", log=lambda _: None)
+    with pytest.raises(ForecastError, match="jobs must be at least 1"):
+        chain.run_rows(_rows(), jobs=0)
+
+
+def test_rows_run_one_per_core_on_cpus_and_one_at_a_time_on_gpus(monkeypatch):
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 2)
+    assert pipeline.default_jobs(5, gpu=False) == 2
+    assert pipeline.default_jobs(1, gpu=False) == 1  # capped by the rows
+    assert pipeline.default_jobs(5, gpu=True) == 1
