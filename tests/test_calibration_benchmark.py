@@ -23,6 +23,16 @@ def test_every_row_config_builds_at_every_scale(row):
         build_model(resolve_config(calibration.row_config(row, scale)), 3)
 
 
+def test_rows_are_chosen_by_label_and_seeded_by_seed():
+    rows = calibration.select_rows(calibration.ROWS, ["VD", "RVD"])
+    assert [r.label for r in rows] == ["RVD", "VD"]  # the table's order
+    with pytest.raises(calibration.ForecastError, match="no row 'SVD'"):
+        calibration.select_rows(calibration.ROWS, ["RVD", "SVD"])
+    scale = calibration.SCALES["smoke"]
+    assert calibration.row_config(rows[0], scale, seed=3)["training"]["seed"] == 3
+    assert calibration.row_config(rows[0], scale)["training"]["seed"] == 0
+
+
 def test_ablation_rows_are_opt_in():
     labels = [r.label for r in calibration.ROWS]
     assert "RVD (sigma 2)" not in labels and calibration.TARGET_ROW in labels
