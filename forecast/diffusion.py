@@ -138,7 +138,9 @@ class GaussianDiffusion:
             raise ForecastError(f"diffusion step n must have shape ({batch},), got {tuple(n.shape)}")
         if n.dtype not in (torch.int64, torch.int32):
             raise ForecastError(f"diffusion step n must be an integer tensor, got {n.dtype}")
-        if bool((n < 0).any()) or bool((n >= self.steps).any()):
+        # the values are checked on the CPU only: reading them back from an accelerator would synchronise the
+        # host with it at every training step (there, n comes from torch.randint or the samplers' own indices)
+        if n.device.type == "cpu" and (bool((n < 0).any()) or bool((n >= self.steps).any())):
             raise ForecastError(f"diffusion step n must lie in 0..{self.steps - 1}")
         return n.long()
 

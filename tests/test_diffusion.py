@@ -417,3 +417,12 @@ def test_a_tiny_residual_is_under_dispersed_even_by_the_optimal_predictor():
         tiny = exact_output_moments(abar, seq, eta, 0.0, 0.008)[1] / 0.008
         unit = exact_output_moments(abar, seq, eta, 0.0, 1.0)[1]
         assert tiny < 0.31 and unit > 0.95
+
+
+def test_diffusion_steps_off_the_cpu_are_not_read_back():
+    # a tensor on the meta device has no values: reading one (the host sync this avoids on a GPU) would raise
+    d = GaussianDiffusion(steps=10)
+    n = d._check_n(torch.zeros(4, dtype=torch.long, device="meta"), 4)
+    assert n.device.type == "meta" and n.shape == (4,)
+    with pytest.raises(RuntimeError):
+        bool(torch.zeros(4, device="meta").any())  # what a range check there would do
