@@ -27,6 +27,7 @@ Use::
     pipeline = Pipeline("out/x", simulation=KarmanConfig(...), rollout=RolloutSettings(members=8, horizon=16))
     rows = [Row("rvd", rvd_config), Row("persistence", persistence_config, label="Persistence")]
     result = pipeline.run(rows)            # every stage for every row, then the summary rows
+    result = pipeline.run(rows, jobs=2)    # ... two rows at a time in worker processes (``run_rows``)
     result.summary                          # one dict per row: model, crps, crps_<var>, spread_skill, ...
 
 or stage by stage: ``pipeline.data()``, ``pipeline.train(row)``, ``pipeline.roll_out(row)``,
