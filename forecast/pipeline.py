@@ -251,7 +251,9 @@ def run_rows(
     groups = [g for turn in itertools.zip_longest(*per_chain) for g in turn if g is not None]
     workers = min(jobs, len(groups))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    log(f"{total} rows, {workers} at a time in worker processes ({threads} torch threads each)")
+    log(
+        f"{total} rows, {workers} at a time in worker processes ({threads} torch thread{'s' * (threads > 1)} each)"
+    )
     _run_in_workers(work, groups, workers, threads, results, log)
     return results
 
