@@ -34,6 +34,8 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import functools
+import json
 import math
 import sys
 from dataclasses import dataclass, field, replace
@@ -241,6 +243,9 @@ TABLES = {
 }
 
 
+#: the perceptual metrics of the tables (``perceptual``)
+PERCEPTUAL = ("lpips", "fvd")
+
 #: tables with an SM-MNIST column (the stochastic natural-video stand-in that runs offline: every row is also
 #: trained, rolled out and scored on SM-MNIST with scikit-learn's digits; columns crps_smmnist, fvd_smmnist)
 SMMNIST_TABLES = (1,)
@@ -281,8 +286,14 @@ def smmnist_chain(
     return video, frames
 
 
-def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | None = None) -> dict:
-    """LPIPS and FVD of ``variable`` rendered as grey video (the truth's 1st..99th percentile -> 0..255).
+def perceptual(
+    forecast_file: Path,
+    variable: str = "vorticity",
+    weights: str | None = None,
+    metrics: tuple[str, ...] = PERCEPTUAL,
+) -> dict:
+    """LPIPS and FVD (``metrics``) of ``variable`` rendered as grey video (the truth's 1st..99th percentile ->
+    0..255).
 
     Returns NaN for a metric whose pretrained weights are not found (with the reason under ``note``).
     """
@@ -291,7 +302,7 @@ def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | 
 
     from forecast.metrics.video import video_scores
 
-    result = {"lpips": math.nan, "fvd": math.nan, "note": ""}
+    result = {**dict.fromkeys(metrics, math.nan), "note": ""}
     with xr.open_dataset(forecast_file) as ds:
         if variable not in ds:
             result["note"] = f"no {variable}"
@@ -303,7 +314,7 @@ def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | 
             "frames": ((ds[variable] - lo) * scale).clip(0, 255),
             "frames_obs": ((obs - lo) * scale).clip(0, 255),
         })  # fmt: skip
-        for metric in ("lpips", "fvd"):
+        for metric in metrics:
             try:
                 scores = video_scores(grey, metrics=(metric,), weights=weights)
                 result[metric] = float(scores[f"{metric}_frames"].mean())
@@ -312,6 +323,24 @@ def perceptual(forecast_file: Path, variable: str = "vorticity", weights: str | 
                 reason = exc.brief if isinstance(exc, MissingWeightsError) else str(exc).splitlines()[0]
                 result["note"] += f"{'; ' if result['note'] else ''}{metric}: {reason}"
     return result
+
+
+def row_perceptual(chain: pipeline.Pipeline, row: pipeline.Row, weights: str | None = None) -> dict:
+    """``perceptual`` of ``row``'s forecast (of ``frames`` for a video row, vorticity otherwise), kept in
+    ``OUT/perceptual/<row>.json``: a rerun reuses every metric computed there and tries again only those that
+    were n/a (missing weights: a quick look). Delete the file to compute it again."""
+    variable = "frames" if "frames" in row.config.get("data", {}).get("variables", ()) else "vorticity"
+    path = chain.out / "perceptual" / f"{row.name}.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    todo = tuple(m for m in PERCEPTUAL if m not in done)
+    if not todo:
+        return {**done, "note": ""}
+    result = perceptual(chain.forecast_file(row), variable, weights, metrics=todo)
+    done.update({m: result[m] for m in todo if not math.isnan(result[m])})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(done))
+    return {**dict.fromkeys(PERCEPTUAL, math.nan), **done, "note": result["note"]}
 
 
 def table_rows(
@@ -330,7 +359,7 @@ def table_rows(
             "members": summary["members"],
         }
         if perceptual_metrics:
-            p = perceptual(chain.forecast_file(row), weights=weights)
+            p = row_perceptual(chain, row, weights)
             entry.update({"lpips": p["lpips"], "fvd": p["fvd"]})
             if p["note"]:
                 entry["_note"] = p["note"]
@@ -404,7 +433,7 @@ def add_smmnist_columns(
         if ratio is not None:
             entry["crps_oracle_ratio_smmnist"] = ratio
         if perceptual_metrics:
-            p = perceptual(chain.forecast_file(row), variable="frames", weights=weights)
+            p = row_perceptual(chain, row, weights)
             entry["fvd_smmnist"] = p["fvd"]
             if p["note"] and "fvd:" in p["note"]:
                 reason = p["note"][p["note"].index("fvd:") :].split(";")[0]
@@ -453,7 +482,9 @@ def run_table(
         work.append((video, video_rows))
     # one pool for both datasets, so that no core waits for the last vortex-street row
     jobs = jobs or pipeline.default_jobs(sum(len(r) for _, r in work), gpu=scale.name == "paper")
-    pipeline.run_rows(work, jobs, log)
+    # LPIPS and FVD in the rows' workers too, right after their scores (kept for reruns: row_perceptual)
+    after = functools.partial(row_perceptual, weights=weights) if perceptual_metrics else None
+    pipeline.run_rows(work, jobs, log, after)
     chain.plot(rows, variables=["vorticity"])  # two RVD rows must not share a legend entry: labelled by row
     table = table_rows(chain, rows, perceptual_metrics, weights)
     if len(work) > 1:

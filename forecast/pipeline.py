@@ -198,10 +198,10 @@ class Pipeline:
             labels=[r.title for r in [*rows, samples_of]] if labels else None,
         )
 
-    def run_rows(self, rows: Sequence[Row], jobs: int = 1) -> dict[str, dict]:
+    def run_rows(self, rows: Sequence[Row], jobs: int = 1, after: RowStage | None = None) -> dict[str, dict]:
         """Train, roll out and score every row, ``jobs`` rows at a time (``run_rows``); returns each row's final
         training metrics by name. The store must exist (``data``)."""
-        return run_rows([(self, rows)], jobs, self.log)[0]
+        return run_rows([(self, rows)], jobs, self.log, after)[0]
 
     def run(self, rows: Sequence[Row], plot: bool = True, jobs: int = 1, **plot_options) -> PipelineResult:
         """Every stage for every row (data first; ``jobs`` rows at a time in worker processes, see ``run_rows``),
@@ -222,8 +222,15 @@ def default_jobs(rows: int, gpu: bool) -> int:
     return 1 if gpu else max(1, min(os.cpu_count() or 1, rows))
 
 
+#: a further stage of a row, run after its scores (in its worker): ``after(pipeline, row)``; picklable for workers
+RowStage = Callable[["Pipeline", Row], Any]
+
+
 def run_rows(
-    work: Sequence[tuple[Pipeline, Sequence[Row]]], jobs: int = 1, log: Callable[[str], None] = print
+    work: Sequence[tuple[Pipeline, Sequence[Row]]],
+    jobs: int = 1,
+    log: Callable[[str], None] = print,
+    after: RowStage | None = None,
 ) -> list[dict[str, dict]]:
     """Train, roll out and score the rows of one or more pipelines (their stores must exist); returns, per
     pipeline, each row's final training metrics by row name.
@@ -232,7 +239,8 @@ def run_rows(
     processes, each with an equal share of the cores as torch threads and no progress bars; rows that share a
     run (``Pipeline.run_dir``) go to one worker, in order. Work starts in the order given (list the longest
     first), and a failure cancels the rows not yet started. Finished stages are skipped as always, so an
-    interrupted call resumes.
+    interrupted call resumes. ``after(pipeline, row)`` runs after each row's scores, in the row's worker (a
+    module-level function or a ``functools.partial`` of one, so that it can be sent there).
     """
     if jobs < 1:
         raise ForecastError(f"jobs must be at least 1, got {jobs}")
@@ -244,7 +252,7 @@ def run_rows(
             for row in rows:
                 done += 1
                 log(f"[{done}/{total}] {_title(work, i, row)}: train, roll out, score")
-                metrics[row.name] = _run_row(chain, row)[0]
+                metrics[row.name] = _run_row(chain, row, after)[0]
         return results
     # the pipelines' runs taken in turn (the first of each, then the second, ...): each list's longest first
     per_chain = [[(i, group) for group in _by_run(chain, rows)] for i, (chain, rows) in enumerate(work)]
@@ -254,7 +262,7 @@ def run_rows(
     log(
         f"{total} rows, {workers} at a time in worker processes ({threads} torch thread{'s' * (threads > 1)} each)"
     )
-    _run_in_workers(work, groups, workers, threads, results, log)
+    _run_in_workers(work, groups, workers, threads, results, log, after)
     return results
 
 
@@ -271,32 +279,37 @@ def _by_run(chain: Pipeline, rows: Sequence[Row]) -> list[list[Row]]:
     return list(groups.values())
 
 
-def _run_row(chain: Pipeline, row: Row) -> tuple[dict, str]:
-    """Train, roll out and score ``row``; its final training metrics and a line saying how long each took."""
+def _run_row(chain: Pipeline, row: Row, after: RowStage | None = None) -> tuple[dict, str]:
+    """Train, roll out and score ``row`` (then ``after``); its final training metrics and a line saying how long
+    each took."""
     start = time.time()
     metrics = chain.train(row)
     trained = time.time()
     chain.roll_out(row)
     chain.score(row)
-    return (
-        metrics,
-        f"trained in {trained - start:.0f} s, rolled out and scored in {time.time() - trained:.0f} s",
-    )
+    line = f"trained in {trained - start:.0f} s, rolled out and scored in {time.time() - trained:.0f} s"
+    if after is not None:
+        scored = time.time()
+        after(chain, row)
+        line += f", then {time.time() - scored:.0f} s more"
+    return metrics, line
 
 
-def _run_group(chain: Pipeline, rows: list[Row], threads: int) -> list[tuple[str, dict, str]]:
+def _run_group(
+    chain: Pipeline, rows: list[Row], threads: int, after: RowStage | None
+) -> list[tuple[str, dict, str]]:
     """A worker process's share: ``rows`` (one run) on ``threads`` torch threads."""
     import torch
 
     torch.set_num_threads(threads)
-    return [(row.name, *_run_row(chain, row)) for row in rows]
+    return [(row.name, *_run_row(chain, row, after)) for row in rows]
 
 
 def _silent(_: str) -> None:
     pass
 
 
-def _run_in_workers(work, groups, workers: int, threads: int, results: list[dict], log) -> None:
+def _run_in_workers(work, groups, workers: int, threads: int, results: list[dict], log, after) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -308,7 +321,7 @@ def _run_in_workers(work, groups, workers: int, threads: int, results: list[dict
         for i, group in groups:
             worker = copy.copy(work[i][0])  # pickled to the worker: no progress bars, no log callable
             worker.progress, worker.log = False, _silent
-            futures[pool.submit(_run_group, worker, group, threads)] = i
+            futures[pool.submit(_run_group, worker, group, threads, after)] = i
         done, total = 0, sum(len(g) for _, g in groups)
         for future in as_completed(futures):
             i = futures[future]

@@ -125,3 +125,24 @@ def test_smmnist_store_has_truth_ensembles_at_the_scales_rollout_starts(tmp_path
     assert truth.sizes["init"] == scale.rollout["inits"]
     assert truth.sizes["lead_time"] == scale.rollout["horizon"]
     assert int(truth.attrs["truth_context"]) == scale.rollout["context"]
+
+
+def test_perceptual_scores_are_kept_and_only_missing_ones_are_tried_again(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(forecast_file, variable, weights, metrics):
+        calls.append((Path(forecast_file).name, variable, metrics))
+        return {"lpips": float("nan"), "fvd": 12.5, "note": "lpips: missing weights alexnet"}
+
+    monkeypatch.setattr(paper_tables, "perceptual", fake)
+    chain = paper_tables.pipeline.Pipeline(tmp_path, store=tmp_path / "x.zarr", log=lambda _: None)
+    row = paper_tables.pipeline.Row("SVG-LP", {"data": {"variables": ["u", "vorticity"]}})
+    video = paper_tables.pipeline.Row("RVD", {"data": {"variables": ["frames"]}})
+    first = paper_tables.row_perceptual(chain, row)
+    again = paper_tables.row_perceptual(chain, row)
+    assert first["fvd"] == again["fvd"] == 12.5 and again["note"].startswith("lpips")
+    # FVD is computed once; the missing LPIPS is looked for again (its weights may have appeared)
+    assert calls == [("SVG-LP.nc", "vorticity", ("lpips", "fvd")), ("SVG-LP.nc", "vorticity", ("lpips",))]
+    paper_tables.row_perceptual(chain, video)
+    assert calls[-1] == ("RVD.nc", "frames", ("lpips", "fvd"))
+    assert (tmp_path / "perceptual" / "SVG-LP.json").is_file()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -26,6 +28,12 @@ def _rows() -> list[pipeline.Row]:
     ]
 
 
+def _mark(chain: pipeline.Pipeline, row: pipeline.Row) -> None:
+    """A further stage: after the row's scores, in its worker."""
+    assert chain.scores_file(row).is_file()
+    (chain.out / f"{row.name}.after").write_text(str(os.getpid()))
+
+
 def _forecasts(out) -> dict[str, xr.Dataset]:
     return {p.stem: xr.load_dataset(p) for p in sorted((out / "forecasts").glob("*.nc"))}
 
@@ -43,7 +51,7 @@ def test_rows_in_workers_write_the_files_of_rows_in_turn(tmp_path):
     rows = _rows()
     metrics = serial.run_rows(rows, jobs=1)
     lines.clear()
-    assert parallel.run_rows(rows, jobs=2).keys() == metrics.keys()  # every row, in the rows' order
+    assert parallel.run_rows(rows, jobs=2, after=_mark).keys() == metrics.keys()  # every row, in order
     assert lines[0].startswith("3 rows, 2 at a time") and len(lines) == 4
     # rows sharing a config trained one run
     assert sorted(p.name for p in (tmp_path / "parallel" / "runs").iterdir()) == ["convgru", "persistence"]
@@ -54,6 +62,9 @@ def test_rows_in_workers_write_the_files_of_rows_in_turn(tmp_path):
         for v in ("u", "v"):
             np.testing.assert_allclose(b[name][v].values, a[name][v].values, rtol=1e-5, atol=1e-7)
     assert all((tmp_path / "parallel" / "scores" / f"{r.name}.nc").is_file() for r in rows)
+    # the further stage ran for every row, in the workers; the rows of one run in one worker
+    pids = {r.name: (tmp_path / "parallel" / f"{r.name}.after").read_text() for r in rows}
+    assert str(os.getpid()) not in pids.values() and pids["persistence"] == pids["persistence_3"]
 
 
 @pytest.mark.slow  # one spawned worker: about 10 s
