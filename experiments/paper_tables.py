@@ -14,8 +14,9 @@ unless ``--data`` names one), the size of every model, the training steps and th
   similar size), 32x32 frames of three Reynolds numbers, about an hour per table on a 2-core CPU.
 - ``smoke``: a minute, for tests: checks the chain, means nothing.
 
-Each run lives in ``OUT/runs/ROW``; a finished stage (trained run, forecast file, scores file) is skipped when the
-command is run again, so an interrupted table resumes. Outputs: ``OUT/tableN.csv`` and ``OUT/tableN.md`` (CRPS
+Each run lives in ``OUT/runs/ROW``; a finished stage (trained run, forecast file, scores file, LPIPS and FVD in
+``OUT/perceptual/ROW.json``) is skipped when the command is run again, so an interrupted table resumes. Rows
+train in worker processes, one per core on CPUs (``--jobs``; ``forecast.pipeline.run_rows``). Outputs: ``OUT/tableN.csv`` and ``OUT/tableN.md`` (CRPS
 per variable and their mean; the spread-skill ratio; LPIPS and FVD of the vorticity rendered as grey video where the pretrained weights
 are found, see README "Perceptual metrics"; otherwise "n/a"), and the figures of ``forecast plot`` in
 ``OUT/figures``.
