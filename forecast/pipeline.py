@@ -310,6 +310,7 @@ def _silent(_: str) -> None:
 
 
 def _run_in_workers(work, groups, workers: int, threads: int, results: list[dict], log, after) -> None:
+    """``groups`` of rows in ``workers`` spawned processes; their training metrics into ``results``."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -333,7 +334,10 @@ def _run_in_workers(work, groups, workers: int, threads: int, results: list[dict
             finished = dict(metrics)
             metrics.clear()
             metrics.update({r.name: finished[r.name] for r in rows if r.name in finished})
-    except BaseException:
+    except BaseException as exc:
+        running = sum(f.running() for f in futures)
+        if running and not isinstance(exc, KeyboardInterrupt):  # say so now: a running row may take an hour
+            log(f"a row failed ({exc}); waiting for the {running} running to finish, the rest are cancelled")
         pool.shutdown(wait=True, cancel_futures=True)  # rows already running finish; the rest never start
         raise
     pool.shutdown(wait=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 
 import numpy as np
 import pytest
@@ -32,6 +34,13 @@ def _mark(chain: pipeline.Pipeline, row: pipeline.Row) -> None:
     """A further stage: after the row's scores, in its worker."""
     assert chain.scores_file(row).is_file()
     (chain.out / f"{row.name}.after").write_text(str(os.getpid()))
+
+
+def _wait_for(chain: pipeline.Pipeline, row: pipeline.Row, path: str, seconds: float = 60.0) -> None:
+    """A last stage that returns once ``path`` exists (or after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _forecasts(out) -> dict[str, xr.Dataset]:
@@ -70,12 +79,23 @@ def test_rows_in_workers_write_the_files_of_rows_in_turn(tmp_path):
 @pytest.mark.slow  # one spawned worker: about 10 s
 def test_a_failing_row_in_a_worker_raises_its_error_here(tmp_path):
     store = karman_like_store(tmp_path / "data.zarr", n_time=10, ny=8, nx=8)
-    chain = pipeline.Pipeline(
-        tmp_path / "out", store=store, rollout=SETTINGS, progress=False, log=lambda _: None
-    )
+    said = tmp_path / "said"
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if "failed" in line:
+            said.touch()  # lets the other row's last stage return
+
+    chain = pipeline.Pipeline(tmp_path / "out", store=store, rollout=SETTINGS, progress=False, log=log)
     bad = pipeline.Row("bad", {"model": {"kind": "no_such_model"}, "data": {"variables": ["u"]}})
+    held = functools.partial(_wait_for, path=str(said))  # the good row runs until the failure is said
     with pytest.raises(ForecastError, match="no_such_model"):
-        chain.run_rows([bad, _rows()[1]], jobs=2)
+        chain.run_rows([bad, _rows()[1]], jobs=2, after=held)
+    # said at once, while the other row still ran; that row finished (a rerun resumes the rest)
+    (failure,) = [line for line in lines if "failed" in line]
+    assert "no_such_model" in failure and "waiting for the 1 running" in failure
+    assert (tmp_path / "out" / "scores" / "persistence.nc").is_file()
 
 
 def test_jobs_below_one_are_refused(tmp_path):
