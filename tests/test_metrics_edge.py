@@ -96,6 +96,22 @@ def test_score_ratio_and_skill_score_are_one_definition():
         score_ratio(a, b.assign_coords(lead_time=[2, 3]))
 
 
+def test_ratios_to_a_zero_reference_are_nan_without_a_warning():
+    import warnings
+
+    from forecast.metrics.calibration import spread_skill_ratio
+
+    a = xr.DataArray([1.0, 0.0], dims="lead_time", coords={"lead_time": [1, 2]})
+    zero = xr.DataArray([0.0, 0.0], dims="lead_time", coords={"lead_time": [1, 2]})
+    obs = xr.DataArray(np.zeros((2, 3)), dims=("lead_time", "x"))
+    ens = xr.DataArray(np.zeros((2, 3, 4)), dims=("lead_time", "x", "member"))
+    ens[1, :, :2], ens[1, :, 2:] = 1.0, -1.0  # lead 2: the mean is right, the members spread
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "divide by zero" / "invalid value" would raise here
+        assert np.isnan(score_ratio(a, zero).values).all()  # 1/0 and 0/0: undefined, not inf
+        assert np.isnan(spread_skill_ratio(obs, ens, dim="x").values).all()  # RMSE 0 at both leads
+
+
 def test_registry_builds_every_applicable_score_and_no_pseudo_variables():
     ds = synthetic_forecast(n_init=2, n_member=3, n_lead=2, ny=4, nx=4)
     scores = build_scores(ds, reference=ds)

@@ -80,11 +80,11 @@ def spread_skill_ratio(
     skipna: bool = False,
     finite_ensemble_correction: bool = True,
 ) -> xr.DataArray:
-    """``sqrt((m + 1) / m) * spread / RMSE``: 1 for a calibrated ensemble of any size m (see module doc)."""
+    """``sqrt((m + 1) / m) * spread / RMSE``: 1 for a calibrated ensemble of any size m (see module doc); NaN
+    where the RMSE is 0 (undefined)."""
     m = ens.sizes.get(member_dim, 0)
-    ratio = ensemble_spread(ens, member_dim, dim or _reduce_dims(obs, dim), skipna) / ensemble_mean_rmse(
-        obs, ens, member_dim, dim, skipna
-    )
+    rmse = ensemble_mean_rmse(obs, ens, member_dim, dim, skipna)
+    ratio = ensemble_spread(ens, member_dim, dim or _reduce_dims(obs, dim), skipna) / rmse.where(rmse != 0)
     if finite_ensemble_correction:
         ratio = ratio * np.sqrt((m + 1) / m)
     return ratio.assign_attrs(

@@ -18,6 +18,8 @@ def score_ratio(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataAr
 
     1: as good as the reference; for a negatively oriented score below 1 is better. Against the oracle (the
     truth ensemble of a known-answer benchmark) it is the factor by which a forecast misses the best possible.
+    NaN where the reference score is 0 (undefined: e.g. an oracle whose members all agree, as SM-MNIST's truth
+    before its digits first bounce).
     """
     if set(score.dims) != set(reference_score.dims):
         raise ForecastError(
@@ -27,7 +29,9 @@ def score_ratio(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataAr
         score, reference_score = xr.align(score, reference_score, join="exact")
     except ValueError as exc:
         raise ForecastError(f"score and reference coordinates differ: {str(exc).splitlines()[0]}") from None
-    return (score / reference_score).assign_attrs(long_name="score ratio", units="1")
+    return (score / reference_score.where(reference_score != 0)).assign_attrs(
+        long_name="score ratio", units="1"
+    )
 
 
 def skill_score(score: xr.DataArray, reference_score: xr.DataArray) -> xr.DataArray:
