@@ -16,7 +16,7 @@ Stages (each skipped when its output exists, so a rerun resumes):
    as ``paper_tables.py`` does) and roll it out from exactly the truth starts into ``OUT/forecasts/ROW.nc``;
 3. score every row against the verifying truth and the truth ensemble (``OUT/scores/ROW.nc``) and the truth
    ensemble itself as the ``Oracle`` row;
-4. tabulate: ``OUT/calibration.csv`` / ``.md`` (one line per row: CRPS, CRPS / oracle, spread-skill ratio with
+4. tabulate (``calibration_tables.py``): ``OUT/calibration.csv`` / ``.md`` (one line per row: CRPS, CRPS / oracle, spread-skill ratio with
    the finite-ensemble correction, spread / truth spread, fraction of the truth outside the ensemble's range,
    each averaged over variables and leads), ``OUT/calibration_leads.csv`` (the same per lead time) and the
    figures of ``forecast plot`` in ``OUT/figures``.
@@ -28,9 +28,7 @@ Nothing is fitted on the test group or the truth ensembles: models train on the 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import math
 import shlex
 import sys
 import time
@@ -42,12 +40,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import paper_tables  # noqa: E402
+from calibration_tables import tabulate  # noqa: E402
 from paper_tables import Row, Scale  # noqa: E402
 
 from forecast import pipeline  # noqa: E402
-from forecast.atomic import atomic_output  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
-from forecast.pipeline import ORACLE, per_lead  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
 #: free-stream turbulence of every scale's store (shared with ``forecast demo``); truth ensembles below
@@ -111,8 +108,6 @@ ABLATIONS = [
         diffusion={"prediction": "y0", "clip_x0": 2.0},
     ),
 ]
-#: the row whose targets (issue 11) the table checks
-TARGET_ROW = "RVD"
 #: training windows of 2 + 3 frames at cpu-small (2 + 6 costs twice as much per step, see experiments/README.md)
 DATA = {"smoke": {}, "cpu-small": {"future_frames": 3}, "paper": {}}
 
@@ -135,103 +130,11 @@ def make_data(chain: pipeline.Pipeline) -> Path:
     return store
 
 
-# --------------------------------------------------------------------------------------------------- tables
-def targets(lead: dict, calibrated_outside: float) -> dict[str, bool]:
-    """Issue 11's targets for one row (the comparisons with other rows are made in ``summarize``)."""
-    return {
-        "spread_skill_0.7_1.4_every_lead": all(0.7 <= s <= 1.4 for s in lead["spread_skill"]),
-        "outside_at_most_2x_calibrated": max(lead["outside_range"]) <= 2 * calibrated_outside,
-        "crps_at_most_2x_oracle": sum(lead["crps"]) <= 2 * sum(lead["crps_oracle"]),
-    }
-
-
-def summarize(leads: dict[str, dict]) -> list[dict]:
-    rows = []
-    for label, lead in leads.items():
-        crps, oracle = _avg(lead["crps"]), _avg(lead["crps_oracle"])
-        rows.append(
-            {
-                "model": label,
-                "crps": crps,
-                "crps_oracle_ratio": crps / oracle if oracle > 0 else math.nan,
-                "spread_skill": _avg(lead["spread_skill"]),
-                "spread_skill_min": min(lead["spread_skill"]),
-                "spread_skill_max": max(lead["spread_skill"]),
-                "spread_ratio_truth": _avg(lead["spread_ratio_truth"]),
-                "outside_range": _avg(lead["outside_range"]),
-                "outside_range_calibrated": 2 / (lead["members"] + 1) if lead["members"] > 1 else math.nan,
-                "members": lead["members"],
-            }
-        )
-    return rows
-
-
-def _avg(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def verdict(leads: dict[str, dict]) -> dict[str, bool]:
-    """The four targets of issue 11 for ``TARGET_ROW``."""
-    lead = leads[TARGET_ROW]
-    result = targets(lead, 2 / (lead["members"] + 1))
-    others = [k for k in leads if k not in (TARGET_ROW, ORACLE) and not k.startswith("RVD")]
-    result["crps_below_every_baseline"] = all(_avg(lead["crps"]) < _avg(leads[k]["crps"]) for k in others)
-    return result
-
-
-def write_outputs(leads: dict[str, dict], out: Path, command: str, seconds: float) -> Path:
-    table = summarize(leads)
-    columns = list(table[0])
-    with atomic_output(out / "calibration.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()} for r in table)
-    keys = ["crps", "crps_oracle_ratio", "spread_skill", "spread_ratio_truth", "outside_range"]
-    with atomic_output(out / "calibration_leads.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["model", "lead_time", *keys])
-        for label, lead in leads.items():
-            for i, t in enumerate(lead["lead_time"]):
-                writer.writerow([label, t, *(f"{lead[k][i]:.6g}" for k in keys)])
-
-    def cell(v) -> str:
-        return (
-            "n/a"
-            if isinstance(v, float) and math.isnan(v)
-            else f"{v:.4g}"
-            if isinstance(v, float)
-            else str(v)
-        )
-
-    lines = [
-        f"Calibration benchmark, produced by `{command}` in {seconds / 60:.1f} min. Means over variables and "
-        "leads; spread_skill = sqrt((m+1)/m) spread / RMSE (1 = calibrated, min and max over leads); "
-        "outside_range: fraction of the truth outside the ensemble's range (calibrated: 2/(m+1)).",
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "|".join("---" if c == "model" else "---:" for c in columns) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in table]
-    if TARGET_ROW in leads:
-        checks = verdict(leads)
-        lines += [
-            "",
-            f"Targets for {TARGET_ROW}: "
-            + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in checks.items()),
-        ]
-    path = out / "calibration.md"
-    with atomic_output(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    return path
-
-
 # --------------------------------------------------------------------------------------------------- driver
 def truth_starts(scale: Scale, seed: int) -> pipeline.RolloutSettings:
     """The scale's rollout from exactly the truth group's starts, over the truth's horizon."""
     device = "cpu" if scale.name != "paper" else "auto"
-    return pipeline.RolloutSettings(
-        **scale.rollout, inits=None, horizon=None, starts="truth", seed=seed, device=device
-    )
+    return pipeline.RolloutSettings(**scale.rollout, seed=seed, device=device).at_truth_starts()
 
 
 def run_calibration(
@@ -267,21 +170,12 @@ def run_calibration(
     log(f"data: {store} ({time.time() - start:.0f} s)")
     chain_rows = [pipeline.Row(r.slug, row_config(r, scale, seed), label=r.label) for r in rows]
     chain.run_rows(chain_rows, jobs or pipeline.default_jobs(len(rows), gpu=scale_name == "paper"))
-    oracle = chain.oracle(chain_rows[0], name=ORACLE)
-    labels = [r.label for r in rows] + [ORACLE]
-    files = [chain.scores_file(r) for r in [*chain_rows, oracle]]
-    leads = {label: per_lead(f) for label, f in zip(labels, files)}
     command = f"python experiments/calibration.py --scale {scale_name} --out {out}"
     command += f" --seed {seed}" if seed else ""
     if rows not in (ROWS, ROWS + ABLATIONS):
         command += " --rows " + " ".join(shlex.quote(r.label) for r in rows)
-    md = write_outputs(leads, out, command, time.time() - start)
-
-    from forecast.plots import plot_files
-
-    plot_files(files, out / "figures", variables=["vorticity"], labels=labels)
-    log(md.read_text())
-    log(f"wrote {md}, {out / 'calibration.csv'}, {out / 'calibration_leads.csv'} and {out / 'figures'}")
+    heading = f"Calibration benchmark, produced by `{command}` in {(time.time() - start) / 60:.1f} min."
+    leads = tabulate(chain, chain_rows, heading, variables=["vorticity"], log=log)
     return leads
 
 

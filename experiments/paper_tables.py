@@ -27,7 +27,9 @@ ensembles (``truth_members`` futures from the same digit positions and velocitie
 the rollout's ``inits`` starts): the rows are rolled out from exactly those starts and scored against them
 (``RolloutSettings(starts="truth")``). Columns: ``crps_smmnist`` (CRPS of the 0..255 frames, mean over leads),
 ``crps_oracle_ratio_smmnist`` (that CRPS over the truth ensembles' own CRPS, the oracle's: 1 is a perfect
-forecast) and ``fvd_smmnist`` (where the rollouts have at least 9 frames).
+forecast) and ``fvd_smmnist`` (where the rollouts have at least 9 frames). Against the same truth ensembles,
+``OUT/smmnist/calibration.md`` / ``.csv`` / ``_leads.csv`` and ``OUT/smmnist/figures`` give every row's
+calibration next to the oracle's (``calibration_tables.py``, as the calibration benchmark does).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import functools
 import json
 import math
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +55,9 @@ from forecast.errors import ForecastError  # noqa: E402
 from forecast.metrics.weights import MissingWeightsError  # noqa: E402
 from forecast.models.config import KINDS as DIFFUSION_KINDS  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "experiments"))
+from calibration_tables import tabulate  # noqa: E402
 
 CONFIGS = CONFIG_DIR
 
@@ -276,7 +281,7 @@ def smmnist_chain(
     log("SM-MNIST column: the store")
     store = make_smmnist(out, scale, progress)
     if scale.smmnist.get("truth_members"):
-        settings = replace(settings, starts="truth", inits=None, horizon=None)
+        settings = settings.at_truth_starts()
     video = pipeline.Pipeline(out / "smmnist", store=store, rollout=settings, progress=progress, log=log)
     frames = [
         pipeline.Row(
@@ -494,6 +499,11 @@ def run_table(
     csv_path, md_path = write_tables(table, out, number, scale, command)
     log(md_path.read_text())
     log(f"wrote {csv_path}, {md_path} and {out / 'figures'}")
+    if (
+        len(work) > 1 and video.settings.starts == "truth"
+    ):  # SM-MNIST's truth ensembles: how calibrated is each row
+        heading = f"SM-MNIST calibration: the rows of table {number}'s SM-MNIST column (`{command}`) and the oracle."
+        tabulate(video, video_rows, heading, log=log)
     return table
 
 

@@ -76,6 +76,10 @@ class RolloutSettings:
     seed: int = 0
     device: str = "auto"
 
+    def at_truth_starts(self) -> "RolloutSettings":
+        """These settings, forecasting exactly the truth group's starts over its horizon."""
+        return replace(self, starts="truth", inits=None, horizon=None)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -244,9 +248,9 @@ def run_rows(
     """
     if jobs < 1:
         raise ForecastError(f"jobs must be at least 1, got {jobs}")
-    results: list[dict[str, dict]] = [{} for _ in work]
     total = sum(len(rows) for _, rows in work)
     if jobs == 1:
+        results: list[dict[str, dict]] = [{} for _ in work]
         done = 0
         for i, ((chain, rows), metrics) in enumerate(zip(work, results)):
             for row in rows:
@@ -262,8 +266,8 @@ def run_rows(
     log(
         f"{total} rows, {workers} at a time in worker processes ({threads} torch thread{'s' * (threads > 1)} each)"
     )
-    _run_in_workers(work, groups, workers, threads, results, log, after)
-    return results
+    finished = _run_in_workers(work, groups, workers, threads, log, after)
+    return [{r.name: done[r.name] for r in rows if r.name in done} for done, (_, rows) in zip(finished, work)]
 
 
 def _title(work: Sequence[tuple[Pipeline, Sequence[Row]]], i: int, row: Row) -> str:
@@ -309,13 +313,15 @@ def _silent(_: str) -> None:
     pass
 
 
-def _run_in_workers(work, groups, workers: int, threads: int, results: list[dict], log, after) -> None:
-    """``groups`` of rows in ``workers`` spawned processes; their training metrics into ``results``."""
+def _run_in_workers(work, groups, workers: int, threads: int, log, after) -> list[dict[str, dict]]:
+    """``groups`` of rows in ``workers`` spawned processes; per pipeline, the rows' training metrics by name (in
+    the order they finished)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")  # no fork after torch has started its threads
     rows_by_name = {(i, r.name): r for i, (_, rows) in enumerate(work) for r in rows}
+    finished: list[dict[str, dict]] = [{} for _ in work]
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     try:
         futures = {}
@@ -328,12 +334,8 @@ def _run_in_workers(work, groups, workers: int, threads: int, results: list[dict
             i = futures[future]
             for name, metrics, line in future.result():
                 done += 1
-                results[i][name] = metrics
+                finished[i][name] = metrics
                 log(f"[{done}/{total}] {_title(work, i, rows_by_name[i, name])}: {line}")
-        for metrics, (_, rows) in zip(results, work):  # in the rows' order
-            finished = dict(metrics)
-            metrics.clear()
-            metrics.update({r.name: finished[r.name] for r in rows if r.name in finished})
     except BaseException as exc:
         running = sum(f.running() for f in futures)
         if running and not isinstance(exc, KeyboardInterrupt):  # say so now: a running row may take an hour
@@ -341,6 +343,7 @@ def _run_in_workers(work, groups, workers: int, threads: int, results: list[dict
         pool.shutdown(wait=True, cancel_futures=True)  # rows already running finish; the rest never start
         raise
     pool.shutdown(wait=True)
+    return finished
 
 
 # --------------------------------------------------------------------------------------------------- the stages

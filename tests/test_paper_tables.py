@@ -74,6 +74,13 @@ def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatc
     assert by_model["IVRNN"]["crps_oracle_ratio_smmnist"] == pytest.approx(ratio)
     with open(tmp_path / "t1" / "table1.csv", newline="") as f:
         assert "crps_oracle_ratio_smmnist" in next(csv.DictReader(f))
+    # ... and its calibration table: every row and the oracle, whose CRPS ratio to itself is 1
+    with open(tmp_path / "t1" / "smmnist" / "calibration.csv", newline="") as f:
+        calibrated = {r["model"]: r for r in csv.DictReader(f)}
+    assert list(calibrated) == [r["model"] for r in rows1] + ["Oracle"]
+    assert float(calibrated["Oracle"]["crps_oracle_ratio"]) == pytest.approx(1.0)
+    assert float(calibrated["IVRNN"]["crps_oracle_ratio"]) == pytest.approx(ratio, rel=1e-5)
+    assert "Targets for RVD" in (tmp_path / "t1" / "smmnist" / "calibration.md").read_text()
     # one member has no spread; the inflated persistence has some
     assert (
         by_model["Persistence"]["spread_skill"] == 0

@@ -60,7 +60,9 @@ def test_rows_in_workers_write_the_files_of_rows_in_turn(tmp_path):
     rows = _rows()
     metrics = serial.run_rows(rows, jobs=1)
     lines.clear()
-    assert parallel.run_rows(rows, jobs=2, after=_mark).keys() == metrics.keys()  # every row, in order
+    assert list(parallel.run_rows(rows, jobs=2, after=_mark)) == list(
+        metrics
+    )  # every row, in the rows' order
     assert lines[0].startswith("3 rows, 2 at a time") and len(lines) == 4
     # rows sharing a config trained one run
     assert sorted(p.name for p in (tmp_path / "parallel" / "runs").iterdir()) == ["convgru", "persistence"]
@@ -109,3 +111,13 @@ def test_rows_run_one_per_core_on_cpus_and_one_at_a_time_on_gpus(monkeypatch):
     assert pipeline.default_jobs(5, gpu=False) == 2
     assert pipeline.default_jobs(1, gpu=False) == 1  # capped by the rows
     assert pipeline.default_jobs(5, gpu=True) == 1
+
+
+def test_truth_starts_replace_the_even_starts_and_keep_the_rest():
+    settings = SETTINGS.at_truth_starts()
+    assert (settings.starts, settings.inits, settings.horizon) == ("truth", None, None)
+    assert (settings.members, settings.context, settings.device) == (
+        SETTINGS.members,
+        SETTINGS.context,
+        "cpu",
+    )
