@@ -7,6 +7,8 @@
   no I/O.
 * pipeline: ``generate()`` with the default local dask cluster, ``runs`` runs of ``frames`` frames each:
   spin-up, frame extraction every ``--every`` steps, divergence checks, zarr writes, progress polling.
+  ``--scheduler synchronous`` runs them one after another in this process instead (no dask workers, no
+  polling): with ``--runs 1`` it separates the per-frame work from the cost of the cluster.
 
 Printed: lattice updates per second (MLUPS) of both, their ratio (steady state: kernel build excluded from
 the pipeline's time; end to end: everything from the call to the complete store), frames written per second,
@@ -58,6 +60,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--every", type=int, default=128)
     parser.add_argument("--target", choices=("cpu", "gpu"), default="cpu", help="lbmpy target (gpu: cupy)")
+    parser.add_argument(
+        "--scheduler",
+        choices=("local", "synchronous"),
+        default="local",
+        help="the pipeline's runs on a local dask cluster (default) or one after another in this process",
+    )
     args = parser.parse_args()
 
     reynolds = tuple(150.0 + 50 * i for i in range(args.runs))
@@ -78,18 +86,25 @@ def main() -> None:
         f"{steps_per_run} steps ({config.frames_per_run} frames every {config.every} + spin-up)"
     )
 
-    bare_before = bare_throughput(config, steps_per_run, args.runs)
-    print(f"bare kernel loop ({args.runs} processes): {bare_before:8.1f} MLUPS")
+    processes = args.runs if args.scheduler == "local" else 1  # the bare loop runs as the pipeline's runs do
+    bare_before = bare_throughput(config, steps_per_run, processes)
+    print(f"bare kernel loop ({processes} processes): {bare_before:8.1f} MLUPS")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = generate(Path(tmp) / "bench.zarr", config, workers=args.runs, progress=False)
+        result = generate(
+            Path(tmp) / "bench.zarr", config, workers=args.runs, scheduler=args.scheduler, progress=False
+        )
         wall = time.perf_counter() - start
-    bare_after = bare_throughput(config, steps_per_run, args.runs)
-    print(f"bare kernel loop ({args.runs} processes): {bare_after:8.1f} MLUPS (after the pipeline)")
+    bare_after = bare_throughput(config, steps_per_run, processes)
+    print(f"bare kernel loop ({processes} processes): {bare_after:8.1f} MLUPS (after the pipeline)")
     bare = (bare_before + bare_after) / 2
 
     updates = result.lattice_updates
-    steady = sum(r.lattice_steps * cells / (r.seconds - r.build_seconds) for r in result.runs) / 1e6
+    if processes > 1:  # runs side by side: their rates add up
+        steady = sum(r.lattice_steps * cells / (r.seconds - r.build_seconds) for r in result.runs) / 1e6
+    else:  # one after another
+        steady = sum(r.lattice_steps for r in result.runs) * cells / 1e6
+        steady /= sum(r.seconds - r.build_seconds for r in result.runs)
     end_to_end = updates / wall / 1e6
     frames = args.runs * config.frames_per_run
     build = max(r.build_seconds for r in result.runs)
@@ -104,8 +119,8 @@ def main() -> None:
     full_updates = len(full.reynolds) * (full.spinup_steps + full.frames_per_run * full.every)
     full_updates *= full.grid_length * full.grid_height
     overhead = wall - updates / (steady * 1e6)  # cluster start, kernel build, final bookkeeping
-    per_core = steady / args.runs
-    full_seconds = overhead + full_updates / (per_core * 1e6 * min(len(full.reynolds), args.runs))
+    per_core = steady / processes
+    full_seconds = overhead + full_updates / (per_core * 1e6 * min(len(full.reynolds), processes))
     if args.target == "gpu":
         print(
             f"GPU against the 2-core CPU ({CPU_MLUPS} MLUPS end to end, issue 13): {end_to_end / CPU_MLUPS:.1f}x "
@@ -113,7 +128,7 @@ def main() -> None:
         )
     print(
         f"extrapolated: paper dataset (10,000 frames every 128 steps at 128x128, defaults) in "
-        f"{full_seconds / 60:.1f} min on {min(len(full.reynolds), args.runs)} cores"
+        f"{full_seconds / 60:.1f} min on {min(len(full.reynolds), processes)} cores"
     )
 
 
