@@ -48,8 +48,8 @@ def summarize(leads: dict[str, dict]) -> list[dict]:
                 "crps": crps,
                 "crps_oracle_ratio": crps / oracle if oracle > 0 else math.nan,
                 "spread_skill": _avg(lead["spread_skill"]),
-                "spread_skill_min": min(lead["spread_skill"]),
-                "spread_skill_max": max(lead["spread_skill"]),
+                "spread_skill_min": min(_defined(lead["spread_skill"]), default=math.nan),
+                "spread_skill_max": max(_defined(lead["spread_skill"]), default=math.nan),
                 "spread_ratio_truth": _avg(lead["spread_ratio_truth"]),
                 "outside_range": _avg(lead["outside_range"]),
                 "outside_range_calibrated": 2 / (lead["members"] + 1) if lead["members"] > 1 else math.nan,
@@ -59,8 +59,16 @@ def summarize(leads: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def _defined(values: list[float]) -> list[float]:
+    """``values`` without the NaNs of leads where a score is undefined (a zero denominator: SM-MNIST's truth
+    ensemble has no spread before the digits' first bounce)."""
+    return [v for v in values if not math.isnan(v)]
+
+
 def _avg(values: list[float]) -> float:
-    return sum(values) / len(values)
+    """The mean over the leads where the score is defined (NaN if none)."""
+    defined = _defined(values)
+    return sum(defined) / len(defined) if defined else math.nan
 
 
 def verdict(leads: dict[str, dict]) -> dict[str, bool]:
@@ -87,7 +95,8 @@ def write_tables(leads: dict[str, dict], out: Path, heading: str) -> Path:
             for i, t in enumerate(lead["lead_time"]):
                 writer.writerow([label, t, *(f"{lead[k][i]:.6g}" for k in LEAD_COLUMNS)])
     lines = [
-        f"{heading} Means over variables and leads; spread_skill = sqrt((m+1)/m) spread / RMSE (1 = calibrated, "
+        f"{heading} Means over variables and leads (leads where a score is undefined, with a zero denominator, "
+        "left out); spread_skill = sqrt((m+1)/m) spread / RMSE (1 = calibrated, "
         "min and max over leads); outside_range: fraction of the truth outside the ensemble's range "
         "(calibrated: 2/(m+1)).",
         "",

@@ -76,7 +76,7 @@ class RolloutSettings:
     seed: int = 0
     device: str = "auto"
 
-    def at_truth_starts(self) -> "RolloutSettings":
+    def at_truth_starts(self) -> RolloutSettings:
         """These settings, forecasting exactly the truth group's starts over its horizon."""
         return replace(self, starts="truth", inits=None, horizon=None)
 

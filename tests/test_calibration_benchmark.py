@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import sys
 from pathlib import Path
 
@@ -57,6 +58,25 @@ def test_targets_follow_the_issue():
     }
     bad = {**lead, "spread_skill": [0.69, 1.0], "outside_range": [0.5, 0.1], "crps": [2.0, 3.0]}
     assert not any(calibration_tables.targets(bad, 2 / 9).values())
+
+
+def test_summary_leaves_out_leads_where_a_score_is_undefined():
+    # SM-MNIST: the truth ensemble has no spread before the first bounce, so its ratios are NaN at lead 1
+    nan = float("nan")
+    lead = {
+        "crps": [0.0, 2.0, 4.0],
+        "crps_oracle": [0.0, 2.0, 2.0],
+        "spread_skill": [nan, 0.8, 1.2],
+        "spread_ratio_truth": [nan, 1.0, 2.0],
+        "outside_range": [0.1, 0.2, 0.3],
+        "members": 8,
+    }
+    (row,) = calibration_tables.summarize({"RVD": lead})
+    assert row["spread_skill"] == pytest.approx(1.0) and row["spread_ratio_truth"] == pytest.approx(1.5)
+    assert (row["spread_skill_min"], row["spread_skill_max"]) == (0.8, 1.2)
+    assert row["crps_oracle_ratio"] == pytest.approx(1.5) and row["outside_range"] == pytest.approx(0.2)
+    (undefined,) = calibration_tables.summarize({"X": {**lead, "spread_skill": [nan] * 3}})
+    assert all(math.isnan(undefined[k]) for k in ("spread_skill", "spread_skill_min", "spread_skill_max"))
 
 
 @pytest.mark.slow  # a stochastic store with truth, four tiny trainings, six rollouts: about a minute when quiet

@@ -181,6 +181,22 @@ def test_plot_draws_the_truth_scores(tmp_path):
     assert {"truth_scores_u.png", "truth_rank_histogram_u.png"} <= written
 
 
+def test_twelve_models_get_twelve_distinct_curves():
+    # table 1 has 11 rows and the oracle; matplotlib's colours repeat after ten
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from forecast.plots.scores import plot_truth_scores
+
+    fc, truth = _case(dispersion=0.5)
+    scores = score_forecast(fc, fair=True, truth=truth)
+    models = [scores.assign_attrs(model_name=f"model {k}") for k in range(12)]
+    fig = plot_truth_scores(models, "u")
+    curves = [line for line in fig.axes[1].get_lines() if line.get_label().startswith("model")]
+    assert len({(to_rgba(line.get_color()), line.get_marker()) for line in curves}) == 12
+    plt.close(fig)
+
+
 @pytest.mark.slow
 def test_scores_files_pass_the_cf_checker(tmp_path):
     from cf_check import assert_cf_valid

@@ -10,6 +10,14 @@ from matplotlib.ticker import MaxNLocator
 
 from forecast.forecast_file import model_name
 
+#: markers of the first ten models' curves, the next ten's, ...: matplotlib's ten colours repeat after ten
+MARKERS = ("o", "s", "^", "D")
+
+
+def series_style(k: int) -> dict[str, str]:
+    """Colour and marker of the ``k``-th model's curves: distinct for up to 40 models (table 1 has 12)."""
+    return {"color": f"C{k % 10}", "marker": MARKERS[k // 10 % len(MARKERS)]}
+
 
 def _units(da: xr.DataArray) -> str:
     return f" [{da.attrs['units']}]" if da.attrs.get("units") else ""
@@ -30,11 +38,11 @@ def _lead_label(ds: xr.Dataset) -> str:
 def plot_crps_vs_lead(scores: list[xr.Dataset], var: str) -> Figure:
     """CRPS and 1/CRPS (the paper's figure 3, higher is better) against lead time, one curve per model."""
     fig, (ax_crps, ax_inv) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for ds in scores:
+    for k, ds in enumerate(scores):
         crps = ds[f"crps_mean_{var}"]
         label = f"{model_name(ds)} ({ds.attrs.get('estimator', 'ensemble')}, m={ds.attrs.get('ensemble_size', '?')})"
-        ax_crps.plot(crps["lead_time"], crps, marker="o", label=label)
-        ax_inv.plot(crps["lead_time"], 1 / crps, marker="o", label=label)
+        ax_crps.plot(crps["lead_time"], crps, **series_style(k), label=label)
+        ax_inv.plot(crps["lead_time"], 1 / crps, **series_style(k), label=label)
     units = _units(scores[0][f"crps_mean_{var}"])
     ax_crps.set(
         xlabel=_lead_label(scores[0]), ylabel=f"CRPS{units}", title=f"CRPS of {var} (lower is better)"
@@ -112,12 +120,12 @@ def plot_truth_scores(scores: list[xr.Dataset], var: str) -> Figure:
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
     (ax_crps, ax_ratio), (ax_spread, ax_energy) = axes
     for k, ds in enumerate(scores):
-        colour, name = f"C{k}", model_name(ds)
+        style, name = series_style(k), model_name(ds)
         lead = ds["lead_time"]
-        ax_crps.plot(lead, ds[f"crps_mean_{var}"], color=colour, marker="o", label=name)
-        ax_ratio.plot(lead, ds[f"crps_oracle_ratio_{var}"], color=colour, marker="o", label=name)
-        ax_spread.plot(lead, ds[f"spread_ratio_truth_{var}"], color=colour, marker="o", label=name)
-        ax_energy.plot(lead, ds[f"energy_distance_{var}"], color=colour, marker="o", label=name)
+        ax_crps.plot(lead, ds[f"crps_mean_{var}"], **style, label=name)
+        ax_ratio.plot(lead, ds[f"crps_oracle_ratio_{var}"], **style, label=name)
+        ax_spread.plot(lead, ds[f"spread_ratio_truth_{var}"], **style, label=name)
+        ax_energy.plot(lead, ds[f"energy_distance_{var}"], **style, label=name)
     oracle = scores[0][f"crps_oracle_mean_{var}"]
     size = scores[0].attrs.get("truth_ensemble_size", "?")
     ax_crps.plot(
@@ -161,14 +169,19 @@ def plot_spread_skill(scores: list[xr.Dataset], var: str) -> Figure:
     """RMSE of the ensemble mean and spread against lead time, and their (corrected) ratio."""
     fig, (ax_err, ax_ratio) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for k, ds in enumerate(scores):
-        colour = f"C{k}"
+        style = series_style(k)
         rmse, spread = ds[f"rmse_{var}"], ds[f"spread_{var}"]
-        ax_err.plot(rmse["lead_time"], rmse, color=colour, marker="o", label=f"{model_name(ds)}: RMSE")
+        ax_err.plot(rmse["lead_time"], rmse, **style, label=f"{model_name(ds)}: RMSE")
         ax_err.plot(
-            spread["lead_time"], spread, color=colour, ls="--", marker="x", label=f"{model_name(ds)}: spread"
+            spread["lead_time"],
+            spread,
+            color=style["color"],
+            ls="--",
+            marker="x",
+            label=f"{model_name(ds)}: spread",
         )
         ratio = ds[f"spread_skill_{var}"]
-        ax_ratio.plot(ratio["lead_time"], ratio, color=colour, marker="o", label=model_name(ds))
+        ax_ratio.plot(ratio["lead_time"], ratio, **style, label=model_name(ds))
     ax_err.set(
         xlabel=_lead_label(scores[0]),
         ylabel=f"{var}{_units(scores[0][f'rmse_{var}'])}",
@@ -193,9 +206,9 @@ def plot_ke_spectra(scores: list[xr.Dataset], lead_index: int = -1) -> Figure:
     truth = scores[0]["ke_spectrum_obs"].isel(lead_time=lead_index)
     k = truth["wavenumber"].values
     ax.loglog(k[1:], truth.values[1:], color="k", lw=2, label="truth")
-    for ds in scores:
+    for i, ds in enumerate(scores):
         spectrum = ds["ke_spectrum"].isel(lead_time=lead_index)
-        ax.loglog(k[1:], spectrum.values[1:], marker=".", label=f"{model_name(ds)} members")
+        ax.loglog(k[1:], spectrum.values[1:], **series_style(i), ms=3, label=f"{model_name(ds)} members")
     lead = truth["lead_time"].values
     ax.set(
         xlabel=f"wave number [{truth['wavenumber'].attrs.get('units', 'cycles per domain')}]",
