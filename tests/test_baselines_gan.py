@@ -1,8 +1,8 @@
-"""DVD-GAN (future prediction) and the Trainer's adversarial mode.
+"""The GANs (DVD-GAN in its future-prediction form, RetroGAN, FutureGAN) and the Trainer's adversarial mode.
 
 The interface (one latent per member: members differ, a member's frames come from one z; randomness from the
 generator alone), the hinge losses in closed form, the mode (discriminator and generator steps each move only
-their own networks; metrics logged; refusals) and exact resume of both optimizers; learning (slow).
+their own networks; metrics logged; refusals) and exact resume of both optimizers for each GAN; learning (slow).
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from tests.training_helpers import karman_like_store
 torch.set_num_threads(1)
 
 TINY = {"dim": 8, "z_dim": 4, "frames_sampled": 2}
+#: each GAN at a tiny size
+GANS = {"dvd_gan": TINY, "retrogan": {"dim": 8, "inputs": 2}, "futuregan": {"dim": 8, "frames": 2}}
 
 
-def _gan_config(**training) -> dict:
-    config = _config("dvd_gan", **TINY)
+def _gan_config(kind: str = "dvd_gan", **training) -> dict:
+    config = _config(kind, **GANS[kind])
     config["training"].update({"mode": "adversarial", "adam_betas": [0.0, 0.999], **training})
     return config
 
@@ -116,10 +118,11 @@ def test_adversarial_mode_refuses_a_model_without_a_discriminator(tmp_path):
         _trainer(config, _store(tmp_path), tmp_path / "run")
 
 
-@pytest.mark.slow  # three short trainings
-def test_adversarial_training_resumes_exactly(tmp_path):
+@pytest.mark.slow  # three short trainings each
+@pytest.mark.parametrize("kind", GANS)
+def test_adversarial_training_resumes_exactly(tmp_path, kind):
     store = _store(tmp_path)
-    config = _gan_config(steps=3, checkpoint_every=1)
+    config = _gan_config(kind, steps=3, checkpoint_every=1)
     straight = _trainer(config, store, tmp_path / "straight")
     straight.run_loop()
     interrupted = _trainer(config, store, tmp_path / "resumed")
@@ -187,11 +190,11 @@ class _StubTrainer:
 @pytest.mark.parametrize(
     "kind, options, steps, betas",
     [
-        ("dvd_gan", TINY, 80, (0.0, 0.999)),
-        ("retrogan", {"dim": 8, "inputs": 2}, 100, (0.0, 0.999)),
+        ("dvd_gan", GANS["dvd_gan"], 80, (0.0, 0.999)),
+        ("retrogan", GANS["retrogan"], 100, (0.0, 0.999)),
         # WGAN-GP with progressive GAN's Adam (the paper's): its critic needs more steps than a hinge or LSGAN
         # discriminator (forecast/models/baselines/futuregan.py, "Short trainings")
-        ("futuregan", {"dim": 8, "frames": 2}, 300, (0.0, 0.99)),
+        ("futuregan", GANS["futuregan"], 300, (0.0, 0.99)),
     ],
 )
 def test_gan_learns_adversarially_and_beats_persistence(kind, options, steps, betas):
