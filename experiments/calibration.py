@@ -16,10 +16,10 @@ Stages (each skipped when its output exists, so a rerun resumes):
    as ``paper_tables.py`` does) and roll it out from exactly the truth starts into ``OUT/forecasts/ROW.nc``;
 3. score every row against the verifying truth and the truth ensemble (``OUT/scores/ROW.nc``) and the truth
    ensemble itself as the ``Oracle`` row;
-4. tabulate (``calibration_tables.py``): ``OUT/calibration.csv`` / ``.md`` (one line per row: CRPS, CRPS / oracle, spread-skill ratio with
-   the finite-ensemble correction, spread / truth spread, fraction of the truth outside the ensemble's range,
-   each averaged over variables and leads), ``OUT/calibration_leads.csv`` (the same per lead time) and the
-   figures of ``forecast plot`` in ``OUT/figures``.
+4. tabulate (``calibration_tables.py``): ``OUT/calibration.csv`` / ``.md`` (one line per row: CRPS, CRPS /
+   oracle, spread-skill ratio with the finite-ensemble correction, spread / truth spread, fraction of the truth
+   outside the ensemble's range, each averaged over variables and leads), ``OUT/calibration_leads.csv`` (the
+   same per lead time) and the figures of ``forecast plot`` in ``OUT/figures``.
 
 Nothing is fitted on the test group or the truth ensembles: models train on the train group only (RVD's
 ``model.sigma: auto`` is a running statistic of training batches).

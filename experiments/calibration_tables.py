@@ -142,7 +142,6 @@ def tabulate(
 
     plot_files(files, chain.out / "figures", variables=variables, labels=labels)
     log(md.read_text())
-    log(
-        f"wrote {md}, {chain.out / 'calibration.csv'}, {chain.out / 'calibration_leads.csv'} and {chain.out / 'figures'}"
-    )
+    written = [md, *(chain.out / name for name in ("calibration.csv", "calibration_leads.csv", "figures"))]
+    log(f"wrote {', '.join(map(str, written))}")
     return leads

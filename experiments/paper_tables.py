@@ -499,10 +499,9 @@ def run_table(
     csv_path, md_path = write_tables(table, out, number, scale, command)
     log(md_path.read_text())
     log(f"wrote {csv_path}, {md_path} and {out / 'figures'}")
-    if (
-        len(work) > 1 and video.settings.starts == "truth"
-    ):  # SM-MNIST's truth ensembles: how calibrated is each row
-        heading = f"SM-MNIST calibration: the rows of table {number}'s SM-MNIST column (`{command}`) and the oracle."
+    # SM-MNIST's truth ensembles: how calibrated each row is, beside the oracle
+    if len(work) > 1 and video.settings.starts == "truth":
+        heading = f"SM-MNIST calibration: table {number}'s SM-MNIST rows (`{command}`) and the oracle."
         tabulate(video, video_rows, heading, log=log)
     return table
 
