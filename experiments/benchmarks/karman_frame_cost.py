@@ -1,0 +1,102 @@
+"""What each part of a stored frame costs in one process, against lbmpy's bare time loop, in the same run.
+
+    python experiments/benchmarks/karman_frame_cost.py [--frames 64] [--repeats 3] [--size 128]
+
+One lattice (the generator's: (3 size) x size cells, cumulant, one thread) is stepped ``frames`` frames of
+``--every`` steps five ways, each the previous one plus one stage of ``simulators.karman``'s frame loop:
+
+* bare: ``LatticeBoltzmannStep.run`` for all steps at once (the reference);
+* stepping: ``Lattice.advance`` one frame at a time (the generator's kernel calls);
+* + check: the divergence check after every frame (``Lattice.check_stable``);
+* + sample: the stored window's fields and vorticity (``run.sample_frame``);
+* + write: the frames written in batches of ``write_batch`` to a zarr store in this thread
+  (``writer.write_frames``, the call that the generator's writer thread makes).
+
+Printed per way: the best of ``--repeats`` times, MLUPS, the ratio to bare and the milliseconds per frame.
+The ways alternate within each repeat, so a busy machine slows them alike; the best time is the least
+disturbed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+
+from simulators.karman import KarmanConfig  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=64, help="frames per way and repeat (whole batches of 32)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--every", type=int, default=128)
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from simulators.karman import writer
+    from simulators.karman.lattice import build_lattice
+    from simulators.karman.run import sample_frame
+
+    frames = args.frames - args.frames % 32 or 32  # whole write batches
+    config = KarmanConfig(
+        reynolds=(150.0,),
+        frames=frames,
+        test_frames=1,
+        every=args.every,
+        size=(args.size, args.size),
+        threads=1,
+    )
+    lattice = build_lattice(config, config.reynolds[0])
+    lattice.advance(8 * config.every)  # past the impulsive start
+    store = Path(tempfile.mkdtemp()) / "frames.zarr"
+    writer.create_store(store, config)
+
+    def frame_loop(check: bool, sample: bool, write: bool) -> None:
+        batch = []
+        for i in range(frames):
+            lattice.advance(config.every)
+            if check:
+                lattice.check_stable("run", i)
+            if sample:
+                batch.append(sample_frame(lattice))
+            if write and len(batch) == config.write_batch:
+                stacked = {name: np.stack([f[name] for f in batch]) for name in writer.FIELDS}
+                writer.write_frames(store, "train", 0, i + 1 - len(batch), stacked)
+                batch = []
+
+    ways = {
+        "bare": lambda: lattice.step.run(frames * config.every),
+        "stepping": lambda: frame_loop(False, False, False),
+        "+ check": lambda: frame_loop(True, False, False),
+        "+ sample": lambda: frame_loop(True, True, False),
+        "+ write": lambda: frame_loop(True, True, True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(args.repeats):
+        for name, way in ways.items():
+            start = time.perf_counter()
+            way()
+            times[name].append(time.perf_counter() - start)
+    cells = config.grid_length * config.grid_height
+    bare = min(times["bare"])
+    print(
+        f"lattice {config.grid_length}x{config.grid_height}, {frames} frames of {config.every} steps, best of "
+        f"{args.repeats}"
+    )
+    for name, seconds in times.items():
+        best = min(seconds)
+        print(
+            f"{name:9s} {cells * frames * config.every / best / 1e6:7.1f} MLUPS   ratio to bare {bare / best:6.1%}"
+            f"   {best / frames * 1e3:6.2f} ms per frame"
+        )
+
+
+if __name__ == "__main__":
+    main()
