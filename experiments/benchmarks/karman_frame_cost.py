@@ -3,14 +3,16 @@
     python experiments/benchmarks/karman_frame_cost.py [--frames 64] [--repeats 3] [--size 128]
 
 One lattice (the generator's: (3 size) x size cells, cumulant, one thread) is stepped ``frames`` frames of
-``--every`` steps five ways, each the previous one plus one stage of ``simulators.karman``'s frame loop:
+``--every`` steps six ways, each the previous one plus one stage of ``simulators.karman``'s frame loop:
 
 * bare: ``LatticeBoltzmannStep.run`` for all steps at once (the reference);
 * stepping: ``Lattice.advance`` one frame at a time (the generator's kernel calls);
 * + check: the divergence check after every frame (``Lattice.check_stable``);
 * + sample: the stored window's fields and vorticity (``run.sample_frame``);
 * + write: the frames written in batches of ``write_batch`` to a zarr store in this thread
-  (``writer.write_frames``, the call that the generator's writer thread makes).
+  (``writer.write_frames``, the call that the generator's writer thread makes);
+* + write in RunWriter's thread: the generator's own way, the batches written by ``writer.RunWriter``'s thread
+  while the lattice computes the next frames.
 
 Printed per way: the best of ``--repeats`` times, MLUPS, the ratio to bare and the milliseconds per frame.
 The ways alternate within each repeat, so a busy machine slows them alike; the best time is the least
@@ -32,7 +34,9 @@ from simulators.karman import KarmanConfig  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=64, help="frames per way and repeat (whole batches of 32)")
+    parser.add_argument(
+        "--frames", type=int, default=64, help="frames per way and repeat (whole batches of 32)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--every", type=int, default=128)
@@ -71,12 +75,25 @@ def main() -> None:
                 writer.write_frames(store, "train", 0, i + 1 - len(batch), stacked)
                 batch = []
 
+    def writer_thread_loop() -> None:
+        """The generator's way: the frames handed to ``RunWriter``, which writes batches in a thread."""
+        run_writer = writer.RunWriter(store, config, 0)
+        try:
+            for i in range(frames):
+                lattice.advance(config.every)
+                lattice.check_stable("run", i)
+                run_writer.add(sample_frame(lattice))
+            run_writer.flush()
+        finally:
+            run_writer.close()
+
     ways = {
         "bare": lambda: lattice.step.run(frames * config.every),
         "stepping": lambda: frame_loop(False, False, False),
         "+ check": lambda: frame_loop(True, False, False),
         "+ sample": lambda: frame_loop(True, True, False),
         "+ write": lambda: frame_loop(True, True, True),
+        "+ write in RunWriter's thread": writer_thread_loop,
     }
     times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(args.repeats):
@@ -93,7 +110,7 @@ def main() -> None:
     for name, seconds in times.items():
         best = min(seconds)
         print(
-            f"{name:9s} {cells * frames * config.every / best / 1e6:7.1f} MLUPS   ratio to bare {bare / best:6.1%}"
+            f"{name:30s} {cells * frames * config.every / best / 1e6:7.1f} MLUPS   ratio to bare {bare / best:6.1%}"
             f"   {best / frames * 1e3:6.2f} ms per frame"
         )
 
