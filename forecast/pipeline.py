@@ -266,8 +266,8 @@ def run_rows(
     log(
         f"{total} rows, {workers} at a time in worker processes ({threads} torch thread{'s' * (threads > 1)} each)"
     )
-    finished = _run_in_workers(work, groups, workers, threads, log, after)
-    return [{r.name: done[r.name] for r in rows if r.name in done} for done, (_, rows) in zip(finished, work)]
+    finished = _run_in_workers(work, groups, workers, threads, log, after)  # every row (a failure raises)
+    return [{r.name: done[r.name] for r in rows} for done, (_, rows) in zip(finished, work)]
 
 
 def _title(work: Sequence[tuple[Pipeline, Sequence[Row]]], i: int, row: Row) -> str:

@@ -59,7 +59,8 @@ def main() -> None:
     )
     lattice = build_lattice(config, config.reynolds[0])
     lattice.advance(8 * config.every)  # past the impulsive start
-    store = Path(tempfile.mkdtemp()) / "frames.zarr"
+    scratch = tempfile.TemporaryDirectory()  # removed at exit
+    store = Path(scratch.name) / "frames.zarr"
     writer.create_store(store, config)
 
     def frame_loop(check: bool, sample: bool, write: bool) -> None:
@@ -107,6 +108,7 @@ def main() -> None:
         f"lattice {config.grid_length}x{config.grid_height}, {frames} frames of {config.every} steps, best of "
         f"{args.repeats}"
     )
+    scratch.cleanup()
     for name, seconds in times.items():
         best = min(seconds)
         print(
