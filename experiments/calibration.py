@@ -1,7 +1,8 @@
 """The calibration benchmark (issue 11): ensembles scored against a known answer on the stochastic vortex street.
 
-    python experiments/calibration.py --scale smoke|cpu-small|paper --out OUT [--data STORE] [--jobs N]
-                                      [--ablation] [--seed S] [--rows LABEL ...] [--no-progress]
+    python experiments/calibration.py --scale smoke|cpu-small|paper --out OUT [--data STORE | --noise-seed S]
+                                      [--jobs N] [--ablation] [--levers] [--seed S] [--rows LABEL ...]
+                                      [--no-progress]
 
 The periodic street is (almost) deterministic: four frames fix its future, so the spread of an ensemble has
 nothing to match there. This benchmark adds free-stream turbulence at the inlet (``--inflow-noise``), which the
@@ -23,6 +24,11 @@ Stages (each skipped when its output exists, so a rerun resumes):
 
 Nothing is fitted on the test group or the truth ensembles: models train on the train group only (RVD's
 ``model.sigma: auto`` is a running statistic of training batches).
+
+Choosing options without touching the test store: ``--noise-seed S`` simulates the store with another draw of
+the inflow turbulence (its train, test and truth groups all new), a *validation store*. ``--levers`` adds RVD's
+candidate options (``LEVERS``: one change each against ``rvd_calibrated``) to the rows, so that they can be
+compared on a validation store and only the chosen one run on the benchmark's own store.
 """
 
 from __future__ import annotations
@@ -108,6 +114,20 @@ ABLATIONS = [
         diffusion={"prediction": "y0", "clip_x0": 2.0},
     ),
 ]
+
+
+def lever_rows(scale: Scale) -> list[Row]:
+    """``--levers``: RVD with one option changed each, the suspects of issue 11 for its under-dispersion and for
+    separating it from VD (the loss weighting, the prediction target, the training length); for a validation
+    store (``--noise-seed``), where an option may be chosen."""
+    steps = Row("RVD", "rvd_calibrated").build(scale)["training"]["steps"]
+    return [
+        Row("RVD (2x steps)", "rvd_calibrated", training={"steps": 2 * steps}),  # the longest first
+        Row("RVD (min-SNR)", "rvd_calibrated", diffusion={"loss_weighting": "min_snr"}),
+        Row("RVD (eps)", "rvd_calibrated", diffusion={"prediction": "eps"}),
+    ]
+
+
 #: training windows of 2 + 3 frames at cpu-small (2 + 6 costs twice as much per step, see experiments/README.md)
 DATA = {"smoke": {}, "cpu-small": {"future_frames": 3}, "paper": {}}
 
@@ -130,6 +150,14 @@ def make_data(chain: pipeline.Pipeline) -> Path:
     return store
 
 
+def simulation_config(scale: Scale, noise_seed: int | None = None):
+    """The scale's stochastic street, with another inflow-noise seed where given (a validation store)."""
+    from simulators.karman import KarmanConfig
+
+    options = scale.simulation if noise_seed is None else {**scale.simulation, "noise_seed": noise_seed}
+    return KarmanConfig(**options)
+
+
 # --------------------------------------------------------------------------------------------------- driver
 def truth_starts(scale: Scale, seed: int) -> pipeline.RolloutSettings:
     """The scale's rollout from exactly the truth group's starts, over the truth's horizon."""
@@ -146,22 +174,26 @@ def run_calibration(
     progress: bool = True,
     log=print,
     jobs: int | None = None,
+    noise_seed: int | None = None,
 ) -> dict[str, dict]:
     """The whole benchmark at ``scale_name`` into ``out``; returns the per-lead scores of every row.
 
     ``jobs``: rows trained at once in worker processes (``pipeline.run_rows``; default
-    ``pipeline.default_jobs``: one per core on CPUs, one on GPUs).
+    ``pipeline.default_jobs``: one per core on CPUs, one on GPUs). ``noise_seed``: simulate the store with this
+    inflow-noise seed (a validation store) in place of the benchmark's.
     """
     if scale_name not in SCALES:
         raise ForecastError(f"unknown scale {scale_name!r}; choose one of {', '.join(SCALES)}")
+    if data is not None and noise_seed is not None:
+        raise ForecastError(
+            "give an existing store (--data) or the seed of a new one (--noise-seed), not both"
+        )
     start = time.time()
     scale, rows, out = SCALES[scale_name], rows or ROWS, Path(out)
-    from simulators.karman import KarmanConfig
-
     chain = pipeline.Pipeline(
         out,
         store=data,
-        simulation=None if data else KarmanConfig(**scale.simulation),
+        simulation=None if data else simulation_config(scale, noise_seed),
         rollout=truth_starts(scale, seed),
         progress=progress,
         log=log,
@@ -170,13 +202,26 @@ def run_calibration(
     log(f"data: {store} ({time.time() - start:.0f} s)")
     chain_rows = [pipeline.Row(r.slug, row_config(r, scale, seed), label=r.label) for r in rows]
     chain.run_rows(chain_rows, jobs or pipeline.default_jobs(len(rows), gpu=scale_name == "paper"))
-    command = f"python experiments/calibration.py --scale {scale_name} --out {out}"
-    command += f" --seed {seed}" if seed else ""
-    if rows not in (ROWS, ROWS + ABLATIONS):
-        command += " --rows " + " ".join(shlex.quote(r.label) for r in rows)
+    command = command_line(scale, out, rows, data=data, seed=seed, noise_seed=noise_seed)
     heading = f"Calibration benchmark, produced by `{command}` in {(time.time() - start) / 60:.1f} min."
     leads = tabulate(chain, chain_rows, heading, variables=["vorticity"], log=log)
     return leads
+
+
+def command_line(
+    scale: Scale, out: Path, rows: list[Row], data=None, seed: int = 0, noise_seed: int | None = None
+) -> str:
+    """The command that reproduces a run of ``rows``, for the table's heading."""
+    ablation, levers = any(r in ABLATIONS for r in rows), any(r in lever_rows(scale) for r in rows)
+    offered = ROWS + (ABLATIONS if ablation else []) + (lever_rows(scale) if levers else [])
+    words = ["python experiments/calibration.py --scale", scale.name, "--out", shlex.quote(str(out))]
+    words += ["--data", shlex.quote(str(data))] if data is not None else []
+    words += ["--noise-seed", str(noise_seed)] if noise_seed is not None else []
+    words += ["--seed", str(seed)] if seed else []
+    words += ["--ablation"] if ablation else []
+    words += ["--levers"] if levers else []
+    words += ["--rows", *(shlex.quote(r.label) for r in rows)] if rows != offered else []
+    return " ".join(words)
 
 
 def select_rows(rows: list[Row], labels: list[str]) -> list[Row]:
@@ -196,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder (rerun to resume)")
     parser.add_argument("--data", help="an existing stochastic vortex-street store with a truth group")
     parser.add_argument(
+        "--noise-seed",
+        type=int,
+        help="simulate the store with this inflow-noise seed: a validation store, for choosing options",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="seed of every row's training and sampling (another: a replicate)"
     )
     parser.add_argument(
@@ -211,9 +261,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also the paper's setting at this scale: RVD (sigma 2, y0-prediction)",
     )
+    parser.add_argument(
+        "--levers",
+        action="store_true",
+        help="also RVD with one option changed each (min-SNR weighting, eps-prediction, twice the steps)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    rows = ROWS + ABLATIONS if args.ablation else ROWS
+    rows = (
+        ROWS + (ABLATIONS if args.ablation else []) + (lever_rows(SCALES[args.scale]) if args.levers else [])
+    )
     try:
         rows = select_rows(rows, args.rows) if args.rows else rows
         run_calibration(
@@ -224,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             rows=rows,
             progress=not args.no_progress,
             jobs=args.jobs,
+            noise_seed=args.noise_seed,
         )
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)

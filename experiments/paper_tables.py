@@ -202,6 +202,7 @@ class Row:
     model: dict = field(default_factory=dict)  # ... of the model section, after the scale's
     diffusion: dict = field(default_factory=dict)  # ... of the diffusion section, after the scale's
     rollout: dict = field(default_factory=dict)  # ... of the scale's rollout settings (sampler, steps, eta)
+    training: dict = field(default_factory=dict)  # ... of the training section, after the scale's
 
     @property
     def slug(self) -> str:
@@ -214,6 +215,7 @@ class Row:
         config["model"].update(self.model)
         if self.diffusion:
             config["diffusion"].update(self.diffusion)
+        config.setdefault("training", {}).update(self.training)
         return config
 
 

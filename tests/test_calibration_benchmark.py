@@ -37,6 +37,44 @@ def test_rows_are_chosen_by_label_and_seeded_by_seed():
     assert calibration.row_config(rows[0], scale)["training"]["seed"] == 0
 
 
+def test_lever_rows_change_one_option_each_and_build_at_every_scale():
+    from forecast.models import build_model
+    from forecast.training.config import resolve_config
+
+    for scale in calibration.SCALES.values():
+        base = calibration.row_config(calibration.ROWS[0], scale)
+        levers = {r.label: calibration.row_config(r, scale) for r in calibration.lever_rows(scale)}
+        assert levers["RVD (2x steps)"]["training"]["steps"] == 2 * base["training"]["steps"]
+        assert levers["RVD (min-SNR)"]["diffusion"]["loss_weighting"] == "min_snr"
+        assert levers["RVD (eps)"]["diffusion"]["prediction"] == "eps"
+        for label, config in levers.items():
+            changed = {
+                (section, key)
+                for section in ("model", "diffusion", "training", "data")
+                for key in set(config[section]) | set(base[section])
+                if config[section].get(key) != base[section].get(key)
+            }
+            assert len(changed) == 1, (label, changed)
+            build_model(resolve_config(config), 3)
+
+
+def test_validation_store_and_command_line():
+    scale = calibration.SCALES["cpu-small"]
+    assert calibration.simulation_config(scale).noise_seed == 0
+    validation = calibration.simulation_config(scale, noise_seed=7)
+    assert validation.noise_seed == 7 and validation.reynolds == calibration.simulation_config(scale).reynolds
+    with pytest.raises(calibration.ForecastError, match="not both"):
+        calibration.run_calibration("smoke", "out", data="store.zarr", noise_seed=1)
+    rows = calibration.select_rows(calibration.ROWS + calibration.lever_rows(scale), ["RVD", "RVD (eps)"])
+    line = calibration.command_line(scale, Path("o"), rows, noise_seed=7, seed=2)
+    assert line == (
+        "python experiments/calibration.py --scale cpu-small --out o --noise-seed 7 --seed 2 --levers "
+        "--rows RVD 'RVD (eps)'"
+    )
+    assert calibration.command_line(scale, Path("o"), calibration.ROWS).endswith("--out o")
+    assert calibration.main(["--out", "o", "--data", "x.zarr", "--noise-seed", "1"]) == 2
+
+
 def test_ablation_rows_are_opt_in():
     labels = [r.label for r in calibration.ROWS]
     assert "RVD (sigma 2)" not in labels and calibration_tables.TARGET_ROW in labels

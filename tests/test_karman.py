@@ -53,6 +53,17 @@ def test_store_layout_coordinates_and_attributes(tiny_store):
     assert not np.allclose(u[0], u[1])  # the two Reynolds numbers differ
 
 
+def test_frames_are_stored_with_the_writers_codec(tiny_store):
+    path, _ = tiny_store
+    root = zarr.open_group(str(path), mode="r")
+    for group in ("train", "test"):
+        for name in ("u", "v", "rho", "vorticity"):
+            codecs = root[group][name].metadata.to_dict()["codecs"]
+            assert codecs[-1]["name"] == "blosc"
+            assert codecs[-1]["configuration"]["cname"] == "lz4"
+            assert codecs[-1]["configuration"]["shuffle"] == "shuffle"
+
+
 def test_vorticity_is_the_curl_of_the_stored_velocity(tiny_store):
     path, _ = tiny_store
     ds = open_field_store(path, "train").isel(sequence=1, time=-1).load()
@@ -187,16 +198,22 @@ def test_shedding_frequency_of_a_known_signal():
 
 
 @pytest.mark.slow
-def test_local_dask_cluster_runs_in_parallel_and_reports_divergence(tmp_path):
+def test_local_processes_run_in_parallel_and_a_divergence_stops_the_other_run(tmp_path):
     config = KarmanConfig(reynolds=(100.0, 150.0), **TINY)
-    result = generate(tmp_path / "dask.zarr", config, workers=2, progress=False)
+    result = generate(tmp_path / "pool.zarr", config, workers=2, progress=False)
     assert sorted(r.index for r in result.runs) == [0, 1]
-    assert np.isfinite(open_field_store(tmp_path / "dask.zarr", "test")["u"].values).all()
+    assert np.isfinite(open_field_store(tmp_path / "pool.zarr", "test")["u"].values).all()
+    # run 1 diverges in its spin-up; run 0 would take minutes, and is stopped instead
     bad = KarmanConfig(
-        reynolds=(5.0, 1e6), collision="srt", allow_underresolved=True, **{**TINY, "spinup": 2000}
+        reynolds=(5.0, 1e6),
+        collision="srt",
+        allow_underresolved=True,
+        **{**TINY, "spinup": 2000, "frames": 200_000, "time_chunk": 500, "write_batch": 500},
     )
     with pytest.raises(SimulationDiverged, match="run 1 .Re = 1e\\+06. diverged at lattice step"):
         generate(tmp_path / "bad.zarr", bad, workers=2, progress=False)
+    assert karman_writer.frames_written(tmp_path / "bad.zarr")[0] < bad.frames_per_run
+    assert not is_complete(tmp_path / "bad.zarr")
 
 
 def test_streaming_target_starts_initialised():

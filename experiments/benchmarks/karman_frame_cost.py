@@ -62,6 +62,7 @@ def main() -> None:
     scratch = tempfile.TemporaryDirectory()  # removed at exit
     store = Path(scratch.name) / "frames.zarr"
     writer.create_store(store, config)
+    arrays = writer.open_frames(store, "train")
 
     def frame_loop(check: bool, sample: bool, write: bool) -> None:
         batch = []
@@ -73,7 +74,7 @@ def main() -> None:
                 batch.append(sample_frame(lattice))
             if write and len(batch) == config.write_batch:
                 stacked = {name: np.stack([f[name] for f in batch]) for name in writer.FIELDS}
-                writer.write_frames(store, "train", 0, i + 1 - len(batch), stacked)
+                writer.write_frames(arrays, 0, i + 1 - len(batch), stacked)
                 batch = []
 
     def writer_thread_loop() -> None:

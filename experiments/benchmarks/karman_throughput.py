@@ -1,26 +1,30 @@
 """Throughput of `forecast simulate karman` against the bare lbmpy kernel loop, in the same run.
 
-    python experiments/benchmarks/karman_throughput.py [--frames 300] [--runs 2] [--size 128]
+    python experiments/benchmarks/karman_throughput.py [--frames 300] [--runs 2] [--size 128] [--repeats 1]
 
 * bare: ``runs`` processes at once, each builds the same lattice (excluded from the timing) and calls the
   compiled lbmpy time loop (``LatticeBoltzmannStep.run``) for all its steps in one go: no frames, no checks,
   no I/O.
-* pipeline: ``generate()`` with the default local dask cluster, ``runs`` runs of ``frames`` frames each:
-  spin-up, frame extraction every ``--every`` steps, divergence checks, zarr writes, progress polling.
-  ``--scheduler synchronous`` runs them one after another in this process instead (no dask workers, no
-  polling): with ``--runs 1`` it separates the per-frame work from the cost of the cluster.
+* pipeline: ``generate()`` with the default local scheduler (a process per run), ``runs`` runs of ``frames``
+  frames each: spin-up, frame extraction every ``--every`` steps, divergence checks, zarr writes, progress
+  polling. ``--scheduler synchronous`` runs them one after another in this process instead (no worker
+  processes, no polling): with ``--runs 1`` it separates the per-frame work from the cost of the processes.
+  ``--scheduler ADDRESS`` runs them on a dask distributed scheduler (for example one started for the purpose
+  with ``dask scheduler`` and ``dask worker --nthreads 1``).
 
 Printed: lattice updates per second (MLUPS) of both, their ratio (steady state: kernel build excluded from
 the pipeline's time; end to end: everything from the call to the complete store), frames written per second,
 and the time extrapolated for the paper's full dataset (10,000 frames every 128 steps at 128x128) with the
-default options. The bare loop is measured before and after the pipeline and averaged, since the machine may
-be shared.
+default options. The bare loop is measured before and after each pipeline and averaged, since the machine may
+be shared; ``--repeats N`` alternates N pipelines with the bare loop and prints the median ratios (on the 2-core
+development machine one ratio varies by a few points from run to run).
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import statistics
 import sys
 import tempfile
 import time
@@ -53,6 +57,22 @@ def bare_throughput(config: KarmanConfig, steps: int, processes: int) -> float:
         return sum(pool.starmap(_bare, [(config, steps)] * processes))
 
 
+def pipeline(config: KarmanConfig, runs: int, scheduler: str, processes: int) -> tuple[float, ...]:
+    """One generation into a scratch store: steady-state and end-to-end MLUPS, wall seconds, kernel build."""
+    cells = config.grid_length * config.grid_height
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = generate(Path(tmp) / "bench.zarr", config, workers=runs, scheduler=scheduler, progress=False)
+        wall = time.perf_counter() - start
+    if processes > 1:  # runs side by side: their rates add up
+        steady = sum(r.lattice_steps * cells / (r.seconds - r.build_seconds) for r in result.runs) / 1e6
+    else:  # one after another
+        steady = sum(r.lattice_steps for r in result.runs) * cells / 1e6
+        steady /= sum(r.seconds - r.build_seconds for r in result.runs)
+    build = max(r.build_seconds for r in result.runs)
+    return steady, result.lattice_updates / wall / 1e6, wall, build
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300, help="frames per run (train + test)")
@@ -62,9 +82,12 @@ def main() -> None:
     parser.add_argument("--target", choices=("cpu", "gpu"), default="cpu", help="lbmpy target (gpu: cupy)")
     parser.add_argument(
         "--scheduler",
-        choices=("local", "synchronous"),
         default="local",
-        help="the pipeline's runs on a local dask cluster (default) or one after another in this process",
+        help="the pipeline's runs on local processes (default), one after another in this process "
+        "('synchronous'), or on the dask scheduler at this address",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="pipelines, each between two bare loops (the machine's noise)"
     )
     args = parser.parse_args()
 
@@ -86,33 +109,30 @@ def main() -> None:
         f"{steps_per_run} steps ({config.frames_per_run} frames every {config.every} + spin-up)"
     )
 
-    processes = args.runs if args.scheduler == "local" else 1  # the bare loop runs as the pipeline's runs do
-    bare_before = bare_throughput(config, steps_per_run, processes)
-    print(f"bare kernel loop ({processes} processes): {bare_before:8.1f} MLUPS")
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        result = generate(
-            Path(tmp) / "bench.zarr", config, workers=args.runs, scheduler=args.scheduler, progress=False
+    processes = 1 if args.scheduler == "synchronous" else args.runs  # the bare loop runs as the pipeline's do
+    bares = [bare_throughput(config, steps_per_run, processes)]
+    print(f"bare kernel loop ({processes} processes): {bares[0]:8.1f} MLUPS")
+    ratios = []
+    for _ in range(args.repeats):
+        steady, end_to_end, wall, build = pipeline(config, args.runs, args.scheduler, processes)
+        bares.append(bare_throughput(config, steps_per_run, processes))
+        bare = (bares[-2] + bares[-1]) / 2  # the bare loops just before and after this pipeline
+        ratios.append((steady / bare, end_to_end / bare))
+        frames = args.runs * config.frames_per_run
+        print(f"bare kernel loop ({processes} processes): {bares[-1]:8.1f} MLUPS")
+        print(f"pipeline steady state:  {steady:8.1f} MLUPS   ratio to bare {steady / bare:6.1%}")
+        print(
+            f"pipeline end to end:    {end_to_end:8.1f} MLUPS   ratio to bare {end_to_end / bare:6.1%}   "
+            f"({frames} frames in {wall:.1f} s = {frames / wall:.1f} frames/s; kernel build {build:.1f} s)"
         )
-        wall = time.perf_counter() - start
-    bare_after = bare_throughput(config, steps_per_run, processes)
-    print(f"bare kernel loop ({processes} processes): {bare_after:8.1f} MLUPS (after the pipeline)")
-    bare = (bare_before + bare_after) / 2
-
-    updates = result.lattice_updates
-    if processes > 1:  # runs side by side: their rates add up
-        steady = sum(r.lattice_steps * cells / (r.seconds - r.build_seconds) for r in result.runs) / 1e6
-    else:  # one after another
-        steady = sum(r.lattice_steps for r in result.runs) * cells / 1e6
-        steady /= sum(r.seconds - r.build_seconds for r in result.runs)
-    end_to_end = updates / wall / 1e6
-    frames = args.runs * config.frames_per_run
-    build = max(r.build_seconds for r in result.runs)
-    print(f"pipeline steady state:  {steady:8.1f} MLUPS   ratio to bare {steady / bare:6.1%}")
-    print(
-        f"pipeline end to end:    {end_to_end:8.1f} MLUPS   ratio to bare {end_to_end / bare:6.1%}   "
-        f"({frames} frames in {wall:.1f} s = {frames / wall:.1f} frames/s; kernel build {build:.1f} s)"
-    )
+    if args.repeats > 1:
+        steady_ratios, end_ratios = zip(*ratios, strict=True)
+        print(
+            f"median of {args.repeats}: steady state {statistics.median(steady_ratios):6.1%} "
+            f"(range {min(steady_ratios):.1%}-{max(steady_ratios):.1%}), end to end "
+            f"{statistics.median(end_ratios):6.1%} (range {min(end_ratios):.1%}-{max(end_ratios):.1%})"
+        )
+    updates = steps_per_run * len(config.reynolds) * cells
 
     # The paper's dataset with the defaults: 2 runs x 5000 frames every 128 steps, 128x128, run in parallel.
     full = KarmanConfig()

@@ -156,7 +156,7 @@ def _execution_options(d) -> list[tuple[str, dict]]:
     return [
         _opt(
             "--workers",
-            "parallel runs on the local dask cluster (default: min(runs, cores))",
+            "runs computed at once by local processes (default: min(runs, cores))",
             type=count,
             default=None,
         ),
@@ -165,7 +165,7 @@ def _execution_options(d) -> list[tuple[str, dict]]:
         ),
         _opt(
             "--scheduler",
-            "'local' (a local dask cluster), 'synchronous' (in-process), or the address of a dask distributed scheduler, e.g. tcp://host:8786 (its workers must see OUT.zarr)",
+            "'local' (processes of this machine), 'synchronous' (in-process), or the address of a dask distributed scheduler, e.g. tcp://host:8786 (its workers must see OUT.zarr)",
             default="local",
         ),
         _opt(

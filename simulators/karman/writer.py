@@ -19,6 +19,7 @@ import lbmpy
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.codecs import BloscCodec
 
 import forecast
 from forecast.errors import ForecastError
@@ -30,6 +31,10 @@ from simulators.karman.run import FIELDS
 
 CONFIG_ATTR = "karman_config"
 PROGRESS_ARRAY = "frames_written"
+#: the frames' codec: LZ4 after a byte shuffle (Blosc). On the street's float32 fields it writes with 1.3 ms less
+#: CPU per 128x128 frame than zarr's default (zstd), reads back in half the time, and its chunks are 16% smaller
+#: (README, "Throughput")
+FRAME_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
 
 VARIABLE_ATTRS = {
     # UDUNITS has no lattice units: lattice quantities are dimensionless ("1") and the long_name says which
@@ -187,13 +192,19 @@ def create_store(path: str | os.PathLike, config: KarmanConfig) -> None:
     )
     root.attrs.update(skeleton(config, "train").attrs | {"group": "/"})
     for group in GROUPS:
-        encoding = {name: {"chunks": (1, config.time_chunk, *config.size)} for name in FIELDS}
+        encoding = {
+            name: {"chunks": (1, config.time_chunk, *config.size), "compressors": FRAME_COMPRESSORS}
+            for name in FIELDS
+        }
         skeleton(config, group).to_zarr(
             str(path), group=group, mode="a", compute=False, consolidated=False, encoding=encoding
         )
     if config.truth_members:
         template = truth.skeleton(config, skeleton(config, "test"))
-        encoding = {name: {"chunks": template[name].data.chunksize} for name in FIELDS}
+        encoding = {
+            name: {"chunks": template[name].data.chunksize, "compressors": FRAME_COMPRESSORS}
+            for name in FIELDS
+        }
         template.to_zarr(
             str(path),
             group=truth.PARTIAL_GROUP,
@@ -229,19 +240,18 @@ def set_frames_written(path: str | os.PathLike, index: int, count: int) -> None:
     zarr.open_array(str(Path(path) / PROGRESS_ARRAY), mode="r+")[index] = count
 
 
+def open_frames(path: str | os.PathLike, group: str) -> dict[str, zarr.Array]:
+    """The frame variables of ``group``, open for writing regions."""
+    return {name: zarr.open_array(str(Path(path) / group / name), mode="r+") for name in FIELDS}
+
+
 def write_frames(
-    path: str | os.PathLike, group: str, index: int, start: int, frames: dict[str, np.ndarray]
+    arrays: dict[str, zarr.Array], index: int, start: int, frames: dict[str, np.ndarray]
 ) -> None:
-    """Write a batch ``{name: (n, height, width)}`` of run ``index`` at frame ``start`` of ``group``."""
-    n = next(iter(frames.values())).shape[0]
-    batch = xr.Dataset({name: (("sequence", "time", "y", "x"), frames[name][None]) for name in FIELDS})
-    region = {
-        "sequence": slice(index, index + 1),
-        "time": slice(start, start + n),
-        "y": slice(None),
-        "x": slice(None),
-    }
-    batch.to_zarr(str(path), group=group, region=region, mode="r+", consolidated=False)
+    """Write a batch ``{name: (n, height, width)}`` of run ``index`` at frame ``start`` into ``arrays``
+    (``open_frames``: zarr directly; xarray's region writes cost 1 ms more CPU per 128x128 frame)."""
+    for name in FIELDS:
+        arrays[name][index, start : start + frames[name].shape[0]] = frames[name]
 
 
 class RunWriter:
@@ -260,6 +270,7 @@ class RunWriter:
         self._buffer_start = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"karman-writer-{index}")
         self._pending: Future | None = None
+        self._arrays: dict[str, dict[str, zarr.Array]] = {}  # per group, opened at its first batch
 
     def _group_of(self, frame: int) -> tuple[str, int]:
         if frame < self.config.frames:
@@ -286,7 +297,9 @@ class RunWriter:
         self._pending = self._pool.submit(self._write, group, start, stacked, self.count)
 
     def _write(self, group: str, start: int, stacked: dict[str, np.ndarray], count: int) -> None:
-        write_frames(self.path, group, self.index, start, stacked)
+        if group not in self._arrays:
+            self._arrays[group] = open_frames(self.path, group)
+        write_frames(self._arrays[group], self.index, start, stacked)
         set_frames_written(self.path, self.index, count)
 
     def _wait(self) -> None:
