@@ -27,7 +27,7 @@ Nothing is fitted on the test group or the truth ensembles: models train on the 
 
 Choosing options without touching the test store: ``--noise-seed S`` simulates the store with another draw of
 the inflow turbulence (its train, test and truth groups all new), a *validation store*. ``--levers`` adds RVD's
-candidate options (``LEVERS``: one change each against ``rvd_calibrated``) to the rows, so that they can be
+candidate options (``lever_rows``: one change each against ``rvd_calibrated``) to the rows, so that they can be
 compared on a validation store and only the chosen one run on the benchmark's own store.
 """
 
