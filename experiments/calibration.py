@@ -120,7 +120,7 @@ def lever_rows(scale: Scale) -> list[Row]:
     """``--levers``: RVD with one option changed each, the suspects of issue 11 for its under-dispersion and for
     separating it from VD (the loss weighting, the prediction target, the training length); for a validation
     store (``--noise-seed``), where an option may be chosen."""
-    steps = Row("RVD", "rvd_calibrated").build(scale)["training"]["steps"]
+    steps = ROWS[0].build(scale)["training"]["steps"]  # RVD's own
     return [
         Row("RVD (2x steps)", "rvd_calibrated", training={"steps": 2 * steps}),  # the longest first
         Row("RVD (min-SNR)", "rvd_calibrated", diffusion={"loss_weighting": "min_snr"}),
@@ -212,8 +212,9 @@ def command_line(
     scale: Scale, out: Path, rows: list[Row], data=None, seed: int = 0, noise_seed: int | None = None
 ) -> str:
     """The command that reproduces a run of ``rows``, for the table's heading."""
-    ablation, levers = any(r in ABLATIONS for r in rows), any(r in lever_rows(scale) for r in rows)
-    offered = ROWS + (ABLATIONS if ablation else []) + (lever_rows(scale) if levers else [])
+    all_levers = lever_rows(scale)
+    ablation, levers = any(r in ABLATIONS for r in rows), any(r in all_levers for r in rows)
+    offered = ROWS + (ABLATIONS if ablation else []) + (all_levers if levers else [])
     words = ["python experiments/calibration.py --scale", scale.name, "--out", shlex.quote(str(out))]
     words += ["--data", shlex.quote(str(data))] if data is not None else []
     words += ["--noise-seed", str(noise_seed)] if noise_seed is not None else []
