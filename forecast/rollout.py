@@ -51,6 +51,7 @@ from forecast.rollout_shards import (
     Shard,
     join_shards,
     seal_shard,
+    shard_device,
     shard_is_done,
     shard_path,
     unsealed_path,
@@ -519,8 +520,8 @@ def rollout_run(
 
     device = select_device(device) if not isinstance(device, torch.device) else device
     shard = options.get("shard")
-    if shard is not None and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", shard.local_rank)  # one GPU per process on a node
+    if shard is not None:
+        device = shard_device(device, shard)
     if device.type == "cuda":
         # same seed, same forecast: no autotuned (non-deterministic) convolution algorithms
         torch.backends.cudnn.benchmark = False

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from forecast.errors import ForecastError
 
 #: global attribute of a finished shard: the settings fingerprint it was written with (removed by the join)
@@ -55,6 +57,14 @@ def shard_from_env(env: dict[str, str] | None = None) -> Shard | None:
     if world < 1 or not 0 <= rank < world:
         raise ForecastError(f"RANK={rank} is outside 0..WORLD_SIZE-1 (WORLD_SIZE={world})")
     return Shard(rank, world, local) if world > 1 else None
+
+
+def shard_device(device: torch.device, shard: Shard) -> torch.device:
+    """The device of ``shard``'s process: for an unnumbered CUDA device, one GPU per process on a node while GPUs
+    last (``cuda:LOCAL_RANK``); more processes than GPUs share them round robin."""
+    if device.type != "cuda" or device.index is not None:
+        return device
+    return torch.device("cuda", shard.local_rank % max(torch.cuda.device_count(), 1))
 
 
 def shard_path(out_path: str | os.PathLike, shard: Shard) -> Path:

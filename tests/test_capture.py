@@ -113,8 +113,15 @@ def test_compiled_sampling_matches_eager():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("tf32", [False, True], ids=["fp32", "tf32"])
 @pytest.mark.parametrize("mode", ["cudagraph", "compile"])
-def test_captured_sampling_on_cuda_matches_eager(mode):
+def test_captured_sampling_on_cuda_matches_eager(mode, tf32, monkeypatch):
+    """In strict fp32 the captured chain matches eager to rounding. With TF32 convolutions (PyTorch's default
+    for cuDNN) eager and captured runs may pick other algorithms, each rounding inputs to 10 bits of mantissa:
+    measured on an H200, 1.8e-3 (CUDA graph) and 3e-2 (inductor) max after 10 steps; the bound here is 1% of
+    the frames' std RMS."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", tf32)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", tf32)
     model = tiny_rvd()[0].cuda()
     with torch.no_grad():
         state = model.observe(
@@ -130,4 +137,10 @@ def test_captured_sampling_on_cuda_matches_eager(mode):
     model.accelerate_sampling(mode)
     fast = draw_cuda()
     assert model._sampling_denoiser.mode == mode
-    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-3)  # TF32 convolutions may differ
+    diff = fast - reference
+    rms, largest = diff.square().mean().sqrt().item(), diff.abs().max().item()
+    print(f"{mode}, tf32={tf32}: max diff {largest:.2e}, RMS {rms:.2e}, frame std {reference.std():.2e}")
+    if tf32:
+        assert rms < 0.01 * reference.std()
+    else:
+        torch.testing.assert_close(fast, reference, rtol=0, atol=1e-4)

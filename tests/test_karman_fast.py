@@ -16,9 +16,23 @@ def _frames_and_state(lattice, config):
     return frames, lattice.save_state()
 
 
+def _has_cupy() -> bool:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - no cupy, no driver or no device: no GPU target
+        return False
+
+
+GPU = pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(not _has_cupy(), reason="needs cupy")])
+
+
+@pytest.mark.parametrize("target", ["cpu", GPU])
 @pytest.mark.parametrize("noise, every", [(0.0, 7), (0.2, 8)], ids=["deterministic", "inflow-noise"])
-def test_fast_time_loop_equals_lbmpys_run_bit_for_bit(noise, every):
-    config = KarmanConfig(reynolds=(150.0,), inflow_noise=noise, every=every, **TINY)
+def test_fast_time_loop_equals_lbmpys_run_bit_for_bit(noise, every, target):
+    """On the GPU target the fast path also keeps the PDFs on the device between calls."""
+    config = KarmanConfig(reynolds=(150.0,), inflow_noise=noise, every=every, target=target, **TINY)
     lattice = build_lattice(config, 150.0, noise_seed=3)
     initial = lattice.save_state()
     lattice.reference = True
@@ -37,6 +51,20 @@ def test_fast_time_loop_equals_lbmpys_run_bit_for_bit(noise, every):
     assert (
         np.abs(frames[-1]["v"] - frames[0]["v"]).max() > 1e-5
     )  # the flow moved: the comparison means something
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _has_cupy(), reason="needs cupy")
+def test_gpu_target_computes_the_cpu_flow():
+    """The same kernels compiled for CUDA: the same flow to rounding (other compilers contract other FMAs)."""
+    frames = {}
+    for target in ("cpu", "gpu"):
+        config = KarmanConfig(reynolds=(150.0,), inflow_noise=0.2, every=8, target=target, **TINY)
+        frames[target] = list(run_frames(config, 0, build_lattice(config, 150.0, noise_seed=3)))
+    for gpu, cpu in zip(frames["gpu"], frames["cpu"], strict=True):
+        for name in cpu:
+            np.testing.assert_allclose(gpu[name], cpu[name], rtol=0, atol=1e-9)
+    assert np.abs(frames["gpu"][-1]["v"] - frames["gpu"][0]["v"]).max() > 1e-5  # the flow moved
 
 
 @pytest.mark.slow  # three lattice builds

@@ -9,7 +9,7 @@ from test_rollout import RandomWalk, _dataset, _layout
 
 from forecast.errors import ForecastError
 from forecast.rollout import RolloutInterrupted, rollout
-from forecast.rollout_shards import Shard, shard_from_env, shard_path
+from forecast.rollout_shards import Shard, shard_device, shard_from_env, shard_path
 
 OPTIONS = dict(members=3, context=2, horizon=3, inits=5, seed=7, batch_size=2)
 
@@ -29,6 +29,16 @@ def test_shard_from_torchrun_environment():
         shard_from_env({"WORLD_SIZE": "2", "RANK": "2"})
     with pytest.raises(ForecastError, match="must be integers"):
         shard_from_env({"WORLD_SIZE": "two"})
+
+
+def test_processes_take_one_gpu_each_and_share_them_round_robin_when_there_are_more(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    cuda = torch.device("cuda")
+    assert [shard_device(cuda, Shard(r, 5, r)).index for r in range(5)] == [0, 1, 0, 1, 0]
+    assert shard_device(torch.device("cuda", 1), Shard(0, 2, 0)) == torch.device("cuda", 1)  # asked for: kept
+    assert shard_device(torch.device("cpu"), Shard(1, 2, 1)) == torch.device("cpu")
 
 
 def test_sharded_rollout_equals_a_single_process_one(tmp_path):

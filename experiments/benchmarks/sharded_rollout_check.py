@@ -6,6 +6,9 @@ Trains a run for 2 steps on a small synthetic store (the timing does not need a 
 with one process and once with ``--nproc`` torchrun processes (on CUDA: one GPU each while GPUs last, then
 shared), prints both wall times (process start and model loading included) and whether the two files hold the
 same forecast. Timings are wall-clock on this machine; other load disturbs them.
+
+On a CPU every process, the single one too, runs ``cores // nproc`` threads: CPU convolutions sum in an order
+that depends on the thread count, so only equal counts give bit-identical files (on CUDA the count is irrelevant).
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5, help="DDIM steps")
     args = parser.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    if args.device == "cpu":
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.nproc))
     with tempfile.TemporaryDirectory() as tmp:
         config = load(args.config)
         config["training"].update(steps=2, checkpoint_every=2, log_every=1)
@@ -46,7 +54,10 @@ def main() -> int:
         store = synthetic_store(f"{tmp}/store.zarr", config["data"]["variables"], args.size, n_time=12)
         train = [sys.executable, "-m", "forecast", "train", store, "--config", f"{tmp}/config.yaml",
                  "--out", f"{tmp}/run", "--device", args.device, "--no-progress"]  # fmt: skip
-        subprocess.run(train, env=env, check=True, capture_output=True)
+        trained = subprocess.run(train, env=env, capture_output=True, text=True)
+        if trained.returncode != 0:
+            print(f"training failed (exit {trained.returncode}):\n{trained.stderr[-3000:]}")
+            return 1
         rollout = ["-m", "forecast", "rollout", f"{tmp}/run", store, "--members", str(args.members),
                    "--context", "2", "--horizon", "4", "--inits", str(args.inits), "--sampler", "ddim",
                    "--steps", str(args.steps), "--eta", "1", "--device", args.device, "--no-progress"]  # fmt: skip
@@ -58,14 +69,18 @@ def main() -> int:
         walls = {}
         for label, command in runs.items():
             start = time.perf_counter()
-            subprocess.run(command, env=env, check=True, capture_output=True)
+            done = subprocess.run(command, env=env, capture_output=True, text=True)
             walls[label] = time.perf_counter() - start
+            if done.returncode != 0:
+                print(f"{label} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+                return 1
             print(
                 f"{label:>12}: {walls[label]:7.1f} s for {args.inits} inits x {args.members} members x 4 leads"
             )
         with xr.open_dataset(f"{tmp}/single.nc") as a, xr.open_dataset(f"{tmp}/sharded.nc") as b:
             same = all(a[v].equals(b[v]) for v in a.data_vars)
-    print(f"speed-up {walls['1 process'] / walls[f'{args.nproc} processes']:.2f}x (process start included); "
+    threads = f", {env['OMP_NUM_THREADS']} threads per process" if "OMP_NUM_THREADS" in env else ""
+    print(f"speed-up {walls['1 process'] / walls[f'{args.nproc} processes']:.2f}x (process start included{threads}); "
           f"sharded file {'IDENTICAL to' if same else 'DIFFERS from'} the single-process file (reference)")  # fmt: skip
     return 0 if same else 1
 

@@ -110,6 +110,9 @@ class Lattice:
     reference: bool = False  # True: lbmpy's LatticeBoltzmannStep.run (rebuilds its time loop every call)
     _calls: dict = field(default_factory=dict, repr=False)  # id(source PDF array) -> (two-step calls, getter)
     _stale: bool = field(default=False, repr=False)  # the macroscopic fields lag behind the PDFs
+    _host_behind: bool = field(
+        default=False, repr=False
+    )  # GPU target: the host's PDFs lag behind the device's
 
     @property
     def omega(self) -> float:
@@ -135,8 +138,9 @@ class Lattice:
         that loop (its argument lists) on every call and without the full-domain macroscopic getter after
         every call. The loop covers two steps (lbmpy's source and target buffers swap each step), so it is
         cached per source buffer; an odd step goes through lbmpy's single step, which swaps the buffers.
-        The GPU target keeps lbmpy's run (it copies the PDFs between host and device around each call)."""
-        if self.reference or self.config.target == "gpu":
+        On the GPU target the PDFs stay on the device between calls (lbmpy's own run copies them to the
+        host and back around every call): they are downloaded only when the macroscopic fields are read."""
+        if self.reference:
             self.step.run(steps)
             return
         calls, _ = self._compiled()
@@ -147,23 +151,34 @@ class Lattice:
             self.step.time_step()
         self.step.time_steps_run += steps
         self._stale = True
+        self._host_behind = self.config.target == "gpu"
 
     def _compiled(self) -> tuple[list, dict]:
         """The two-step kernel calls and the getter's arguments for the current source buffer."""
         step = self.step
         dh = step.data_handling
-        key = id(dh.cpu_arrays[step.pdf_array_name])
+        arrays = dh.gpu_arrays if self.config.target == "gpu" else dh.cpu_arrays
+        key = id(arrays[step.pdf_array_name])
         if key not in self._calls:
+            self._download()  # building the loop uploads the host's PDFs: they must be the current ones
             loop = step.get_time_loop()  # swaps twice: the buffers end where they started
             getter = step._getterKernel
             self._calls[key] = (loop._call_data, dh.get_kernel_kwargs(getter, **step.kernel_params)[0])
         return self._calls[key]
 
     def _refresh(self) -> None:
-        """Compute the macroscopic fields from the PDFs if steps ran since they were last computed."""
+        """Compute the macroscopic fields from the PDFs if steps ran since they were last computed (on the
+        host: for the GPU target the PDFs are downloaded first, as lbmpy's run does after every call)."""
         if self._stale:
+            self._download()
             self.step._getterKernel(**self._compiled()[1])
             self._stale = False
+
+    def _download(self) -> None:
+        """GPU target: copy the device's PDFs to the host if steps ran on the device since the last copy."""
+        if self._host_behind:
+            self.step.data_handling.to_cpu(self.step.pdf_array_name)
+            self._host_behind = False
 
     def _set_inflow(self) -> None:
         dh = self.step.data_handling
@@ -178,8 +193,10 @@ class Lattice:
             )
             inflow[:2, rows, 0] = u[member * height : (member + 1) * height]
             inflow[:2, rows, 1] = v[member * height : (member + 1) * height]
-        if self.config.target == "gpu":
-            dh.to_gpu(INFLOW_ARRAY)
+        if self.config.target == "gpu":  # only the two columns the UBB reads, not the whole field
+            import cupy
+
+            dh.gpu_arrays[INFLOW_ARRAY][:2] = cupy.asarray(inflow[:2])
 
     def _state_arrays(self) -> list[str]:
         step = self.step
@@ -204,11 +221,12 @@ class Lattice:
     def save_state(self) -> dict:
         """A copy of everything the future depends on: the PDFs (both buffers), the macroscopic fields, the
         boundaries' stored populations and the noise process (a fork point for truth ensembles)."""
-        self._refresh()
+        self._refresh()  # on the GPU target this also brings the host's PDFs up to date
         dh = self.step.data_handling
-        if self.config.target == "gpu":
-            dh.to_cpu(self.step.pdf_array_name)
         arrays = {name: dh.cpu_arrays[name].copy() for name in self._state_arrays() if name in dh.cpu_arrays}
+        for name in self._state_arrays():  # the GPU target's streaming buffer lives on the device alone
+            if name not in arrays and name in getattr(dh, "gpu_arrays", {}):
+                arrays[name] = dh.gpu_arrays[name].get()
         return {
             "arrays": arrays,
             "boundaries": [array.copy() for array in self._boundary_data()],
@@ -220,18 +238,22 @@ class Lattice:
         batch: one seed per member)."""
         dh = self.step.data_handling
         for name, values in state["arrays"].items():
-            dh.cpu_arrays[name][...] = values
+            if name in dh.cpu_arrays:
+                dh.cpu_arrays[name][...] = values
+            else:  # a device-only buffer (GPU target)
+                dh.gpu_arrays[name].set(values)
         for array, values in zip(self._boundary_data(), state["boundaries"], strict=True):
             array[...] = values
         if self.config.target == "gpu":
             dh.to_gpu(self.step.boundary_handling._index_array_name)
             for name in state["arrays"]:
-                if name in getattr(dh, "gpu_arrays", {}):
+                if name in dh.cpu_arrays and name in dh.gpu_arrays:
                     dh.to_gpu(name)
         if self.noise is not None:
             self.noise.restore(state["noise"], noise_seed)
         self._calls.clear()  # argument lists are rebuilt from the restored arrays
         self._stale = False  # the restored macroscopic fields belong to the restored PDFs
+        self._host_behind = False  # the host holds the restored state, and the device a copy of it
 
     def macroscopic(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Views of (u, v, rho) on the simulation grid, indexed [x, y], ghost layers removed."""
@@ -383,7 +405,9 @@ def _initialise(step, config: KarmanConfig, members: int) -> None:
     step.set_pdf_fields_from_macroscopic_values()
     # lbmpy allocates the streaming target uninitialised (np.empty); its ghost layers are read before any kernel
     # writes them, so recycled memory (NaN, huge values) could leak in and diverge a healthy run. Start it equal
-    # to the source (lbmpy names it after the step: name + "_pdfTmp").
+    # to the source (lbmpy names it after the step: name + "_pdfTmp"). On the GPU target the source is uploaded
+    # first: the device's copy is not written until then.
+    dh.to_gpu(step.pdf_array_name)  # no-op on the CPU target
     for arrays in (dh.cpu_arrays, getattr(dh, "gpu_arrays", {})):
         if "karman_pdfTmp" in arrays and step.pdf_array_name in arrays:
             arrays["karman_pdfTmp"][...] = arrays[step.pdf_array_name]
