@@ -27,8 +27,8 @@ Nothing is fitted on the test group or the truth ensembles: models train on the 
 
 Choosing options without touching the test store: ``--noise-seed S`` simulates the store with another draw of
 the inflow turbulence (its train, test and truth groups all new), a *validation store*. ``--levers`` adds RVD's
-candidate options (``lever_rows``: one change each against ``rvd_calibrated``) to the rows, so that they can be
-compared on a validation store and only the chosen one run on the benchmark's own store.
+candidate options (``lever_rows``: one change each against ``rvd_calibrated``, and VD trained twice as long as
+the pair of RVD trained twice as long) to the rows, so that they can be compared on a validation store and only the chosen one run on the benchmark's own store.
 """
 
 from __future__ import annotations
@@ -118,11 +118,14 @@ ABLATIONS = [
 
 def lever_rows(scale: Scale) -> list[Row]:
     """``--levers``: RVD with one option changed each, the suspects of issue 11 for its under-dispersion and for
-    separating it from VD (the loss weighting, the prediction target, the training length); for a validation
-    store (``--noise-seed``), where an option may be chosen."""
+    separating it from VD (the loss weighting, the prediction target, the training length; VD trained as long
+    too, its pair); for a validation store (``--noise-seed``), where an option may be chosen."""
     steps = ROWS[0].build(scale)["training"]["steps"]  # RVD's own
+    vd_steps = ROWS[1].build(scale)["training"]["steps"]
     return [
         Row("RVD (2x steps)", "rvd_calibrated", training={"steps": 2 * steps}),  # the longest first
+        # its pair: RVD against VD at the longer training too
+        Row("VD (2x steps)", "vd", diffusion=CALIBRATED_DIFFUSION, training={"steps": 2 * vd_steps}),
         Row("RVD (min-SNR)", "rvd_calibrated", diffusion={"loss_weighting": "min_snr"}),
         Row("RVD (eps)", "rvd_calibrated", diffusion={"prediction": "eps"}),
     ]
@@ -265,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--levers",
         action="store_true",
-        help="also RVD with one option changed each (min-SNR weighting, eps-prediction, twice the steps)",
+        help="also RVD with one option changed each (min-SNR weighting, eps-prediction, twice the steps) "
+        "and VD with twice the steps",
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

@@ -42,12 +42,15 @@ def test_lever_rows_change_one_option_each_and_build_at_every_scale():
     from forecast.training.config import resolve_config
 
     for scale in calibration.SCALES.values():
-        base = calibration.row_config(calibration.ROWS[0], scale)
+        bases = {label: calibration.row_config(row, scale) for label, row in (("RVD", calibration.ROWS[0]),
+                                                                             ("VD", calibration.ROWS[1]))}  # fmt: skip
         levers = {r.label: calibration.row_config(r, scale) for r in calibration.lever_rows(scale)}
-        assert levers["RVD (2x steps)"]["training"]["steps"] == 2 * base["training"]["steps"]
+        assert levers["RVD (2x steps)"]["training"]["steps"] == 2 * bases["RVD"]["training"]["steps"]
+        assert levers["VD (2x steps)"]["training"]["steps"] == 2 * bases["VD"]["training"]["steps"]
         assert levers["RVD (min-SNR)"]["diffusion"]["loss_weighting"] == "min_snr"
         assert levers["RVD (eps)"]["diffusion"]["prediction"] == "eps"
         for label, config in levers.items():
+            base = bases[label.split(" (")[0]]
             changed = {
                 (section, key)
                 for section in ("model", "diffusion", "training", "data")
