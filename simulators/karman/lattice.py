@@ -110,9 +110,8 @@ class Lattice:
     reference: bool = False  # True: lbmpy's LatticeBoltzmannStep.run (rebuilds its time loop every call)
     _calls: dict = field(default_factory=dict, repr=False)  # id(source PDF array) -> (two-step calls, getter)
     _stale: bool = field(default=False, repr=False)  # the macroscopic fields lag behind the PDFs
-    _host_behind: bool = field(
-        default=False, repr=False
-    )  # GPU target: the host's PDFs lag behind the device's
+    # GPU target: the host's copy of the PDFs lags behind the device's (steps ran since the last download)
+    _host_behind: bool = field(default=False, repr=False)
 
     @property
     def omega(self) -> float:
