@@ -27,8 +27,9 @@ Nothing is fitted on the test group or the truth ensembles: models train on the 
 
 Choosing options without touching the test store: ``--noise-seed S`` simulates the store with another draw of
 the inflow turbulence (its train, test and truth groups all new), a *validation store*. ``--levers`` adds RVD's
-candidate options (``lever_rows``: one change each against ``rvd_calibrated``, and VD trained twice as long as
-the pair of RVD trained twice as long) to the rows, so that they can be compared on a validation store and only the chosen one run on the benchmark's own store.
+candidate options (``lever_rows``: one change each against ``rvd_calibrated``, and VD trained twice as long,
+the pair of RVD trained twice as long) to the rows, so that they can be compared on a validation store and only
+the chosen one run on the benchmark's own store.
 """
 
 from __future__ import annotations
@@ -120,12 +121,16 @@ def lever_rows(scale: Scale) -> list[Row]:
     """``--levers``: RVD with one option changed each, the suspects of issue 11 for its under-dispersion and for
     separating it from VD (the loss weighting, the prediction target, the training length; VD trained as long
     too, its pair); for a validation store (``--noise-seed``), where an option may be chosen."""
-    steps = ROWS[0].build(scale)["training"]["steps"]  # RVD's own
-    vd_steps = ROWS[1].build(scale)["training"]["steps"]
+
+    def twice_as_long(row: Row) -> Row:  # the row as it is, trained for twice its steps at this scale
+        steps = row.build(scale)["training"]["steps"]
+        return dataclasses.replace(
+            row, label=f"{row.label} (2x steps)", training={**row.training, "steps": 2 * steps}
+        )
+
     return [
-        Row("RVD (2x steps)", "rvd_calibrated", training={"steps": 2 * steps}),  # the longest first
-        # its pair: RVD against VD at the longer training too
-        Row("VD (2x steps)", "vd", diffusion=CALIBRATED_DIFFUSION, training={"steps": 2 * vd_steps}),
+        twice_as_long(ROWS[0]),  # RVD; the longest first
+        twice_as_long(ROWS[1]),  # VD, its pair
         Row("RVD (min-SNR)", "rvd_calibrated", diffusion={"loss_weighting": "min_snr"}),
         Row("RVD (eps)", "rvd_calibrated", diffusion={"prediction": "eps"}),
     ]

@@ -25,7 +25,8 @@ def _has_cupy() -> bool:
         return False
 
 
-GPU = pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(not _has_cupy(), reason="needs cupy")])
+NEEDS_CUPY = pytest.mark.skipif(not _has_cupy(), reason="needs cupy")  # probed once, at collection
+GPU = pytest.param("gpu", marks=[pytest.mark.gpu, NEEDS_CUPY])
 
 
 @pytest.mark.parametrize("target", ["cpu", GPU])
@@ -54,7 +55,7 @@ def test_fast_time_loop_equals_lbmpys_run_bit_for_bit(noise, every, target):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _has_cupy(), reason="needs cupy")
+@NEEDS_CUPY
 def test_gpu_target_computes_the_cpu_flow():
     """The same kernels compiled for CUDA: the same flow to rounding (other compilers contract other FMAs)."""
     frames = {}

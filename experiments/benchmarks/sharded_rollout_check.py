@@ -30,6 +30,14 @@ sys.path.insert(0, str(ROOT))
 from common import load, synthetic_store  # noqa: E402
 
 
+def _succeeds(label: str, command: list[str], env: dict[str, str]) -> bool:
+    """Run ``command``; on failure print its exit status and the end of its stderr."""
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"{label} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return done.returncode == 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nproc", type=int, default=2)
@@ -54,9 +62,7 @@ def main() -> int:
         store = synthetic_store(f"{tmp}/store.zarr", config["data"]["variables"], args.size, n_time=12)
         train = [sys.executable, "-m", "forecast", "train", store, "--config", f"{tmp}/config.yaml",
                  "--out", f"{tmp}/run", "--device", args.device, "--no-progress"]  # fmt: skip
-        trained = subprocess.run(train, env=env, capture_output=True, text=True)
-        if trained.returncode != 0:
-            print(f"training failed (exit {trained.returncode}):\n{trained.stderr[-3000:]}")
+        if not _succeeds("training", train, env):
             return 1
         rollout = ["-m", "forecast", "rollout", f"{tmp}/run", store, "--members", str(args.members),
                    "--context", "2", "--horizon", "4", "--inits", str(args.inits), "--sampler", "ddim",
@@ -69,11 +75,9 @@ def main() -> int:
         walls = {}
         for label, command in runs.items():
             start = time.perf_counter()
-            done = subprocess.run(command, env=env, capture_output=True, text=True)
-            walls[label] = time.perf_counter() - start
-            if done.returncode != 0:
-                print(f"{label} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+            if not _succeeds(label, command, env):
                 return 1
+            walls[label] = time.perf_counter() - start
             print(
                 f"{label:>12}: {walls[label]:7.1f} s for {args.inits} inits x {args.members} members x 4 leads"
             )

@@ -222,9 +222,13 @@ class Lattice:
         boundaries' stored populations and the noise process (a fork point for truth ensembles)."""
         self._refresh()  # on the GPU target this also brings the host's PDFs up to date
         dh = self.step.data_handling
-        arrays = {name: dh.cpu_arrays[name].copy() for name in self._state_arrays() if name in dh.cpu_arrays}
-        for name in self._state_arrays():  # the GPU target's streaming buffer lives on the device alone
-            if name not in arrays and name in getattr(dh, "gpu_arrays", {}):
+        arrays = {}
+        for name in self._state_arrays():
+            if name in dh.cpu_arrays:
+                arrays[name] = dh.cpu_arrays[name].copy()
+            elif name in getattr(
+                dh, "gpu_arrays", {}
+            ):  # the GPU target's streaming buffer: on the device alone
                 arrays[name] = dh.gpu_arrays[name].get()
         return {
             "arrays": arrays,
@@ -246,8 +250,7 @@ class Lattice:
         if self.config.target == "gpu":
             dh.to_gpu(self.step.boundary_handling._index_array_name)
             for name in state["arrays"]:
-                if name in dh.cpu_arrays and name in dh.gpu_arrays:
-                    dh.to_gpu(name)
+                dh.to_gpu(name)  # copies only arrays held on both sides; a device-only one is set above
         if self.noise is not None:
             self.noise.restore(state["noise"], noise_seed)
         self._calls.clear()  # argument lists are rebuilt from the restored arrays
