@@ -119,8 +119,9 @@ ABLATIONS = [
 
 def lever_rows(scale: Scale) -> list[Row]:
     """``--levers``: RVD with one option changed each, the suspects of issue 11 for its under-dispersion and for
-    separating it from VD (the loss weighting, the prediction target, the training length; VD trained as long
-    too, its pair); for a validation store (``--noise-seed``), where an option may be chosen."""
+    separating it from VD (the loss weighting, the prediction target, the training length, the training window;
+    VD with the same training length and window too, its pairs); for a validation store (``--noise-seed``), where
+    an option may be chosen."""
 
     def twice_as_long(row: Row) -> Row:  # the row as it is, trained for twice its steps at this scale
         steps = row.build(scale)["training"]["steps"]
@@ -128,9 +129,17 @@ def lever_rows(scale: Scale) -> list[Row]:
             row, label=f"{row.label} (2x steps)", training={**row.training, "steps": 2 * steps}
         )
 
+    def twice_the_frames(row: Row) -> Row:  # training windows of twice the future frames (2 + 6 at cpu-small)
+        frames = row_config(row, scale)["data"]["future_frames"]
+        return dataclasses.replace(
+            row, label=f"{row.label} (2x frames)", data={**row.data, "future_frames": 2 * frames}
+        )
+
     return [
         twice_as_long(ROWS[0]),  # RVD; the longest first
         twice_as_long(ROWS[1]),  # VD, its pair
+        twice_the_frames(ROWS[0]),  # each step costs about twice as much
+        twice_the_frames(ROWS[1]),
         Row("RVD (min-SNR)", "rvd_calibrated", diffusion={"loss_weighting": "min_snr"}),
         Row("RVD (eps)", "rvd_calibrated", diffusion={"prediction": "eps"}),
     ]
@@ -143,7 +152,7 @@ DATA = {"smoke": {}, "cpu-small": {"future_frames": 3}, "paper": {}}
 def row_config(row: Row, scale: Scale, seed: int = 0) -> dict:
     """``row``'s config at ``scale``, trained with ``seed`` (``--seed``: a replicate of the whole table)."""
     config = row.build(scale)
-    config.setdefault("data", {}).update(DATA[scale.name])
+    config.setdefault("data", {}).update({**DATA[scale.name], **row.data})  # a row's own window wins
     config.setdefault("training", {})["seed"] = seed
     return config
 

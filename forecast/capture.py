@@ -11,6 +11,10 @@ of that time goes into kernel launches and Python, not arithmetic, so replaying 
 - ``auto``: ``cudagraph`` on CUDA, ``none`` elsewhere (on a CPU launches are cheap and compiling costs more
   than it saves on a short run).
 
+``channels_last`` (any mode, and on its own with ``none``) feeds the network 4-D tensors in the channels-last
+memory format, the layout that cuDNN's bf16 and TF32 convolutions prefer; the caller converts the network's
+weights (``RVD.accelerate_sampling`` does). The same values, other kernels: agreement to float rounding.
+
 If compiling or capturing fails, a warning names the reason and the eager network is used from then on: a
 forecast is never lost to an accelerator's corner case. Results agree with eager to float rounding (the
 kernels differ), not bit for bit; tests/test_capture.py states the tolerance.
@@ -53,6 +57,15 @@ def _flatten(args: tuple) -> list[torch.Tensor]:
     return out
 
 
+def _channels_last(args: tuple) -> tuple:
+    """``args`` with every 4-D tensor (also inside tuples) in the channels-last memory format."""
+
+    def convert(t):
+        return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+
+    return tuple(tuple(convert(t) for t in a) if isinstance(a, tuple | list) else convert(a) for a in args)
+
+
 def _unflatten(like: tuple, flat: list[torch.Tensor]) -> tuple:
     out, i = [], 0
     for a in like:
@@ -93,20 +106,26 @@ class CapturedNetwork:
     """``fn(*args)`` (tensors or tuples of tensors, no gradients) run eagerly, compiled or replayed.
 
     ``backend`` overrides ``torch.compile``'s backend (tests use ``aot_eager``, which traces the network like
-    inductor does but needs no C++ compiler).
+    inductor does but needs no C++ compiler). ``channels_last``: 4-D inputs are passed in that memory format.
     """
 
-    def __init__(self, fn: Callable[..., torch.Tensor], mode: str, backend: str | None = None):
+    def __init__(
+        self,
+        fn: Callable[..., torch.Tensor],
+        mode: str,
+        backend: str | None = None,
+        channels_last: bool = False,
+    ):
         if mode not in CAPTURE_MODES or mode == "auto":
             raise ForecastError(f"capture mode must be resolved first (resolve_capture), got {mode!r}")
-        self.fn, self.mode = fn, mode
+        self.fn, self.mode, self.channels_last = fn, mode, channels_last
         self._graphs: OrderedDict[tuple, _Graph] = OrderedDict()
         self._pool = None
         self._backend = backend
         self._compiled = None  # built at the first call, when the device is known
 
     def __repr__(self) -> str:
-        return f"CapturedNetwork(mode={self.mode!r})"
+        return f"CapturedNetwork(mode={self.mode!r}, channels_last={self.channels_last})"
 
     def _fall_back(self, exc: BaseException) -> None:
         warnings.warn(
@@ -119,6 +138,8 @@ class CapturedNetwork:
         self._graphs.clear()
 
     def __call__(self, *args) -> torch.Tensor:
+        if self.channels_last:
+            args = _channels_last(args)
         if self.mode == "compile":
             try:
                 cuda = _flatten(args)[0].is_cuda

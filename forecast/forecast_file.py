@@ -120,6 +120,7 @@ class ForecastSettings:
     capture: str = (
         "none"  # compiled or captured denoiser (forecast.capture): the same samples to float rounding
     )
+    channels_last: bool = False  # the denoiser in channels-last memory format: likewise, to float rounding
     source_store: str = "unknown"
     source_group: str = "test"
     starts: str = "even"
@@ -167,6 +168,7 @@ class ForecastSettings:
             "device": self.device,
             "amp": int(self.amp),
             "capture": self.capture,
+            "channels_last": int(self.channels_last),
             "seeding": "one torch.Generator per (seed, sequence, start, first member of chunk)",
             **provenance,
         }

@@ -251,6 +251,7 @@ def rollout(
     device: torch.device | str = "cpu",
     amp: bool = False,
     capture: str = "none",
+    channels_last: bool = False,
     attrs: dict[str, Any] | None = None,
     group: str | None = None,
     history: str | None = None,
@@ -268,7 +269,7 @@ def rollout(
     checkpoint and run directory: ``rollout_run`` puts them there); ``history`` is the command that made the file;
     ``log`` receives notes for the user (a deterministic model is written with one member). ``amp``: bf16
     autocast of the networks (the sampler's arithmetic stays fp32); ``capture``: compile or CUDA-graph-capture
-    the denoiser (``forecast.capture``). ``shard``: this process's part of a multi-process rollout
+    the denoiser (``forecast.capture``); ``channels_last``: run it in that memory format. ``shard``: this process's part of a multi-process rollout
     (``forecast.rollout_shards``; rank 0 returns the joined file, other ranks their shard).
     See the module docstring for chunking, interruption and seeding.
 
@@ -297,6 +298,7 @@ def rollout(
         member_chunk=min(members, batch_size),  # chunks have their own noise: part of the result
         amp=amp,
         capture=capture,
+        channels_last=channels_last,
         source_store=str(store) if store is not None else "unknown",
         source_group=group,
         starts=starts,
@@ -333,7 +335,7 @@ def _generate_and_write(
 ) -> Path:
     """Generate the file's inits and write them: into ``out_path``, or into this rank's shard under ``shard``."""
     model = model.to(device).eval()
-    model.accelerate_sampling(settings.capture)
+    model.accelerate_sampling(settings.capture, channels_last=settings.channels_last)
     try:
         if shard is not None:
             return _sharded(

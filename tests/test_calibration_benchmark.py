@@ -47,6 +47,9 @@ def test_lever_rows_change_one_option_each_and_build_at_every_scale():
         levers = {r.label: calibration.row_config(r, scale) for r in calibration.lever_rows(scale)}
         assert levers["RVD (2x steps)"]["training"]["steps"] == 2 * bases["RVD"]["training"]["steps"]
         assert levers["VD (2x steps)"]["training"]["steps"] == 2 * bases["VD"]["training"]["steps"]
+        for label in ("RVD", "VD"):
+            frames = bases[label]["data"]["future_frames"]
+            assert levers[f"{label} (2x frames)"]["data"]["future_frames"] == 2 * frames
         assert levers["RVD (min-SNR)"]["diffusion"]["loss_weighting"] == "min_snr"
         assert levers["RVD (eps)"]["diffusion"]["prediction"] == "eps"
         for label, config in levers.items():

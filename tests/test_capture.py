@@ -2,7 +2,8 @@
 
 Tolerances. A compiled or captured denoiser runs other kernels than the eager one, so samples agree to float
 rounding, not bit for bit: 1e-5 absolute on residuals of order 1 (tests here see 0 with ``aot_eager``; inductor
-measured 3e-6 on one call of the tiny denoiser). bf16 autocast rounds the network's activations to 8 bits of
+measured 3e-6 on one call of the tiny denoiser). Channels-last convolutions on a CPU (oneDNN's other kernels)
+differ by up to 2.7e-5 after the 10 steps here: bound 1e-4, as for strict fp32 on a GPU. bf16 autocast rounds the network's activations to 8 bits of
 mantissa: samples of an untrained tiny RVD (10 DDIM steps, eta 1, frames of std ~1) stay within 0.5 absolute
 (max) and 10% of the frames' std RMS of fp32 (measured: 0.27 and 6%). The sampler's own arithmetic never runs in bf16: driven by the exact Gaussian
 predictor, it gives bit-identical samples with and without autocast.
@@ -97,6 +98,25 @@ def test_sampler_math_does_not_run_in_bf16_under_autocast(sampler, steps):
         assert torch.equal(sample(), plain)
 
 
+def test_channels_last_sampling_matches_eager_and_restores_the_weights():
+    model, state = tiny_rvd()
+    reference = draw(model, state)
+    seen = []
+    first_conv = next(m for m in model.denoiser.modules() if isinstance(m, torch.nn.Conv2d))
+    hook = first_conv.register_forward_pre_hook(
+        lambda module, inputs: seen.append(inputs[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    model.accelerate_sampling("none", channels_last=True)
+    assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    fast = draw(model, state)
+    assert seen and all(seen)  # every call of the network saw channels-last activations
+    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-4)
+    model.accelerate_sampling("none")
+    hook.remove()
+    assert first_conv.weight.is_contiguous() and model._sampling_denoiser is None
+    assert torch.equal(draw(model, state), reference)
+
+
 @pytest.mark.slow
 def test_compiled_sampling_matches_eager():
     # aot_eager traces the denoiser with dynamo and AOT autograd as inductor does, without its C++ build (which
@@ -114,7 +134,7 @@ def test_compiled_sampling_matches_eager():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("tf32", [False, True], ids=["fp32", "tf32"])
-@pytest.mark.parametrize("mode", ["cudagraph", "compile"])
+@pytest.mark.parametrize("mode", ["cudagraph", "compile", "compile+channels_last"])
 def test_captured_sampling_on_cuda_matches_eager(mode, tf32, monkeypatch):
     """In strict fp32 the captured chain matches eager to rounding. With TF32 convolutions (PyTorch's default
     for cuDNN) eager and captured runs may pick other algorithms, each rounding inputs to 10 bits of mantissa:
@@ -134,9 +154,10 @@ def test_captured_sampling_on_cuda_matches_eager(mode, tf32, monkeypatch):
                                      generator=torch.Generator("cuda").manual_seed(1))  # fmt: skip
 
     reference = draw_cuda()
-    model.accelerate_sampling(mode)
+    capture, channels_last = mode.removesuffix("+channels_last"), mode.endswith("+channels_last")
+    model.accelerate_sampling(capture, channels_last=channels_last)
     fast = draw_cuda()
-    assert model._sampling_denoiser.mode == mode
+    assert model._sampling_denoiser.mode == capture
     diff = fast - reference
     rms, largest = diff.square().mean().sqrt().item(), diff.abs().max().item()
     print(f"{mode}, tf32={tf32}: max diff {largest:.2e}, RMS {rms:.2e}, frame std {reference.std():.2e}")

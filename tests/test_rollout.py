@@ -419,9 +419,13 @@ def test_cli_rollout_writes_the_file_with_reproduction_attributes(tmp_path, fake
     assert fc.attrs["source_group"] == "test" and "random_walk model" in fc.attrs["source"]
     assert "rollout run" in fc.attrs["history"] and "--sampler ddim" in fc.attrs["history"]
     assert "random_walk" in fc.attrs["config"] and fc.attrs["software"].startswith("forecast ")
+    assert fc.attrs["capture"] == "none" and fc.attrs["channels_last"] == 0
+    fc.close()
     # with the progress bar (on stderr)
-    assert main([*args, "--no-ema", "--device", "cpu", "--overwrite"]) == 0
+    assert main([*args, "--no-ema", "--device", "cpu", "--overwrite", "--channels-last"]) == 0
     assert fake_training[-1]["ema"] is False
+    with xr.open_dataset(out) as fc:
+        assert fc.attrs["channels_last"] == 1 and "--channels-last" in fc.attrs["history"]
     assert "rollout" in capsys.readouterr().err
 
 

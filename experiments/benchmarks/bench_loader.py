@@ -16,7 +16,7 @@ import tempfile
 import time
 
 import torch
-from common import load, model_factory, synthetic_store, timed
+from common import load, model_factory, synthetic_store, train_step_rate
 from torch.utils.data import DataLoader
 
 from forecast.data.channels import ChannelLayout
@@ -37,17 +37,6 @@ def loader_rate(dataset, batch_size: int, workers: int, batches: int) -> float:
     for _ in range(batches):
         next(it)
     return batches * batch_size / (time.perf_counter() - start)
-
-
-def step_rate(model, batch: torch.Tensor, n_context: int, repeats: int) -> float:
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        model.loss(batch, n_context).backward()
-        optimizer.step()
-
-    return 1.0 / timed(step, repeats)
 
 
 def main() -> None:
@@ -74,7 +63,10 @@ def main() -> None:
             batch_size = config["training"]["batch_size"]
             model = factory(config, layout.n_channels)
             batch = torch.stack([dataset[i] for i in range(batch_size)])
-            consumed = step_rate(model, batch, config["data"]["context_frames"], args.steps) * batch_size
+            n_context = config["data"]["context_frames"]
+            consumed = (
+                train_step_rate(model.loss, model.parameters(), batch, n_context, args.steps) * batch_size
+            )
             for workers in args.workers:
                 rate = loader_rate(dataset, batch_size, workers, args.batches)
                 print(

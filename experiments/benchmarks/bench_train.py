@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 import csv
 import tempfile
-import time
 
 import torch
-from common import load, model_factory, synthetic_store
+from common import load, model_factory, synthetic_store, train_step_rate
 
 from forecast.training import Trainer
 
@@ -33,26 +32,7 @@ VARIANTS = {"default": {}, "channels_last": {"channels_last": True}, "compile": 
 def bare_step_rate(trainer: Trainer, batch: torch.Tensor, n_context: int, repeats: int) -> float:
     """Steps per second of forward, backward and Adam on ``batch``, as the Trainer's step runs them."""
     loss_of = torch.compile(trainer.model.loss) if trainer.training.compile else trainer.model.loss
-    optimizer = torch.optim.Adam(trainer.model.parameters(), lr=1e-5)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with trainer.autocast():
-            loss = loss_of(batch, n_context)
-        loss.backward()
-        optimizer.step()
-
-    def synchronize() -> None:
-        if batch.is_cuda:
-            torch.cuda.synchronize(batch.device)
-
-    step(), step()  # warm-up (and compile)
-    synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    synchronize()
-    return repeats / (time.perf_counter() - start)
+    return train_step_rate(loss_of, trainer.model.parameters(), batch, n_context, repeats, trainer.autocast)
 
 
 def measure(name: str, size: int, variant: str, args: argparse.Namespace, factory) -> str:

@@ -10,7 +10,7 @@ the paper's figure. Different hardware: the ratio says where we stand, not who i
 
 Variants, timed in the same run on the same initial noise: ``fp32`` (eager, the reference), ``bf16`` (bf16
 autocast of the network; the sampler's math stays fp32), ``cudagraph`` and ``compile`` (``forecast.capture``)
-and their ``bf16+`` combinations. Each prints its speed-up over fp32 and how far its sample lies from fp32's
+and their ``bf16+`` combinations, each also with ``+channels_last`` (the denoiser in that memory format). Each prints its speed-up over fp32 and how far its sample lies from fp32's
 (max and RMS difference of the generated frame, and its std for scale). The default: every variant that pays on
 the device (on a CPU: fp32 and bf16; ``compile`` there takes many minutes to build, ask for it explicitly).
 The warm-up chain includes compiling or capturing, so the timed chain is the steady state.
@@ -36,6 +36,8 @@ PAPER_S_PER_1000 = 18.5
 #: the issue's GPU target: 10x the paper's figure per frame at 128x128, batch 1
 TARGET_S_PER_1000 = PAPER_S_PER_1000 / 10
 VARIANTS = ("fp32", "bf16", "cudagraph", "bf16+cudagraph", "compile", "bf16+compile")
+#: each variant also runs with the denoiser in channels-last memory format (``--channels-last`` of rollouts)
+VARIANTS += tuple(f"{v}+channels_last" for v in VARIANTS)
 
 
 def default_variants(device: torch.device) -> list[str]:
@@ -46,9 +48,10 @@ def default_variants(device: torch.device) -> list[str]:
 
 def run_variant(model, state, variant: str, iters: int, device: torch.device) -> tuple[float, torch.Tensor]:
     """(seconds of one timed chain, its sample) for ``variant``; the noise is the same for every variant."""
-    bf16 = variant.startswith("bf16")
-    capture = variant.removeprefix("bf16").removeprefix("+").replace("fp32", "") or "none"
-    model.accelerate_sampling(resolve_capture(capture, device))
+    parts = set(variant.split("+"))
+    bf16, channels_last = "bf16" in parts, "channels_last" in parts
+    capture = next((p for p in parts if p in ("cudagraph", "compile")), "none")
+    model.accelerate_sampling(resolve_capture(capture, device), channels_last=channels_last)
 
     def chain() -> tuple[float, torch.Tensor]:
         generator = torch.Generator(device=device).manual_seed(0)

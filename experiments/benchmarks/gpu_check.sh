@@ -15,7 +15,7 @@
 #               target is 10x that
 #   rollouts:   a single-process rollout with the same seed (the sharded file must be identical)
 # Each section runs on its own with a time limit; a failing or stopped section is reported and the next one runs.
-# The figures come first, the GPU tests and the slow compiled variants last. Exit status: the number of failed
+# The sampling target and the GPU tests come first, compiled training last. Exit status: the number of failed
 # sections.
 set -u
 cd "$(dirname "$0")/../.."
@@ -37,16 +37,21 @@ if [ "$DEVICE" = cpu ]; then
   TRAIN=(--configs tiny --size 32 --steps 2 --device cpu --variants default channels_last)
   TRAIN_COMPILE=()
   SIM=(--frames 12 --size 48 --every 32 --runs 2 --target cpu)  # 3-cell cylinder: resolved at Re 200
+  FRAME_COST=(--frames 32 --repeats 1 --size 32 --every 32 --members 2 --inflow-noise 0.05 --target cpu)
   LATTICE_BATCH=(--members 4 --size 48 --steps 64 --repeats 1 --target cpu)
   SIM_BATCH=(--reynolds 150 150 150 150 --batch-runs 4 --frames 8 --test-frames 4 --size 48 --every 32 --target cpu)
   NPROC=2
 else
-  SAMPLING=(--config paper_128 --size 128 --iters 50 --device "$DEVICE" --variants fp32 bf16 cudagraph bf16+cudagraph)
+  SAMPLING=(--config paper_128 --size 128 --iters 50 --device "$DEVICE"
+            --variants fp32 bf16 cudagraph bf16+cudagraph bf16+cudagraph+channels_last)
   SAMPLING_BATCH=(--config paper_128 --size 128 --batch 16 --iters 20 --device "$DEVICE" --variants fp32 bf16+cudagraph)
-  SAMPLING_COMPILE=(--config paper_128 --size 128 --iters 50 --device "$DEVICE" --variants fp32 bf16+compile)
-  TRAIN=(--configs paper_64 paper_128 --size 64 128 --steps 5 --device "$DEVICE" --variants default channels_last)
+  SAMPLING_COMPILE=(--config paper_128 --size 128 --iters 50 --device "$DEVICE"
+                    --variants fp32 bf16+compile bf16+compile+channels_last)
+  # 8 timed steps (5 gave ratios of 0.92-1.05 that did not separate the Trainer from noise)
+  TRAIN=(--configs paper_64 paper_128 --size 64 128 --steps 8 --device "$DEVICE" --variants default channels_last)
   TRAIN_COMPILE=(--configs paper_64 --size 64 --steps 5 --device "$DEVICE" --variants compile)
-  SIM=(--frames 200 --size 128 --runs 2 --target gpu)
+  SIM=(--frames 100 --size 128 --runs 2 --target gpu)
+  FRAME_COST=(--frames 32 --repeats 1 --size 128 --members 16 --inflow-noise 0.05 --target gpu)
   LATTICE_BATCH=(--members 16 --size 128 --steps 1024 --repeats 2 --target gpu)
   SIM_BATCH=(--reynolds $(printf '150 %.0s' $(seq 16)) --batch-runs 16 --frames 80 --test-frames 20 --size 128
              --inflow-noise 0.05 --target gpu)
@@ -67,30 +72,35 @@ section() {  # section TITLE LIMIT_S COMMAND...: run (stopped after LIMIT_S seco
 }
 SCRATCH=$(mktemp -d); trap 'rm -rf "$SCRATCH"' EXIT
 
-# the figures first, most important first; the tests and the slow compiled variants last, so that a run cut
-# short by its time limit still reports what matters
+# most important first, so that a run cut short by its time limit still reports what matters: the sampling
+# target (eager, captured, compiled), the GPU tests (captured samples, the simulator's GPU path, its Strouhal
+# number), training, where a simulated frame's time goes, then the remaining figures
 section "environment" 60 python -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_available(),
   '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU', '| threads', torch.get_num_threads())"
 section "sampling, batch 1 (reference: fp32 eager; paper 18.5 s / 1000 iterations)" 150 \
   python experiments/benchmarks/denoiser_speed.py "${SAMPLING[@]}"
-if [ ${#SAMPLING_BATCH[@]} -gt 0 ]; then
-  section "sampling, batch 16" 90 python experiments/benchmarks/denoiser_speed.py "${SAMPLING_BATCH[@]}"
+if [ "$DEVICE" != cpu ]; then
+  section "sampling, batch 1, compiled (torch.compile reduce-overhead)" 200 \
+    python experiments/benchmarks/denoiser_speed.py "${SAMPLING_COMPILE[@]}"
+  section "GPU tests (captured sampling vs eager, CUDA rollouts, GPU lattice and Strouhal number)" 240 \
+    python -m pytest -q -s -p no:cacheprovider -m gpu $(grep -l "mark.gpu" tests/*.py)
 fi
 section "training (reference: the bare step in the same precision and memory format)" 150 \
   python experiments/benchmarks/bench_train.py "${TRAIN[@]}"
-section "simulation, one lattice per run (reference: the bare kernel loop; CPU 280 MLUPS for --target gpu)" 150 \
-  python experiments/benchmarks/karman_throughput.py "${SIM[@]}"
-section "simulation, channels stacked in one lattice (reference: one channel per lattice)" 90 \
-  python experiments/benchmarks/karman_batch.py "${LATTICE_BATCH[@]}"
+section "simulation, what each stage of a frame costs (reference: the bare kernel loop)" 90 \
+  python experiments/benchmarks/karman_frame_cost.py "${FRAME_COST[@]}"
 section "simulation, runs batched through the CLI (reference: CPU 280 MLUPS)" 150 \
   python -m forecast simulate karman "$SCRATCH/batched.zarr" "${SIM_BATCH[@]}" --no-progress
+section "simulation, channels stacked in one lattice (reference: one channel per lattice)" 90 \
+  python experiments/benchmarks/karman_batch.py "${LATTICE_BATCH[@]}"
+section "simulation, one lattice per run (reference: the bare kernel loop; CPU 280 MLUPS for --target gpu)" 120 \
+  python experiments/benchmarks/karman_throughput.py "${SIM[@]}"
+if [ ${#SAMPLING_BATCH[@]} -gt 0 ]; then
+  section "sampling, batch 16" 90 python experiments/benchmarks/denoiser_speed.py "${SAMPLING_BATCH[@]}"
+fi
 section "rollouts across $NPROC processes (reference: one process, same seed)" 150 \
   python experiments/benchmarks/sharded_rollout_check.py --nproc "$NPROC" --device "$DEVICE"
 if [ "$DEVICE" != cpu ]; then
-  section "GPU tests (captured sampling vs eager, CUDA rollouts)" 200 \
-    python -m pytest -q -p no:cacheprovider -m gpu $(grep -l "mark.gpu" tests/*.py)
-  section "sampling, batch 1, compiled (torch.compile reduce-overhead)" 200 \
-    python experiments/benchmarks/denoiser_speed.py "${SAMPLING_COMPILE[@]}"
   section "training, compiled" 200 python experiments/benchmarks/bench_train.py "${TRAIN_COMPILE[@]}"
 fi
 

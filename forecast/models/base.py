@@ -68,9 +68,13 @@ class SequenceModel(nn.Module, ABC):
         without a diffusion part ignore them.
         """
 
-    def accelerate_sampling(self, mode: str = "none", backend: str | None = None) -> None:
+    def accelerate_sampling(
+        self, mode: str = "none", backend: str | None = None, channels_last: bool = False
+    ) -> None:
         """Compile or capture the network ``sample_next`` calls repeatedly (``forecast.capture``: ``none``,
-        ``cudagraph`` or ``compile``; resolve ``auto`` first). Models without such a network ignore it."""
+        ``cudagraph`` or ``compile``; resolve ``auto`` first), and with ``channels_last`` run it in that memory
+        format. ``mode="none"`` without ``channels_last`` restores the plain network. Models without such a
+        network ignore it."""
 
     @abstractmethod
     def loss(self, window: torch.Tensor, n_context: int) -> torch.Tensor:

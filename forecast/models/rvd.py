@@ -136,8 +136,16 @@ class RVD(SequenceModel):
         return lambda y, n: self.denoiser(y, n, state.context)
 
     # ------------------------------------------------------------------ generation (Algorithm 2, one frame)
-    def accelerate_sampling(self, mode: str = "none", backend: str | None = None) -> None:
-        self._sampling_denoiser = None if mode == "none" else CapturedNetwork(self.denoiser, mode, backend)
+    def accelerate_sampling(
+        self, mode: str = "none", backend: str | None = None, channels_last: bool = False
+    ) -> None:
+        was_channels_last = self._sampling_denoiser is not None and self._sampling_denoiser.channels_last
+        if channels_last or was_channels_last:  # the weights follow the inputs' memory format (and back)
+            self.denoiser.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        plain = mode == "none" and not channels_last
+        self._sampling_denoiser = (
+            None if plain else CapturedNetwork(self.denoiser, mode, backend, channels_last=channels_last)
+        )
 
     def sample_next(
         self,

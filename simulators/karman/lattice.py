@@ -110,7 +110,8 @@ class Lattice:
     reference: bool = False  # True: lbmpy's LatticeBoltzmannStep.run (rebuilds its time loop every call)
     _calls: dict = field(default_factory=dict, repr=False)  # id(source PDF array) -> (two-step calls, getter)
     _stale: bool = field(default=False, repr=False)  # the macroscopic fields lag behind the PDFs
-    # GPU target: the host's copy of the PDFs lags behind the device's (steps ran since the last download)
+    # GPU target: the host's copy of the PDFs lags behind the device's (steps ran since the last download);
+    # the macroscopic fields are then computed on the device (_fields_from_device)
     _host_behind: bool = field(default=False, repr=False)
 
     @property
@@ -138,7 +139,8 @@ class Lattice:
         every call. The loop covers two steps (lbmpy's source and target buffers swap each step), so it is
         cached per source buffer; an odd step goes through lbmpy's single step, which swaps the buffers.
         On the GPU target the PDFs stay on the device between calls (lbmpy's own run copies them to the
-        host and back around every call): they are downloaded only when the macroscopic fields are read."""
+        host and back around every call): the macroscopic fields are computed there when read, and the PDFs
+        are downloaded only when the state is saved or the loop is rebuilt."""
         if self.reference:
             self.step.run(steps)
             return
@@ -166,12 +168,30 @@ class Lattice:
         return self._calls[key]
 
     def _refresh(self) -> None:
-        """Compute the macroscopic fields from the PDFs if steps ran since they were last computed (on the
-        host: for the GPU target the PDFs are downloaded first, as lbmpy's run does after every call)."""
+        """Compute the macroscopic fields from the PDFs if steps ran since they were last computed: with
+        lbmpy's getter on the host, or for PDFs on the device there (``_fields_from_device``)."""
         if self._stale:
-            self._download()
-            self.step._getterKernel(**self._compiled()[1])
+            if self._host_behind:
+                self._fields_from_device()
+            else:
+                self.step._getterKernel(**self._compiled()[1])
             self._stale = False
+
+    def _fields_from_device(self) -> None:
+        """GPU target: density and velocity computed from the device's PDFs (``macroscopic_from_pdfs``: the
+        getter's formula, equal to rounding) and copied into the host's field arrays. Three values per cell
+        cross the bus instead of the nine PDFs, and no getter runs on the host; the PDFs stay on the device."""
+        import cupy
+
+        step = self.step
+        dh = step.data_handling
+        interior = (slice(1, -1), slice(1, -1))  # lbmpy's getter leaves the ghost layers alone too
+        velocity, density = macroscopic_from_pdfs(
+            dh.gpu_arrays[step.pdf_array_name][interior], step.method, cupy
+        )
+        dh.cpu_arrays[step.velocity_data_name][interior] = velocity.get()
+        host_density = dh.cpu_arrays[step.density_data_name]
+        host_density[interior] = density.get().reshape(host_density[interior].shape)
 
     def _download(self) -> None:
         """GPU target: copy the device's PDFs to the host if steps ran on the device since the last copy."""
@@ -220,7 +240,8 @@ class Lattice:
     def save_state(self) -> dict:
         """A copy of everything the future depends on: the PDFs (both buffers), the macroscopic fields, the
         boundaries' stored populations and the noise process (a fork point for truth ensembles)."""
-        self._refresh()  # on the GPU target this also brings the host's PDFs up to date
+        self._refresh()
+        self._download()  # GPU target: the host's PDFs up to date
         dh = self.step.data_handling
         arrays = {}
         for name in self._state_arrays():
@@ -278,6 +299,19 @@ class Lattice:
                 f"omega = {self.omega:.5f}, collision {self.config.collision}): use --collision cumulant, "
                 "raise the resolution (--scale or --diameter), or lower --velocity"
             )
+
+
+def macroscopic_from_pdfs(pdfs, method, xp=np):
+    """``(velocity (..., 2), density (...))`` from PDFs ``(..., Q)`` of lbmpy ``method``, with array module ``xp``
+    (numpy, or cupy for PDFs on a GPU): the density is the PDFs' sum (plus 1 where lbmpy stores them
+    zero-centred, as deviations from the rest weights), the velocity the first moment, divided by the density
+    for a compressible method. lbmpy's getter computes the same (tests/test_karman_fast.py)."""
+    conserved = method.conserved_quantity_computation
+    directions = xp.asarray(np.array(method.stencil, dtype=np.float64))  # (Q, 2)
+    density = pdfs.sum(axis=-1) + (1.0 if conserved.zero_centered_pdfs else 0.0)
+    momentum = pdfs @ directions
+    velocity = momentum / density[..., None] if conserved.compressible else momentum
+    return velocity, density
 
 
 def build_lattice(config: KarmanConfig, reynolds: float, noise_seed: int | None = None) -> Lattice:
