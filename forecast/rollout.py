@@ -269,8 +269,9 @@ def rollout(
     checkpoint and run directory: ``rollout_run`` puts them there); ``history`` is the command that made the file;
     ``log`` receives notes for the user (a deterministic model is written with one member). ``amp``: bf16
     autocast of the networks (the sampler's arithmetic stays fp32); ``capture``: compile or CUDA-graph-capture
-    the denoiser (``forecast.capture``); ``channels_last``: run it in that memory format. ``shard``: this process's part of a multi-process rollout
-    (``forecast.rollout_shards``; rank 0 returns the joined file, other ranks their shard).
+    the denoiser (``forecast.capture``); ``channels_last``: run it in that memory format. ``shard``: this
+    process's part of a multi-process rollout (``forecast.rollout_shards``; rank 0 returns the joined file, other
+    ranks their shard).
     See the module docstring for chunking, interruption and seeding.
 
     Over 60 lines for its 25 options, their documentation and the settings record they fill; the steps are

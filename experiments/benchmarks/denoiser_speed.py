@@ -10,8 +10,9 @@ the paper's figure. Different hardware: the ratio says where we stand, not who i
 
 Variants, timed in the same run on the same initial noise: ``fp32`` (eager, the reference), ``bf16`` (bf16
 autocast of the network; the sampler's math stays fp32), ``cudagraph`` and ``compile`` (``forecast.capture``)
-and their ``bf16+`` combinations, each also with ``+channels_last`` (the denoiser in that memory format). Each prints its speed-up over fp32 and how far its sample lies from fp32's
-(max and RMS difference of the generated frame, and its std for scale). The default: every variant that pays on
+and their ``bf16+`` combinations, each also with ``+channels_last`` (the denoiser in that memory format).
+Each prints its speed-up over fp32 and how far its sample lies from fp32's (max and RMS difference of the
+generated frame, and its std for scale). The default: every variant that pays on
 the device (on a CPU: fp32 and bf16; ``compile`` there takes many minutes to build, ask for it explicitly).
 The warm-up chain includes compiling or capturing, so the timed chain is the steady state.
 """
