@@ -57,15 +57,6 @@ def _flatten(args: tuple) -> list[torch.Tensor]:
     return out
 
 
-def _channels_last(args: tuple) -> tuple:
-    """``args`` with every 4-D tensor (also inside tuples) in the channels-last memory format."""
-
-    def convert(t):
-        return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
-
-    return tuple(tuple(convert(t) for t in a) if isinstance(a, tuple | list) else convert(a) for a in args)
-
-
 def _unflatten(like: tuple, flat: list[torch.Tensor]) -> tuple:
     out, i = [], 0
     for a in like:
@@ -76,6 +67,12 @@ def _unflatten(like: tuple, flat: list[torch.Tensor]) -> tuple:
             out.append(flat[i])
             i += 1
     return tuple(out)
+
+
+def _channels_last(args: tuple) -> tuple:
+    """``args`` with every 4-D tensor (also inside tuples) in the channels-last memory format."""
+    flat = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in _flatten(args)]
+    return _unflatten(args, flat)
 
 
 class _Graph:

@@ -3,8 +3,8 @@
 Tolerances. A compiled or captured denoiser runs other kernels than the eager one, so samples agree to float
 rounding, not bit for bit: 1e-5 absolute on residuals of order 1 (tests here see 0 with ``aot_eager``; inductor
 measured 3e-6 on one call of the tiny denoiser). Channels-last convolutions on a CPU (oneDNN's other kernels)
-differ by up to 2.7e-5 after the 10 steps here: bound 1e-4, as for strict fp32 on a GPU. bf16 autocast rounds the network's activations to 8 bits of
-mantissa: samples of an untrained tiny RVD (10 DDIM steps, eta 1, frames of std ~1) stay within 0.5 absolute
+differ by up to 2.7e-5 after the 10 steps here: bound 1e-4, as for strict fp32 on a GPU. bf16 autocast rounds
+the network's activations to 8 bits of mantissa: samples of an untrained tiny RVD (10 DDIM steps, eta 1, frames of std ~1) stay within 0.5 absolute
 (max) and 10% of the frames' std RMS of fp32 (measured: 0.27 and 6%). The sampler's own arithmetic never runs in bf16: driven by the exact Gaussian
 predictor, it gives bit-identical samples with and without autocast.
 """

@@ -247,9 +247,8 @@ class Lattice:
         for name in self._state_arrays():
             if name in dh.cpu_arrays:
                 arrays[name] = dh.cpu_arrays[name].copy()
-            elif name in getattr(
-                dh, "gpu_arrays", {}
-            ):  # the GPU target's streaming buffer: on the device alone
+            # the GPU target's streaming buffer lives on the device alone
+            elif name in getattr(dh, "gpu_arrays", {}):
                 arrays[name] = dh.gpu_arrays[name].get()
         return {
             "arrays": arrays,
