@@ -60,7 +60,7 @@ def test_a_chunk_of_fill_values_removes_the_chunk_file_as_zarr_does(tmp_path):
     chunk = tmp_path / "s.zarr" / "train" / "u" / "c" / "0" / "0" / "0" / "0"
     arrays["u"].write(0, 0, np.ones((4, 32, 32), np.float32))
     assert chunk.is_file()
-    arrays["u"].write(0, 0, np.full((4, 8, 8), np.nan, np.float32))
+    arrays["u"].write(0, 0, np.full((4, 32, 32), np.nan, np.float32))
     assert not chunk.exists()
     assert np.isnan(zarr.open_array(str(tmp_path / "s.zarr" / "train" / "u"), mode="r")[0, :4]).all()
 
@@ -72,6 +72,8 @@ def test_writes_that_do_not_cover_whole_chunks_are_refused(tmp_path):
         arrays["u"].write(0, 2, np.ones((4, 32, 32), np.float32))  # starts inside a chunk
     with pytest.raises(ValueError, match="whole chunks"):
         arrays["u"].write(0, 0, np.ones((2, 32, 32), np.float32))  # ends inside one that is not the last
+    with pytest.raises(ValueError, match="do not fit"):
+        arrays["u"].write(0, 0, np.ones((4, 32, 16), np.float32))  # frames of another size
     assert not list((tmp_path / "s.zarr" / "train" / "u").rglob("c/**/*.partial"))
 
 

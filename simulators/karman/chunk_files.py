@@ -69,6 +69,8 @@ class ChunkFiles:
     def write(self, index: int, start: int, frames: np.ndarray) -> None:
         """Write ``frames`` ``(n, y, x)`` of sequence ``index`` from frame ``start``: whole chunks only."""
         n = frames.shape[0]
+        if frames.shape[1:] != self.array.shape[2:]:
+            raise ValueError(f"frames of shape {frames.shape[1:]} do not fit {self.array.shape[2:]}")
         if start % self.time_chunk or (n % self.time_chunk and start + n != self.array.shape[1]):
             raise ValueError(f"frames {start}..{start + n} do not cover whole chunks of {self.time_chunk}")
         data = np.ascontiguousarray(frames, dtype=self.array.dtype.newbyteorder("<"))
