@@ -11,8 +11,6 @@ other array is written through zarr.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numcodecs
@@ -21,6 +19,8 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, BytesCodec
 from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 from zarr.storage import LocalStore
+
+from forecast.atomic import atomic_output
 
 #: Blosc's shuffle numbers, as zarr maps its names to them
 _SHUFFLE = {BloscShuffle.noshuffle: 0, BloscShuffle.shuffle: 1, BloscShuffle.bitshuffle: 2}
@@ -89,16 +89,5 @@ class ChunkFiles:
             ):
                 path.unlink(missing_ok=True)  # as zarr does by default: a chunk of fill values is not stored
             else:
-                _atomic_write(path, self.codec.encode(chunk.view(np.uint8).reshape(-1)))
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file beside ``path``, then move it there: never a half-written chunk."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-    try:
-        partial.write_bytes(payload)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+                with atomic_output(path) as partial:  # never a half-written chunk under its key
+                    partial.write_bytes(self.codec.encode(chunk.view(np.uint8).reshape(-1)))
