@@ -119,7 +119,8 @@ ABLATIONS = [
 
 def lever_rows(scale: Scale) -> list[Row]:
     """``--levers``: RVD with one option changed each, the suspects of issue 11 for its under-dispersion and for
-    separating it from VD (the loss weighting, the prediction target, the training length, the training window;
+    separating it from VD (the loss weighting, the residual's scale per pixel, mu as a regression forecast, the
+    prediction target, the training length, the training window;
     VD with the same training length and window too, its pairs); for a validation store (``--noise-seed``), where
     an option may be chosen."""
 
@@ -141,6 +142,8 @@ def lever_rows(scale: Scale) -> list[Row]:
         twice_the_frames(ROWS[0]),  # each step costs about twice as much
         twice_the_frames(ROWS[1]),
         Row("RVD (min-SNR)", "rvd_calibrated", diffusion={"loss_weighting": "min_snr"}),
+        Row("RVD (sigma per pixel)", "rvd_calibrated", model={"sigma": "auto_pixel"}),
+        Row("RVD (detached mu)", "rvd_calibrated", model={"detach_mu": True}),
         Row("RVD (eps)", "rvd_calibrated", diffusion={"prediction": "eps"}),
     ]
 

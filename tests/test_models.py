@@ -248,6 +248,74 @@ def test_auto_sigma_is_the_running_rms_of_the_training_residual():
     torch.testing.assert_close(restored.residual_scale(), model.residual_scale())
 
 
+def test_auto_pixel_sigma_is_the_running_rms_per_pixel_and_travels_with_its_shape():
+    """sigma: auto_pixel keeps the residual's RMS per channel and pixel: the buffer takes the frames' size at the
+    first training batch, the weights' EMA follows it, a fresh model loads it from a state dict, and frames of
+    another size get one error line."""
+    from forecast.training.ema import EMA
+
+    # a random walk whose steps have a std that varies along x: a per-channel scale cannot represent it
+    profile = (
+        torch.linspace(0.05, 2.0, W)[None, None, None, None, :]
+        * torch.tensor([1.0, 0.1, 3.0])[None, None, :, None, None]
+    )
+
+    def windows(batch=8):
+        return (torch.randn(batch, 5, C, H, W) * profile).cumsum(1)
+
+    model = build_model(small_config("simple_rvd", sigma="auto_pixel", sigma_momentum=0.1), C)
+    ema = EMA(model, decay=0.5, warmup=False)
+    assert model.residual_mean_square.shape == (1, C, 1, 1)  # the frame size is not known yet
+    with torch.no_grad():
+        for step in range(60):
+            model.loss(windows(), n_context=2)
+            ema.update(model, step)
+    scale = model.residual_scale((H, W))
+    assert scale.shape == (1, C, H, W)
+    expected = profile[0, 0].expand(C, H, W)
+    assert (scale[0] / expected - 1).abs().mean() < 0.1, (scale[0] / expected).mean()
+    assert ema.state_dict()["residual_mean_square"].shape == (1, C, H, W)
+
+    restored = build_model(small_config("simple_rvd", sigma="auto_pixel"), C)
+    restored.load_state_dict(model.state_dict())
+    torch.testing.assert_close(restored.residual_scale((H, W)), scale)
+    restored.diffusion.sample = lambda *args, **kwargs: torch.ones(B, C, H, W)
+    state = restored.observe(restored.initial_state(B, H, W, "cpu"), torch.zeros(B, C, H, W))
+    torch.testing.assert_close(restored.sample_next(state), scale.expand(B, C, H, W))
+    state = restored.observe(restored.initial_state(B, 2 * H, W, "cpu"), torch.zeros(B, C, 2 * H, W))
+    with pytest.raises(ForecastError, match=f"fitted on frames of {H}x{W}, these are {2 * H}x{W}"):
+        restored.sample_next(state)
+
+    per_channel = build_model(
+        small_config("simple_rvd", sigma="auto"), C
+    )  # the other auto keeps one per channel
+    with torch.no_grad():
+        per_channel.loss(windows(), n_context=2)
+    assert per_channel.residual_mean_square.shape == (1, C, 1, 1)
+
+
+@pytest.mark.parametrize("detach_mu", [False, True])
+def test_detach_mu_leaves_mu_to_the_mu_loss_alone(detach_mu):
+    """detach_mu: the diffusion loss trains the denoiser but not the transform, whose gradient is then that of
+    the mu loss alone; without it (the paper) the diffusion loss reaches the transform through y0."""
+    config = small_config("rvd", sigma="auto", mu_loss_weight=1.0, detach_mu=detach_mu)
+    window = torch.randn(B, 4, C, H, W)
+
+    def transform_grads(without_diffusion_loss: bool):
+        torch.manual_seed(0)
+        model = build_model(config, C)
+        if without_diffusion_loss:
+            model.diffusion.training_loss = lambda *args, **kwargs: torch.zeros(())
+        torch.manual_seed(1)
+        model.loss(window, n_context=2).backward()
+        if not without_diffusion_loss:
+            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.denoiser.parameters())
+        return torch.cat([p.grad.flatten() for p in model.transform.parameters()])
+
+    full, mu_loss_only = transform_grads(False), transform_grads(True)
+    assert torch.allclose(full, mu_loss_only) == detach_mu
+
+
 def test_sample_next_shape_and_reproducibility():
     model = build_model(small_config("rvd"), C).eval()
     state = model.observe(model.initial_state(B, H, W, "cpu"), torch.randn(B, C, H, W))
@@ -292,6 +360,9 @@ def test_bad_use_is_a_clear_error():
         ({"kind": "vd", "mu_loss_weight": 1.0}, "kind rvd only"),
         ({"sigma": "automatic"}, "model.sigma"),
         ({"kind": "vd", "sigma": "auto"}, "remove sigma=auto"),
+        ({"kind": "vd", "sigma": "auto_pixel"}, "remove sigma=auto_pixel"),
+        ({"detach_mu": True}, "nothing trains mu"),
+        ({"detach_mu": "yes", "mu_loss_weight": 1.0}, "model.detach_mu must be true or false"),
         ({"sigma": "auto", "sigma_momentum": 0}, "sigma_momentum"),
     ],
 )

@@ -462,3 +462,39 @@ def test_compiled_training_matches_eager(store, tmp_path, monkeypatch):
     # after an Adam update float differences in near-zero gradients become whole steps (Adam divides by the
     # gradient's own scale), so later losses agree to a looser tolerance
     assert float(eager[1]["loss"]) == pytest.approx(float(compiled_rows[1]["loss"]), rel=1e-3)
+
+
+def test_rvd_with_sigma_per_pixel_trains_resumes_and_loads_with_its_fitted_map(store, tmp_path):
+    """sigma: auto_pixel's buffer takes the frames' size during training; the EMA, the checkpoint, an exact resume
+    and load_run all carry that shape (a model built from the config alone has a buffer of 1 x 1)."""
+    model = {
+        "kind": "rvd",
+        "dim": 8,
+        "denoiser_mults": [1, 2],
+        "transform_mults": [1, 2],
+        "sigma": "auto_pixel",
+    }
+    config = {
+        "model": model,
+        "diffusion": {"steps": 10},
+        "data": {"variables": ["u", "v"], "context_frames": 2, "future_frames": 1},
+        "training": {"batch_size": 2, "steps": 2, "checkpoint_every": 1, "log_every": 1, "seed": 0},
+    }
+
+    def train(run, max_steps=None, resume=False):
+        trainer = Trainer(config, store, tmp_path / run, resume=resume, progress=False, log=lambda s: None)
+        trainer.run_loop(max_steps=max_steps)
+        return trainer
+
+    straight = train("straight")
+    assert straight.model.residual_mean_square.shape == (1, 2, 16, 24)
+    assert straight.ema.state_dict()["residual_mean_square"].shape == (1, 2, 16, 24)
+    train("resumed", max_steps=1)
+    resumed = train("resumed", resume=True)
+    assert resumed.step == 2
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    loaded = load_run(tmp_path / "straight")
+    torch.testing.assert_close(
+        loaded.model.residual_mean_square, straight.ema.state_dict()["residual_mean_square"]
+    )

@@ -7,10 +7,13 @@ model:
   denoiser_mults: [1, 2, 4, 8]    # per-level channel multipliers of the denoiser (and of the context encoder)
   transform_mults: [1, 2, 2, 4]   # per-level multipliers of the transform (rvd only)
   sigma: 2.0                      # residual scale; vd fixes it to 1; auto: the residual's own RMS per channel,
-                                  # a running statistic of the training batches kept in the checkpoint
+                                  # a running statistic of the training batches kept in the checkpoint;
+                                  # auto_pixel: the same per channel and pixel (frames of the training size only)
   sigma_momentum: 0.01            # sigma auto: weight of each training batch in the running mean square
   loss: l2                        # l2 (equation 9) | l1 (the authors' released code)
   mu_loss_weight: 0.0             # > 0 adds w * mean((mu - x)^2) per future frame (rvd only; not in the paper)
+  detach_mu: false                # true: the diffusion loss does not train mu, which learns from the mu loss alone
+                                  # (rvd with mu_loss_weight > 0; not in the paper)
   groups: 8                       # GroupNorm groups (every level's channel count must be divisible by it)
   attention_heads: 4
   attention_head_dim: 16
@@ -36,6 +39,8 @@ from forecast.diffusion import LOSS_WEIGHTINGS, LOSSES, PREDICTIONS, SCHEDULES, 
 from forecast.errors import ForecastError
 
 KINDS = ("rvd", "vd", "simple_rvd")
+#: ``model.sigma`` values fitted while training: the residual's RMS per channel, or per channel and pixel
+AUTO_SIGMAS = ("auto", "auto_pixel")
 
 
 @dataclass(frozen=True)
@@ -45,18 +50,23 @@ class ModelConfig:
     denoiser_mults: tuple[int, ...] = (1, 2, 4, 8)
     transform_mults: tuple[int, ...] = (1, 2, 2, 4)
     sigma: float | str | None = (
-        None  # None: 2 for rvd and simple_rvd, 1 for vd; "auto": fitted while training
+        None  # None: 2 for rvd and simple_rvd, 1 for vd; "auto" / "auto_pixel": fitted while training
     )
     sigma_momentum: float = 0.01
     loss: str = "l2"
     mu_loss_weight: float = 0.0
+    detach_mu: bool = False
     groups: int = 8
     attention_heads: int = 4
     attention_head_dim: int = 16
 
     @property
     def auto_sigma(self) -> bool:
-        return self.sigma == "auto"
+        return self.sigma in AUTO_SIGMAS
+
+    @property
+    def sigma_per_pixel(self) -> bool:
+        return self.sigma == "auto_pixel"
 
     @property
     def residual_scale(self) -> float:
@@ -152,13 +162,13 @@ def parse_model_config(config: dict) -> ModelConfig:
             )
     if cfg.sigma is not None and not cfg.auto_sigma:
         if isinstance(cfg.sigma, bool) or not isinstance(cfg.sigma, int | float) or not cfg.sigma > 0:
-            raise ForecastError(f"model.sigma must be a positive number or 'auto', got {cfg.sigma!r}")
-        if cfg.kind == "vd" and cfg.sigma != 1:
             raise ForecastError(
-                f"model.kind vd models frames directly (mu = 0, sigma = 1); remove sigma={cfg.sigma}"
+                f"model.sigma must be a positive number or one of {', '.join(AUTO_SIGMAS)}, got {cfg.sigma!r}"
             )
-    if cfg.auto_sigma and cfg.kind == "vd":
-        raise ForecastError("model.kind vd models frames directly (mu = 0, sigma = 1); remove sigma=auto")
+    if cfg.kind == "vd" and cfg.sigma is not None and cfg.sigma != 1:
+        raise ForecastError(
+            f"model.kind vd models frames directly (mu = 0, sigma = 1); remove sigma={cfg.sigma}"
+        )
     m = cfg.sigma_momentum
     if isinstance(m, bool) or not isinstance(m, int | float) or not 0 < m <= 1:
         raise ForecastError(f"model.sigma_momentum must be a number in (0, 1], got {m!r}")
@@ -168,6 +178,12 @@ def parse_model_config(config: dict) -> ModelConfig:
     if w > 0 and cfg.kind != "rvd":
         raise ForecastError(
             f"model.mu_loss_weight applies to kind rvd only (kind {cfg.kind} has no learned mu)"
+        )
+    if not isinstance(cfg.detach_mu, bool):
+        raise ForecastError(f"model.detach_mu must be true or false, got {cfg.detach_mu!r}")
+    if cfg.detach_mu and not (cfg.kind == "rvd" and w > 0):
+        raise ForecastError(
+            "model.detach_mu needs kind rvd and model.mu_loss_weight > 0 (otherwise nothing trains mu)"
         )
     require_choice(cfg.loss, LOSSES, "unknown model.loss {value}; use one of {choices}")
     return ModelConfig(

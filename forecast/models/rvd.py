@@ -7,7 +7,8 @@ on a ConvGRU context of the same frames.
 ``kind`` selects how ``mu`` is made (section 4.6):
 
 - ``rvd``: ``mu`` from the transform network (a recurrent U-Net), ``sigma`` = 2 by default (the paper);
-  ``sigma: auto`` (not in the paper) uses the residual's own root-mean-square per channel instead;
+  ``sigma: auto`` (not in the paper) uses the residual's own root-mean-square per channel instead, and
+  ``sigma: auto_pixel`` per channel and pixel;
 - ``vd``: ``mu = 0`` and ``sigma = 1``: the diffusion model generates the frame itself;
 - ``simple_rvd``: ``mu`` = the previous frame, i.e. the diffusion model generates frame differences.
 
@@ -57,13 +58,16 @@ class RVD(SequenceModel):
         self.sigma = model.residual_scale
         self.auto_sigma = model.auto_sigma
         self.sigma_momentum = model.sigma_momentum
+        self.sigma_per_pixel = model.sigma_per_pixel
         if self.auto_sigma:
             # The running mean square of the residual x - mu per channel, over the training batches (an EMA with
             # weight sigma_momentum per batch of frames): a buffer, so that checkpoints and the weights' EMA carry
             # it and sampling uses the scale the denoiser was trained at. Fitted on training data only.
+            # auto_pixel keeps one per pixel too: the buffer takes the frames' size at the first training batch.
             self.register_buffer("residual_mean_square", torch.ones(1, n_channels, 1, 1))
         self.loss_type = model.loss
         self.mu_loss_weight = model.mu_loss_weight
+        self.detach_mu = model.detach_mu
         self.diffusion: GaussianDiffusion = diffusion.build()
 
         dims = [model.dim * m for m in model.denoiser_mults]
@@ -119,18 +123,40 @@ class RVD(SequenceModel):
             frames_seen=state.frames_seen + 1,
         )
 
-    def residual_scale(self) -> torch.Tensor | float:
-        """``sigma``: the configured number, or (``sigma: auto``) the running RMS per channel ``(1, C, 1, 1)``."""
+    def residual_scale(self, frame_size: tuple[int, int] | None = None) -> torch.Tensor | float:
+        """``sigma``: the configured number, or the running RMS per channel ``(1, C, 1, 1)`` (``sigma: auto``) or
+        per channel and pixel ``(1, C, H, W)`` (``sigma: auto_pixel``, for frames of ``frame_size`` only)."""
         if not self.auto_sigma:
             return self.sigma
-        # floor: a residual that vanishes (a perfectly predictable channel) must not divide by zero
+        if self.sigma_per_pixel and frame_size is not None:
+            self._check_fitted_size(frame_size)
+        # floor: a residual that vanishes (a perfectly predictable channel or pixel) must not divide by zero
         return self.residual_mean_square.sqrt().clamp(min=SIGMA_FLOOR)
+
+    def _check_fitted_size(self, frame_size: tuple[int, int]) -> None:
+        fitted = tuple(self.residual_mean_square.shape[-2:])
+        if fitted not in ((1, 1), tuple(frame_size)):  # (1, 1): not trained yet
+            raise ForecastError(
+                f"the model's residual scale (sigma: auto_pixel) was fitted on frames of {fitted[0]}x{fitted[1]}, "
+                f"these are {frame_size[0]}x{frame_size[1]}"
+            )
 
     @torch.no_grad()
     def _track_residual(self, residual: torch.Tensor) -> None:
-        if self.auto_sigma and self.training:
-            square = residual.detach().float().square().mean(dim=(0, 2, 3), keepdim=True)
-            self.residual_mean_square.lerp_(square.to(self.residual_mean_square.dtype), self.sigma_momentum)
+        if not (self.auto_sigma and self.training):
+            return
+        over = 0 if self.sigma_per_pixel else (0, 2, 3)  # the batch (and, per channel, the pixels)
+        square = residual.detach().float().square().mean(dim=over, keepdim=True)
+        if square.shape != self.residual_mean_square.shape:  # auto_pixel's first batch: one entry per pixel
+            self.residual_mean_square = self.residual_mean_square.expand_as(square).clone()
+        self.residual_mean_square.lerp_(square.to(self.residual_mean_square.dtype), self.sigma_momentum)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # auto_pixel's buffer has the training frames' size, which the model does not know when it is built
+        value = state_dict.get(prefix + "residual_mean_square")
+        if self.sigma_per_pixel and isinstance(value, torch.Tensor) and value.dim() == 4:
+            self.residual_mean_square = self.residual_mean_square.new_empty(value.shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _eps_model(self, state: RVDState):
         return lambda y, n: self.denoiser(y, n, state.context)
@@ -167,14 +193,15 @@ class RVD(SequenceModel):
             lambda y, n: denoiser(y, n, state.context), state.mu.shape, sampler=sampler, steps=steps,
             eta=eta, generator=generator, device=state.mu.device, dtype=state.mu.dtype,
         )  # fmt: skip
-        return state.mu + self.residual_scale() * y0
+        return state.mu + self.residual_scale(tuple(state.mu.shape[-2:])) * y0
 
     # ------------------------------------------------------------------ training (Algorithm 1)
     def loss(self, window: torch.Tensor, n_context: int) -> torch.Tensor:
         """Mean over future frames of the diffusion loss of ``y0 = (x - mu) / sigma``, with teacher forcing.
 
         One diffusion step ``n`` per sequence, shared by its frames (Algorithm 1 draws ``n`` outside the loop over
-        frames); fresh noise for every frame. With ``mu_loss_weight`` w > 0 each frame adds w * mean((mu - x)^2).
+        frames); fresh noise for every frame. With ``mu_loss_weight`` w > 0 each frame adds w * mean((mu - x)^2);
+        with ``detach_mu`` that term alone trains ``mu``.
         """
         if window.dim() != 5:
             raise ForecastError(
@@ -194,8 +221,11 @@ class RVD(SequenceModel):
         total = window.new_zeros(())
         for t in range(n_context, length):
             frame = window[:, t]
-            self._track_residual(frame - state.mu)
-            y0 = (frame - state.mu) / self.residual_scale()
+            # detach_mu: mu is a regression forecast (the mu loss below), and the diffusion model learns the
+            # residual of that fixed forecast instead of shaping mu (two stages in one run, as CorrDiff)
+            mu = state.mu.detach() if self.detach_mu else state.mu
+            self._track_residual(frame - mu)
+            y0 = (frame - mu) / self.residual_scale((height, width))
             total = total + self.diffusion.training_loss(self._eps_model(state), y0, n=n, loss=self.loss_type)
             if self.mu_loss_weight > 0:
                 # Optional (not in the paper): equation 9 alone does not pin mu down, since the denoiser sees
@@ -206,5 +236,5 @@ class RVD(SequenceModel):
         return total / (length - n_context)
 
     def extra_repr(self) -> str:
-        sigma = "auto" if self.auto_sigma else self.sigma
+        sigma = self.config.sigma if self.auto_sigma else self.sigma
         return f"kind={self.kind}, sigma={sigma}, loss={self.loss_type}, diffusion={self.diffusion}"

@@ -12,7 +12,8 @@ class EMA:
     After each optimizer step, ``update`` moves every floating-point entry towards the model's:
     ``shadow = decay * shadow + (1 - decay) * weight``. With ``warmup`` the decay starts small,
     ``min(decay, (1 + step) / (10 + step))``, so that a short run's EMA is not dominated by the random
-    initialisation. Integer buffers (counters) are copied.
+    initialisation. Integer buffers (counters) are copied, and so is a buffer that has taken its data's shape
+    since the last update (RVD's ``sigma: auto_pixel``).
     """
 
     def __init__(self, model: nn.Module, decay: float, warmup: bool = True):
@@ -28,7 +29,9 @@ class EMA:
         weight = 1.0 - self.decay_at(step)
         for name, value in model.state_dict().items():
             shadow = self.shadow[name]
-            if shadow.is_floating_point():
+            if shadow.shape != value.shape:
+                self.shadow[name] = value.detach().clone()
+            elif shadow.is_floating_point():
                 shadow.lerp_(value.detach().to(shadow.dtype), weight)
             else:
                 shadow.copy_(value)
