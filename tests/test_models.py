@@ -266,12 +266,13 @@ def test_auto_pixel_sigma_is_the_running_rms_per_pixel_and_travels_with_its_shap
     model = build_model(small_config("simple_rvd", sigma="auto_pixel", sigma_momentum=0.1), C)
     ema = EMA(model, decay=0.5, warmup=False)
     assert model.residual_mean_square.shape == (1, C, 1, 1)  # the frame size is not known yet
+    buffer = model.residual_mean_square  # resized in place: DDP keeps broadcasting the tensor it found
     with torch.no_grad():
         for step in range(60):
             model.loss(windows(), n_context=2)
             ema.update(model, step)
     scale = model.residual_scale((H, W))
-    assert scale.shape == (1, C, H, W)
+    assert scale.shape == (1, C, H, W) and model.residual_mean_square is buffer
     expected = profile[0, 0].expand(C, H, W)
     assert (scale[0] / expected - 1).abs().mean() < 0.1, (scale[0] / expected).mean()
     assert ema.state_dict()["residual_mean_square"].shape == (1, C, H, W)

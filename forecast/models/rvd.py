@@ -148,14 +148,21 @@ class RVD(SequenceModel):
         over = 0 if self.sigma_per_pixel else (0, 2, 3)  # the batch (and, per channel, the pixels)
         square = residual.detach().float().square().mean(dim=over, keepdim=True)
         if square.shape != self.residual_mean_square.shape:  # auto_pixel's first batch: one entry per pixel
-            self.residual_mean_square = self.residual_mean_square.expand_as(square).clone()
+            self._resize_residual_buffer(square.shape)
         self.residual_mean_square.lerp_(square.to(self.residual_mean_square.dtype), self.sigma_momentum)
+
+    def _resize_residual_buffer(self, shape: torch.Size) -> None:
+        # In place, keeping its value: DistributedDataParallel broadcasts the buffer tensors it found when it
+        # wrapped the model, so the buffer must stay the same tensor.
+        buffer = self.residual_mean_square
+        value = buffer.expand(shape).clone()
+        buffer.resize_(shape).copy_(value)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # auto_pixel's buffer has the training frames' size, which the model does not know when it is built
         value = state_dict.get(prefix + "residual_mean_square")
         if self.sigma_per_pixel and isinstance(value, torch.Tensor) and value.dim() == 4:
-            self.residual_mean_square = self.residual_mean_square.new_empty(value.shape)
+            self.residual_mean_square.resize_(value.shape)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _eps_model(self, state: RVDState):
