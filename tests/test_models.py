@@ -287,9 +287,8 @@ def test_auto_pixel_sigma_is_the_running_rms_per_pixel_and_travels_with_its_shap
     with pytest.raises(ForecastError, match=f"fitted on frames of {H}x{W}, these are {2 * H}x{W}"):
         restored.sample_next(state)
 
-    per_channel = build_model(
-        small_config("simple_rvd", sigma="auto"), C
-    )  # the other auto keeps one per channel
+    # the other auto keeps one per channel
+    per_channel = build_model(small_config("simple_rvd", sigma="auto"), C)
     with torch.no_grad():
         per_channel.loss(windows(), n_context=2)
     assert per_channel.residual_mean_square.shape == (1, C, 1, 1)

@@ -34,6 +34,17 @@ class SequenceModel(nn.Module, ABC):
     has_diffusion: bool = False
     #: frame height and width must be divisible by this (e.g. 2**(levels - 1) for a U-Net)
     spatial_multiple: int = 1
+    #: buffers fitted on training data whose shape depends on the data (frame size, bank size), which the model
+    #: does not know when it is built: loading a state dict resizes them to its shape first
+    fitted_buffers: tuple[str, ...] = ()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in self.fitted_buffers:
+            value = state_dict.get(prefix + name)
+            if isinstance(value, torch.Tensor):
+                # in place: DistributedDataParallel broadcasts the buffer tensors it found when it wrapped the model
+                getattr(self, name).resize_(value.shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def check_frame_size(self, height: int, width: int) -> None:
         """ForecastError unless frames of ``height`` x ``width`` fit the network's resolution levels."""

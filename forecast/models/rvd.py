@@ -65,6 +65,8 @@ class RVD(SequenceModel):
             # it and sampling uses the scale the denoiser was trained at. Fitted on training data only.
             # auto_pixel keeps one per pixel too: the buffer takes the frames' size at the first training batch.
             self.register_buffer("residual_mean_square", torch.ones(1, n_channels, 1, 1))
+            if self.sigma_per_pixel:
+                self.fitted_buffers = ("residual_mean_square",)  # of the frames' size: resized on load
         self.loss_type = model.loss
         self.mu_loss_weight = model.mu_loss_weight
         self.detach_mu = model.detach_mu
@@ -157,13 +159,6 @@ class RVD(SequenceModel):
         buffer = self.residual_mean_square
         value = buffer.expand(shape).clone()
         buffer.resize_(shape).copy_(value)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # auto_pixel's buffer has the training frames' size, which the model does not know when it is built
-        value = state_dict.get(prefix + "residual_mean_square")
-        if self.sigma_per_pixel and isinstance(value, torch.Tensor) and value.dim() == 4:
-            self.residual_mean_square.resize_(value.shape)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _eps_model(self, state: RVDState):
         return lambda y, n: self.denoiser(y, n, state.context)

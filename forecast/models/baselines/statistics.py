@@ -7,7 +7,7 @@ normalised training windows ``(batch, time, channel, y, x)`` of ``statistics_fra
 saved in the checkpoint and restored by ``load_run`` like weights.
 
 Their shape depends on the data (frame size, bank size), which the model does not know when it is built, so
-``FittedBuffers`` resizes a buffer to the checkpoint's shape before loading it.
+they are listed in ``fitted_buffers`` and ``SequenceModel`` resizes them to the checkpoint's shape on load.
 """
 
 from __future__ import annotations
@@ -21,23 +21,14 @@ from forecast.models.base import SequenceModel
 
 
 class FittedBuffers(SequenceModel):
-    """A ``SequenceModel`` whose data-shaped buffers (``fitted_buffers``) take the checkpoint's shape on load."""
+    """A ``SequenceModel`` fitted by measuring its training data (its data-shaped buffers are ``fitted_buffers``)."""
 
-    fitted_buffers: tuple[str, ...] = ()
     #: frames per window that ``fit_statistics`` wants, and how many windows at most
     statistics_frames: int = 2
     statistics_windows: int = 256
 
     def _init_fitted(self) -> None:
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in self.fitted_buffers:
-            value = state_dict.get(prefix + name)
-            if isinstance(value, torch.Tensor):
-                current = getattr(self, name)
-                setattr(self, name, current.new_empty(value.shape))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def check_fitted(self) -> None:
         if not bool(self.fitted):
