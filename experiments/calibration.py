@@ -119,8 +119,8 @@ ABLATIONS = [
 
 def lever_rows(scale: Scale) -> list[Row]:
     """``--levers``: RVD with one option changed each, the suspects of issue 11 for its under-dispersion and for
-    separating it from VD (the loss weighting, the residual's scale per pixel, mu as a regression forecast, the
-    prediction target, the training length, the training window;
+    separating it from VD (the loss weighting, the residual's scale per pixel, mu as a regression forecast, mu as
+    an input of the denoiser, the prediction target, the training length, the training window;
     VD with the same training length and window too, its pairs); for a validation store (``--noise-seed``), where
     an option may be chosen."""
 
@@ -144,6 +144,7 @@ def lever_rows(scale: Scale) -> list[Row]:
         Row("RVD (min-SNR)", "rvd_calibrated", diffusion={"loss_weighting": "min_snr"}),
         Row("RVD (sigma per pixel)", "rvd_calibrated", model={"sigma": "auto_pixel"}),
         Row("RVD (detached mu)", "rvd_calibrated", model={"detach_mu": True}),
+        Row("RVD (denoiser sees mu)", "rvd_calibrated", model={"condition_on_mu": True}),
         Row("RVD (eps)", "rvd_calibrated", diffusion={"prediction": "eps"}),
     ]
 
@@ -285,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--levers",
         action="store_true",
-        help="also RVD with one option changed each (min-SNR weighting, eps-prediction, twice the steps) "
-        "and VD with twice the steps",
+        help="also RVD with one option changed each (twice the steps, twice the frames, min-SNR weighting, "
+        "sigma per pixel, detached mu, the denoiser sees mu, eps-prediction) and VD with twice the steps and "
+        "twice the frames",
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

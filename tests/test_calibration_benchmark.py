@@ -54,6 +54,7 @@ def test_lever_rows_change_one_option_each_and_build_at_every_scale():
         assert levers["RVD (eps)"]["diffusion"]["prediction"] == "eps"
         assert levers["RVD (sigma per pixel)"]["model"]["sigma"] == "auto_pixel"
         assert levers["RVD (detached mu)"]["model"]["detach_mu"] is True
+        assert levers["RVD (denoiser sees mu)"]["model"]["condition_on_mu"] is True
         for label, config in levers.items():
             base = bases[label.split(" (")[0]]
             changed = {

@@ -1,5 +1,6 @@
 """The RVD networks: shapes, recurrence, the three kinds, training signal, sampling, config checking."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -316,6 +317,44 @@ def test_detach_mu_leaves_mu_to_the_mu_loss_alone(detach_mu):
     assert torch.allclose(full, mu_loss_only) == detach_mu
 
 
+@pytest.mark.parametrize("kind", ["rvd", "simple_rvd"])
+def test_condition_on_mu_shows_the_denoiser_mu(kind):
+    """condition_on_mu: every denoiser call, in the loss and in sampling, gets mu as extra input channels, so the
+    sampled residual changes with mu at the same context and noise; without it (the paper) it cannot."""
+    window = torch.randn(B, 4, C, H, W)
+
+    def denoiser_inputs(model, run, *args):  # the denoiser's inputs while run(*args) runs
+        seen, forward = [], model.denoiser.forward
+        model.denoiser.forward = lambda y, n, context: seen.append(y) or forward(y, n, context)
+        run(*args)
+        model.denoiser.forward = forward
+        return seen
+
+    model = build_model(small_config(kind, condition_on_mu=True), C)
+    assert model.denoiser.down[0]["res1"].shortcut.in_channels == 2 * C
+    states = []  # the state after each observed frame, as the loss's teacher forcing makes it
+    observe = model.observe
+    model.observe = lambda state, frame: states.append(observe(state, frame)) or states[-1]
+    inputs = denoiser_inputs(model, model.loss, window, 2)
+    del model.observe
+    assert [y.shape[1] for y in inputs] == [2 * C, 2 * C]
+    for y, state in zip(inputs, states[1:]):  # states[1]: after both context frames, it predicts frame 2
+        assert torch.equal(y[:, C:], state.mu)
+
+    def residual(model, state):
+        sample = model.sample_next(state, sampler="ddim", steps=4, generator=torch.Generator().manual_seed(0))
+        return (sample - state.mu) / model.residual_scale()
+
+    for condition in (True, False):
+        model = build_model(small_config(kind, condition_on_mu=condition), C).eval()
+        state = model.observe(model.initial_state(B, H, W, "cpu"), window[:, 0])
+        inputs = denoiser_inputs(model, residual, model, state)
+        assert len(inputs) == 4 and all(torch.equal(y[:, C:], state.mu) for y in inputs) == condition
+        shifted = dataclasses.replace(state, mu=state.mu + 1.0)
+        same = torch.allclose(residual(model, state), residual(model, shifted), atol=1e-5)
+        assert same != condition
+
+
 def test_sample_next_shape_and_reproducibility():
     model = build_model(small_config("rvd"), C).eval()
     state = model.observe(model.initial_state(B, H, W, "cpu"), torch.randn(B, C, H, W))
@@ -364,6 +403,8 @@ def test_bad_use_is_a_clear_error():
         ({"detach_mu": True}, "nothing trains mu"),
         ({"detach_mu": "yes", "mu_loss_weight": 1.0}, "model.detach_mu must be true or false"),
         ({"sigma": "auto", "sigma_momentum": 0}, "sigma_momentum"),
+        ({"kind": "vd", "condition_on_mu": True}, "kind vd has mu = 0"),
+        ({"condition_on_mu": 1}, "model.condition_on_mu must be true or false"),
     ],
 )
 def test_build_model_refuses_bad_configs(model_section, match):

@@ -14,6 +14,8 @@ model:
   mu_loss_weight: 0.0             # > 0 adds w * mean((mu - x)^2) per future frame (rvd only; not in the paper)
   detach_mu: false                # true: the diffusion loss does not train mu, which learns from the mu loss alone
                                   # (rvd with mu_loss_weight > 0; not in the paper)
+  condition_on_mu: false          # true: the denoiser sees mu too, concatenated to its noisy input (rvd and
+                                  # simple_rvd; not in the paper, whose denoiser sees the context only)
   groups: 8                       # GroupNorm groups (every level's channel count must be divisible by it)
   attention_heads: 4
   attention_head_dim: 16
@@ -56,6 +58,7 @@ class ModelConfig:
     loss: str = "l2"
     mu_loss_weight: float = 0.0
     detach_mu: bool = False
+    condition_on_mu: bool = False
     groups: int = 8
     attention_heads: int = 4
     attention_head_dim: int = 16
@@ -185,6 +188,10 @@ def parse_model_config(config: dict) -> ModelConfig:
         raise ForecastError(
             "model.detach_mu needs kind rvd and model.mu_loss_weight > 0 (otherwise nothing trains mu)"
         )
+    if not isinstance(cfg.condition_on_mu, bool):
+        raise ForecastError(f"model.condition_on_mu must be true or false, got {cfg.condition_on_mu!r}")
+    if cfg.condition_on_mu and cfg.kind == "vd":
+        raise ForecastError("model.condition_on_mu needs kind rvd or simple_rvd (kind vd has mu = 0)")
     require_choice(cfg.loss, LOSSES, "unknown model.loss {value}; use one of {choices}")
     return ModelConfig(
         **{

@@ -4,6 +4,9 @@ Down level ``i`` (DD): ResBlock; concatenate the context of level ``i``; ResBloc
 is the skip connection); downsample (all levels but the last). Middle: ResBlock, LinearAttention, ResBlock.
 Up level ``i`` (DU, deepest first): concatenate the skip of level ``i``; ResBlock; ResBlock; LinearAttention;
 upsample (all levels but the top). Every ResBlock receives the embedding of the diffusion step ``n``.
+
+``in_channels`` (default ``channels``) is the input's channel count: RVD's ``condition_on_mu`` concatenates
+``mu`` to the noisy residual, so the input has twice the channels of the output.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class Denoiser(nn.Module):
         groups: int,
         heads: int = 4,
         head_dim: int = 16,
+        in_channels: int | None = None,
     ):
         super().__init__()
         dims = [dim * m for m in mults]
@@ -43,7 +47,7 @@ class Denoiser(nn.Module):
                     "down": Downsample(d) if i < levels - 1 else nn.Identity(),
                 }
             )
-            for i, (d_in, d, c) in enumerate(zip([channels, *dims], dims, context_dims))
+            for i, (d_in, d, c) in enumerate(zip([in_channels or channels, *dims], dims, context_dims))
         )
         self.mid_res1 = ResBlock(dims[-1], dims[-1], groups, dim)
         self.mid_attn = attention(dims[-1])

@@ -12,6 +12,8 @@ on a ConvGRU context of the same frames.
 - ``vd``: ``mu = 0`` and ``sigma = 1``: the diffusion model generates the frame itself;
 - ``simple_rvd``: ``mu`` = the previous frame, i.e. the diffusion model generates frame differences.
 
+``condition_on_mu`` (not in the paper) also feeds ``mu`` to the denoiser, concatenated to its noisy input.
+
 The state after observing frames ``x^{<t}`` holds the context of every level, the transform's hidden states
 (rvd) and ``mu^t``. ``loss`` is Algorithm 1 with teacher forcing; ``sample_next`` is Algorithm 2 for one frame.
 """
@@ -70,6 +72,7 @@ class RVD(SequenceModel):
         self.loss_type = model.loss
         self.mu_loss_weight = model.mu_loss_weight
         self.detach_mu = model.detach_mu
+        self.condition_on_mu = model.condition_on_mu
         self.diffusion: GaussianDiffusion = diffusion.build()
 
         dims = [model.dim * m for m in model.denoiser_mults]
@@ -77,6 +80,7 @@ class RVD(SequenceModel):
         self.denoiser = Denoiser(
             n_channels, model.dim, list(model.denoiser_mults), dims, model.groups,
             model.attention_heads, model.attention_head_dim,
+            in_channels=n_channels * (2 if model.condition_on_mu else 1),
         )  # fmt: skip
         self.transform = (
             TransformNet(n_channels, model.dim, list(model.transform_mults), model.groups)
@@ -160,8 +164,13 @@ class RVD(SequenceModel):
         value = buffer.expand(shape).clone()
         buffer.resize_(shape).copy_(value)
 
-    def _eps_model(self, state: RVDState):
-        return lambda y, n: self.denoiser(y, n, state.context)
+    def _eps_model(self, denoiser, state: RVDState, mu: torch.Tensor):
+        """The denoiser as the diffusion calls it, ``(y_n, n) -> prediction``, given what it is conditioned on."""
+        if self.condition_on_mu:
+            # Not in the paper: the denoiser sees mu at full resolution, where the context encoder's pyramid
+            # carries only what the frames imply about it; where mu is uncertain, the residual is wide.
+            return lambda y, n: denoiser(torch.cat([y, mu.to(y.dtype)], dim=1), n, state.context)
+        return lambda y, n: denoiser(y, n, state.context)
 
     # ------------------------------------------------------------------ generation (Algorithm 2, one frame)
     def accelerate_sampling(
@@ -192,7 +201,7 @@ class RVD(SequenceModel):
             )
         denoiser = self._sampling_denoiser or self.denoiser
         y0 = self.diffusion.sample(
-            lambda y, n: denoiser(y, n, state.context), state.mu.shape, sampler=sampler, steps=steps,
+            self._eps_model(denoiser, state, state.mu), state.mu.shape, sampler=sampler, steps=steps,
             eta=eta, generator=generator, device=state.mu.device, dtype=state.mu.dtype,
         )  # fmt: skip
         return state.mu + self.residual_scale(tuple(state.mu.shape[-2:])) * y0
@@ -228,7 +237,9 @@ class RVD(SequenceModel):
             mu = state.mu.detach() if self.detach_mu else state.mu
             self._track_residual(frame - mu)
             y0 = (frame - mu) / self.residual_scale((height, width))
-            total = total + self.diffusion.training_loss(self._eps_model(state), y0, n=n, loss=self.loss_type)
+            total = total + self.diffusion.training_loss(
+                self._eps_model(self.denoiser, state, mu), y0, n=n, loss=self.loss_type
+            )
             if self.mu_loss_weight > 0:
                 # Optional (not in the paper): equation 9 alone does not pin mu down, since the denoiser sees
                 # the same context and can absorb any deterministic shift; this term makes mu a forecast.
@@ -239,4 +250,5 @@ class RVD(SequenceModel):
 
     def extra_repr(self) -> str:
         sigma = self.config.sigma if self.auto_sigma else self.sigma
-        return f"kind={self.kind}, sigma={sigma}, loss={self.loss_type}, diffusion={self.diffusion}"
+        mu = ", condition_on_mu=True" if self.condition_on_mu else ""
+        return f"kind={self.kind}, sigma={sigma}{mu}, loss={self.loss_type}, diffusion={self.diffusion}"
