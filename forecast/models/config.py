@@ -182,14 +182,13 @@ def parse_model_config(config: dict) -> ModelConfig:
         raise ForecastError(
             f"model.mu_loss_weight applies to kind rvd only (kind {cfg.kind} has no learned mu)"
         )
-    if not isinstance(cfg.detach_mu, bool):
-        raise ForecastError(f"model.detach_mu must be true or false, got {cfg.detach_mu!r}")
+    for switch in (f.name for f in fields(ModelConfig) if f.type == "bool"):  # strict: "yes" or 1 is a typo
+        if not isinstance(getattr(cfg, switch), bool):
+            raise ForecastError(f"model.{switch} must be true or false, got {getattr(cfg, switch)!r}")
     if cfg.detach_mu and not (cfg.kind == "rvd" and w > 0):
         raise ForecastError(
             "model.detach_mu needs kind rvd and model.mu_loss_weight > 0 (otherwise nothing trains mu)"
         )
-    if not isinstance(cfg.condition_on_mu, bool):
-        raise ForecastError(f"model.condition_on_mu must be true or false, got {cfg.condition_on_mu!r}")
     if cfg.condition_on_mu and cfg.kind == "vd":
         raise ForecastError("model.condition_on_mu needs kind rvd or simple_rvd (kind vd has mu = 0)")
     require_choice(cfg.loss, LOSSES, "unknown model.loss {value}; use one of {choices}")
