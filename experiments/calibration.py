@@ -117,12 +117,17 @@ ABLATIONS = [
 ]
 
 
+#: algorithm 2 of the paper: ancestral (DDPM) sampling over all N diffusion steps
+PAPER_SAMPLER = {"sampler": "ddpm", "steps": None}
+
+
 def lever_rows(scale: Scale) -> list[Row]:
     """``--levers``: RVD with one option changed each, the suspects of issue 11 for its under-dispersion and for
     separating it from VD (the loss weighting, the residual's scale per pixel, mu as a regression forecast, mu as
     an input of the denoiser, the prediction target, the training length, the training window;
-    VD with the same training length and window too, its pairs); for a validation store (``--noise-seed``), where
-    an option may be chosen."""
+    VD with the same training length and window too, its pairs; RVD and VD sampled with the paper's DDPM over all
+    N steps, which reuse the trained runs of RVD and VD in the same OUT); for a validation store
+    (``--noise-seed``), where an option may be chosen."""
 
     def twice_as_long(row: Row) -> Row:  # the row as it is, trained for twice its steps at this scale
         steps = row.build(scale)["training"]["steps"]
@@ -146,6 +151,10 @@ def lever_rows(scale: Scale) -> list[Row]:
         Row("RVD (detached mu)", "rvd_calibrated", model={"detach_mu": True}),
         Row("RVD (denoiser sees mu)", "rvd_calibrated", model={"condition_on_mu": True}),
         Row("RVD (eps)", "rvd_calibrated", diffusion={"prediction": "eps"}),
+        # the paper's sampler (algorithm 2: ancestral, all N steps) in place of the scale's DDIM; no training of
+        # its own: each shares the trained run of its row when that row is run in the same OUT
+        dataclasses.replace(ROWS[0], label="RVD (DDPM)", rollout=PAPER_SAMPLER),
+        dataclasses.replace(ROWS[1], label="VD (DDPM)", rollout=PAPER_SAMPLER),
     ]
 
 
@@ -159,6 +168,12 @@ def row_config(row: Row, scale: Scale, seed: int = 0) -> dict:
     config.setdefault("data", {}).update({**DATA[scale.name], **row.data})  # a row's own window wins
     config.setdefault("training", {})["seed"] = seed
     return config
+
+
+def pipeline_rows(rows: list[Row], scale: Scale, seed: int = 0) -> list[pipeline.Row]:
+    """The pipeline's rows of ``rows``: rows with the same config share one trained run (``Pipeline.run_dir``),
+    sampled with each row's own rollout settings."""
+    return [pipeline.Row(r.slug, row_config(r, scale, seed), r.label, r.rollout) for r in rows]
 
 
 # --------------------------------------------------------------------------------------------------- stages
@@ -221,7 +236,7 @@ def run_calibration(
     )
     store = make_data(chain)
     log(f"data: {store} ({time.time() - start:.0f} s)")
-    chain_rows = [pipeline.Row(r.slug, row_config(r, scale, seed), label=r.label) for r in rows]
+    chain_rows = pipeline_rows(rows, scale, seed)
     chain.run_rows(chain_rows, jobs or pipeline.default_jobs(len(rows), gpu=scale_name == "paper"))
     command = command_line(scale, out, rows, data=data, seed=seed, noise_seed=noise_seed)
     heading = f"Calibration benchmark, produced by `{command}` in {(time.time() - start) / 60:.1f} min."
@@ -287,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         "--levers",
         action="store_true",
         help="also RVD with one option changed each (twice the steps, twice the frames, min-SNR weighting, "
-        "sigma per pixel, detached mu, the denoiser sees mu, eps-prediction) and VD with twice the steps and "
-        "twice the frames",
+        "sigma per pixel, detached mu, the denoiser sees mu, eps-prediction, the paper's DDPM sampler over all N "
+        "steps) and VD with twice the steps, twice the frames and the DDPM sampler",
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

@@ -9,6 +9,11 @@ variables of each variable's CRPS averaged over leads and pixels. Printed per pa
 the mean CRPS of A and of B, A / B - 1, and a 95% percentile-bootstrap interval of that ratio of means, which
 resamples starts (the unit of independence: the pixels and leads of one start are strongly correlated), the
 same starts in every pair. An interval that holds 0 means the starts cannot tell A from B.
+
+The bootstrap over starts does not see what varies between replicates: two trainings of one config differ by a
+few percent (experiments/README.md, "Calibration benchmark"). With three pairs or more, one more line,
+"over replicates", gives the mean of the pairs' A / B - 1 and its 95% Student-t interval over the pairs, the
+interval for a claim about the configs rather than about one trained model each.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -46,6 +52,13 @@ def ratio_interval(a: np.ndarray, b: np.ndarray, samples: int, seed: int = 0) ->
     return float(a.mean() / b.mean() - 1), float(low), float(high)
 
 
+def replicate_interval(ratios: np.ndarray) -> tuple[float, float, float]:
+    """The mean of the pairs' A / B - 1 and its 95% Student-t interval over the pairs (n - 1 degrees of freedom)."""
+    n = len(ratios)
+    mean, half = ratios.mean(), stats.t.ppf(0.975, n - 1) * ratios.std(ddof=1) / np.sqrt(n)
+    return float(mean), float(mean - half), float(mean + half)
+
+
 def compare(a_files: list[str], b_files: list[str], samples: int = 10000) -> list[dict]:
     """One entry per pair and, with several pairs, one for all of them together (see the module docstring)."""
     if len(a_files) != len(b_files) or not a_files:
@@ -64,7 +77,13 @@ def compare(a_files: list[str], b_files: list[str], samples: int = 10000) -> lis
         ratio, low, high = ratio_interval(a_np[which], b_np[which], samples)
         rows.append({
             "pair": name, "crps_a": float(a_np[which].mean()), "crps_b": float(b_np[which].mean()),
-            "a_over_b_minus_1": ratio, "ci95_low": low, "ci95_high": high, "starts": a_np.shape[1],
+            "a_over_b_minus_1": ratio, "ci95_low": low, "ci95_high": high, "over": f"{a_np.shape[1]} starts",
+        })  # fmt: skip
+    if len(a_files) >= 3:
+        ratio, low, high = replicate_interval(a_np.mean(axis=1) / b_np.mean(axis=1) - 1)
+        rows.append({
+            "pair": "over replicates", "crps_a": float(a_np.mean()), "crps_b": float(b_np.mean()),
+            "a_over_b_minus_1": ratio, "ci95_low": low, "ci95_high": high, "over": f"{len(a_files)} replicates",
         })  # fmt: skip
     return rows
 
@@ -80,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print("| pair | CRPS A | CRPS B | A / B - 1 | 95% interval | starts |\n|---|---:|---:|---:|---|---:|")
+    print("| pair | CRPS A | CRPS B | A / B - 1 | 95% interval | over |\n|---|---:|---:|---:|---|---|")
     for r in rows:
         print(
             f"| {r['pair']} | {r['crps_a']:.6g} | {r['crps_b']:.6g} | {r['a_over_b_minus_1']:+.2%} | "
-            f"{r['ci95_low']:+.2%} to {r['ci95_high']:+.2%} | {r['starts']} |"
+            f"{r['ci95_low']:+.2%} to {r['ci95_high']:+.2%} | {r['over']} |"
         )
     return 0
 

@@ -55,8 +55,13 @@ def test_lever_rows_change_one_option_each_and_build_at_every_scale():
         assert levers["RVD (sigma per pixel)"]["model"]["sigma"] == "auto_pixel"
         assert levers["RVD (detached mu)"]["model"]["detach_mu"] is True
         assert levers["RVD (denoiser sees mu)"]["model"]["condition_on_mu"] is True
+        sampled = {r.label: r.rollout for r in calibration.lever_rows(scale) if r.rollout}
+        assert sampled == {"RVD (DDPM)": calibration.PAPER_SAMPLER, "VD (DDPM)": calibration.PAPER_SAMPLER}
         for label, config in levers.items():
             base = bases[label.split(" (")[0]]
+            if label in sampled:  # sampled differently, trained the same
+                assert config == base, label
+                continue
             changed = {
                 (section, key)
                 for section in ("model", "diffusion", "training", "data")
@@ -65,6 +70,21 @@ def test_lever_rows_change_one_option_each_and_build_at_every_scale():
             }
             assert len(changed) == 1, (label, changed)
             build_model(resolve_config(config), 3)
+
+
+def test_sampler_rows_share_the_trained_run_and_sample_with_ddpm_over_all_steps(tmp_path):
+    scale = calibration.SCALES["cpu-small"]
+    rows = calibration.select_rows(calibration.ROWS + calibration.lever_rows(scale), ["RVD", "RVD (DDPM)", "VD"])
+    chain = calibration.pipeline.Pipeline(
+        tmp_path, store=tmp_path / "s.zarr", rollout=calibration.truth_starts(scale, 0)
+    )
+    rvd, vd, rvd_ddpm = calibration.pipeline_rows(rows, scale)  # the table's order
+    assert (rvd.title, vd.title, rvd_ddpm.title) == ("RVD", "VD", "RVD (DDPM)")
+    assert chain.run_dir(rvd_ddpm) == chain.run_dir(rvd) != chain.run_dir(vd)
+    assert chain.forecast_file(rvd_ddpm) != chain.forecast_file(rvd)
+    paper, table = chain.rollout_settings(rvd_ddpm), chain.rollout_settings(rvd)
+    assert (paper.sampler, paper.steps) == ("ddpm", None) and (table.sampler, table.steps) == ("ddim", 25)
+    assert paper.starts == table.starts == "truth" and paper.members == table.members
 
 
 def test_validation_store_and_command_line():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from properscoring import crps_ensemble
+from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -51,6 +52,19 @@ def test_a_better_forecast_is_told_apart_and_a_copy_is_not(tmp_path):
     assert all(r["ci95_low"] <= r["a_over_b_minus_1"] <= r["ci95_high"] < 0 for r in rows)
     (same,) = paired_crps.compare([str(good[0])], [str(good[0])], samples=100)
     assert same["a_over_b_minus_1"] == same["ci95_low"] == same["ci95_high"] == 0
+
+
+def test_three_replicates_add_a_student_t_interval_over_the_pairs(tmp_path):
+    a = [str(_forecast(tmp_path / f"a{s}.nc", 0.2 + 0.1 * s, s)) for s in range(3)]
+    b = [str(_forecast(tmp_path / f"b{s}.nc", 0.4, s)) for s in range(3)]
+    rows = paired_crps.compare(a, b, samples=200)
+    assert [r["pair"] for r in rows][-2:] == ["all pairs", "over replicates"]
+    assert rows[0]["over"] == "6 starts" and rows[-1]["over"] == "3 replicates"
+    ratios = np.array([r["a_over_b_minus_1"] for r in rows[:3]])  # each pair's own A / B - 1
+    expected = stats.ttest_1samp(ratios, 0).confidence_interval(0.95)
+    assert rows[-1]["a_over_b_minus_1"] == pytest.approx(ratios.mean())
+    assert (rows[-1]["ci95_low"], rows[-1]["ci95_high"]) == pytest.approx((expected.low, expected.high))
+    assert "over replicates" not in [r["pair"] for r in paired_crps.compare(a[:2], b[:2], samples=50)]
 
 
 def test_unpaired_files_are_one_line_errors(tmp_path, capsys):
