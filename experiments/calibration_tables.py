@@ -71,13 +71,19 @@ def _avg(values: list[float]) -> float:
     return sum(defined) / len(defined) if defined else math.nan
 
 
-def verdict(leads: dict[str, dict]) -> dict[str, bool]:
-    """The four targets of issue 11 for ``TARGET_ROW`` (its CRPS against every row but the oracle and RVDs)."""
+def verdict(leads: dict[str, dict]) -> dict[str, bool | None]:
+    """The four targets of issue 11 for ``TARGET_ROW`` (its CRPS against every row but the oracle and RVDs;
+    None, not measured, where the table has no such row: a table of RVD's options alone compares nothing)."""
     lead = leads[TARGET_ROW]
-    result = targets(lead, 2 / (lead["members"] + 1))
+    result: dict[str, bool | None] = dict(targets(lead, 2 / (lead["members"] + 1)))
     others = [k for k in leads if k not in (TARGET_ROW, ORACLE) and not k.startswith("RVD")]
-    result["crps_below_every_baseline"] = all(_avg(lead["crps"]) < _avg(leads[k]["crps"]) for k in others)
+    below = all(_avg(lead["crps"]) < _avg(leads[k]["crps"]) for k in others)
+    result["crps_below_every_baseline"] = below if others else None
     return result
+
+
+#: how ``calibration.md`` states a target's verdict
+VERDICT_WORDS = {True: "met", False: "NOT met", None: "not measured (no baseline row in this table)"}
 
 
 def write_tables(leads: dict[str, dict], out: Path, heading: str) -> Path:
@@ -109,7 +115,7 @@ def write_tables(leads: dict[str, dict], out: Path, heading: str) -> Path:
         lines += [
             "",
             f"Targets for {TARGET_ROW}: "
-            + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in checks.items()),
+            + ", ".join(f"{k} {VERDICT_WORDS[v]}" for k, v in checks.items()),
         ]
     path = out / "calibration.md"
     with atomic_output(path) as tmp:

@@ -127,6 +127,17 @@ def test_targets_follow_the_issue():
     assert not any(calibration_tables.targets(bad, 2 / 9).values())
 
 
+def test_the_baseline_target_is_not_measured_without_a_baseline_row():
+    def row(crps: float) -> dict:
+        return {"crps": [crps, crps], "crps_oracle": [0.8, 0.8], "spread_skill": [1.0, 1.0],
+                "outside_range": [0.2, 0.2], "members": 8}  # fmt: skip
+
+    options_only = {"RVD": row(1.0), "RVD (DDPM)": row(2.0), ORACLE: row(0.8)}
+    assert calibration_tables.verdict(options_only)["crps_below_every_baseline"] is None
+    assert calibration_tables.verdict({**options_only, "VD": row(1.1)})["crps_below_every_baseline"] is True
+    assert calibration_tables.verdict({**options_only, "VD": row(0.9)})["crps_below_every_baseline"] is False
+
+
 def test_summary_leaves_out_leads_where_a_score_is_undefined():
     # SM-MNIST: the truth ensemble has no spread before the first bounce, so its ratios are NaN at lead 1
     nan = float("nan")
