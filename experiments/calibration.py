@@ -173,7 +173,7 @@ def row_config(row: Row, scale: Scale, seed: int = 0) -> dict:
 def pipeline_rows(rows: list[Row], scale: Scale, seed: int = 0) -> list[pipeline.Row]:
     """The pipeline's rows of ``rows``: rows with the same config share one trained run (``Pipeline.run_dir``),
     sampled with each row's own rollout settings."""
-    return [pipeline.Row(r.slug, row_config(r, scale, seed), r.label, r.rollout) for r in rows]
+    return [r.pipeline_row(row_config(r, scale, seed)) for r in rows]
 
 
 # --------------------------------------------------------------------------------------------------- stages

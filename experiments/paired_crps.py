@@ -54,9 +54,8 @@ def ratio_interval(a: np.ndarray, b: np.ndarray, samples: int, seed: int = 0) ->
 
 def replicate_interval(ratios: np.ndarray) -> tuple[float, float, float]:
     """The mean of the pairs' A / B - 1 and its 95% Student-t interval over the pairs (n - 1 degrees of freedom)."""
-    n = len(ratios)
-    mean, half = ratios.mean(), stats.t.ppf(0.975, n - 1) * ratios.std(ddof=1) / np.sqrt(n)
-    return float(mean), float(mean - half), float(mean + half)
+    low, high = stats.t.interval(0.95, len(ratios) - 1, loc=ratios.mean(), scale=stats.sem(ratios))
+    return float(ratios.mean()), float(low), float(high)
 
 
 def compare(a_files: list[str], b_files: list[str], samples: int = 10000) -> list[dict]:
@@ -72,19 +71,20 @@ def compare(a_files: list[str], b_files: list[str], samples: int = 10000) -> lis
     pairs = [(f"{fa} vs {fb}", slice(i, i + 1)) for i, (fa, fb) in enumerate(zip(a_files, b_files))]
     if len(pairs) > 1:
         pairs.append(("all pairs", slice(None)))
-    rows = []
-    for name, which in pairs:
-        ratio, low, high = ratio_interval(a_np[which], b_np[which], samples)
-        rows.append({
-            "pair": name, "crps_a": float(a_np[which].mean()), "crps_b": float(b_np[which].mean()),
-            "a_over_b_minus_1": ratio, "ci95_low": low, "ci95_high": high, "over": f"{a_np.shape[1]} starts",
-        })  # fmt: skip
+    def entry(name: str, a: np.ndarray, b: np.ndarray, interval: tuple[float, float, float], over: str) -> dict:
+        ratio, low, high = interval
+        return {
+            "pair": name, "crps_a": float(a.mean()), "crps_b": float(b.mean()),
+            "a_over_b_minus_1": ratio, "ci95_low": low, "ci95_high": high, "over": over,
+        }  # fmt: skip
+
+    rows = [
+        entry(name, a_np[w], b_np[w], ratio_interval(a_np[w], b_np[w], samples), f"{a_np.shape[1]} starts")
+        for name, w in pairs
+    ]
     if len(a_files) >= 3:
-        ratio, low, high = replicate_interval(a_np.mean(axis=1) / b_np.mean(axis=1) - 1)
-        rows.append({
-            "pair": "over replicates", "crps_a": float(a_np.mean()), "crps_b": float(b_np.mean()),
-            "a_over_b_minus_1": ratio, "ci95_low": low, "ci95_high": high, "over": f"{len(a_files)} replicates",
-        })  # fmt: skip
+        per_pair = a_np.mean(axis=1) / b_np.mean(axis=1) - 1
+        rows.append(entry("over replicates", a_np, b_np, replicate_interval(per_pair), f"{len(a_files)} replicates"))
     return rows
 
 

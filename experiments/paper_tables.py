@@ -208,6 +208,10 @@ class Row:
     def slug(self) -> str:
         return "".join(c if c.isalnum() or c in "-_" else "_" for c in self.label).strip("_")
 
+    def pipeline_row(self, config: dict) -> pipeline.Row:
+        """This row in a pipeline, trained with ``config`` (its build at a scale) and sampled with its rollout."""
+        return pipeline.Row(self.slug, config, self.label, self.rollout)
+
     def build(self, scale: Scale) -> dict:
         config = load_config(CONFIGS / f"{self.config}.yaml")
         config.setdefault("data", {}).update(self.data)
@@ -482,7 +486,7 @@ def run_table(
         progress=progress,
         log=log,
     )
-    rows = [pipeline.Row(r.slug, r.build(scale), label=r.label, rollout=r.rollout) for r in TABLES[number]]
+    rows = [r.pipeline_row(r.build(scale)) for r in TABLES[number]]
     chain.data()
     work = [(chain, rows)]
     if smmnist and number in SMMNIST_TABLES and scale.smmnist:
