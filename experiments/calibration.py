@@ -27,8 +27,8 @@ Nothing is fitted on the test group or the truth ensembles: models train on the 
 
 Choosing options without touching the test store: ``--noise-seed S`` simulates the store with another draw of
 the inflow turbulence (its train, test and truth groups all new), a *validation store*. ``--levers`` adds RVD's
-candidate options (``lever_rows``: one change each against ``rvd_calibrated``, and VD trained twice as long,
-the pair of RVD trained twice as long) to the rows, so that they can be compared on a validation store and only
+candidate options (``lever_rows``: one change each against ``rvd_calibrated``, and VD with the same change
+where it applies to VD too: twice the steps, frames or channels, the DDPM sampler) to the rows, so that they can be compared on a validation store and only
 the chosen one run on the benchmark's own store.
 """
 
@@ -124,8 +124,8 @@ PAPER_SAMPLER = {"sampler": "ddpm", "steps": None}
 def lever_rows(scale: Scale) -> list[Row]:
     """``--levers``: RVD with one option changed each, the suspects of issue 11 for its under-dispersion and for
     separating it from VD (the loss weighting, the residual's scale per pixel, mu as a regression forecast, mu as
-    an input of the denoiser, the prediction target, the training length, the training window;
-    VD with the same training length and window too, its pairs; RVD and VD sampled with the paper's DDPM over all
+    an input of the denoiser, the prediction target, the training length, the training window, the networks'
+    width; VD with the same training length, window and width too, its pairs; RVD and VD sampled with the paper's DDPM over all
     N steps, which reuse the trained runs of RVD and VD in the same OUT); for a validation store
     (``--noise-seed``), where an option may be chosen."""
 
@@ -141,11 +141,17 @@ def lever_rows(scale: Scale) -> list[Row]:
             row, label=f"{row.label} (2x frames)", data={**row.data, "future_frames": 2 * frames}
         )
 
+    def twice_the_channels(row: Row) -> Row:  # the networks' base width doubled (dim 32 at cpu-small)
+        dim = row.build(scale)["model"]["dim"]
+        return dataclasses.replace(row, label=f"{row.label} (2x channels)", model={**row.model, "dim": 2 * dim})
+
     return [
         twice_as_long(ROWS[0]),  # RVD; the longest first
         twice_as_long(ROWS[1]),  # VD, its pair
         twice_the_frames(ROWS[0]),  # each step costs about twice as much
         twice_the_frames(ROWS[1]),
+        twice_the_channels(ROWS[0]),  # each step costs about twice as much (experiments/README.md)
+        twice_the_channels(ROWS[1]),
         Row("RVD (min-SNR)", "rvd_calibrated", diffusion={"loss_weighting": "min_snr"}),
         Row("RVD (sigma per pixel)", "rvd_calibrated", model={"sigma": "auto_pixel"}),
         Row("RVD (detached mu)", "rvd_calibrated", model={"detach_mu": True}),
@@ -301,9 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--levers",
         action="store_true",
-        help="also RVD with one option changed each (twice the steps, twice the frames, min-SNR weighting, "
-        "sigma per pixel, detached mu, the denoiser sees mu, eps-prediction, the paper's DDPM sampler over all N "
-        "steps) and VD with twice the steps, twice the frames and the DDPM sampler",
+        help="also RVD with one option changed each (twice the steps, twice the frames, twice the channels, "
+        "min-SNR weighting, sigma per pixel, detached mu, the denoiser sees mu, eps-prediction, the paper's DDPM "
+        "sampler over all N steps) and VD with twice the steps, frames and channels and the DDPM sampler",
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

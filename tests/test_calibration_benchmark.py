@@ -50,6 +50,7 @@ def test_lever_rows_change_one_option_each_and_build_at_every_scale():
         for label in ("RVD", "VD"):
             frames = bases[label]["data"]["future_frames"]
             assert levers[f"{label} (2x frames)"]["data"]["future_frames"] == 2 * frames
+            assert levers[f"{label} (2x channels)"]["model"]["dim"] == 2 * bases[label]["model"]["dim"]
         assert levers["RVD (min-SNR)"]["diffusion"]["loss_weighting"] == "min_snr"
         assert levers["RVD (eps)"]["diffusion"]["prediction"] == "eps"
         assert levers["RVD (sigma per pixel)"]["model"]["sigma"] == "auto_pixel"
