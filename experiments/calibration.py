@@ -125,33 +125,20 @@ def lever_rows(scale: Scale) -> list[Row]:
     """``--levers``: RVD with one option changed each, the suspects of issue 11 for its under-dispersion and for
     separating it from VD (the loss weighting, the residual's scale per pixel, mu as a regression forecast, mu as
     an input of the denoiser, the prediction target, the training length, the training window, the networks'
-    width; VD with the same training length, window and width too, its pairs; RVD and VD sampled with the paper's DDPM over all
-    N steps, which reuse the trained runs of RVD and VD in the same OUT); for a validation store
-    (``--noise-seed``), where an option may be chosen."""
+    width; VD with the same training length, window and width too, its pairs; RVD and VD sampled with the
+    paper's DDPM over all N steps, which reuse the trained runs of RVD and VD in the same OUT); for a validation
+    store (``--noise-seed``), where an option may be chosen."""
 
-    def twice_as_long(row: Row) -> Row:  # the row as it is, trained for twice its steps at this scale
-        steps = row.build(scale)["training"]["steps"]
-        return dataclasses.replace(
-            row, label=f"{row.label} (2x steps)", training={**row.training, "steps": 2 * steps}
-        )
-
-    def twice_the_frames(row: Row) -> Row:  # training windows of twice the future frames (2 + 6 at cpu-small)
-        frames = row_config(row, scale)["data"]["future_frames"]
-        return dataclasses.replace(
-            row, label=f"{row.label} (2x frames)", data={**row.data, "future_frames": 2 * frames}
-        )
-
-    def twice_the_channels(row: Row) -> Row:  # the networks' base width doubled (dim 32 at cpu-small)
-        dim = row.build(scale)["model"]["dim"]
-        return dataclasses.replace(row, label=f"{row.label} (2x channels)", model={**row.model, "dim": 2 * dim})
+    def doubled(row: Row, section: str, key: str, what: str) -> Row:  # one of the row's settings, times two
+        value = row_config(row, scale)[section][key]
+        overrides = {**getattr(row, section), key: 2 * value}
+        return dataclasses.replace(row, label=f"{row.label} (2x {what})", **{section: overrides})
 
     return [
-        twice_as_long(ROWS[0]),  # RVD; the longest first
-        twice_as_long(ROWS[1]),  # VD, its pair
-        twice_the_frames(ROWS[0]),  # each step costs about twice as much
-        twice_the_frames(ROWS[1]),
-        twice_the_channels(ROWS[0]),  # each step costs about twice as much (experiments/README.md)
-        twice_the_channels(ROWS[1]),
+        *(doubled(row, "training", "steps", "steps") for row in ROWS[:2]),  # RVD and VD; the longest first
+        # each step of these costs about twice as much: 2 + 6 frames, dim 32 at cpu-small (experiments/README.md)
+        *(doubled(row, "data", "future_frames", "frames") for row in ROWS[:2]),
+        *(doubled(row, "model", "dim", "channels") for row in ROWS[:2]),
         Row("RVD (min-SNR)", "rvd_calibrated", diffusion={"loss_weighting": "min_snr"}),
         Row("RVD (sigma per pixel)", "rvd_calibrated", model={"sigma": "auto_pixel"}),
         Row("RVD (detached mu)", "rvd_calibrated", model={"detach_mu": True}),
