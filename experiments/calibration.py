@@ -28,8 +28,8 @@ Nothing is fitted on the test group or the truth ensembles: models train on the 
 Choosing options without touching the test store: ``--noise-seed S`` simulates the store with another draw of
 the inflow turbulence (its train, test and truth groups all new), a *validation store*. ``--levers`` adds RVD's
 candidate options (``lever_rows``: one change each against ``rvd_calibrated``, and VD with the same change
-where it applies to VD too: twice the steps, frames or channels, the DDPM sampler) to the rows, so that they can be compared on a validation store and only
-the chosen one run on the benchmark's own store.
+where it applies to VD too: twice the steps, frames or channels, the DDPM sampler) to the rows, so that they
+can be compared on a validation store and only the chosen one run on the benchmark's own store.
 """
 
 from __future__ import annotations
