@@ -75,7 +75,9 @@ def test_lever_rows_change_one_option_each_and_build_at_every_scale():
 
 def test_sampler_rows_share_the_trained_run_and_sample_with_ddpm_over_all_steps(tmp_path):
     scale = calibration.SCALES["cpu-small"]
-    rows = calibration.select_rows(calibration.ROWS + calibration.lever_rows(scale), ["RVD", "RVD (DDPM)", "VD"])
+    rows = calibration.select_rows(
+        calibration.ROWS + calibration.lever_rows(scale), ["RVD", "RVD (DDPM)", "VD"]
+    )
     chain = calibration.pipeline.Pipeline(
         tmp_path, store=tmp_path / "s.zarr", rollout=calibration.truth_starts(scale, 0)
     )
@@ -103,6 +105,27 @@ def test_validation_store_and_command_line():
     )
     assert calibration.command_line(scale, Path("o"), calibration.ROWS).endswith("--out o")
     assert calibration.main(["--out", "o", "--data", "x.zarr", "--noise-seed", "1"]) == 2
+
+
+def test_cpu_small_networks_are_twice_as_wide_as_the_paper_tables_and_width_sets_another():
+    tables, scale = calibration.paper_tables.SCALES["cpu-small"], calibration.SCALES["cpu-small"]
+    narrow = calibration.scale_of("cpu-small", width=16)
+    for row in calibration.ROWS[:3]:  # RVD, VD, ConvGRU
+        assert calibration.row_config(row, scale)["model"]["dim"] == calibration.CPU_SMALL_WIDTH
+        assert calibration.row_config(row, narrow)["model"]["dim"] == 16
+    assert calibration.CPU_SMALL_WIDTH == 2 * tables.rvd_model["dim"] == 2 * tables.convgru_model["dim"]
+    # the default rows are the "(2x channels)" rows of the earlier width, measured over four seeds
+    levers = {r.label: r for r in calibration.lever_rows(narrow)}
+    for row in calibration.ROWS[:2]:
+        doubled = levers[f"{row.label} (2x channels)"]
+        assert calibration.row_config(row, scale) == calibration.row_config(doubled, narrow)
+    assert calibration.scale_of("smoke") is calibration.SCALES["smoke"]
+    for bad in (0, -8, 2.5):
+        with pytest.raises(calibration.ForecastError, match="--width must be a positive"):
+            calibration.scale_of("cpu-small", bad)
+    line = calibration.command_line(narrow, Path("o"), calibration.ROWS, width=16)
+    assert line == "python experiments/calibration.py --scale cpu-small --out o --width 16"
+    assert calibration.main(["--out", "o", "--width", "0", "--levers"]) == 2
 
 
 def test_ablation_rows_are_opt_in():
