@@ -123,6 +123,8 @@ def test_cpu_small_networks_are_twice_as_wide_as_the_paper_tables_and_width_sets
     for bad in (0, -8, 2.5):
         with pytest.raises(calibration.ForecastError, match="--width must be a positive"):
             calibration.scale_of("cpu-small", bad)
+    with pytest.raises(calibration.ForecastError, match="--width 12: .*not divisible by model.groups"):
+        calibration.scale_of("cpu-small", 12)  # 12 and 24 channels in groups of 8
     line = calibration.command_line(narrow, Path("o"), calibration.ROWS, width=16)
     assert line == "python experiments/calibration.py --scale cpu-small --out o --width 16"
     assert calibration.main(["--out", "o", "--width", "0", "--levers"]) == 2
