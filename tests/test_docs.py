@@ -1,0 +1,111 @@
+"""The documentation site (mkdocs.yml, docs/): every page in the nav, formats stated with a link to the contract,
+every public entry point documented, and (slow) the whole site built in strict mode."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def _hooks():
+    spec = importlib.util.spec_from_file_location("docs_site_hooks", DOCS / "_hooks" / "site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+
+
+def _generated(page: str) -> bool:
+    """Pages the config keeps out of the nav on purpose (tables written by the experiments, linked to)."""
+    return page.startswith("results/calibration/")
+
+
+def test_every_page_is_in_the_nav_and_every_nav_entry_exists(tmp_path):
+    hooks = _hooks()
+    nav = _config()["nav"]
+    added = hooks.add_unlisted_pages(nav, DOCS)
+    listed = hooks._nav_files(nav)
+    pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md") if "_hooks" not in p.parts}
+    orphans = sorted(p for p in pages - listed if not _generated(p))
+    assert not orphans, f"pages in no nav section: {orphans}"
+    assert not sorted(listed - pages), f"nav entries without a page: {sorted(listed - pages)}"
+    assert all(page.split("/")[0] in hooks.AUTO_NAV_FOLDERS for page in added)
+
+
+def test_the_hook_puts_a_new_guide_or_results_page_in_its_section(tmp_path):
+    hooks = _hooks()
+    for folder in ("guide", "results"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "listed.md").write_text("# Listed\n")
+        (tmp_path / folder / "new_topic.md").write_text("# New\n")
+    nav = [{"Home": "index.md"}, {"Guide": ["guide/listed.md"]}, {"Deep": [{"Results": ["results/listed.md"]}]}]
+    assert hooks.add_unlisted_pages(nav, tmp_path) == ["guide/new_topic.md", "results/new_topic.md"]
+    assert nav[1]["Guide"] == ["guide/listed.md", "guide/new_topic.md"]
+    assert nav[2]["Deep"][0]["Results"] == ["results/listed.md", "results/new_topic.md"]
+
+
+def test_every_entry_point_of_the_api_is_on_the_reference_page():
+    import forecast
+
+    hooks = _hooks()
+    paths = hooks.api_entry_points(ROOT)
+    assert set(paths) == set(forecast._API)
+    for name, path in paths.items():  # the dotted path names the very object `forecast.NAME` is
+        module, attribute = path.rsplit(".", 1)
+        assert getattr(importlib.import_module(module), attribute) is getattr(forecast, name), name
+    assert hooks.API_MARKER in (DOCS / "reference" / "index.md").read_text()
+
+
+# A page that states one of these formats links to the contract instead of restating it unlinked.
+FORMAT_TERMS = re.compile(r"\b(field store|forecast file|scores file|run directory|truth group)\b", re.I)
+
+
+def test_every_page_that_states_a_format_links_to_the_contract():
+    unlinked = []
+    for page in sorted(DOCS.rglob("*.md")):
+        relative = page.relative_to(DOCS)
+        if relative.name == "formats.md" or _generated(str(relative)) or "_hooks" in relative.parts:
+            continue
+        text = page.read_text()
+        if FORMAT_TERMS.search(text) and not re.search(r"\]\((\.\./)*formats\.md(#[^)]*)?\)", text):
+            unlinked.append(str(relative))
+    assert not unlinked, f"pages that state a format without linking to formats.md: {unlinked}"
+
+
+def test_readme_links_resolve():
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if not re.match(r"[a-z]+:", t)]
+    assert local, "the README links into the documentation"
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, f"README links to missing files: {missing}"
+
+
+@pytest.mark.slow
+def test_the_site_builds_in_strict_mode(tmp_path):
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True, env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    reference = (tmp_path / "site" / "reference" / "index.html").read_text()
+    import forecast
+
+    for name in forecast._API:
+        assert f"forecast.{name}" in reference, name
+    assert (tmp_path / "site" / "results" / "calibration" / "truth_scores_vorticity.png").is_file()
+    assert (tmp_path / "site" / "formats" / "index.html").is_file()
