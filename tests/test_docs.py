@@ -51,7 +51,11 @@ def test_the_hook_puts_a_new_guide_or_results_page_in_its_section(tmp_path):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "listed.md").write_text("# Listed\n")
         (tmp_path / folder / "new_topic.md").write_text("# New\n")
-    nav = [{"Home": "index.md"}, {"Guide": ["guide/listed.md"]}, {"Deep": [{"Results": ["results/listed.md"]}]}]
+    nav = [
+        {"Home": "index.md"},
+        {"Guide": ["guide/listed.md"]},
+        {"Deep": [{"Results": ["results/listed.md"]}]},
+    ]
     assert hooks.add_unlisted_pages(nav, tmp_path) == ["guide/new_topic.md", "results/new_topic.md"]
     assert nav[1]["Guide"] == ["guide/listed.md", "guide/new_topic.md"]
     assert nav[2]["Deep"][0]["Results"] == ["results/listed.md", "results/new_topic.md"]
@@ -111,7 +115,10 @@ def test_the_site_builds_in_strict_mode(tmp_path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     reference = (tmp_path / "site" / "reference" / "index.html").read_text()

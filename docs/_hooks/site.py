@@ -34,8 +34,13 @@ def _section_of(nav: list, folder: str) -> list | None:
     for item in nav:
         children = next(iter(item.values())) if isinstance(item, dict) else None
         if isinstance(children, list):
-            direct = {f for child in children if not isinstance(child, list) for f in _nav_files(child)
-                      if not isinstance(child, dict) or not isinstance(next(iter(child.values())), list)}
+            direct = {
+                f
+                for child in children
+                if not isinstance(child, list)
+                for f in _nav_files(child)
+                if not isinstance(child, dict) or not isinstance(next(iter(child.values())), list)
+            }
             if any(f.startswith(folder + "/") for f in direct):
                 return children
             found = _section_of(children, folder)
