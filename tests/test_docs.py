@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import xarray as xr
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,3 +130,33 @@ def test_the_site_builds_in_strict_mode(tmp_path):
         assert f"forecast.{name}" in reference, name
     assert (tmp_path / "site" / "results" / "calibration" / "truth_scores_vorticity.png").is_file()
     assert (tmp_path / "site" / "formats" / "index.html").is_file()
+
+
+def _python_blocks(page: str, section: str = "") -> list[str]:
+    """The ```python blocks of a page (of its section ``section``, a heading line, where given)."""
+    text = (DOCS / page).read_text()
+    if section:
+        text = text.split(section + "\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+@pytest.mark.slow
+def test_the_known_answer_example_scores_a_model_of_your_own(tmp_path, monkeypatch):
+    """docs/guide/known-answer.md's example runs as written, on the store its text says how to make, and its
+    file is one that `forecast score --truth` accepts."""
+    from forecast.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    command = "data import smmnist builtin s.zarr --train-sequences 4 --test-sequences 4 --truth-members 4"
+    assert main([*command.split(), "--truth-inits", "2", "--truth-horizon", "4", "--quiet"]) in (0, None)
+    (block,) = _python_blocks("guide/known-answer.md", "## Your own model")
+    exec(compile(block, "known-answer.md", "exec"), {"__name__": "docs"})
+    assert main(["score", "my_model.nc", "--out", "scores.nc", "--fair", "--truth", "s.zarr", "--quiet"]) in (
+        0,
+        None,
+    )
+    scores = xr.open_dataset("scores.nc")
+    ratio = scores["crps_oracle_ratio_frames"].values
+    assert (
+        ratio.shape == (4,) and np.isnan(ratio[0]) and np.all(ratio[1:] > 1)
+    )  # a noisy copy is worse than the truth
