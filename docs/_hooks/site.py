@@ -6,11 +6,13 @@
 - ``<!-- api-entry-points -->`` in a page becomes one mkdocstrings block per entry point of ``forecast``'s public
   API (``forecast._API``, read from the source without importing the package), so an entry point added there
   is documented without editing the page.
+- Sphinx roles left in docstrings (``:func:`name```) are dropped from the rendered pages, leaving the code.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,11 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
             "      heading_level: 3\n"
         )
     return markdown.replace(API_MARKER, "\n".join(blocks))
+
+
+# Sphinx roles in docstrings (":func:`name`") read as plain code on the site.
+_SPHINX_ROLE = re.compile(r":(?:func|class|meth|data|attr|mod):(?=<code>)")
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    return _SPHINX_ROLE.sub("", html)
