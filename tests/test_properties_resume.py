@@ -139,7 +139,9 @@ def test_interrupted_simulation_resumes_to_the_uninterrupted_store(uninterrupted
             with pytest.raises(KeyboardInterrupt):
                 generate(path, SIMULATION, scheduler="synchronous", progress=False, resume=attempt > 0)
             assert not zarr.open_group(str(path), mode="r").attrs.get("complete")
-            if attempt == 0:  # the first run is finished (and flushed) exactly when its frames were all handed over
+            if (
+                attempt == 0
+            ):  # the first run is finished (and flushed) exactly when its frames were all handed over
                 first_done = karman_writer.frames_written(path)[0] == SIMULATION.frames_per_run
                 assert first_done == (frames >= SIMULATION.frames_per_run)
         done = np.flatnonzero(karman_writer.frames_written(path) == SIMULATION.frames_per_run).tolist()
