@@ -35,7 +35,14 @@ def test_interface_ensembles_and_generator(kind):
     loss = model.loss(window, 2)
     loss.backward()
     assert torch.isfinite(loss) and loss > 0
-    assert all(p.grad is not None for p in model.parameters())  # every part is trained by the loss
+    # every parameter of every part (prior, posterior, motion, mask, ...) is trained by the loss: a finite,
+    # non-zero gradient, not just an allocated one
+    untrained = [
+        name
+        for name, p in model.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
+    ]
+    assert not untrained, untrained
     context = window[0, :2]
     with torch.no_grad():
         frames = generate(model, context, horizon=3, members=4, generator=torch.Generator().manual_seed(0))

@@ -14,17 +14,46 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import calibration  # noqa: E402
 import calibration_tables  # noqa: E402
+import paper_tables  # noqa: E402
 
 from forecast.pipeline import ORACLE  # noqa: E402
 
 
 @pytest.mark.parametrize("row", calibration.ROWS + calibration.ABLATIONS, ids=lambda r: r.slug)
 def test_every_row_config_builds_at_every_scale(row):
+    """Each scale builds the row's model kind with the scale's window and seed; at cpu-small the networks are
+    CPU_SMALL_WIDTH channels wide (twice the paper tables'), so bigger than the paper tables' build there; a
+    smaller scale builds a smaller network; VD trains with RVD's calibrated diffusion settings."""
     from forecast.models import build_model
-    from forecast.training.config import resolve_config
+    from forecast.training.config import load_config, resolve_config
 
+    kind = load_config(paper_tables.CONFIGS / f"{row.config}.yaml")["model"]["kind"]
+    sizes = {}
     for scale in calibration.SCALES.values():
-        build_model(resolve_config(calibration.row_config(row, scale)), 3)
+        config = resolve_config(calibration.row_config(row, scale))
+        model = build_model(config, 3)
+        assert model.name == kind
+        assert config["training"]["seed"] == 0
+        for key, value in {**calibration.DATA[scale.name], **row.data}.items():
+            assert config["data"][key] == value
+        sizes[scale.name] = sum(p.numel() for p in model.parameters())
+        if (
+            scale.name == "cpu-small" and row in calibration.ROWS[:3]
+        ):  # RVD, VD, ConvGRU: the width they run at
+            assert (
+                config["model"]["dim"]
+                == calibration.CPU_SMALL_WIDTH
+                == 2 * paper_tables.SCALES[scale.name].rvd_model["dim"]
+            )
+            narrow = build_model(resolve_config(row.build(paper_tables.SCALES[scale.name])), 3)
+            assert sizes[scale.name] > sum(p.numel() for p in narrow.parameters())
+        if row.label == "VD":
+            for key, value in calibration.CALIBRATED_DIFFUSION.items():
+                assert config["diffusion"][key] == value
+    if kind in ("persistence", "climatology"):
+        assert set(sizes.values()) == {0}
+    else:
+        assert sizes["smoke"] < sizes["cpu-small"] < sizes["paper"], sizes
 
 
 def test_rows_are_chosen_by_label_and_seeded_by_seed():
@@ -184,6 +213,7 @@ def test_summary_leaves_out_leads_where_a_score_is_undefined():
 
 
 @pytest.mark.slow  # a stochastic store with truth, four tiny trainings, six rollouts: about a minute when quiet
+@pytest.mark.long
 def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
     out = tmp_path / "cal"
     leads = calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)

@@ -104,10 +104,26 @@ def test_persistence_reference(files, tmp_path):
 def test_nans_need_skipna(files):
     _, ds, _ = files
     broken = ds.copy(deep=True)
-    broken["u"][0, 0, 0, 0, 0] = np.nan
+    broken["u"][0, 0, 0, 0, 0] = np.nan  # init 0, member 0, lead 0, y 0, x 0
     with pytest.raises(ForecastError, match="skipna"):
         score_forecast(broken)
-    assert np.isfinite(score_forecast(broken, skipna=True)["crps_mean_u"]).all()
+    scores, clean = score_forecast(broken, skipna=True), score_forecast(ds)
+    assert np.isfinite(scores["crps_mean_u"]).all()
+    # the point with a missing member is scored over the seven members it has (properscoring, which drops NaN)
+    members = ds["u"].values[:, :, 0, 0, 0]
+    by_init = ps.crps_ensemble(ds["u_obs"].values[:, 0, 0, 0], members)
+    by_init[0] = ps.crps_ensemble(ds["u_obs"].values[0, 0, 0, 0], members[0, 1:])
+    assert scores["crps_u"].values[0, 0, 0] == pytest.approx(by_init.mean(), rel=1e-6)
+    assert scores["crps_u"].values[0, 0, 0] != pytest.approx(clean["crps_u"].values[0, 0, 0], rel=1e-6)
+    # every other point and lead is untouched, and only that point goes unranked (a rank needs all m members)
+    changed = np.zeros(scores["crps_u"].shape, bool)
+    changed[0, 0, 0] = True
+    np.testing.assert_allclose(scores["crps_u"].values[~changed], clean["crps_u"].values[~changed], rtol=1e-6)
+    np.testing.assert_allclose(scores["crps_mean_u"].values[1:], clean["crps_mean_u"].values[1:], rtol=1e-6)
+    xr.testing.assert_equal(scores["crps_v"], clean["crps_v"])
+    points = ds.sizes["init"] * ds.sizes["y"] * ds.sizes["x"]
+    ranked = scores["rank_histogram_u"].sum("rank").values
+    np.testing.assert_array_equal(ranked, [points - 1] + [points] * (ds.sizes["lead_time"] - 1))
 
 
 def test_cli_score_then_plot(files, tmp_path, capsys):

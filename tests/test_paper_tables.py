@@ -18,16 +18,36 @@ import paper_tables  # noqa: E402
     "name", sorted({row.config for rows in paper_tables.TABLES.values() for row in rows})
 )
 def test_every_row_config_builds_at_every_scale(name):
+    """Each scale builds the model the row names, trained (or not) as the scale says, and a smaller scale builds
+    a smaller network of the same kind."""
     from forecast.models import build_model
-    from forecast.training.config import resolve_config
+    from forecast.training.config import load_config, resolve_config
 
+    kind = load_config(paper_tables.CONFIGS / f"{name}.yaml")["model"]["kind"]
     row = paper_tables.Row(name, name)
+    sizes = {}
     for scale in paper_tables.SCALES.values():
         config = resolve_config(row.build(scale))
-        build_model(config, 3)
+        model = build_model(config, 3)
+        assert model.name == kind == config["model"]["kind"]
+        sizes[scale.name] = sum(p.numel() for p in model.parameters())
+        trained = sizes[scale.name] > 0
+        if trained and "steps" in scale.training:  # the scale's training length, not the paper's
+            assert config["training"]["steps"] == scale.training["steps"]
+        if kind in paper_tables.DIFFUSION_KINDS and "steps" in scale.diffusion:
+            assert config["diffusion"]["steps"] == scale.diffusion["steps"]
+        if kind == "climatology":
+            assert config["model"]["bank_size"] == scale.baseline_bank
+        if kind == "persistence_inflated":
+            assert config["model"]["max_lead"] == scale.rollout["horizon"]
+    if kind in ("persistence", "persistence_inflated", "climatology"):
+        assert set(sizes.values()) == {0}  # nothing to train
+    else:
+        assert sizes["smoke"] < sizes["cpu-small"] < sizes["paper"], sizes
 
 
 @pytest.mark.slow  # ten tiny trainings and rollouts: about a minute on a quiet machine
+@pytest.mark.long
 def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatch):
     monkeypatch.setenv("FORECAST_OFFLINE", "1")  # perceptual metrics: no download, "n/a" without weights
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

@@ -57,10 +57,27 @@ def test_frechet_distance_of_one_dimensional_gaussians():
 
 
 def test_frechet_distance_with_singular_covariances(rng):
-    a = rng.normal(size=(3, 10))  # fewer samples than dims: rank-deficient covariances
-    b = rng.normal(size=(3, 10))
-    value = frechet_distance(*feature_statistics(a), *feature_statistics(b))
-    assert np.isfinite(value) and value > 0
+    a = rng.normal(size=(3, 10))  # fewer samples than dims: rank-deficient covariances (rank 2)
+    b = rng.normal(size=(3, 10)) + 0.3
+    mu1, s1 = feature_statistics(a)
+    mu2, s2 = feature_statistics(b)
+    assert np.linalg.matrix_rank(s1) == 2 and np.linalg.matrix_rank(s2) == 2
+    # tr((S1 S2)^(1/2)) is the nuclear norm of S1^(1/2) S2^(1/2), and so of A B^T for any factors S1 = A^T A,
+    # S2 = B^T B: here the centred samples, with no eigendecomposition of a covariance
+    factor_a = (a - mu1) / np.sqrt(len(a) - 1)
+    factor_b = (b - mu2) / np.sqrt(len(b) - 1)
+    trace_sqrt = np.linalg.svd(factor_a @ factor_b.T, compute_uv=False).sum()
+    direct = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt
+    # rel 1e-7: the eigenvalues the rank leaves at zero come out as round-off, and sqrt(1e-16) is 1e-8 each
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(direct, rel=1e-7)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-6)
+    # commuting singular covariances (a shared rotation, zeros on the diagonal): the closed form
+    # |mu1 - mu2|^2 + sum (sqrt(d1) - sqrt(d2))^2
+    q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    d1, d2 = np.array([4.0, 0.0, 1.0, 0.0, 9.0, 0.0]), np.array([1.0, 0.0, 0.0, 2.0, 9.0, 0.0])
+    m1, m2 = rng.normal(size=6), rng.normal(size=6)
+    value = frechet_distance(m1, q @ np.diag(d1) @ q.T, m2, q @ np.diag(d2) @ q.T)
+    assert value == pytest.approx(np.sum((m1 - m2) ** 2) + np.sum((np.sqrt(d1) - np.sqrt(d2)) ** 2), rel=1e-7)
 
 
 # --- PSNR and SSIM ------------------------------------------------------------------------------------------
@@ -81,6 +98,27 @@ def test_ssim_identical_constant_and_symmetric(rng):
     np.testing.assert_allclose(ssim(a, b).values, (2 * c1 * c2 + k1) / (c1**2 + c2**2 + k1))
     noisy = _noisy(frames, rng, 20)
     np.testing.assert_allclose(ssim(frames, noisy).values, ssim(noisy, frames).values)
+
+
+@pytest.mark.parametrize("channels", [False, True], ids=["grey", "rgb"])
+def test_ssim_matches_scikit_image(rng, channels):
+    """scikit-image's structural_similarity with the same parameters (Gaussian window, sigma 1.5, 11 taps,
+    population covariances, K1 0.01, K2 0.03, reflected borders): the same SSIM map at every pixel. skimage's
+    mean leaves out a border of half a window; ours averages the whole map (the map is compared)."""
+    metrics = pytest.importorskip("skimage.metrics")
+    from forecast.metrics.perceptual import _ssim_frames
+
+    truth = _frames(rng, n=3, size=24, channels=channels)
+    noisy = _noisy(truth, rng, 25)
+    ours = _ssim_frames(truth.values, noisy.values, 255.0, 1.5, 0.01, 0.03)
+    for i in range(3):
+        _, reference = metrics.structural_similarity(
+            truth.values[i], noisy.values[i], data_range=255.0, gaussian_weights=True, sigma=1.5,
+            use_sample_covariance=False, K1=0.01, K2=0.03, full=True, channel_axis=0 if channels else None,
+        )  # fmt: skip
+        np.testing.assert_allclose(ours[i], reference, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ssim(truth, noisy).values[i], reference.mean(), rtol=1e-10)
+    assert 0.2 < ssim(truth, noisy).values.mean() < 0.95  # a real difference, not the identical-frames 1
 
 
 def test_ssim_and_psnr_fall_with_noise_and_broadcast_over_members(rng):
@@ -177,7 +215,14 @@ def test_fvd_invariants(rng, i3d_net):
     kw = {"network": i3d_net, "resize": 32}
     assert float(fvd(real, real, **kw)) == pytest.approx(0.0, abs=1e-6 * float(fvd(real, other, **kw)))
     assert float(fvd(real, other, **kw)) == pytest.approx(float(fvd(other, real, **kw)), rel=1e-6)
-    values = [float(fvd(real, _noisy(real, rng, s), **kw)) for s in (2, 20, 80)]
+    # more noise, further away: the real set's features once, not once per pair (what fvd() does inside)
+    from forecast.metrics.fvd import feature_statistics, i3d_features
+
+    def stats(videos):
+        return feature_statistics(i3d_features(videos.values, network=i3d_net, resize=32))
+
+    reference = stats(real)
+    values = [frechet_distance(*reference, *stats(_noisy(real, rng, s))) for s in (2, 20, 80)]
     assert values[0] < values[1] < values[2]
 
 

@@ -54,8 +54,16 @@ def sources(draw):
     for name in names:
         dtype = draw(st.sampled_from(["float32", "float64", "int16"]))
         values = rng.normal(0, 100, (n_seq, n_t, *frame_shape)).astype(dtype)
-        data_vars[name] = (("sample", "t", *frame_dims), values, {"units": "m s-1", "long_name": f"the {name}"})
-    coords = {"lat": np.linspace(-1, 1, ny), "lon": np.arange(nx) * 2.5, "reynolds": ("sample", 100.0 * np.arange(n_seq))}
+        data_vars[name] = (
+            ("sample", "t", *frame_dims),
+            values,
+            {"units": "m s-1", "long_name": f"the {name}"},
+        )
+    coords = {
+        "lat": np.linspace(-1, 1, ny),
+        "lon": np.arange(nx) * 2.5,
+        "reynolds": ("sample", 100.0 * np.arange(n_seq)),
+    }
     time = _time_coord(time_kind, n_t, step)
     if time is not None:
         coords["t"] = time
@@ -119,7 +127,11 @@ def forecasts(draw):
                {"units": "K", "long_name": name})
         for name in names
     }  # fmt: skip
-    coords = {"y": np.arange(ny) * 0.25, "x": np.arange(nx) * 0.5, "reynolds": ("sequence", 50.0 + np.arange(n_seq))}
+    coords = {
+        "y": np.arange(ny) * 0.25,
+        "x": np.arange(nx) * 0.5,
+        "reynolds": ("sequence", 50.0 + np.arange(n_seq)),
+    }
     time_kind = draw(st.sampled_from(TIME_KINDS))
     time = _time_coord(time_kind, n_t, 0.5)
     if time is not None:
@@ -149,7 +161,9 @@ def test_forecast_file_round_trip(case):
         writer = ForecastFileWriter(out, fs, source)
         for index in order:
             init = fs.inits[index]
-            window = source.isel(sequence=init.sequence, time=slice(init.start, init.start + fs.context + fs.horizon))
+            window = source.isel(
+                sequence=init.sequence, time=slice(init.start, init.start + fs.context + fs.horizon)
+            )
             writer.write_observed(index, window)
             fields = {
                 v: rng.normal(size=(fs.members, fs.horizon, *source[v].shape[2:])).astype(np.float32)
@@ -184,7 +198,9 @@ def test_forecast_file_round_trip(case):
         else:
             np.testing.assert_allclose(valid, want)
         np.testing.assert_array_equal(ds.init_time.values, ds.valid_time.values[:, 0])
-        np.testing.assert_array_equal(ds.forecast_reference_time.values, store_time[first - 1].astype(valid.dtype))
+        np.testing.assert_array_equal(
+            ds.forecast_reference_time.values, store_time[first - 1].astype(valid.dtype)
+        )
         if time_kind != "irregular":  # a regular axis: lead = k frame steps
             lead = ds.lead_time.values
             step = lead[0]

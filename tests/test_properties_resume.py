@@ -22,6 +22,7 @@ import xarray as xr
 import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_karman_noise import TINY, TRUTH
 from test_rollout import RandomWalk, _dataset, _layout
 
 from forecast.rollout import RolloutInterrupted, rollout
@@ -89,8 +90,6 @@ def test_interrupted_and_sharded_rollouts_resume_to_the_single_process_file(plan
 # ------------------------------------------------------------------------------------------------ simulation
 # The stochastic street of tests/test_karman_noise.py (32x96 cells, D = 2) with truth ensembles, two runs at
 # Reynolds numbers this cylinder resolves.
-TINY = dict(frames=6, test_frames=5, every=8, size=(32, 32), spinup=16, write_batch=4, time_chunk=2)
-TRUTH = dict(truth_members=3, truth_inits=2, truth_horizon=2, truth_context=1)
 SIMULATION = KarmanConfig(reynolds=(90.0, 100.0), inflow_noise=0.2, **TINY, **TRUTH)
 
 
@@ -139,7 +138,9 @@ def test_interrupted_simulation_resumes_to_the_uninterrupted_store(uninterrupted
             with pytest.raises(KeyboardInterrupt):
                 generate(path, SIMULATION, scheduler="synchronous", progress=False, resume=attempt > 0)
             assert not zarr.open_group(str(path), mode="r").attrs.get("complete")
-            if attempt == 0:  # the first run is finished (and flushed) exactly when its frames were all handed over
+            if (
+                attempt == 0
+            ):  # the first run is finished (and flushed) exactly when its frames were all handed over
                 first_done = karman_writer.frames_written(path)[0] == SIMULATION.frames_per_run
                 assert first_done == (frames >= SIMULATION.frames_per_run)
         done = np.flatnonzero(karman_writer.frames_written(path) == SIMULATION.frames_per_run).tolist()
