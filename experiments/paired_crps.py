@@ -29,7 +29,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forecast.errors import ForecastError  # noqa: E402
-from forecast.forecast_file import forecast_variables  # noqa: E402
+from forecast.forecast_file import OBS_SUFFIX, forecast_variables  # noqa: E402
 from forecast.metrics import crps_ensemble, open_forecast  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def crps_per_start(path: str | Path) -> xr.DataArray:
     """The CRPS of one forecast file per start (``init``), averaged over leads and pixels, then variables."""
     with open_forecast(path) as ds:
         per_variable = [
-            crps_ensemble(ds[f"{v}_obs"], ds[v]).mean([d for d in ds[f"{v}_obs"].dims if d != "init"])
+            crps_ensemble(ds[f"{v}{OBS_SUFFIX}"], ds[v]).mean([d for d in ds[f"{v}{OBS_SUFFIX}"].dims if d != "init"])
             for v in forecast_variables(ds)
         ]
         return sum(per_variable[1:], per_variable[0]).load() / len(per_variable)

@@ -527,6 +527,36 @@ def _join(names) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- the reader
+def join_round_robin(
+    parts: Sequence[Path], out_path: str | os.PathLike, partial: Path, drop_attrs: Iterable[str] = ()
+) -> Path:
+    """Join forecast files of one layout whose inits are split round robin (part ``r`` of ``W`` holds inits
+    ``r, r + W, ...``) into ``out_path``: a copy of part 0 (layout, coordinates, attributes, compression) with each
+    other part's inits copied in, built under ``partial`` and renamed into place; ``drop_attrs`` are removed."""
+    import shutil
+
+    import netCDF4
+
+    shutil.copyfile(parts[0], partial)
+    try:
+        with netCDF4.Dataset(partial, "a") as nc:
+            frame_vars = [n for n, v in nc.variables.items() if v.dimensions[:1] == ("init",) and v.ndim > 2]
+            n_init = len(nc.dimensions["init"])
+            for rank in range(1, len(parts)):
+                with netCDF4.Dataset(parts[rank], "r") as src:
+                    for index in range(rank, n_init, len(parts)):
+                        for name in frame_vars:
+                            nc[name][index] = src[name][index]
+            for attr in drop_attrs:
+                if attr in nc.ncattrs():
+                    nc.delncattr(attr)
+        os.replace(partial, out_path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return Path(out_path)
+
+
 def open_netcdf(path: str | os.PathLike, chunks: dict | None = None) -> xr.Dataset:
     """Open a netCDF file lazily (dask chunks when ``chunks`` is given), or raise a one-line ForecastError."""
     path = Path(path)

@@ -44,8 +44,8 @@ from forecast.data.channels import ChannelLayout
 from forecast.device import autocast_dtype
 from forecast.diffusion import SAMPLERS
 from forecast.errors import ForecastError
+from forecast.field_store import check_truth, open_truth
 from forecast.forecast_file import ForecastFileWriter, ForecastSettings, Init, history_entry, partial_path
-from forecast.metrics.truth import check_truth, open_truth
 from forecast.models.base import SequenceModel
 from forecast.rollout_shards import (
     Shard,

@@ -12,9 +12,9 @@ import xarray as xr
 from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
 from forecast.forecast_file import forecast_variables, model_name, open_netcdf
-from forecast.metrics.scores import is_scores_file, score_variables
 from forecast.plots import scores as figures
 from forecast.plots.samples import animate_rollout, plot_sample_grid
+from forecast.scores_file import is_scores_file, score_variables
 
 
 def _slug(text: str) -> str:

@@ -205,7 +205,7 @@ def _check_training(t: TrainingConfig) -> None:
         raise ForecastError(f"config: training.ema_decay must be in [0, 1), got {t.ema_decay}")
     require_choice(t.lr_schedule, LR_SCHEDULES, "config: training.lr_schedule must be {choices}, got {value}")
     require_choice(t.precision, PRECISIONS, "config: training.precision must be {choices}, got {value}")
-    from forecast.training.modes import MODES  # late: modes import the trainer's building blocks
+    from forecast.training.mode_registry import MODES  # late: the modes import this module (and torch)
 
     require_choice(t.mode, MODES, "config: training.mode must be one of {choices}, got {value}")
 

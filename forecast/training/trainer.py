@@ -44,7 +44,7 @@ from forecast.models.base import SequenceModel
 from forecast.training import distributed
 from forecast.training.config import TrainingConfig, parse_data_config, parse_training_config
 from forecast.training.ema import EMA
-from forecast.training.modes import MODES
+from forecast.training.mode_registry import MODES
 from forecast.training.run_dir import (
     METRIC_COLUMNS,
     NORMALIZATION_FILE,
