@@ -356,7 +356,11 @@ def truth_dataset(
         "lead_time": (
             "lead_time",
             np.arange(1, horizon + 1),
-            {**time_attrs, "long_name": "frames after the start's last context frame"},
+            {
+                **{k: v for k, v in time_attrs.items() if k != "units"},  # a frame count: no UDUNITS time
+                "long_name": "frames after the start's last context frame",
+                "standard_name": "forecast_period",  # climpred and cf_xarray find the lead axis by it
+            },
         ),
         "y": layout["y"].variable,
         "x": layout["x"].variable,
