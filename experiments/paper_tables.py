@@ -54,7 +54,7 @@ from forecast.configs import CONFIG_DIR  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
 from forecast.forecast_file import OBS_SUFFIX  # noqa: E402
 from forecast.metrics.weights import MissingWeightsError  # noqa: E402
-from forecast.models.config import KINDS as DIFFUSION_KINDS  # noqa: E402
+from forecast.models.kinds import DIFFUSION_KINDS  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "experiments"))
