@@ -159,3 +159,28 @@ def test_the_training_package_has_no_import_cycle():
     init = "forecast.training"
     assert not [m for m, deps in graph.items() if init in deps and m != init]
     assert _cycle({m: deps - {init} for m, deps in graph.items()}) is None
+
+
+def test_one_registry_of_model_kinds():
+    import importlib
+
+    from forecast.configs import config_names
+    from forecast.errors import ForecastError
+    from forecast.models import build_model
+    from forecast.models.config import KINDS
+    from forecast.models.kinds import BASELINE_KINDS, DIFFUSION_KINDS, MODEL_KINDS
+    from forecast.training.config import load_config
+
+    assert KINDS is DIFFUSION_KINDS and set(DIFFUSION_KINDS) | set(BASELINE_KINDS) == set(MODEL_KINDS)
+    for kind, entry in MODEL_KINDS.items():  # every entry names a class (and options) that exist
+        module = importlib.import_module(f"forecast.models.{entry.module}")
+        assert isinstance(getattr(module, entry.cls), type), kind
+        assert entry.options is None or isinstance(getattr(module, entry.options), type), kind
+    shipped = {load_config(name)["model"]["kind"] for name in config_names()}
+    assert shipped <= set(MODEL_KINDS)
+    try:
+        build_model({"model": {"kind": "no_such_model"}}, 3)
+    except ForecastError as exc:
+        assert all(kind in str(exc) for kind in MODEL_KINDS)
+    else:
+        raise AssertionError("an unknown kind was accepted")

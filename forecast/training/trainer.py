@@ -113,8 +113,8 @@ def with_store_variables(config: dict, store: str | os.PathLike) -> dict:
     missing = [v for v in data.variables if v not in have]
     if missing:
         raise ForecastError(
-            f"config: data.variables {missing} are not in {store} (its {data.group} group has {have}); choose "
-            f"them with --set data.variables=[{','.join(have)}], or --set data.variables=null for all of them"
+            f"config: data.variables {missing} are not in the store {store} (its {data.group} group has {have}); "
+            f"choose them with --set data.variables=[{','.join(have)}], or --set data.variables=null for all of them"
         )
     return config
 
