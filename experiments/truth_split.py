@@ -71,9 +71,7 @@ def summary(scores: xr.Dataset, names: list[str]) -> list[dict]:
                     "oracle_crps": float(s["crps_oracle_mean"][i]),
                     "crps_ratio": float(s["crps_oracle_ratio"][i]),
                     "spread_ratio": float(s["spread_ratio_truth"][i]),
-                    "energy_distance_over_crps": float(
-                        s["energy_distance"][i] / s["crps_mean"][i]
-                    ),
+                    "energy_distance_over_crps": float(s["energy_distance"][i] / s["crps_mean"][i]),
                     "spread_skill_truth": float(s["spread_skill_truth"][i]),
                     "outside_range": float(outside[i]),
                     "outside_range_calibrated": 2 / ranks.sizes["truth_rank"],

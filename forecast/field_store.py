@@ -141,7 +141,7 @@ def validate_field_dataset(ds: xr.Dataset, name: str = "dataset") -> None:
 
 
 def open_field_store(
-    path: str | os.PathLike, group: str = "train", chunks: dict | str | None = None
+    path: str | os.PathLike, group: str = TRAIN_GROUP, chunks: dict | str | None = None
 ) -> xr.Dataset:
     """Open one group of a complete field store lazily (dask-backed unless ``chunks=None`` is overridden)."""
     if group not in GROUPS:

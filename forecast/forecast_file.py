@@ -41,6 +41,7 @@ import xarray as xr
 
 from forecast import __version__
 from forecast.errors import ForecastError
+from forecast.field_store import TEST_GROUP
 
 OBS_SUFFIX = "_obs"
 CONTEXT_SUFFIX = "_context"
@@ -122,7 +123,7 @@ class ForecastSettings:
     )
     channels_last: bool = False  # the denoiser in channels-last memory format: likewise, to float rounding
     source_store: str = "unknown"
-    source_group: str = "test"
+    source_group: str = TEST_GROUP
     starts: str = "even"
     provenance: Mapping[str, Any] = field(default_factory=dict)
     # how, not what: not part of the fingerprint

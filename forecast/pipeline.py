@@ -349,11 +349,11 @@ def _run_in_workers(work, groups, workers: int, threads: int, log, after) -> lis
 # --------------------------------------------------------------------------------------------------- the stages
 def simulate(store: Path, simulation: Any, progress: bool) -> None:
     """Simulate the vortex street into ``store`` with ``simulation`` (a KarmanConfig), unless it is complete."""
-    from forecast.field_store import open_field_store
+    from forecast.field_store import TEST_GROUP, open_field_store
 
     if store.exists():
         try:
-            open_field_store(store, "test")
+            open_field_store(store, TEST_GROUP)
             return  # complete
         except ForecastError:
             pass  # incomplete: resume below

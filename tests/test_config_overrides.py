@@ -88,10 +88,22 @@ def pdebench_store(tmp_path):
     return str(store)
 
 
-def test_a_new_users_store_trains_with_set_and_the_run_records_it(pdebench_store, tmp_path, capsys, monkeypatch):
+def test_a_new_users_store_trains_with_set_and_the_run_records_it(
+    pdebench_store, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(forecast.models, "build_model", toy_factory, raising=False)  # a small model, same CLI
     run = tmp_path / "run"
-    base = ["train", pdebench_store, "--config", "tiny", "--out", str(run), "--device", "cpu", "--no-progress"]
+    base = [
+        "train",
+        pdebench_store,
+        "--config",
+        "tiny",
+        "--out",
+        str(run),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     # the shipped config names the vortex street's variables: one line saying how to choose the store's
     assert main([*base, "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()

