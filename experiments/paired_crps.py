@@ -29,7 +29,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forecast.errors import ForecastError  # noqa: E402
-from forecast.forecast_file import forecast_variables  # noqa: E402
+from forecast.forecast_file import OBS_SUFFIX, forecast_variables  # noqa: E402
 from forecast.metrics import crps_ensemble, open_forecast  # noqa: E402
 
 
@@ -37,7 +37,9 @@ def crps_per_start(path: str | Path) -> xr.DataArray:
     """The CRPS of one forecast file per start (``init``), averaged over leads and pixels, then variables."""
     with open_forecast(path) as ds:
         per_variable = [
-            crps_ensemble(ds[f"{v}_obs"], ds[v]).mean([d for d in ds[f"{v}_obs"].dims if d != "init"])
+            crps_ensemble(ds[f"{v}{OBS_SUFFIX}"], ds[v]).mean(
+                [d for d in ds[f"{v}{OBS_SUFFIX}"].dims if d != "init"]
+            )
             for v in forecast_variables(ds)
         ]
         return sum(per_variable[1:], per_variable[0]).load() / len(per_variable)
@@ -71,7 +73,10 @@ def compare(a_files: list[str], b_files: list[str], samples: int = 10000) -> lis
     pairs = [(f"{fa} vs {fb}", slice(i, i + 1)) for i, (fa, fb) in enumerate(zip(a_files, b_files))]
     if len(pairs) > 1:
         pairs.append(("all pairs", slice(None)))
-    def entry(name: str, a: np.ndarray, b: np.ndarray, interval: tuple[float, float, float], over: str) -> dict:
+
+    def entry(
+        name: str, a: np.ndarray, b: np.ndarray, interval: tuple[float, float, float], over: str
+    ) -> dict:
         ratio, low, high = interval
         return {
             "pair": name, "crps_a": float(a.mean()), "crps_b": float(b.mean()),
@@ -84,7 +89,9 @@ def compare(a_files: list[str], b_files: list[str], samples: int = 10000) -> lis
     ]
     if len(a_files) >= 3:
         per_pair = a_np.mean(axis=1) / b_np.mean(axis=1) - 1
-        rows.append(entry("over replicates", a_np, b_np, replicate_interval(per_pair), f"{len(a_files)} replicates"))
+        rows.append(
+            entry("over replicates", a_np, b_np, replicate_interval(per_pair), f"{len(a_files)} replicates")
+        )
     return rows
 
 

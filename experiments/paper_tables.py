@@ -52,8 +52,9 @@ from forecast import pipeline  # noqa: E402
 from forecast.atomic import atomic_output  # noqa: E402
 from forecast.configs import CONFIG_DIR  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
+from forecast.forecast_file import OBS_SUFFIX  # noqa: E402
 from forecast.metrics.weights import MissingWeightsError  # noqa: E402
-from forecast.models.config import KINDS as DIFFUSION_KINDS  # noqa: E402
+from forecast.models.kinds import DIFFUSION_KINDS  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -319,12 +320,12 @@ def perceptual(
         if variable not in ds:
             result["note"] = f"no {variable}"
             return result
-        obs = ds[f"{variable}_obs"].load()
+        obs = ds[f"{variable}{OBS_SUFFIX}"].load()
         lo, hi = np.percentile(obs.values, [1, 99])
         scale = 255.0 / max(hi - lo, 1e-12)
         grey = xr.Dataset({
             "frames": ((ds[variable] - lo) * scale).clip(0, 255),
-            "frames_obs": ((obs - lo) * scale).clip(0, 255),
+            "frames" + OBS_SUFFIX: ((obs - lo) * scale).clip(0, 255),
         })  # fmt: skip
         for metric in metrics:
             try:
@@ -425,13 +426,14 @@ def write_tables(table: list[dict], out: Path, number: int, scale: Scale, comman
 def oracle_ratio(scores_file: Path, variable: str) -> float | None:
     """The CRPS of ``variable`` over the oracle CRPS (the truth ensembles'), each averaged over leads; None for
     a scores file without truth-ensemble scores."""
-    import xarray as xr
+    from forecast.scores_file import open_scores
 
-    with xr.open_dataset(scores_file) as ds:
-        if f"crps_oracle_mean_{variable}" not in ds:
+    with open_scores(scores_file) as scores:
+        oracle = scores.get(variable, "crps_oracle_mean")
+        if oracle is None:
             return None
-        oracle = float(ds[f"crps_oracle_mean_{variable}"].mean())
-        return float(ds[f"crps_mean_{variable}"].mean()) / oracle if oracle > 0 else math.nan
+        oracle = float(oracle.mean())
+        return float(scores[variable]["crps_mean"].mean()) / oracle if oracle > 0 else math.nan
 
 
 def add_smmnist_columns(

@@ -25,6 +25,7 @@ import xarray as xr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forecast.errors import ForecastError  # noqa: E402
+from forecast.forecast_file import OBS_SUFFIX  # noqa: E402
 from forecast.metrics import open_truth, score_forecast  # noqa: E402
 
 
@@ -48,28 +49,30 @@ def split_forecast(store: Path, variables: list[str] | None) -> tuple[xr.Dataset
     half = k // 2
     forecast = truth.isel(member=slice(0, half)).assign_coords(member=np.arange(half))
     for v in names:
-        forecast[f"{v}_obs"] = (("init", "lead_time", "y", "x"), np.stack(obs[v]), truth[v].attrs)
+        forecast[f"{v}{OBS_SUFFIX}"] = (("init", "lead_time", "y", "x"), np.stack(obs[v]), truth[v].attrs)
     forecast.attrs = {"model_name": f"truth members 0-{half - 1}"}
     return forecast, truth.isel(member=slice(half, 2 * half)).assign_coords(member=np.arange(half))
 
 
 def summary(scores: xr.Dataset, names: list[str]) -> list[dict]:
+    from forecast.scores_file import Scores
+
+    by_name = Scores(scores)
     rows = []
     for v in names:
-        ranks = scores[f"rank_histogram_truth_{v}"]
+        s = by_name[v]
+        ranks = s["rank_histogram_truth"]
         outside = (ranks.isel(truth_rank=0) + ranks.isel(truth_rank=-1)) / ranks.sum("truth_rank")
         for i, lead in enumerate(scores["lead_time"].values):
             rows.append(
                 {
                     "variable": v,
                     "lead_time": int(lead),
-                    "oracle_crps": float(scores[f"crps_oracle_mean_{v}"][i]),
-                    "crps_ratio": float(scores[f"crps_oracle_ratio_{v}"][i]),
-                    "spread_ratio": float(scores[f"spread_ratio_truth_{v}"][i]),
-                    "energy_distance_over_crps": float(
-                        scores[f"energy_distance_{v}"][i] / scores[f"crps_mean_{v}"][i]
-                    ),
-                    "spread_skill_truth": float(scores[f"spread_skill_truth_{v}"][i]),
+                    "oracle_crps": float(s["crps_oracle_mean"][i]),
+                    "crps_ratio": float(s["crps_oracle_ratio"][i]),
+                    "spread_ratio": float(s["spread_ratio_truth"][i]),
+                    "energy_distance_over_crps": float(s["energy_distance"][i] / s["crps_mean"][i]),
+                    "spread_skill_truth": float(s["spread_skill_truth"][i]),
                     "outside_range": float(outside[i]),
                     "outside_range_calibrated": 2 / ranks.sizes["truth_rank"],
                 }

@@ -18,6 +18,7 @@ The main entry points are importable from here, loaded on first use so that ``im
 ``rollout_run``        ensemble forecasts of a store with a run, written as a forecast file
 ``open_forecast``      open a forecast file
 ``score_forecast``     the scores of a forecast Dataset (a scores file when written)
+``open_scores``        open a scores file, its scores of each variable by name: ``open_scores(p)["u"]``
 ``plot_files``         the figures of scores files and forecast files
 ``ForecastError``      the one exception for bad input
 =====================  ==================================================================
@@ -42,6 +43,7 @@ _API = {
     "rollout_run": ("forecast.rollout", "rollout_run"),
     "open_forecast": ("forecast.forecast_file", "open_forecast"),
     "score_forecast": ("forecast.metrics.scores", "score_forecast"),
+    "open_scores": ("forecast.scores_file", "open_scores"),
     "plot_files": ("forecast.plots", "plot_files"),
     "ForecastError": ("forecast.errors", "ForecastError"),
 }

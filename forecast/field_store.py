@@ -23,8 +23,11 @@ import zarr
 
 from forecast.errors import ForecastError
 
-GROUPS = ("train", "test")
+TRAIN_GROUP = "train"
+TEST_GROUP = "test"
+GROUPS = (TRAIN_GROUP, TEST_GROUP)
 TRUTH_GROUP = "truth"  # optional: perfect-model truth ensembles (docs/formats.md, "Field store")
+INIT_KEYS = ("sequence", "init_time")  # the coordinates along the truth group's init that name each start
 PARTIAL_SUFFIX = "_partial"  # a group being written; renamed to its final name once complete
 FIELD_DIMS = ("sequence", "time", "y", "x")
 CHANNEL_FIELD_DIMS = ("sequence", "time", "channel", "y", "x")
@@ -138,7 +141,7 @@ def validate_field_dataset(ds: xr.Dataset, name: str = "dataset") -> None:
 
 
 def open_field_store(
-    path: str | os.PathLike, group: str = "train", chunks: dict | str | None = None
+    path: str | os.PathLike, group: str = TRAIN_GROUP, chunks: dict | str | None = None
 ) -> xr.Dataset:
     """Open one group of a complete field store lazily (dask-backed unless ``chunks=None`` is overridden)."""
     if group not in GROUPS:
@@ -157,3 +160,50 @@ def open_field_store(
         raise ForecastError(f"field store {path} has no group {group!r} ({exc})") from None
     validate_field_dataset(ds, f"{path}[{group}]")
     return ds
+
+
+# --------------------------------------------------------------------------- the truth group (optional)
+def open_truth(store: str | os.PathLike, chunks: dict | str | None = None) -> xr.Dataset:
+    """The ``truth`` group of a field store, lazily (dask-backed), checked for the dims and coordinates."""
+    store = Path(store)
+    if not store.exists():
+        raise ForecastError(f"no field store at {store}")
+    if not store.is_dir():
+        raise ForecastError(
+            f"{store} is a file, not a zarr field store (a folder) with a {TRUTH_GROUP!r} group"
+        )
+    try:
+        truth = open_group(store, chunks if chunks is not None else {})
+    except Exception as exc:  # zarr raises several types for "no such group" / "not a store"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ForecastError(
+            f"{store} has no readable {TRUTH_GROUP!r} group ({reason}); a known-answer store is written with "
+            "truth ensembles by `forecast simulate` (docs/guide/simulate.md)"
+        ) from None
+    check_truth(truth, f"{store}[{TRUTH_GROUP}]")
+    return truth
+
+
+def open_group(store: str | os.PathLike, chunks: dict | str, group: str = TRUTH_GROUP) -> xr.Dataset:
+    """A group of the store, from consolidated metadata where the store has it (no warning either way)."""
+    try:
+        return xr.open_zarr(store, group=group, chunks=chunks, consolidated=True)
+    except (KeyError, ValueError):  # no consolidated metadata (a store written before they were consolidated)
+        return xr.open_zarr(store, group=group, chunks=chunks, consolidated=False)
+
+
+def check_truth(truth: xr.Dataset, name: str = "the truth group") -> None:
+    """Raise a one-line ForecastError unless ``truth`` has the truth-group layout."""
+    if not truth.data_vars:
+        raise ForecastError(f"{name} has no data variables")
+    for var, da in truth.data_vars.items():
+        lead = ("init", "member", "lead_time")
+        if da.dims[:3] != lead or da.dims[-2:] != ("y", "x") or len(da.dims) not in (5, 6):
+            raise ForecastError(
+                f"{name}: variable {var!r} has dims {da.dims}; expected (init, member, lead_time, [channel,] y, x)"
+            )
+    for key in INIT_KEYS:
+        if key not in truth.coords or truth[key].dims != ("init",):
+            raise ForecastError(f"{name} lacks the coordinate {key!r} along 'init'")
+    if "lead_time" not in truth.coords:
+        raise ForecastError(f"{name} lacks the coordinate 'lead_time'")

@@ -54,7 +54,8 @@ def _netcdf_kind(path: Path) -> str:
     """ "a forecast file", "a scores file" or "a netCDF file", from the header (no data are read)."""
     import netCDF4
 
-    from forecast.metrics.scores import looks_like_scores
+    from forecast.forecast_file import OBS_SUFFIX
+    from forecast.scores_file import looks_like_scores
 
     try:
         with netCDF4.Dataset(path) as nc:
@@ -65,7 +66,7 @@ def _netcdf_kind(path: Path) -> str:
         return "an HDF5 file that is not netCDF"
     if looks_like_scores(file_type, names):
         return "a scores file"
-    if {"init", "member", "lead_time"} <= dims and any(n.endswith("_obs") for n in names):
+    if {"init", "member", "lead_time"} <= dims and any(n.endswith(OBS_SUFFIX) for n in names):
         return "a forecast file"
     return "a netCDF file"
 

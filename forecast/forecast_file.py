@@ -41,6 +41,7 @@ import xarray as xr
 
 from forecast import __version__
 from forecast.errors import ForecastError
+from forecast.field_store import TEST_GROUP
 
 OBS_SUFFIX = "_obs"
 CONTEXT_SUFFIX = "_context"
@@ -122,7 +123,7 @@ class ForecastSettings:
     )
     channels_last: bool = False  # the denoiser in channels-last memory format: likewise, to float rounding
     source_store: str = "unknown"
-    source_group: str = "test"
+    source_group: str = TEST_GROUP
     starts: str = "even"
     provenance: Mapping[str, Any] = field(default_factory=dict)
     # how, not what: not part of the fingerprint
@@ -451,30 +452,34 @@ def _write_time_coords(nc, settings: ForecastSettings, source: xr.Dataset) -> li
     _variable(nc, "init_time", time.values[first], ("init",), {
         "long_name": f"time of the first forecast frame, the frame lead 1 verifies against ({store})", **units
     })  # fmt: skip
+    # CF standard names on the reference time, the lead and (``_write_frame_coords``) the member, so cf_xarray
+    # and climpred find the three axes. A frame index is no UDUNITS time: there the two have no units attribute
+    # (a CF warning) rather than "1" (an error: those standard names need time units); the long_name says frames.
+    timed = since or is_time_unit(time.units)
     _variable(nc, "forecast_reference_time", time.values[first - 1], ("init",), {
-        "long_name": f"time of the last context frame ({store})",
-        **units, **({"standard_name": "forecast_reference_time"} if since else {}),
+        "standard_name": "forecast_reference_time",
+        "long_name": f"time of the last context frame ({store})", **(units if timed else {}),
     })  # fmt: skip
     _variable(nc, "valid_time", time.values[frames], ("init", "lead_time"), {
         "long_name": f"time of the frame each lead verifies against ({store})", **units,
         **({"standard_name": "time"} if since else {}),
     })  # fmt: skip
     leads, contexts = np.arange(1, settings.horizon + 1), np.arange(-settings.context + 1, 1)
+    lead_attrs = {"standard_name": "forecast_period"}
     if time.step is not None:
         step_units = str(time.units).split(" since ")[0] if since else time.units
-        lead_attrs = {
-            "long_name": "lead time: valid_time - forecast_reference_time",
-            "units": step_units or "1",
-        }
+        lead_attrs["long_name"] = "lead time: valid_time - forecast_reference_time"
         if is_time_unit(step_units):
-            lead_attrs["standard_name"] = "forecast_period"
+            lead_attrs["units"] = step_units
+        else:
+            lead_attrs["long_name"] += f" ({store})"
         leads, contexts = leads * time.step, contexts * time.step
     else:
-        lead_attrs = {"long_name": "lead time in frames after the last context frame", "units": "1"}
+        lead_attrs["long_name"] = "lead time in frames after the last context frame"
     # no axis "T": the CF checker takes an axis-T variable for a time coordinate, which needs "units since epoch"
     _variable(nc, "lead_time", leads, ("lead_time",), lead_attrs)
     _variable(nc, "context_time", contexts, ("context_time",), {
-        "long_name": "context frame time relative to the last context frame", "units": lead_attrs["units"]
+        "long_name": "context frame time relative to the last context frame", "units": lead_attrs.get("units", "1")
     })  # fmt: skip
     return ["init_time", "forecast_reference_time", "valid_time"]
 
@@ -527,6 +532,36 @@ def _join(names) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- the reader
+def join_round_robin(
+    parts: Sequence[Path], out_path: str | os.PathLike, partial: Path, drop_attrs: Iterable[str] = ()
+) -> Path:
+    """Join forecast files of one layout whose inits are split round robin (part ``r`` of ``W`` holds inits
+    ``r, r + W, ...``) into ``out_path``: a copy of part 0 (layout, coordinates, attributes, compression) with each
+    other part's inits copied in, built under ``partial`` and renamed into place; ``drop_attrs`` are removed."""
+    import shutil
+
+    import netCDF4
+
+    shutil.copyfile(parts[0], partial)
+    try:
+        with netCDF4.Dataset(partial, "a") as nc:
+            frame_vars = [n for n, v in nc.variables.items() if v.dimensions[:1] == ("init",) and v.ndim > 2]
+            n_init = len(nc.dimensions["init"])
+            for rank in range(1, len(parts)):
+                with netCDF4.Dataset(parts[rank], "r") as src:
+                    for index in range(rank, n_init, len(parts)):
+                        for name in frame_vars:
+                            nc[name][index] = src[name][index]
+            for attr in drop_attrs:
+                if attr in nc.ncattrs():
+                    nc.delncattr(attr)
+        os.replace(partial, out_path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return Path(out_path)
+
+
 def open_netcdf(path: str | os.PathLike, chunks: dict | None = None) -> xr.Dataset:
     """Open a netCDF file lazily (dask chunks when ``chunks`` is given), or raise a one-line ForecastError."""
     path = Path(path)

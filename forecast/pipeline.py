@@ -349,11 +349,11 @@ def _run_in_workers(work, groups, workers: int, threads: int, log, after) -> lis
 # --------------------------------------------------------------------------------------------------- the stages
 def simulate(store: Path, simulation: Any, progress: bool) -> None:
     """Simulate the vortex street into ``store`` with ``simulation`` (a KarmanConfig), unless it is complete."""
-    from forecast.field_store import open_field_store
+    from forecast.field_store import TEST_GROUP, open_field_store
 
     if store.exists():
         try:
-            open_field_store(store, "test")
+            open_field_store(store, TEST_GROUP)
             return  # complete
         except ForecastError:
             pass  # incomplete: resume below
@@ -453,27 +453,28 @@ def oracle_forecast(store: Path, reference: Path, out: Path) -> None:
 def per_lead(scores_file: Path) -> dict[str, list[float]]:
     """Per lead time, averaged over variables: crps, oracle, ratio, spread-skill, spread ratio, outside range."""
     import numpy as np
-    import xarray as xr
 
-    from forecast.metrics.scores import score_variables
+    from forecast.scores_file import open_scores
 
-    with xr.open_dataset(scores_file) as ds:
-        names = sorted(score_variables(ds))
-        members = int(ds.attrs["ensemble_size"])
+    with open_scores(scores_file) as scores:
+        names = sorted(scores.variables)
+        members = int(scores.attrs["ensemble_size"])
+        n_lead = scores.dataset.sizes["lead_time"]
 
-        def mean(prefix: str) -> np.ndarray:
-            if any(f"{prefix}_{n}" not in ds for n in names):
-                return np.full(ds.sizes["lead_time"], np.nan)
-            return np.mean([ds[f"{prefix}_{n}"].values for n in names], axis=0)
+        def mean(score: str) -> np.ndarray:
+            values = [scores.get(n, score) for n in names]
+            if any(v is None for v in values):
+                return np.full(n_lead, np.nan)
+            return np.mean([v.values for v in values], axis=0)
 
         outside = []
         for n in names:  # the truth below every member (rank 0) or above every member (rank m)
-            counts = ds[f"rank_histogram_{n}"].values
+            counts = scores[n]["rank_histogram"].values
             outside.append((counts[:, 0] + counts[:, -1]) / counts.sum(axis=1))
         if members == 1:  # a point forecast: the truth is (almost surely) outside its "range"
-            outside = [np.ones(ds.sizes["lead_time"])]
+            outside = [np.ones(n_lead)]
         return {
-            "lead_time": ds["lead_time"].values.tolist(),
+            "lead_time": scores.dataset["lead_time"].values.tolist(),
             "crps": mean("crps_mean").tolist(),
             "crps_oracle": mean("crps_oracle_mean").tolist(),
             "crps_oracle_ratio": mean("crps_oracle_ratio").tolist(),
@@ -489,20 +490,23 @@ def summary_row(scores_file: Path) -> dict:
     leads), ``spread_skill`` (likewise; None for a file without it), ``crps_oracle_ratio`` (``crps`` over the
     oracle CRPS averaged alike; only for a file scored against a truth ensemble), ``members``, then
     ``crps_<var>`` and ``spread_skill_<var>`` per variable."""
-    import xarray as xr
+    from forecast.scores_file import open_scores
 
-    from forecast.metrics.scores import score_variables
-
-    with xr.open_dataset(scores_file) as ds:
-        names = sorted(score_variables(ds))
-        crps = {f"crps_{n}": float(ds[f"crps_mean_{n}"].mean()) for n in names}
+    with open_scores(scores_file) as scores:
+        names = sorted(scores.variables)
+        by_variable = {n: scores[n] for n in names}
+        crps = {f"crps_{n}": float(by_variable[n]["crps_mean"].mean()) for n in names}
         ratio = {
-            f"spread_skill_{n}": float(ds[f"spread_skill_{n}"].mean())
+            f"spread_skill_{n}": float(by_variable[n]["spread_skill"].mean())
             for n in names
-            if f"spread_skill_{n}" in ds
+            if "spread_skill" in by_variable[n]
         }
-        oracle = [float(ds[f"crps_oracle_mean_{n}"].mean()) for n in names if f"crps_oracle_mean_{n}" in ds]
-        members = int(ds.attrs["ensemble_size"])
+        oracle = [
+            float(by_variable[n]["crps_oracle_mean"].mean())
+            for n in names
+            if "crps_oracle_mean" in by_variable[n]
+        ]
+        members = int(scores.attrs["ensemble_size"])
     mean_crps = sum(crps.values()) / len(crps)
     mean_ratio = sum(ratio.values()) / len(ratio) if ratio else None
     row = {"crps": mean_crps, "spread_skill": mean_ratio}

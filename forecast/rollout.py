@@ -44,8 +44,8 @@ from forecast.data.channels import ChannelLayout
 from forecast.device import autocast_dtype
 from forecast.diffusion import SAMPLERS
 from forecast.errors import ForecastError
+from forecast.field_store import TEST_GROUP, check_truth, open_truth
 from forecast.forecast_file import ForecastFileWriter, ForecastSettings, Init, history_entry, partial_path
-from forecast.metrics.truth import check_truth, open_truth
 from forecast.models.base import SequenceModel
 from forecast.rollout_shards import (
     Shard,
@@ -388,10 +388,10 @@ def _check_options(
 def _open_data(data, group: str | None) -> tuple[xr.Dataset, str | None, str]:
     """The group to forecast, the store's path (where known) and the group's name."""
     if isinstance(data, xr.Dataset):
-        return data, data.encoding.get("source"), group or str(data.attrs.get("group", "test"))
+        return data, data.encoding.get("source"), group or str(data.attrs.get("group", TEST_GROUP))
     from forecast.field_store import open_field_store
 
-    group = group or "test"
+    group = group or TEST_GROUP
     return open_field_store(data, group), str(data), group
 
 

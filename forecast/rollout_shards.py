@@ -20,7 +20,6 @@ stopped and redoes the join.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 
 from forecast.errors import ForecastError
+from forecast.forecast_file import join_round_robin
 
 #: global attribute of a finished shard: the settings fingerprint it was written with (removed by the join)
 SHARD_SETTINGS_ATTR = "rollout_shard_settings"
@@ -114,30 +114,10 @@ def wait_for_shards(paths: list[Path], fingerprint: str, poll_s: float = 1.0) ->
 
 
 def join_shards(out_path: str | os.PathLike, world: int, partial: Path) -> Path:
-    """Copy every init of the ``world`` shards of ``out_path`` into one file, rename it to ``out_path``.
-
-    The join starts from a copy of shard 0 (layout, coordinates, attributes, compression) and overwrites each
-    other rank's inits with that rank's values; ``partial`` is the name it is built under.
-    """
-    import netCDF4
-
+    """Join the ``world`` shards of ``out_path`` into it (``forecast_file.join_round_robin``), delete them."""
     out_path = Path(out_path)
     shards = [shard_path(out_path, Shard(r, world)) for r in range(world)]
-    shutil.copyfile(shards[0], partial)
-    try:
-        with netCDF4.Dataset(partial, "a") as nc:
-            frame_vars = [n for n, v in nc.variables.items() if v.dimensions[:1] == ("init",) and v.ndim > 2]
-            n_init = len(nc.dimensions["init"])
-            for rank in range(1, world):
-                with netCDF4.Dataset(shards[rank], "r") as src:
-                    for index in range(rank, n_init, world):
-                        for name in frame_vars:
-                            nc[name][index] = src[name][index]
-            nc.delncattr(SHARD_SETTINGS_ATTR)
-        os.replace(partial, out_path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    join_round_robin(shards, out_path, partial, drop_attrs=(SHARD_SETTINGS_ATTR,))
     for shard in shards:
         shard.unlink()
     return out_path

@@ -9,9 +9,10 @@ import xarray as xr
 from forecast.cli import main
 from forecast.errors import ForecastError
 from forecast.metrics import crps_ensemble, crps_ensemble_array, pit_histogram, rank_histogram
-from forecast.metrics.scores import METRICS, build_scores, score_variables
+from forecast.metrics.scores import METRICS, build_scores
 from forecast.metrics.skill import score_ratio, skill_score
 from forecast.metrics.synthetic import synthetic_forecast
+from forecast.scores_file import score_variables
 
 
 def _pair(rng, m=5, dtype=np.float64):

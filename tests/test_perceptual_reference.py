@@ -64,13 +64,9 @@ def test_i3d_matches_the_reference_port_at_224():
     _compare_i3d((2, 3, 16, 224, 224))
 
 
-def test_lpips_matches_the_reference_package(monkeypatch):
-    if importlib.util.find_spec("lpips") is None:
-        pytest.skip("the lpips package is not installed")
-    from forecast.metrics.networks.alexnet import LPIPS, alexnet_features
-
-    torch.manual_seed(0)
-    features = alexnet_features()
+def lpips_package(monkeypatch, features):
+    """The `lpips` package, imported afresh with a stand-in `torchvision.models.alexnet` whose `features` are
+    ``features`` (our stack, torchvision's layout): torchvision has no CPU build here."""
     models = types.ModuleType("torchvision.models")
     models.alexnet = lambda pretrained=False, **kwargs: types.SimpleNamespace(features=features)
     torchvision = types.ModuleType("torchvision")
@@ -81,6 +77,17 @@ def test_lpips_matches_the_reference_package(monkeypatch):
         monkeypatch.delitem(sys.modules, name)
     import lpips
 
+    return lpips
+
+
+def test_lpips_matches_the_reference_package(monkeypatch):
+    if importlib.util.find_spec("lpips") is None:
+        pytest.skip("the lpips package is not installed")
+    from forecast.metrics.networks.alexnet import LPIPS, alexnet_features
+
+    torch.manual_seed(0)
+    features = alexnet_features()
+    lpips = lpips_package(monkeypatch, features)
     reference = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False).eval()
     ours = LPIPS()
     ours.load_weights({f"features.{k}": v for k, v in features.state_dict().items()}, reference.state_dict())

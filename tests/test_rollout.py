@@ -542,8 +542,12 @@ def test_file_opens_without_warnings_and_carries_cf_metadata(tmp_path):
     assert (
         fc["init_time"].attrs["units"] == "1" and "frame index (frame)" in fc["init_time"].attrs["long_name"]
     )
-    # a frame index is no real time: lead_time counts frames and is no CF forecast_period
-    assert list(fc["lead_time"].values) == [1, 2, 3] and "standard_name" not in fc["lead_time"].attrs
+    # a frame index is no real time: lead_time counts frames, a CF forecast_period without units (a frame is
+    # no UDUNITS unit; "1" would contradict the standard name), and so is the reference time
+    assert list(fc["lead_time"].values) == [1, 2, 3] and "units" not in fc["lead_time"].attrs
+    assert fc["lead_time"].attrs["standard_name"] == "forecast_period"
+    assert fc["forecast_reference_time"].attrs["standard_name"] == "forecast_reference_time"
+    assert "units" not in fc["forecast_reference_time"].attrs
     # compressed, and chunked as one init, one member, a few leads, whole frames
     encoding = fc["u"].encoding
     assert encoding["zlib"] and encoding["shuffle"] and encoding["chunksizes"] == (1, 1, 3, NY, NX)

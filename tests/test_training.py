@@ -394,7 +394,7 @@ def test_old_format_checkpoints_still_load_and_resume(store, tmp_path):
 
 
 def test_a_training_mode_can_bring_its_own_optimizers_and_metrics(store, tmp_path, monkeypatch):
-    from forecast.training import modes
+    from forecast.training import mode_registry, modes
 
     class Alternating(modes.TrainingMode):
         """Two optimizers over two halves of the network, stepped in turn (as a GAN's two players are)."""
@@ -423,7 +423,7 @@ def test_a_training_mode_can_bring_its_own_optimizers_and_metrics(store, tmp_pat
         def load_state_dict(self, state):
             self.turns = state["turns"]
 
-    monkeypatch.setitem(modes.MODES, "alternating", Alternating)
+    monkeypatch.setitem(mode_registry.MODES, "alternating", Alternating)
     config = toy_config(steps=4, mode="alternating", log_every=1, checkpoint_every=2)
     straight = _train(config, store, tmp_path / "straight")
     assert [r["turn"] for r in _metrics(tmp_path / "straight")] == ["1", "0", "1", "0"]

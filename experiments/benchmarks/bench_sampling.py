@@ -38,6 +38,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from forecast.data.channels import ChannelLayout  # noqa: E402
+from forecast.forecast_file import OBS_SUFFIX  # noqa: E402
 from forecast.rollout import rollout  # noqa: E402
 
 
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                 crps = np.mean(
                     [
                         properscoring.crps_ensemble(
-                            fc[f"{v}_obs"].values, np.moveaxis(fc[v].values, 1, -1)
+                            fc[f"{v}{OBS_SUFFIX}"].values, np.moveaxis(fc[v].values, 1, -1)
                         ).mean()
                         for v in layout.variables
                     ]

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     # the importers pull in xarray and dask: only when a command runs, not for --help
     from forecast.data.importers import importer
     from forecast.data.importers.fields import parse_mapping
+    from forecast.field_store import TEST_GROUP, TRAIN_GROUP
 
     common = {"resume": args.resume, "overwrite": args.overwrite, "progress": not args.quiet}
     kind = args.kind
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             "num_digits": args.digits,
             "digit_size": args.digit_size,
             "seed": args.seed,
-            "sequences": {"train": args.train_sequences, "test": args.test_sequences},
+            "sequences": {TRAIN_GROUP: args.train_sequences, TEST_GROUP: args.test_sequences},
             "truth_members": args.truth_members,
             "truth_inits": args.truth_inits,
             "truth_horizon": args.truth_horizon,

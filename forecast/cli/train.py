@@ -34,6 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run directory (new or empty unless --resume/--overwrite)",
     )
     parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config keys, checked like the file and recorded in RUN_DIR/config.yaml; values are YAML: "
+        "--set data.variables=[u,v] training.steps=500 model.dim=32 (data.variables=null: all of the store's)",
+    )
+    parser.add_argument(
         "--steps", type=non_negative, metavar="N", help="train until step N (overrides training.steps)"
     )
     parser.add_argument(
@@ -81,19 +91,26 @@ def _replacing(run_dir: Path, overwrite: bool) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     from forecast.training import Trainer, load_config
+    from forecast.training.config import override_config, parse_assignments
 
     if args.overwrite and args.resume:
         raise ForecastError("--overwrite and --resume exclude each other")
-    config = load_config(args.config)
+    overrides = parse_assignments(args.overrides)
+    config = override_config(load_config(args.config), overrides)
+    # the keys a resumed run may change: a --set of one applies on --resume too, as its own flag does
+    resumable = {"steps": args.steps, "device": args.device, "time_budget_s": args.time_budget}
+    for key, value in resumable.items():
+        if value is None and f"training.{key}" in overrides:
+            resumable[key] = overrides[f"training.{key}"]
     with _replacing(Path(args.out), args.overwrite and not args.dry_run):
         trainer = Trainer(
             config,
             args.store,
             args.out,
             resume=args.resume,
-            steps=args.steps,
-            device=args.device,
-            time_budget_s=args.time_budget,
+            steps=resumable["steps"],
+            device=resumable["device"],
+            time_budget_s=resumable["time_budget_s"],
             progress=not args.quiet,
         )
     try:

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, Sampler
 
 from forecast.data.channels import ChannelLayout
 from forecast.errors import ForecastError
-from forecast.field_store import open_field_store, reading
+from forecast.field_store import TRAIN_GROUP, open_field_store, reading
 
 
 def open_lazy(path: str | os.PathLike, group: str, validate: bool = True) -> xr.Dataset:
@@ -49,7 +49,9 @@ class WindowDataset(Dataset):
     pickles cheaply.
     """
 
-    def __init__(self, path: str | os.PathLike, layout: ChannelLayout, n_frames: int, group: str = "train"):
+    def __init__(
+        self, path: str | os.PathLike, layout: ChannelLayout, n_frames: int, group: str = TRAIN_GROUP
+    ):
         self.path = Path(path)
         self.group = group
         self.layout = layout

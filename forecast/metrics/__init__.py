@@ -23,9 +23,10 @@ from forecast.metrics.crps import crps_ensemble, crps_ensemble_array
 from forecast.metrics.distance import energy_distance
 from forecast.metrics.persistence import persistence_forecast, persistence_reference
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
-from forecast.metrics.scores import build_scores, score_forecast, score_variables
+from forecast.metrics.scores import build_scores, score_forecast
 from forecast.metrics.skill import crps_skill_score, score_ratio, skill_score
 from forecast.metrics.truth import match_truth, open_truth
+from forecast.scores_file import open_scores, score_variables
 
 __all__ = [
     "build_scores",
@@ -41,6 +42,7 @@ __all__ = [
     "match_truth",
     "model_name",
     "open_forecast",
+    "open_scores",
     "open_truth",
     "persistence_forecast",
     "persistence_reference",

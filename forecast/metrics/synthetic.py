@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from forecast.forecast_file import OBS_SUFFIX
+
 _FRAME_INDEX = {"long_name": "frame index of the first forecast frame", "units": "1"}
 
 
@@ -89,7 +91,7 @@ def _draws(
     attrs = {"units": "1", "long_name": f"synthetic field {name}, in lattice units"}
     return {
         name: (("init", "member", "lead_time", *chan_dims, "y", "x"), ens.astype(dtype), attrs),
-        f"{name}_obs": (("init", "lead_time", *chan_dims, "y", "x"), obs.astype(dtype), attrs),
+        f"{name}{OBS_SUFFIX}": (("init", "lead_time", *chan_dims, "y", "x"), obs.astype(dtype), attrs),
         f"{name}_context": (("init", "context_time", *chan_dims, "y", "x"), context.astype(dtype), attrs),
     }
 
@@ -127,7 +129,7 @@ def synthetic_truth(forecast: xr.Dataset, n_member: int = 16, seed: int = 1) -> 
     and ``init_time`` along ``init`` (the forecast's), ``lead_time`` the forecast's values.
     """
     rng = np.random.default_rng(seed)
-    names = [str(v)[: -len("_obs")] for v in forecast.data_vars if str(v).endswith("_obs")]
+    names = [str(v)[: -len(OBS_SUFFIX)] for v in forecast.data_vars if str(v).endswith(OBS_SUFFIX)]
     n_init, n_lead = forecast.sizes["init"], forecast.sizes["lead_time"]
     ny, nx = forecast.sizes["y"], forecast.sizes["x"]
     chan = (forecast.sizes["channel"],) if "channel" in forecast.dims else ()

@@ -7,8 +7,9 @@ dims ``(init, member, lead_time, [channel,] y, x)`` and coordinates ``sequence``
 The verifying truth (the test frames, a forecast file's ``V_obs``) is one more draw from the same distribution,
 so the truth ensemble is the perfect forecast: its CRPS against the verifying truth is the oracle CRPS.
 
-A forecast is matched to the truth by (``sequence``, ``init_time``) of each init and by the value of
-``lead_time``, never by position.
+The group's format and its opening (``open_truth``, ``check_truth``) belong to ``forecast.field_store``, the
+module of the store's format; they are re-exported here. A forecast is matched to the truth by (``sequence``,
+``init_time``) of each init and by the value of ``lead_time``, never by position.
 """
 
 from __future__ import annotations
@@ -20,38 +21,9 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import ForecastError
-from forecast.field_store import TRUTH_GROUP
+from forecast.field_store import INIT_KEYS, TEST_GROUP, check_truth, open_group, open_truth
 
-INIT_KEYS = ("sequence", "init_time")
-
-
-def open_truth(store: str | os.PathLike, chunks: dict | str | None = None) -> xr.Dataset:
-    """The ``truth`` group of a field store, lazily (dask-backed), checked for the dims and coordinates."""
-    store = Path(store)
-    if not store.exists():
-        raise ForecastError(f"no field store at {store}")
-    if not store.is_dir():
-        raise ForecastError(
-            f"{store} is a file, not a zarr field store (a folder) with a {TRUTH_GROUP!r} group"
-        )
-    try:
-        truth = _open_group(store, chunks if chunks is not None else {})
-    except Exception as exc:  # zarr raises several types for "no such group" / "not a store"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ForecastError(
-            f"{store} has no readable {TRUTH_GROUP!r} group ({reason}); a known-answer store is written with "
-            "truth ensembles by `forecast simulate` (docs/guide/simulate.md)"
-        ) from None
-    check_truth(truth, f"{store}[{TRUTH_GROUP}]")
-    return truth
-
-
-def _open_group(store: Path, chunks: dict | str, group: str = TRUTH_GROUP) -> xr.Dataset:
-    """A group of the store, from consolidated metadata where the store has it (no warning either way)."""
-    try:
-        return xr.open_zarr(store, group=group, chunks=chunks, consolidated=True)
-    except (KeyError, ValueError):  # no consolidated metadata (a store written before they were consolidated)
-        return xr.open_zarr(store, group=group, chunks=chunks, consolidated=False)
+__all__ = ["check_truth", "match_truth", "open_truth", "verifying_truth"]
 
 
 def verifying_truth(
@@ -65,7 +37,7 @@ def verifying_truth(
     if "valid_time" not in forecast.coords or "sequence" not in forecast.coords:
         return None
     try:
-        test = _open_group(Path(store), {}, "test")
+        test = open_group(Path(store), {}, TEST_GROUP)
         frames = test[variables].sel(
             sequence=xr.DataArray(forecast["sequence"].values, dims="init"),
             time=xr.DataArray(forecast["valid_time"].values, dims=("init", "lead_time")),
@@ -77,23 +49,6 @@ def verifying_truth(
             "not made from this store"
         ) from None
     return frames.drop_vars(list(frames.coords))
-
-
-def check_truth(truth: xr.Dataset, name: str = "the truth group") -> None:
-    """Raise a one-line ForecastError unless ``truth`` has the truth-group layout."""
-    if not truth.data_vars:
-        raise ForecastError(f"{name} has no data variables")
-    for var, da in truth.data_vars.items():
-        lead = ("init", "member", "lead_time")
-        if da.dims[:3] != lead or da.dims[-2:] != ("y", "x") or len(da.dims) not in (5, 6):
-            raise ForecastError(
-                f"{name}: variable {var!r} has dims {da.dims}; expected (init, member, lead_time, [channel,] y, x)"
-            )
-    for key in INIT_KEYS:
-        if key not in truth.coords or truth[key].dims != ("init",):
-            raise ForecastError(f"{name} lacks the coordinate {key!r} along 'init'")
-    if "lead_time" not in truth.coords:
-        raise ForecastError(f"{name} lacks the coordinate 'lead_time'")
 
 
 def _init_keys(ds: xr.Dataset, name: str) -> list[tuple]:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import xarray as xr
 
 from forecast.errors import ForecastError
-from forecast.forecast_file import forecast_variables
+from forecast.forecast_file import OBS_SUFFIX, forecast_variables
 from forecast.metrics.perceptual import lpips, psnr, ssim
 
 METRICS = ("psnr", "ssim", "lpips", "fvd")
@@ -55,9 +55,9 @@ def video_scores(
         raise ForecastError("the forecast has no variable V with its truth V_obs")
     out = xr.Dataset()
     for name in variables:
-        if f"{name}_obs" not in forecast_ds:
+        if f"{name}{OBS_SUFFIX}" not in forecast_ds:
             raise ForecastError(f"the forecast has no truth {name}_obs for {name!r}")
-        fc, obs = forecast_ds[name], forecast_ds[f"{name}_obs"]
+        fc, obs = forecast_ds[name], forecast_ds[f"{name}{OBS_SUFFIX}"]
         for dim in ("init", "member", "lead_time"):
             if dim not in fc.dims:
                 raise ForecastError(f"forecast variable {name!r} lacks the dim {dim!r} (dims {fc.dims})")

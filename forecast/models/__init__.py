@@ -19,7 +19,8 @@ def build_model(config: dict, n_channels: int) -> SequenceModel:
     if isinstance(n_channels, bool) or not isinstance(n_channels, int) or n_channels < 1:
         raise ForecastError(f"n_channels must be a positive integer, got {n_channels!r}")
     # Baselines (persistence, climatology, convgru, svg_lp, ivrnn, slamp) have their own options: dispatch before RVD's parser.
-    from forecast.models.baselines import BASELINE_KINDS, build_baseline
+    from forecast.models.baselines import build_baseline
+    from forecast.models.kinds import BASELINE_KINDS
 
     if isinstance(config, dict) and isinstance(config.get("model"), dict):
         if config["model"].get("kind") in BASELINE_KINDS:

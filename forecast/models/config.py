@@ -39,8 +39,9 @@ from typing import Any
 
 from forecast.diffusion import LOSS_WEIGHTINGS, LOSSES, PREDICTIONS, SCHEDULES, GaussianDiffusion
 from forecast.errors import ForecastError
+from forecast.models.kinds import DIFFUSION_KINDS, MODEL_KINDS
 
-KINDS = ("rvd", "vd", "simple_rvd")
+KINDS = DIFFUSION_KINDS  # RVD and its switches (forecast.models.kinds, the one registry)
 #: ``model.sigma`` values fitted while training: the residual's RMS per channel, or per channel and pixel
 AUTO_SIGMAS = ("auto", "auto_pixel")
 
@@ -147,9 +148,7 @@ def parse_model_config(config: dict) -> ModelConfig:
     raw = _section(config, "model", ModelConfig)
     cfg = ModelConfig(**raw)
     if cfg.kind not in KINDS:
-        from forecast.models.baselines import BASELINE_KINDS
-
-        known = ", ".join(KINDS + BASELINE_KINDS)
+        known = ", ".join(MODEL_KINDS)
         raise ForecastError(f"unknown model.kind {cfg.kind!r}; use one of {known}")
     dim = _positive_int(cfg.dim, "model.dim")
     groups = _positive_int(cfg.groups, "model.groups")

@@ -12,9 +12,9 @@ import xarray as xr
 from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
 from forecast.forecast_file import forecast_variables, model_name, open_netcdf
-from forecast.metrics.scores import is_scores_file, score_variables
 from forecast.plots import scores as figures
 from forecast.plots.samples import animate_rollout, plot_sample_grid
+from forecast.scores_file import is_scores_file, score_name, score_variables
 
 
 def _slug(text: str) -> str:
@@ -147,7 +147,7 @@ def _plot_scores(
                 written,
                 dpi,
             )
-        if all(f"crps_oracle_mean_{var}" in s for s in scores):
+        if all(score_name("crps_oracle_mean", var) in s for s in scores):
             _save(figures.plot_truth_scores(scores, var), out_dir / f"truth_scores_{var}.png", written, dpi)
             truth_hist = figures.plot_rank_histograms(scores[0], var, truth=True)
             _save(truth_hist, out_dir / f"truth_rank_histogram_{var}.png", written, dpi)

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from forecast.forecast_file import model_name
+from forecast.scores_file import score_name
 
 #: markers of the first ten models' curves, the next ten's, ...: matplotlib's ten colours repeat after ten
 MARKERS = ("o", "s", "^", "D")
@@ -39,11 +40,11 @@ def plot_crps_vs_lead(scores: list[xr.Dataset], var: str) -> Figure:
     """CRPS and 1/CRPS (the paper's figure 3, higher is better) against lead time, one curve per model."""
     fig, (ax_crps, ax_inv) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for k, ds in enumerate(scores):
-        crps = ds[f"crps_mean_{var}"]
+        crps = ds[score_name("crps_mean", var)]
         label = f"{model_name(ds)} ({ds.attrs.get('estimator', 'ensemble')}, m={ds.attrs.get('ensemble_size', '?')})"
         ax_crps.plot(crps["lead_time"], crps, **series_style(k), label=label)
         ax_inv.plot(crps["lead_time"], 1 / crps, **series_style(k), label=label)
-    units = _units(scores[0][f"crps_mean_{var}"])
+    units = _units(scores[0][score_name("crps_mean", var)])
     ax_crps.set(
         xlabel=_lead_label(scores[0]), ylabel=f"CRPS{units}", title=f"CRPS of {var} (lower is better)"
     )
@@ -59,7 +60,7 @@ def plot_crps_vs_lead(scores: list[xr.Dataset], var: str) -> Figure:
 
 def plot_crps_maps(scores: list[xr.Dataset], var: str, lead_index: int = -1) -> Figure:
     """Spatial CRPS at one lead time, one panel per model on a shared colour scale (the paper's figure 4)."""
-    maps = [ds[f"crps_{var}"].isel(lead_time=lead_index) for ds in scores]
+    maps = [ds[score_name("crps", var)].isel(lead_time=lead_index) for ds in scores]
     vmax = max(float(m.max()) for m in maps)
     fig, axes = plt.subplots(
         1, len(maps), figsize=(4 * len(maps) + 1, 4), squeeze=False, constrained_layout=True
@@ -80,7 +81,7 @@ def plot_rank_histograms(scores: xr.Dataset, var: str, max_panels: int = 4, trut
     ``truth=True`` draws ``rank_histogram_truth_V`` instead: the verifying truth's rank within the truth
     ensemble of a known-answer store, the benchmark's own sanity check.
     """
-    hist = scores[f"rank_histogram_truth_{var}" if truth else f"rank_histogram_{var}"]
+    hist = scores[score_name("rank_histogram_truth" if truth else "rank_histogram", var)]
     rank_dim = "truth_rank" if truth else "rank"
     n_lead = hist.sizes["lead_time"]
     picks = sorted(set(np.linspace(0, n_lead - 1, min(max_panels, n_lead)).round().astype(int)))
@@ -122,18 +123,18 @@ def plot_truth_scores(scores: list[xr.Dataset], var: str) -> Figure:
     for k, ds in enumerate(scores):
         style, name = series_style(k), model_name(ds)
         lead = ds["lead_time"]
-        ax_crps.plot(lead, ds[f"crps_mean_{var}"], **style, label=name)
-        ax_ratio.plot(lead, ds[f"crps_oracle_ratio_{var}"], **style, label=name)
-        ax_spread.plot(lead, ds[f"spread_ratio_truth_{var}"], **style, label=name)
-        ax_energy.plot(lead, ds[f"energy_distance_{var}"], **style, label=name)
-    oracle = scores[0][f"crps_oracle_mean_{var}"]
+        ax_crps.plot(lead, ds[score_name("crps_mean", var)], **style, label=name)
+        ax_ratio.plot(lead, ds[score_name("crps_oracle_ratio", var)], **style, label=name)
+        ax_spread.plot(lead, ds[score_name("spread_ratio_truth", var)], **style, label=name)
+        ax_energy.plot(lead, ds[score_name("energy_distance", var)], **style, label=name)
+    oracle = scores[0][score_name("crps_oracle_mean", var)]
     size = scores[0].attrs.get("truth_ensemble_size", "?")
     ax_crps.plot(
         oracle["lead_time"], oracle, color="k", ls="--", lw=2, label=f"oracle (truth ensemble, K={size})"
     )
     for ax, level in ((ax_ratio, 1.0), (ax_spread, 1.0), (ax_energy, 0.0)):
         ax.axhline(level, color="k", ls="--", lw=1)
-    units = _units(scores[0][f"crps_mean_{var}"])
+    units = _units(scores[0][score_name("crps_mean", var)])
     lead_label = _lead_label(scores[0])
     ax_crps.set(
         xlabel=lead_label,
@@ -170,7 +171,7 @@ def plot_spread_skill(scores: list[xr.Dataset], var: str) -> Figure:
     fig, (ax_err, ax_ratio) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for k, ds in enumerate(scores):
         style = series_style(k)
-        rmse, spread = ds[f"rmse_{var}"], ds[f"spread_{var}"]
+        rmse, spread = ds[score_name("rmse", var)], ds[score_name("spread", var)]
         ax_err.plot(rmse["lead_time"], rmse, **style, label=f"{model_name(ds)}: RMSE")
         ax_err.plot(
             spread["lead_time"],
@@ -180,11 +181,11 @@ def plot_spread_skill(scores: list[xr.Dataset], var: str) -> Figure:
             marker="x",
             label=f"{model_name(ds)}: spread",
         )
-        ratio = ds[f"spread_skill_{var}"]
+        ratio = ds[score_name("spread_skill", var)]
         ax_ratio.plot(ratio["lead_time"], ratio, **style, label=model_name(ds))
     ax_err.set(
         xlabel=_lead_label(scores[0]),
-        ylabel=f"{var}{_units(scores[0][f'rmse_{var}'])}",
+        ylabel=f"{var}{_units(scores[0][score_name('rmse', var)])}",
         title="RMSE of the ensemble mean and spread",
     )
     ax_ratio.axhline(1, color="k", ls="--", lw=1)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from forecast.errors import ForecastError
-from forecast.training.modes import TrainingMode, adam, backward_and_step, register_mode
+from forecast.training.modes import TrainingMode, adam, backward_and_step
 
 if TYPE_CHECKING:
     from forecast.training.trainer import Trainer
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 GAN_METRICS = ("d_loss", "d_grad_norm", "d_real", "d_fake", "g_adversarial", "g_reconstruction")
 
 
-@register_mode
 class AdversarialMode(TrainingMode):
     name = "adversarial"
     extra_metrics = GAN_METRICS

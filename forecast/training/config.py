@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import yaml
 
 from forecast.errors import ForecastError
+from forecast.field_store import GROUPS, TRAIN_GROUP
 from forecast.models.config import require_choice
 
 LR_SCHEDULES = ("linear", "cosine", "constant")
@@ -29,12 +31,14 @@ PRECISIONS = ("auto", "bf16", "fp32")
 @dataclass(frozen=True)
 class DataConfig:
     variables: tuple[str, ...] | None = (
-        None  # required: store variables stacked into model channels, in order
+        None  # store variables stacked into model channels, in order (None: all)
     )
     context_frames: int = 2  # frames observed before the first frame that is scored (paper: 2)
     future_frames: int = 6  # frames scored per window with teacher forcing (paper: 6)
     channels: int | None = None  # optional: expected number of model channels, checked against the store
-    group: str = "train"
+    group: str = (
+        TRAIN_GROUP  # the store group whose windows train the model and whose statistics normalise it
+    )
 
     @property
     def window_length(self) -> int:
@@ -110,6 +114,55 @@ def load_config(path: str | os.PathLike) -> dict:
     return config
 
 
+#: the sections of a config, in the order they are written
+SECTIONS = ("model", "diffusion", "data", "training")
+
+
+def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
+    """``["data.variables=[u,v]", "training.steps=500"]`` as ``{"data.variables": ["u", "v"], ...}``: each
+    ``KEY=VALUE`` with a dotted key, the value read as YAML (as in a config file: ``[u, v]``, ``500``, ``null``)."""
+    out: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ForecastError(f"--set {item!r}: expected KEY=VALUE, e.g. training.steps=500")
+        try:
+            out[key.strip()] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ForecastError(
+                f"--set {item!r}: the value is not YAML ({str(exc).splitlines()[0]})"
+            ) from None
+    return out
+
+
+def override_config(config: dict, overrides: Mapping[str, Any]) -> dict:
+    """A copy of ``config`` with each dotted key of ``overrides`` (``"training.steps"``) set to its value.
+
+    The key must name a section of the config (``model``, ``diffusion``, ``data``, ``training``) and a key in it
+    (any depth); whether that key exists and its value is valid is checked as for the file
+    (``resolve_config``, ``forecast.models.build_model``), so a typo is an error, never a silent default.
+    """
+    out = copy.deepcopy(config)
+    for dotted, value in overrides.items():
+        path = dotted.split(".")
+        if len(path) < 2 or path[0] not in SECTIONS or not all(path):
+            raise ForecastError(
+                f"config override {dotted!r}: expected SECTION.KEY with SECTION one of {', '.join(SECTIONS)}"
+            )
+        node = out
+        for depth, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ForecastError(
+                    f"config override {dotted!r}: {'.'.join(path[: depth + 1])} is not a mapping"
+                )
+            node = child
+        node[path[-1]] = value
+    return out
+
+
 def _number(section: str, key: str, value: Any, kind: type) -> Any:
     # YAML reads "5e-5" (no dot) as a string: accept it as the number it obviously is.
     try:
@@ -140,12 +193,14 @@ def parse_data_config(config: dict) -> DataConfig:
     """The ``data`` section of ``config``, typed and checked."""
     data = replace(DataConfig(), **_section(config, "data", DataConfig))
     variables = [data.variables] if isinstance(data.variables, str) else data.variables
-    if (
+    if variables is not None and (
         not variables
         or not isinstance(variables, list | tuple)
         or not all(isinstance(v, str) for v in variables)
     ):
-        raise ForecastError("config: data.variables must be a non-empty list of store variable names")
+        raise ForecastError(
+            "config: data.variables must be a non-empty list of store variable names (or null: all of the store's)"
+        )
     context = _number("data", "context_frames", data.context_frames, int)
     future = _number("data", "future_frames", data.future_frames, int)
     if context < 1:
@@ -153,10 +208,13 @@ def parse_data_config(config: dict) -> DataConfig:
     if future < 1:
         raise ForecastError("config: data.future_frames must be at least 1")
     channels = None if data.channels is None else _number("data", "channels", data.channels, int)
-    if data.group != "train":
-        raise ForecastError("config: data.group must be 'train' (statistics and windows come from it)")
+    require_choice(data.group, GROUPS, "config: data.group must be one of {choices}, got {value}")
     return replace(
-        data, variables=tuple(variables), context_frames=context, future_frames=future, channels=channels
+        data,
+        variables=None if variables is None else tuple(variables),
+        context_frames=context,
+        future_frames=future,
+        channels=channels,
     )
 
 
@@ -205,7 +263,7 @@ def _check_training(t: TrainingConfig) -> None:
         raise ForecastError(f"config: training.ema_decay must be in [0, 1), got {t.ema_decay}")
     require_choice(t.lr_schedule, LR_SCHEDULES, "config: training.lr_schedule must be {choices}, got {value}")
     require_choice(t.precision, PRECISIONS, "config: training.precision must be {choices}, got {value}")
-    from forecast.training.modes import MODES  # late: modes import the trainer's building blocks
+    from forecast.training.mode_registry import MODES  # late: the modes import this module (and torch)
 
     require_choice(t.mode, MODES, "config: training.mode must be one of {choices}, got {value}")
 

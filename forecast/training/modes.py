@@ -16,8 +16,8 @@ Adding a mode (for example adversarial training with a discriminator step):
   checkpoints, EMA and ``load_run`` cover them; other state goes through ``state_dict``/``load_state_dict``.
   ``trainer.wrap(module)`` gives a DistributedDataParallel wrapper in multi-process runs (identity otherwise);
   ``trainer.autocast()`` is the precision context of the run;
-- add the class to ``MODES`` with ``register_mode`` (in this module, or in a module imported here, so that
-  config validation knows the name).
+- add the class to ``MODES`` in ``forecast.training.mode_registry`` (the one list of modes, which config
+  validation and the Trainer read); a mode defined elsewhere can be added with ``register_mode``.
 """
 
 from __future__ import annotations
@@ -104,17 +104,3 @@ class StandardMode(TrainingMode):
             loss, self.optimizers["model"], self.parameters, trainer.training.grad_clip
         )
         return {"loss": loss.detach(), "grad_norm": grad_norm}
-
-
-MODES: dict[str, type[TrainingMode]] = {}
-
-
-def register_mode(cls: type[TrainingMode]) -> type[TrainingMode]:
-    MODES[cls.name] = cls
-    return cls
-
-
-register_mode(StandardMode)
-
-# modes defined in their own modules register themselves when imported (after the names above exist)
-from forecast.training import adversarial  # noqa: E402, F401

@@ -42,9 +42,15 @@ from forecast.errors import ForecastError
 from forecast.field_store import open_field_store
 from forecast.models.base import SequenceModel
 from forecast.training import distributed
-from forecast.training.config import TrainingConfig, parse_data_config, parse_training_config
+from forecast.training.config import (
+    TrainingConfig,
+    override_config,
+    parse_data_config,
+    parse_training_config,
+    resolve_config,
+)
 from forecast.training.ema import EMA
-from forecast.training.modes import MODES
+from forecast.training.mode_registry import MODES
 from forecast.training.run_dir import (
     METRIC_COLUMNS,
     NORMALIZATION_FILE,
@@ -97,6 +103,22 @@ def device_batches(loader: DataLoader, device: torch.device) -> Iterator[torch.T
         yield batch
 
 
+def with_store_variables(config: dict, store: str | os.PathLike) -> dict:
+    """``config`` with ``data.variables`` filled from the store's ``data.group`` (all its variables, sorted by
+    name) where the config leaves them out or null; a one-line error where it names variables the store lacks."""
+    data = parse_data_config(resolve_config(config))  # the config's own errors first
+    have = sorted(str(v) for v in open_field_store(store, data.group).data_vars)  # zarr keeps no order
+    if data.variables is None:
+        return override_config(config, {"data.variables": have})
+    missing = [v for v in data.variables if v not in have]
+    if missing:
+        raise ForecastError(
+            f"config: data.variables {missing} are not in the store {store} (its {data.group} group has {have}); "
+            f"choose them with --set data.variables=[{','.join(have)}], or --set data.variables=null for all of them"
+        )
+    return config
+
+
 class Trainer:
     """One training run over a field store, writing into ``run_dir``.
 
@@ -122,6 +144,7 @@ class Trainer:
     ):
         self.store, self.run_dir = Path(store), Path(run_dir)
         self.progress = progress
+        config = with_store_variables(config, self.store)
         self.start = open_run(
             self.run_dir, config, resume, log, steps=steps, device=device, time_budget_s=time_budget_s
         )
@@ -175,12 +198,13 @@ class Trainer:
 
     def _open_data(self) -> tuple[ChannelLayout, WindowDataset]:
         """The channel layout (train-group statistics: rank 0 computes, the others receive) and the windows."""
-        train = open_lazy(self.store, "train")
+        group = self.data.group
+        train = open_lazy(self.store, group)
         variables = list(self.data.variables)
         if self.start.new_run:
             layout = None
             if self.process.is_main:  # dask-backed: the statistics stream over the group chunk by chunk
-                layout = ChannelLayout.from_dataset(open_field_store(self.store, "train"), variables)
+                layout = ChannelLayout.from_dataset(open_field_store(self.store, group), variables)
             layout = distributed.broadcast_object(layout, self.process)
         else:
             layout = ChannelLayout.from_json(self.run_dir / NORMALIZATION_FILE)
@@ -188,14 +212,14 @@ class Trainer:
                 raise ForecastError(
                     f"{self.run_dir / NORMALIZATION_FILE} does not match data.variables of the run"
                 )
-        layout.check_compatible(train, f"{self.store}[train]")
+        layout.check_compatible(train, f"{self.store}[{group}]")
         expected = self.data.channels
         if expected is not None and expected != layout.n_channels:
             raise ForecastError(
                 f"config expects {expected} channels (data.channels) but variables {list(layout.variables)} "
                 f"of {self.store} give {layout.n_channels}"
             )
-        return layout, WindowDataset(self.store, layout, self.data.window_length)
+        return layout, WindowDataset(self.store, layout, self.data.window_length, group=group)
 
     def _build_model(self, factory: ModelFactory) -> SequenceModel:
         torch.manual_seed(self.training.seed)  # identical initial weights on every rank

@@ -100,7 +100,11 @@ def _coords(config: KarmanConfig, test: xr.Dataset) -> dict:
         "lead_time": (
             "lead_time",
             np.arange(1, config.truth_horizon + 1),
-            {**time_attrs, "long_name": "frames after the start's last context frame"},
+            {
+                **{k: v for k, v in time_attrs.items() if k != "units"},  # a frame count: no UDUNITS time
+                "long_name": "frames after the start's last context frame",
+                "standard_name": "forecast_period",  # climpred and cf_xarray find the lead axis by it
+            },
         ),
         "noise_seed": (
             ("init", "member"),

@@ -23,7 +23,7 @@ from zarr.codecs import BloscCodec
 
 import forecast
 from forecast.errors import ForecastError
-from forecast.field_store import COMPLETE_ATTR, GROUPS, cf_attrs, mark_complete
+from forecast.field_store import COMPLETE_ATTR, GROUPS, TEST_GROUP, TRAIN_GROUP, cf_attrs, mark_complete
 from simulators.karman import truth
 from simulators.karman.chunk_files import ChunkFiles
 from simulators.karman.config import KarmanConfig
@@ -54,7 +54,7 @@ COLLISION_NAMES = {
 
 def _frame_index(config: KarmanConfig, group: str) -> np.ndarray:
     """The ``time`` values of a group: train frames first, then the test frames of the same runs."""
-    if group == "train":
+    if group == TRAIN_GROUP:
         return np.arange(config.frames)
     return np.arange(config.frames, config.frames_per_run)
 
@@ -191,7 +191,7 @@ def create_store(path: str | os.PathLike, config: KarmanConfig) -> None:
         dimension_names=("sequence",),
         attributes={"long_name": "frames stored so far per run (generation progress)"},
     )
-    root.attrs.update(skeleton(config, "train").attrs | {"group": "/"})
+    root.attrs.update(skeleton(config, TRAIN_GROUP).attrs | {"group": "/"})
     for group in GROUPS:
         encoding = {
             name: {"chunks": (1, config.time_chunk, *config.size), "compressors": FRAME_COMPRESSORS}
@@ -201,7 +201,7 @@ def create_store(path: str | os.PathLike, config: KarmanConfig) -> None:
             str(path), group=group, mode="a", compute=False, consolidated=False, encoding=encoding
         )
     if config.truth_members:
-        template = truth.skeleton(config, skeleton(config, "test"))
+        template = truth.skeleton(config, skeleton(config, TEST_GROUP))
         encoding = {
             name: {"chunks": template[name].data.chunksize, "compressors": FRAME_COMPRESSORS}
             for name in FIELDS
@@ -283,8 +283,8 @@ class RunWriter:
 
     def _group_of(self, frame: int) -> tuple[str, int]:
         if frame < self.config.frames:
-            return "train", frame
-        return "test", frame - self.config.frames
+            return TRAIN_GROUP, frame
+        return TEST_GROUP, frame - self.config.frames
 
     def add(self, frame: dict[str, np.ndarray]) -> None:
         if not self._buffer:

@@ -20,6 +20,9 @@ from tqdm.auto import tqdm
 from forecast.data.importers.tfrecord import parse_example, read_record, record_offsets
 from forecast.data.importers.writer import run_import, video_plan, window_coords
 from forecast.errors import ForecastError
+from forecast.field_store import TEST_GROUP, TRAIN_GROUP
+
+SPLITS = {TRAIN_GROUP: "train", TEST_GROUP: "test"}  # our group -> the dataset's folder
 
 FRAME_SIZE = 64
 
@@ -35,10 +38,10 @@ def index_records(root: Path, progress: bool) -> dict[str, list[dict]]:
     """The plan: per group, every record of its ``*.tfrecords`` files (``path``, ``file``, ``record``,
     ``offset``, ``size``), in file order."""
     records: dict[str, list[dict]] = {}
-    for group in ("train", "test"):
-        files = sorted((root / group).glob("*.tfrecords"))
+    for group, folder in SPLITS.items():
+        files = sorted((root / folder).glob("*.tfrecords"))
         if not files:
-            raise ForecastError(f"no *.tfrecords files in {root / group}")
+            raise ForecastError(f"no *.tfrecords files in {root / folder}")
         records[group] = [
             {"path": path, "file": path.name, "record": index, "offset": offset, "size": size}
             for path in tqdm(files, desc=f"index {group}", unit="file", disable=not progress)

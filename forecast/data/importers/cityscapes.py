@@ -23,9 +23,10 @@ import numpy as np
 from forecast.data.importers.video import resize_frame
 from forecast.data.importers.writer import run_import, video_plan, window_coords
 from forecast.errors import ForecastError
+from forecast.field_store import TEST_GROUP, TRAIN_GROUP
 
 FILE_PATTERN = re.compile(r"^([a-z_]+)_(\d{6})_(\d{6})_leftImg8bit\.png$")
-SPLITS = {"train": "train", "test": "val"}
+SPLITS = {TRAIN_GROUP: "train", TEST_GROUP: "val"}  # our group -> the dataset's split folder
 
 
 def find_root(src: Path) -> Path:

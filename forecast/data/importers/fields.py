@@ -24,6 +24,7 @@ import xarray as xr
 
 from forecast.data.importers.writer import StorePlan, VariableSpec, run_import
 from forecast.errors import ForecastError
+from forecast.field_store import TEST_GROUP, TRAIN_GROUP
 
 GUESSES = {
     "time": ("time", "t"),
@@ -198,12 +199,12 @@ def _split_windows(
         if n_test >= n_seq:
             raise ForecastError(f"{src} has {n_seq} sequence(s): too few to split by sequence; use by=time")
         ranges = {
-            "train": (range(0, n_seq - n_test), (0, n_time)),
-            "test": (range(n_seq - n_test, n_seq), (0, n_time)),
+            TRAIN_GROUP: (range(0, n_seq - n_test), (0, n_time)),
+            TEST_GROUP: (range(n_seq - n_test, n_seq), (0, n_time)),
         }
     else:
         cut = round(n_time * (1 - test_fraction))
-        ranges = {"train": (range(n_seq), (0, cut)), "test": (range(n_seq), (cut, n_time))}
+        ranges = {TRAIN_GROUP: (range(n_seq), (0, cut)), TEST_GROUP: (range(n_seq), (cut, n_time))}
     windows: dict[str, list[_Window]] = {}
     lengths = set()
     for g, (seqs, (t0, t1)) in ranges.items():

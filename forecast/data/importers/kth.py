@@ -21,6 +21,7 @@ import numpy as np
 from forecast.data.importers.video import count_frames, read_video, resize_frame, to_gray
 from forecast.data.importers.writer import run_import, video_plan, window_coords
 from forecast.errors import ForecastError
+from forecast.field_store import TEST_GROUP, TRAIN_GROUP
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 CLIP_PATTERN = re.compile(r"^person(\d\d)_([a-z]+)_d(\d)(?:_uncomp)?\.avi$")
@@ -81,7 +82,7 @@ def kth_windows(
     actions: tuple[str, ...],
 ) -> dict[str, list[dict]]:
     """The plan: per group, each window of ``length`` frames (its clip, the ``COORDS`` values and its path)."""
-    windows: dict[str, list[dict]] = {"train": [], "test": []}
+    windows: dict[str, list[dict]] = {TRAIN_GROUP: [], TEST_GROUP: []}
     for clip in clips:
         person, action, scenario = CLIP_PATTERN.match(clip.name).groups()
         if action not in actions:
@@ -90,7 +91,7 @@ def kth_windows(
         segments = listed.get(stem) if listed else None
         if segments is None:
             segments = [(0, count_frames(clip))]
-        group = "train" if int(person) in TRAIN_PERSONS else "test"
+        group = TRAIN_GROUP if int(person) in TRAIN_PERSONS else TEST_GROUP
         for segment, (first, stop) in enumerate(segments):
             for start in range(first, stop - length + 1, length):
                 windows[group].append(
@@ -108,7 +109,7 @@ def kth_windows(
         if not windows[group]:
             raise ForecastError(
                 f"no KTH {group} sequences of {length} frames under {src} (persons "
-                f"{'1-16' if group == 'train' else '17-25'})"
+                f"{'1-16' if group == TRAIN_GROUP else '17-25'})"
             )
     return windows
 

@@ -22,6 +22,7 @@ import xarray as xr
 
 from forecast.data.importers.writer import StorePlan, run_import, video_plan
 from forecast.errors import ForecastError
+from forecast.field_store import GROUPS, TEST_GROUP, TRAIN_GROUP
 
 BUILTIN = "builtin"
 TRUTH_STREAM = 2  # random streams: [seed, 0 | 1 (train | test), index]; truth members [seed, 2, ...]
@@ -72,13 +73,13 @@ def load_digits_images(src: str | os.PathLike) -> dict[str, np.ndarray]:
     if str(src) == BUILTIN:
         images = _builtin_digits()
         cut = int(0.8 * len(images))
-        return {"train": images[:cut], "test": images[cut:]}
+        return {TRAIN_GROUP: images[:cut], TEST_GROUP: images[cut:]}
     path = Path(src)
     if not path.exists():
         raise ForecastError(f"MNIST source not found: {path} (give mnist.npz, an IDX folder, or 'builtin')")
     if path.is_dir():
         found = {}
-        for group, stem in (("train", "train-images-idx3-ubyte"), ("test", "t10k-images-idx3-ubyte")):
+        for group, stem in ((TRAIN_GROUP, "train-images-idx3-ubyte"), (TEST_GROUP, "t10k-images-idx3-ubyte")):
             candidates = [path / stem, path / f"{stem}.gz"]
             hit = next((c for c in candidates if c.exists()), None)
             if hit is None:
@@ -88,11 +89,11 @@ def load_digits_images(src: str | os.PathLike) -> dict[str, np.ndarray]:
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as npz:
-                return {"train": npz["x_train"], "test": npz["x_test"]}
+                return {TRAIN_GROUP: npz["x_train"], TEST_GROUP: npz["x_test"]}
         except (KeyError, ValueError, OSError) as exc:
             raise ForecastError(f"{path} is not an MNIST npz with x_train and x_test ({exc})") from None
     images = _read_idx(path)
-    return {"train": images, "test": images}
+    return {TRAIN_GROUP: images, TEST_GROUP: images}
 
 
 def _resize_digits(images: np.ndarray, size: int) -> np.ndarray:
@@ -242,7 +243,7 @@ class Recipe:
     seed: int
 
     def rng(self, group: str, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, ("train", "test").index(group), index])
+        return np.random.default_rng([self.seed, GROUPS.index(group), index])
 
     def sequences(self, counts: dict[str, int], group: str, start: int) -> Iterator[dict[str, np.ndarray]]:
         """The ``frames`` of the sequences of ``group`` from ``start`` on (``counts``: sequences per group)."""
@@ -260,7 +261,11 @@ class Recipe:
         futures = []
         for sequence, init_time in starts:
             paths = digit_paths(
-                self.rng("test", sequence), self.digits["test"], self.length, self.size, self.num_digits
+                self.rng(TEST_GROUP, sequence),
+                self.digits[TEST_GROUP],
+                self.length,
+                self.size,
+                self.num_digits,
             )
             rngs = [
                 np.random.default_rng([self.seed, TRUTH_STREAM, sequence, init_time, m])
@@ -291,10 +296,10 @@ def import_smmnist(
 
     With ``truth_members`` K > 0 the store gets a ``truth`` group: for ``truth_inits`` test starts, K futures
     of ``truth_horizon`` frames from the same digit positions and velocities, each with its own bounces."""
-    sequences = sequences or {"train": 1000, "test": 100}
+    sequences = sequences or {TRAIN_GROUP: 1000, TEST_GROUP: 100}
     _check_options(size, digit_size, truth_members, truth_inits, truth_horizon, truth_context)
     starts = (
-        truth_starts(sequences["test"], length, truth_inits, truth_context, truth_horizon)
+        truth_starts(sequences[TEST_GROUP], length, truth_inits, truth_context, truth_horizon)
         if truth_members
         else []
     )
@@ -305,7 +310,7 @@ def import_smmnist(
         "stochastic moving digits",
         (size, size),
         length,
-        {g: {"seed_index": np.arange(sequences[g])} for g in ("train", "test")},
+        {g: {"seed_index": np.arange(sequences[g])} for g in GROUPS},
         attrs={"digits": str(src), "num_digits": num_digits, "digit_size": digit_size, "seed": seed},
         fingerprint={
             "src": str(src),
@@ -356,12 +361,16 @@ def truth_dataset(
         "lead_time": (
             "lead_time",
             np.arange(1, horizon + 1),
-            {**time_attrs, "long_name": "frames after the start's last context frame"},
+            {
+                **{k: v for k, v in time_attrs.items() if k != "units"},  # a frame count: no UDUNITS time
+                "long_name": "frames after the start's last context frame",
+                "standard_name": "forecast_period",  # climpred and cf_xarray find the lead axis by it
+            },
         ),
         "y": layout["y"].variable,
         "x": layout["x"].variable,
     }
-    for name, values in plan.sequence_coords["test"].items():
+    for name, values in plan.sequence_coords[TEST_GROUP].items():
         coords[name] = ("init", np.asarray(values)[sequence], {"long_name": f"{name} of the test sequence"})
     spec = plan.variables["frames"]
     attrs = {

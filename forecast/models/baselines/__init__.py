@@ -12,7 +12,7 @@ One module each:
 
 ``statistics`` holds what the parameter-free baselines share: buffers fitted from training windows
 (``fit_statistics``), saved in the checkpoint like weights. ``build_baseline`` is called by
-``forecast.models.build_model`` for every ``model.kind`` in ``BASELINE_KINDS``.
+``forecast.models.build_model`` for every ``model.kind`` in ``BASELINE_KINDS`` (``forecast.models.kinds``).
 """
 
 from __future__ import annotations
@@ -22,21 +22,7 @@ from typing import Any
 
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
-
-#: model.kind -> (module, class name, options dataclass name)
-_REGISTRY = {
-    "persistence": ("persistence", "Persistence", "PersistenceConfig"),
-    "persistence_inflated": ("persistence", "Persistence", "PersistenceConfig"),
-    "climatology": ("climatology", "Climatology", "ClimatologyConfig"),
-    "convgru": ("convgru", "ConvGRUPredictor", "ConvGRUConfig"),
-    "svg_lp": ("svg_lp", "SVGLP", "SVGLPConfig"),
-    "ivrnn": ("ivrnn", "IVRNN", "IVRNNConfig"),
-    "slamp": ("slamp", "SLAMP", "SLAMPConfig"),
-    "dvd_gan": ("dvd_gan", "DVDGAN", "DVDGANConfig"),
-    "retrogan": ("retrogan", "RetroGAN", "RetroGANConfig"),
-    "futuregan": ("futuregan", "FutureGAN", "FutureGANConfig"),
-}
-BASELINE_KINDS = tuple(_REGISTRY)
+from forecast.models.kinds import BASELINE_KINDS, MODEL_KINDS
 
 
 def parse_options(config: dict, cls: type) -> Any:
@@ -63,12 +49,12 @@ def build_baseline(config: dict, n_channels: int) -> SequenceModel:
     import importlib
 
     kind = (config.get("model") or {}).get("kind")
-    if kind not in _REGISTRY:
+    if kind not in BASELINE_KINDS:
         raise ForecastError(f"unknown baseline kind {kind!r}; use one of {', '.join(BASELINE_KINDS)}")
-    module_name, class_name, options_name = _REGISTRY[kind]
-    module = importlib.import_module(f"forecast.models.baselines.{module_name}")
-    options = parse_options(config, getattr(module, options_name))
-    return getattr(module, class_name)(n_channels, options)
+    entry = MODEL_KINDS[kind]
+    module = importlib.import_module(f"forecast.models.{entry.module}")
+    options = parse_options(config, getattr(module, entry.options))
+    return getattr(module, entry.cls)(n_channels, options)
 
 
 __all__ = ["BASELINE_KINDS", "build_baseline", "parse_options"]
