@@ -121,23 +121,30 @@ def join_shards(out_path: str | os.PathLike, world: int, partial: Path) -> Path:
     """
     import netCDF4
 
+    from forecast.claims import claim_output
+    from forecast.io_errors import writing
+
     out_path = Path(out_path)
     shards = [shard_path(out_path, Shard(r, world)) for r in range(world)]
-    shutil.copyfile(shards[0], partial)
-    try:
-        with netCDF4.Dataset(partial, "a") as nc:
-            frame_vars = [n for n, v in nc.variables.items() if v.dimensions[:1] == ("init",) and v.ndim > 2]
-            n_init = len(nc.dimensions["init"])
-            for rank in range(1, world):
-                with netCDF4.Dataset(shards[rank], "r") as src:
-                    for index in range(rank, n_init, world):
-                        for name in frame_vars:
-                            nc[name][index] = src[name][index]
-            nc.delncattr(SHARD_SETTINGS_ATTR)
-        os.replace(partial, out_path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    note = "; the shards are kept: rerun with --resume to join them again"
+    with claim_output(out_path), writing(out_path, note):
+        try:
+            shutil.copyfile(shards[0], partial)
+            with netCDF4.Dataset(partial, "a") as nc:
+                frame_vars = [
+                    n for n, v in nc.variables.items() if v.dimensions[:1] == ("init",) and v.ndim > 2
+                ]
+                n_init = len(nc.dimensions["init"])
+                for rank in range(1, world):
+                    with netCDF4.Dataset(shards[rank], "r") as src:
+                        for index in range(rank, n_init, world):
+                            for name in frame_vars:
+                                nc[name][index] = src[name][index]
+                nc.delncattr(SHARD_SETTINGS_ATTR)
+            os.replace(partial, out_path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
     for shard in shards:
         shard.unlink()
     return out_path
