@@ -316,7 +316,7 @@ class ForecastFileWriter:
         try:
             with self._writing():
                 self.out_path.parent.mkdir(parents=True, exist_ok=True)
-                if resume and self.partial.exists():
+                if resume and self.partial.exists() and not _never_started(self.partial):
                     self._nc = self._reopen()
                 else:
                     try:
@@ -362,7 +362,7 @@ class ForecastFileWriter:
         else:
             kept = f"; {self.partial} is kept: rerun with --resume"
         try:
-            check_headroom(self.partial, self.init_bytes, kept)
+            check_headroom(self.partial, self.init_bytes, kept, output=self.out_path)
         except ForecastError as exc:
             raise NoRoomForInit(str(exc)) from None
         context = self.settings.context
@@ -416,6 +416,20 @@ class ForecastFileWriter:
         return self.out_path
 
 
+def _never_started(partial: Path) -> bool:
+    """Whether ``partial`` was cut off while it was being created (killed before its layout and settings were
+    written): it holds no finished init, so a resume starts it afresh."""
+    import netCDF4
+
+    try:
+        with netCDF4.Dataset(partial, "r") as nc:
+            return SETTINGS_ATTR not in nc.ncattrs()
+    except OSError:
+        return False  # unreadable: _reopen says so
+    except RuntimeError:
+        return False
+
+
 def _init_bytes(nc, settings: ForecastSettings) -> int:
     """An upper bound of the bytes one init adds to the file: its frames uncompressed, plus room for metadata."""
     frame = 1
@@ -424,7 +438,7 @@ def _init_bytes(nc, settings: ForecastSettings) -> int:
             frame *= len(nc.dimensions[dim])
     frames = settings.members * settings.horizon + settings.horizon + settings.context
     raw = 4 * frame * frames * len(settings.variables)
-    return int(raw * 1.01) + (1 << 20)
+    return int(raw * 1.01) + (1 << 16)
 
 
 def _create(path: Path, settings: ForecastSettings, source: xr.Dataset, init_labels: Sequence | None):
@@ -620,7 +634,29 @@ def forecast_variables(ds: xr.Dataset, member_dim: str = "member", name: str = "
             raise ForecastError(
                 f"{name}: {v}{OBS_SUFFIX} has dims {obs.dims}, expected those of {v} {ens.dims} less {member_dim!r}"
             )
+    _check_declared_sizes(ds, name)
     return names
+
+
+#: global attributes that declare a dimension's length (the oracle's files keep the reference's ``members``)
+_DECLARED_SIZES = (("horizon", "lead_time"), ("context_length", "context_time"))
+
+
+def _check_declared_sizes(ds: xr.Dataset, name: str) -> None:
+    """One line where the file's attributes declare a length its dimensions do not have (a damaged or edited
+    file): metadata only, before anything is read."""
+    for attr, dim in _DECLARED_SIZES:
+        if attr not in ds.attrs or dim not in ds.sizes:
+            continue
+        try:
+            declared = int(ds.attrs[attr])
+        except (TypeError, ValueError):
+            raise ForecastError(f"{name}: attribute {attr}={ds.attrs[attr]!r} is not a length") from None
+        if declared != ds.sizes[dim]:
+            raise ForecastError(
+                f"{name}: attribute {attr}={declared} but dimension {dim!r} has length {ds.sizes[dim]}; the "
+                "file's metadata is inconsistent: write it again"
+            )
 
 
 def open_forecast(

@@ -120,21 +120,23 @@ def writing(path: str | os.PathLike, note: str = "", what: str = "write") -> Ite
 
 def concerns(path: str | os.PathLike, filename: str | os.PathLike | None) -> bool:
     """Whether an error about ``filename`` is one about writing ``path``: the file itself, something inside
-    it (a store's chunk) or a sibling named after it (its partial file, its lock). Unknown: yes."""
+    it (a store's chunk) or a hidden sibling named after it (its partial file, its lock). Unknown: yes."""
     if filename is None:
         return True
-    output, file = os.path.abspath(path), os.path.abspath(filename)
-    if file == output or file.startswith(output + os.sep):
+    output, file = Path(os.path.abspath(path)), Path(os.path.abspath(filename))
+    if file == output or output in file.parents:
         return True
-    return os.path.dirname(file) == os.path.dirname(output) and os.path.basename(output) in os.path.basename(
-        file
-    )
+    return file.parent == output.parent and file.name.startswith(f".{output.stem}")
 
 
-def check_headroom(path: str | os.PathLike, needed: int, note: str = "") -> None:
+def check_headroom(
+    path: str | os.PathLike, needed: int, note: str = "", output: str | os.PathLike | None = None
+) -> None:
     """Refuse (one line) to grow the file ``path`` by ``needed`` bytes when the disk's free space or the
-    file-size limit cannot hold them: a write refused before it starts leaves the file whole."""
+    file-size limit cannot hold them: a write refused before it starts leaves the file whole. ``output`` is
+    what the message names (the final file ``path`` is the partial file of), with ``path`` in brackets."""
     path = Path(path)
+    named = f"{output} ({path.name})" if output is not None and Path(output) != path else str(path)
     folder = _existing(path.parent)
     size = path.stat().st_size if path.is_file() else 0
     try:
@@ -151,6 +153,6 @@ def check_headroom(path: str | os.PathLike, needed: int, note: str = "") -> None
         return
     cause, remedy = CAUSES[code]
     raise ForecastError(
-        f"cannot write {path}: {cause} ({errno.errorcode[code]}): the next part needs up to "
+        f"cannot write {named}: {cause} ({errno.errorcode[code]}): the next part needs up to "
         f"{needed / 2**20:.1f} MiB ({have}); {remedy}{note}"
     )

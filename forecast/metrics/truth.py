@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import ForecastError
-from forecast.field_store import TRUTH_GROUP
+from forecast.field_store import TRUTH_GROUP, check_group_metadata
 
 INIT_KEYS = ("sequence", "init_time")
 
@@ -34,6 +34,7 @@ def open_truth(store: str | os.PathLike, chunks: dict | str | None = None) -> xr
         raise ForecastError(
             f"{store} is a file, not a zarr field store (a folder) with a {TRUTH_GROUP!r} group"
         )
+    check_group_metadata(store, TRUTH_GROUP)
     try:
         truth = _open_group(store, chunks if chunks is not None else {})
     except Exception as exc:  # zarr raises several types for "no such group" / "not a store"
