@@ -86,8 +86,20 @@ def failure_errno(exc: BaseException, path: str | os.PathLike) -> int | None:
         return exc.errno
     if isinstance(exc, RuntimeError | OSError) and any(m in str(exc) for m in _SILENT_FAILURES):
         code = _c_errno()
-        return code if code in CAUSES else _probe(Path(path))
+        return code if code in CAUSES and _plausible(code, Path(path)) else _probe(Path(path))
     return None
+
+
+def _plausible(code: int, path: Path) -> bool:
+    """Whether the disk's state bears out an errno read back from the C library (it may be left over from an
+    earlier call that failed harmlessly): a file-size limit for EFBIG, the folder's state for EACCES, EPERM and
+    EROFS. A full disk or quota is taken at its word (the space may be back by the time it is looked at)."""
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if code == errno.EFBIG:
+        here = _existing(path)
+        return _file_size_limit() is not None or (here.is_file() and here.stat().st_size >= 2**31 - 1)
+    return _probe(path) == code
 
 
 def write_failure(
