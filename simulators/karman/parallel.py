@@ -326,7 +326,7 @@ def _generate(
     todo = prepare_store(path, config, resume, overwrite)
     issue = config.resolution_issue()
     if issue:
-        warnings.warn(issue, UnderResolvedWarning, stacklevel=2)
+        warnings.warn(issue, UnderResolvedWarning, stacklevel=3)  # the caller of generate
     groups = batches(config, todo)
     workers = workers or max(1, min(len(groups), os.cpu_count() or 1))
     config = _with_threads(config, scheduler, workers)
