@@ -33,7 +33,9 @@ from pathlib import Path
 import yaml
 
 from forecast.atomic import atomic_output
+from forecast.claims import claim_output
 from forecast.configs import CONFIG_DIR
+from forecast.io_errors import writing
 from forecast.pipeline import STREET_NOISE, Pipeline, RolloutSettings, Row, write_csv
 
 #: the demo's RVD: a shipped config (the tiny architecture, N = 100, 2 + 3 frame windows, a learning rate high
@@ -353,6 +355,14 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole chain into ``out_dir`` (see the module docstring); returns the summary rows and files."""
     settings = settings or DemoSettings()
+    # one demo per folder at a time; a failed write is one line, and --resume continues after it
+    with claim_output(out_dir), writing(out_dir, "; the finished stages are kept: rerun with --resume"):
+        return _run_demo(out_dir, settings, progress, log)
+
+
+def _run_demo(
+    out_dir: str | os.PathLike, settings: DemoSettings, progress: bool, log: Callable[[str], None]
+) -> DemoResult:
     threads = torch_threads()  # before the simulation raises the load average
     pipeline = Pipeline(
         out_dir, simulation=settings.simulation(), rollout=settings.rollout(), progress=progress, log=log

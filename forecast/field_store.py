@@ -140,6 +140,80 @@ def validate_field_dataset(ds: xr.Dataset, name: str = "dataset") -> None:
             )
 
 
+def _array_dims(array: zarr.Array) -> tuple[str, ...] | None:
+    """The dimension names an array declares (zarr 3's ``dimension_names``, zarr 2's ``_ARRAY_DIMENSIONS``)."""
+    names = getattr(array.metadata, "dimension_names", None)
+    if names is None:
+        names = array.attrs.get("_ARRAY_DIMENSIONS")
+    return None if names is None else tuple(names)
+
+
+def _declared_lengths(source: str, arrays: dict[str, zarr.Array]) -> dict[str, dict[int, list[str]]]:
+    """Each dimension's declared lengths and the arrays declaring them; ForecastError where an array's dims or
+    chunk grid do not fit its own shape."""
+    lengths: dict[str, dict[int, list[str]]] = {}
+    for name, array in sorted(arrays.items()):
+        shape, dims = tuple(array.shape), _array_dims(array)
+        if dims is None or len(dims) != len(shape):
+            raise ForecastError(
+                f"{source}: array {name!r} has shape {shape} but declares dimensions {dims}; "
+                "the store's metadata is inconsistent: regenerate or re-import it"
+            )
+        chunks = tuple(array.chunks)
+        if len(chunks) != len(shape) or any(int(c) < 1 for c in chunks):
+            raise ForecastError(
+                f"{source}: array {name!r} of shape {shape} declares the chunk grid {chunks}; "
+                "the store's metadata is inconsistent: regenerate or re-import it"
+            )
+        for dim, length in zip(dims, shape):
+            lengths.setdefault(dim, {}).setdefault(int(length), []).append(name)
+    return lengths
+
+
+def _check_consolidated(path: str | os.PathLike, group: str, arrays: dict[str, zarr.Array]) -> None:
+    """The root's consolidated metadata (what ``xr.open_datatree`` reads) must give each array its own shape."""
+    try:
+        consolidated = zarr.open_group(str(path), mode="r").metadata.consolidated_metadata
+        flat = consolidated.flattened_metadata if consolidated is not None else {}
+    except Exception:  # unreadable root metadata: the group's own check and the reader report it
+        return
+    for name, array in sorted(arrays.items()):
+        entry = flat.get(f"{group}/{name}")
+        shape = getattr(entry, "shape", None)
+        if shape is not None and tuple(shape) != tuple(array.shape):
+            raise ForecastError(
+                f"{path}[{group}]: array {name!r} has shape {tuple(array.shape)} but the store's consolidated "
+                f"metadata says {tuple(shape)}; the store's metadata is inconsistent: regenerate or re-import it"
+            )
+
+
+def check_group_metadata(path: str | os.PathLike, group: str) -> None:
+    """One line (ForecastError) if the arrays of a store group disagree in their metadata: a dimension declared
+    with two lengths (an array against its coordinate), dimension names that do not fit an array's shape, a
+    chunk grid of the wrong rank. Reads metadata only: it runs before anything is allocated or read."""
+    source = f"{path}[{group}]"
+    try:
+        zgroup = zarr.open_group(str(path), mode="r", path=group, use_consolidated=False)
+        arrays = dict(zgroup.arrays())
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+        return  # a missing group: the caller says so
+    except Exception as exc:  # zarr's own metadata validation
+        detail = (str(exc).splitlines() or [""])[0]
+        raise ForecastError(
+            f"{source}: unreadable metadata ({type(exc).__name__}: {detail}); regenerate or re-import the store"
+        ) from None
+    for dim, seen in _declared_lengths(source, arrays).items():
+        if len(seen) > 1:
+            # name the coordinate's length first: it is what the other arrays are measured against
+            ordered = sorted(seen.items(), key=lambda item: dim not in item[1])
+            said = "; ".join(f"{length} in {', '.join(repr(n) for n in names)}" for length, names in ordered)
+            raise ForecastError(
+                f"{source}: dimension {dim!r} is declared with different lengths ({said}); the store's "
+                "metadata is inconsistent: regenerate or re-import it"
+            )
+    _check_consolidated(path, group, arrays)
+
+
 def open_field_store(
     path: str | os.PathLike, group: str = TRAIN_GROUP, chunks: dict | str | None = None
 ) -> xr.Dataset:
@@ -152,12 +226,16 @@ def open_field_store(
             f"field store {path} is incomplete (its writer was interrupted or is still running); "
             "finish it with --resume or delete it"
         )
+    check_group_metadata(path, group)
     try:
         ds = xr.open_zarr(
             str(path), group=group, consolidated=False, chunks=chunks if chunks is not None else {}
         )
     except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError) as exc:
         raise ForecastError(f"field store {path} has no group {group!r} ({exc})") from None
+    except ValueError as exc:  # metadata xarray cannot reconcile that the check above does not know
+        detail = (str(exc).splitlines() or [""])[0]
+        raise ForecastError(f"{path}[{group}]: inconsistent metadata ({detail})") from None
     validate_field_dataset(ds, f"{path}[{group}]")
     return ds
 
@@ -172,6 +250,7 @@ def open_truth(store: str | os.PathLike, chunks: dict | str | None = None) -> xr
         raise ForecastError(
             f"{store} is a file, not a zarr field store (a folder) with a {TRUTH_GROUP!r} group"
         )
+    check_group_metadata(store, TRUTH_GROUP)
     try:
         truth = open_group(store, chunks if chunks is not None else {})
     except Exception as exc:  # zarr raises several types for "no such group" / "not a store"

@@ -27,6 +27,7 @@ it. This module needs no torch: ``forecast.metrics`` reads forecast files throug
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -40,8 +41,10 @@ import numpy as np
 import xarray as xr
 
 from forecast import __version__
+from forecast.claims import claim_output
 from forecast.errors import ForecastError
 from forecast.field_store import TEST_GROUP
+from forecast.io_errors import check_headroom, writing
 
 OBS_SUFFIX = "_obs"
 CONTEXT_SUFFIX = "_context"
@@ -280,12 +283,20 @@ def partial_path(out_path: str | os.PathLike) -> Path:
     return out_path.with_name(f".{out_path.name}.partial")
 
 
+class NoRoomForInit(ForecastError):
+    """The disk or the file-size limit cannot hold the next init: the partial file is kept whole for a resume."""
+
+
 class ForecastFileWriter:
     """Writes one forecast file piece by piece into its partial file; ``commit`` renames it to its final name.
 
     ``source`` is the store group the inits index (its variables, coordinates and time); ``init_labels`` the
     values of the ``init`` coordinate (default 0..n-1). With ``resume`` an existing partial file is reopened if
     its fingerprint is ``settings``' and ``done`` lists its finished inits; otherwise a new one is created.
+
+    The writer claims ``out_path`` (``forecast.claims``) until ``commit`` or ``abandon``: a second writer to the
+    same file is refused with one line. Before each init it checks that the disk and the file-size limit can
+    hold it (``NoRoomForInit`` otherwise, the partial file whole); any other failed write is one line too.
     """
 
     def __init__(
@@ -301,15 +312,29 @@ class ForecastFileWriter:
         self.partial = partial_path(self.out_path)
         self.settings = settings
         self.done: set[int] = set()
-        self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        if resume and self.partial.exists():
-            self._nc = self._reopen()
-        else:
-            try:
-                self._nc = _create(self.partial, settings, source, init_labels)
-            except BaseException:
-                self.partial.unlink(missing_ok=True)
-                raise
+        self._claim = contextlib.ExitStack()
+        self._claim.enter_context(claim_output(self.out_path))
+        try:
+            with self._writing():
+                self.out_path.parent.mkdir(parents=True, exist_ok=True)
+                if resume and self.partial.exists() and not _never_started(self.partial):
+                    self._nc = self._reopen()
+                else:
+                    try:
+                        self._nc = _create(self.partial, settings, source, init_labels)
+                    except BaseException:
+                        self.partial.unlink(missing_ok=True)
+                        raise
+            self.init_bytes = _init_bytes(self._nc, settings)
+        except BaseException:
+            self._claim.close()
+            raise
+
+    def _writing(self):
+        """A failed write is one line; the partial file is then deleted (HDF5 may have half-written it)."""
+        return writing(
+            self.out_path, f"; the partial file {self.partial.name} is removed (a failed write can damage it)"
+        )
 
     def _reopen(self):
         import netCDF4
@@ -330,41 +355,91 @@ class ForecastFileWriter:
         return nc
 
     def write_observed(self, index: int, window: xr.Dataset) -> None:
-        """The context and verifying frames of init ``index`` from its store window (context + horizon frames)."""
+        """The context and verifying frames of init ``index`` from its store window (context + horizon frames).
+
+        The init's first write: it first checks that the whole init fits (``NoRoomForInit`` if not)."""
+        if self.done:
+            kept = f"; the {len(self.done)} finished inits are kept in {self.partial}: rerun with --resume"
+        else:
+            kept = f"; {self.partial} is kept: rerun with --resume"
+        try:
+            check_headroom(self.partial, self.init_bytes, kept, output=self.out_path)
+        except ForecastError as exc:
+            raise NoRoomForInit(str(exc)) from None
         context = self.settings.context
-        for name in self.settings.variables:
-            frames = window[name]
-            self._nc[f"{name}{CONTEXT_SUFFIX}"][index] = np.asarray(
-                frames.isel(time=slice(0, context)), np.float32
-            )
-            self._nc[f"{name}{OBS_SUFFIX}"][index] = np.asarray(
-                frames.isel(time=slice(context, None)), np.float32
-            )
+        with self._writing():
+            for name in self.settings.variables:
+                frames = window[name]
+                self._nc[f"{name}{CONTEXT_SUFFIX}"][index] = np.asarray(
+                    frames.isel(time=slice(0, context)), np.float32
+                )
+                self._nc[f"{name}{OBS_SUFFIX}"][index] = np.asarray(
+                    frames.isel(time=slice(context, None)), np.float32
+                )
 
     def write_members(self, index: int, first: int, fields: Mapping[str, np.ndarray]) -> None:
         """Members ``first ..`` of init ``index``: ``fields[V]`` of shape (members, lead_time, [channel,] y, x)."""
-        for name, values in fields.items():
-            self._nc[name][index, first : first + len(values)] = values
+        with self._writing():
+            for name, values in fields.items():
+                self._nc[name][index, first : first + len(values)] = values
 
     def finish_init(self, index: int) -> None:
         """Record init ``index`` as complete (synced to disk: a resume skips it)."""
+        with self._writing():
+            self._nc.setncattr(DONE_ATTR, json.dumps(sorted(self.done | {index})))
+            self._nc.sync()
         self.done.add(index)
-        self._nc.setncattr(DONE_ATTR, json.dumps(sorted(self.done)))
-        self._nc.sync()
 
     def abandon(self, keep: bool) -> None:
         """Close without committing; ``keep`` leaves the partial file for a resume, otherwise it is deleted."""
-        self._nc.close()
-        if not keep:
-            self.partial.unlink(missing_ok=True)
+        try:
+            self._nc.close()
+        except RuntimeError:
+            if keep:  # the file could not be closed cleanly: it is no base for a resume
+                raise
+        finally:
+            if not keep:
+                self.partial.unlink(missing_ok=True)
+            self._claim.close()
 
     def commit(self) -> Path:
         """Drop the partial-file bookkeeping and move the finished file to its final name."""
-        self._nc.delncattr(DONE_ATTR)
-        self._nc.delncattr(SETTINGS_ATTR)
-        self._nc.close()
-        os.replace(self.partial, self.out_path)
+        try:
+            with self._writing():
+                self._nc.delncattr(DONE_ATTR)
+                self._nc.delncattr(SETTINGS_ATTR)
+                self._nc.close()
+                os.replace(self.partial, self.out_path)
+        except BaseException:
+            self.abandon(keep=False)
+            raise
+        self._claim.close()
         return self.out_path
+
+
+def _never_started(partial: Path) -> bool:
+    """Whether ``partial`` was cut off while it was being created (killed before its layout and settings were
+    written): it holds no finished init, so a resume starts it afresh."""
+    import netCDF4
+
+    try:
+        with netCDF4.Dataset(partial, "r") as nc:
+            return SETTINGS_ATTR not in nc.ncattrs()
+    except OSError:
+        return False  # unreadable: _reopen says so
+    except RuntimeError:
+        return False
+
+
+def _init_bytes(nc, settings: ForecastSettings) -> int:
+    """An upper bound of the bytes one init adds to the file: its frames uncompressed, plus room for metadata."""
+    frame = 1
+    for dim in ("channel", "y", "x"):
+        if dim in nc.dimensions and any(dim in nc[v].dimensions for v in settings.variables):
+            frame *= len(nc.dimensions[dim])
+    frames = settings.members * settings.horizon + settings.horizon + settings.context
+    raw = 4 * frame * frames * len(settings.variables)
+    return int(raw * 1.01) + (1 << 16)
 
 
 def _create(path: Path, settings: ForecastSettings, source: xr.Dataset, init_labels: Sequence | None):
@@ -594,7 +669,29 @@ def forecast_variables(ds: xr.Dataset, member_dim: str = "member", name: str = "
             raise ForecastError(
                 f"{name}: {v}{OBS_SUFFIX} has dims {obs.dims}, expected those of {v} {ens.dims} less {member_dim!r}"
             )
+    _check_declared_sizes(ds, name)
     return names
+
+
+#: global attributes that declare a dimension's length (the oracle's files keep the reference's ``members``)
+_DECLARED_SIZES = (("horizon", "lead_time"), ("context_length", "context_time"))
+
+
+def _check_declared_sizes(ds: xr.Dataset, name: str) -> None:
+    """One line where the file's attributes declare a length its dimensions do not have (a damaged or edited
+    file): metadata only, before anything is read."""
+    for attr, dim in _DECLARED_SIZES:
+        if attr not in ds.attrs or dim not in ds.sizes:
+            continue
+        try:
+            declared = int(ds.attrs[attr])
+        except (TypeError, ValueError):
+            raise ForecastError(f"{name}: attribute {attr}={ds.attrs[attr]!r} is not a length") from None
+        if declared != ds.sizes[dim]:
+            raise ForecastError(
+                f"{name}: attribute {attr}={declared} but dimension {dim!r} has length {ds.sizes[dim]}; the "
+                "file's metadata is inconsistent: write it again"
+            )
 
 
 def open_forecast(

@@ -29,6 +29,7 @@ same seed gives the same file on the same device and software.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,12 +41,20 @@ import xarray as xr
 
 from forecast import __version__
 from forecast.capture import resolve_capture
+from forecast.claims import claim_output
 from forecast.data.channels import ChannelLayout
 from forecast.device import autocast_dtype
 from forecast.diffusion import SAMPLERS
 from forecast.errors import ForecastError
 from forecast.field_store import TEST_GROUP, check_truth, open_truth
-from forecast.forecast_file import ForecastFileWriter, ForecastSettings, Init, history_entry, partial_path
+from forecast.forecast_file import (
+    ForecastFileWriter,
+    ForecastSettings,
+    Init,
+    NoRoomForInit,
+    history_entry,
+    partial_path,
+)
 from forecast.models.base import SequenceModel
 from forecast.rollout_shards import (
     Shard,
@@ -353,16 +362,22 @@ def _sharded(shard: Shard, out_path, settings: ForecastSettings, test_ds, labels
     """This rank's inits into its shard; rank 0 then waits for every shard and joins them into ``out_path``."""
     model, layout, device, progress = generation
     mine, fingerprint = shard_path(out_path, shard), settings.fingerprint()
-    if not (resume and shard_is_done(mine, fingerprint)):
-        writer = ForecastFileWriter(unsealed_path(mine), settings, test_ds, init_labels=labels, resume=resume)
-        writer.done |= {i for i in range(len(settings.inits)) if not shard.owns(i)}  # the other ranks' inits
-        _generate_into(writer, model, layout, test_ds, device, settings.amp, progress and shard.rank == 0)
-        writer.commit()
-        seal_shard(mine, fingerprint)
-    if shard.rank != 0:
-        return mine
-    wait_for_shards([shard_path(out_path, Shard(r, shard.world)) for r in range(shard.world)], fingerprint)
-    return join_shards(out_path, shard.world, partial_path(out_path))
+    # rank 0 claims the final file for the whole rollout; each rank's writer claims its own shard
+    with claim_output(out_path) if shard.rank == 0 else contextlib.nullcontext():
+        if not (resume and shard_is_done(mine, fingerprint)):
+            writer = ForecastFileWriter(
+                unsealed_path(mine), settings, test_ds, init_labels=labels, resume=resume
+            )
+            writer.done |= {i for i in range(len(settings.inits)) if not shard.owns(i)}  # other ranks' inits
+            _generate_into(writer, model, layout, test_ds, device, settings.amp, progress and shard.rank == 0)
+            writer.commit()
+            seal_shard(mine, fingerprint)
+        if shard.rank != 0:
+            return mine
+        wait_for_shards(
+            [shard_path(out_path, Shard(r, shard.world)) for r in range(shard.world)], fingerprint
+        )
+        return join_shards(out_path, shard.world, partial_path(out_path))
 
 
 def _check_options(
@@ -433,6 +448,9 @@ def _generate_into(
                 bar.update if bar is not None else None,
             )
             writer.finish_init(index)
+    except NoRoomForInit:
+        writer.abandon(keep=True)  # refused before the init's first write: the finished inits are whole
+        raise
     except KeyboardInterrupt:
         writer.abandon(keep=True)
         raise RolloutInterrupted(

@@ -115,9 +115,14 @@ def wait_for_shards(paths: list[Path], fingerprint: str, poll_s: float = 1.0) ->
 
 def join_shards(out_path: str | os.PathLike, world: int, partial: Path) -> Path:
     """Join the ``world`` shards of ``out_path`` into it (``forecast_file.join_round_robin``), delete them."""
+    from forecast.claims import claim_output
+    from forecast.io_errors import writing
+
     out_path = Path(out_path)
     shards = [shard_path(out_path, Shard(r, world)) for r in range(world)]
-    join_round_robin(shards, out_path, partial, drop_attrs=(SHARD_SETTINGS_ATTR,))
+    note = "; the shards are kept: rerun with --resume to join them again"
+    with claim_output(out_path), writing(out_path, note):
+        join_round_robin(shards, out_path, partial, drop_attrs=(SHARD_SETTINGS_ATTR,))
     for shard in shards:
         shard.unlink()
     return out_path

@@ -55,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"forecast {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk, no permission, ... where no writer named its output: still one line
+        from forecast.io_errors import write_failure
+
+        error = write_failure(exc.filename or "a file", exc, what="access")
+        if error is None:
+            raise
+        print(f"forecast {args.command}: error: {error}", file=sys.stderr)
+        return 2
     return int(status or 0)
 
 

@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from forecast.errors import ForecastError
@@ -137,6 +139,23 @@ def check_output(path: str | os.PathLike, args: argparse.Namespace) -> None:
     raise ForecastError(f"{path} exists; give {remedy}")
 
 
+@contextlib.contextmanager
+def claimed_output(
+    path: str | os.PathLike, args: argparse.Namespace | None = None, claim: bool = True
+) -> Iterator[None]:
+    """Claim the output (``forecast.claims``: a second command writing it gets one line) and, given ``args``,
+    refuse an existing one unless ``--overwrite``/``--resume`` (``check_output``). The check runs under the
+    claim, so of two commands started together at most one writes; failed writes inside are one line.
+    ``claim=False`` (a torchrun rank other than 0) only checks."""
+    from forecast.claims import claim_output
+    from forecast.io_errors import writing
+
+    with claim_output(path) if claim else contextlib.nullcontext(), writing(path):
+        if args is not None:
+            check_output(path, args)
+        yield
+
+
 def check_input_kind(
     path: str | os.PathLike, expected: str | tuple[str, ...], option: str = "", missing_ok: bool = False
 ) -> None:
@@ -175,6 +194,7 @@ __all__ = [
     "add_write_options",
     "check_input_kind",
     "check_output",
+    "claimed_output",
     "count",
     "fraction",
     "non_negative",

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from forecast.cli.common import add_output, add_write_options, count, fraction, non_negative, output_path
+from forecast.cli.common import (
+    add_output,
+    add_write_options,
+    claimed_output,
+    count,
+    fraction,
+    non_negative,
+    output_path,
+)
 
 
 def _common(parser: argparse.ArgumentParser, length: int | None, size: int | None = None) -> None:
@@ -98,7 +106,6 @@ def _add_fields(kinds: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # the importers pull in xarray and dask: only when a command runs, not for --help
-    from forecast.data.importers import importer
     from forecast.data.importers.fields import parse_mapping
     from forecast.field_store import TEST_GROUP, TRAIN_GROUP
 
@@ -139,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
         }
     if kind == "fields":
         _check_gridded(args.src)
-    path = importer(kind)(args.src, output_path(args), **options, **common)
+    with claimed_output(output_path(args)):
+        from forecast.data.importers import importer
+
+        path = importer(kind)(args.src, output_path(args), **options, **common)
     print(f"wrote {path}")
     return 0
 

@@ -9,7 +9,7 @@ from forecast.cli.common import (
     add_output,
     add_overwrite,
     add_progress,
-    check_output,
+    claimed_output,
     count,
     non_negative,
     non_negative_float,
@@ -54,13 +54,15 @@ def run(args: argparse.Namespace) -> int:
     from forecast.demo import DemoSettings, run_demo
 
     out = output_path(args)
-    check_output(out, args)
-    if args.overwrite and out.is_dir() and any(out.iterdir()):
-        if not any((out / name).exists() for name in _DEMO_ENTRIES):
-            raise ForecastError(
-                f"{out} does not look like a demo folder; --overwrite replaces only demo folders"
-            )
-        shutil.rmtree(out)
-    settings = replace(DemoSettings(), train_seconds=args.train_seconds, members=args.members, seed=args.seed)
-    run_demo(out, settings, progress=not args.quiet)
+    with claimed_output(out, args):
+        if args.overwrite and out.is_dir() and any(out.iterdir()):
+            if not any((out / name).exists() for name in _DEMO_ENTRIES):
+                raise ForecastError(
+                    f"{out} does not look like a demo folder; --overwrite replaces only demo folders"
+                )
+            shutil.rmtree(out)
+        settings = replace(
+            DemoSettings(), train_seconds=args.train_seconds, members=args.members, seed=args.seed
+        )
+        run_demo(out, settings, progress=not args.quiet)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from forecast.cli.common import add_write_options, check_input_kind, check_output, count, non_negative
+from forecast.cli.common import add_write_options, check_input_kind, claimed_output, count, non_negative
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,18 +43,17 @@ def run(args: argparse.Namespace) -> int:
 
     for path in args.files:
         check_input_kind(path, ("a scores file", "a forecast file"))
-    check_output(args.out, args)
-
-    written = plot_files(
-        args.files,
-        args.out,
-        args.lead_index,
-        args.init,
-        args.members,
-        args.animation,
-        args.variables,
-        args.dpi,
-    )
+    with claimed_output(args.out, args):
+        written = plot_files(
+            args.files,
+            args.out,
+            args.lead_index,
+            args.init,
+            args.members,
+            args.animation,
+            args.variables,
+            args.dpi,
+        )
     for path in written:
         print(path)
     return 0

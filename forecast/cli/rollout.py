@@ -12,7 +12,7 @@ import sys
 from forecast.cli.common import (
     add_write_options,
     check_input_kind,
-    check_output,
+    claimed_output,
     count,
     non_negative,
     non_negative_float,
@@ -114,36 +114,37 @@ def run(args: argparse.Namespace) -> int:
 
     check_input_kind(args.run_dir, "a run directory", "RUN_DIR", missing_ok=True)
     check_input_kind(args.data, "a zarr store", "DATA.zarr", missing_ok=True)
-    check_output(args.out, args)
-    try:
-        out = rollout_run(
-            args.run_dir,
-            args.data,
-            args.out,
-            ema=not args.no_ema,
-            device=args.device,
-            history=history_entry(_command(args)),
-            members=args.members,
-            context=args.context,
-            horizon=args.horizon,
-            inits=args.inits,
-            starts=args.starts,
-            sampler=args.sampler,
-            steps=args.steps,
-            eta=args.eta,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            amp=args.amp,
-            capture=args.compile,
-            channels_last=args.channels_last,
-            shard=shard,
-            resume=args.resume,
-            progress=not args.quiet,
-            log=lambda message: print(message, file=sys.stderr),
-        )
-    except RolloutInterrupted as exc:
-        print(f"forecast rollout: {exc}", file=sys.stderr)
-        return 130
+    # rank 0 of a torchrun rollout claims the file; the other ranks claim their shards
+    with claimed_output(args.out, args, claim=shard is None or shard.rank == 0):
+        try:
+            out = rollout_run(
+                args.run_dir,
+                args.data,
+                args.out,
+                ema=not args.no_ema,
+                device=args.device,
+                history=history_entry(_command(args)),
+                members=args.members,
+                context=args.context,
+                horizon=args.horizon,
+                inits=args.inits,
+                starts=args.starts,
+                sampler=args.sampler,
+                steps=args.steps,
+                eta=args.eta,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                amp=args.amp,
+                capture=args.compile,
+                channels_last=args.channels_last,
+                shard=shard,
+                resume=args.resume,
+                progress=not args.quiet,
+                log=lambda message: print(message, file=sys.stderr),
+            )
+        except RolloutInterrupted as exc:
+            print(f"forecast rollout: {exc}", file=sys.stderr)
+            return 130
     if shard is not None and shard.rank != 0:
         print(f"rank {shard.rank}: wrote its shard {out}; rank 0 joins the shards into {args.out}")
     else:

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from forecast.cli.common import add_write_options, check_input_kind, check_output, count, non_negative
+from forecast.cli.common import add_write_options, check_input_kind, claimed_output, count, non_negative
 from forecast.errors import ForecastError
 
 
@@ -71,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
         check_input_kind(args.reference, "a forecast file", "--reference")
     if args.truth is not None and Path(args.truth).is_file():  # a folder: the truth reader says what it lacks
         check_input_kind(args.truth, "a zarr store", "--truth")
-    check_output(args.out, args)
-    with _scheduler(args.scheduler):
+    with claimed_output(args.out, args), _scheduler(args.scheduler):
         return _score(args, persistence)
 
 

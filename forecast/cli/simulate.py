@@ -10,6 +10,7 @@ from forecast.cli.common import (
     add_output,
     add_overwrite,
     add_progress,
+    claimed_output,
     count,
     non_negative,
     non_negative_float,
@@ -250,8 +251,7 @@ _CONFIG_FIELDS = (
 
 
 def run_karman(args: argparse.Namespace) -> int:
-    from simulators.karman import KarmanConfig, generate
-    from simulators.karman.parallel import UnderResolvedWarning
+    from simulators.karman import KarmanConfig
 
     if len(args.size) not in (1, 2):
         raise ForecastError(f"--size takes H or H W, got {len(args.size)} numbers")
@@ -259,6 +259,17 @@ def run_karman(args: argparse.Namespace) -> int:
     config = KarmanConfig(
         reynolds=tuple(args.reynolds), size=size, **{name: getattr(args, name) for name in _CONFIG_FIELDS}
     )
+    # claimed before lbmpy is imported (seconds): a second writer of the store is told at once
+    with claimed_output(output_path(args)):
+        result = _generate(args, config)
+    _report(config, result, size)
+    return 0
+
+
+def _generate(args: argparse.Namespace, config):
+    from simulators.karman import generate
+    from simulators.karman.parallel import UnderResolvedWarning
+
     with warnings.catch_warnings():
         # the store is flagged too; here it is one line on stderr, once the inputs have been checked
         warnings.simplefilter("always", UnderResolvedWarning)
@@ -272,6 +283,11 @@ def run_karman(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.quiet,
         )
+    return result
+
+
+def _report(config, result, size: tuple[int, int]) -> None:
+    """What was written, how fast, and what the truth ensembles cost."""
     if result.skipped:
         print(f"resumed: skipped finished runs {result.skipped}")
     mlups = result.lattice_updates / result.seconds / 1e6 if result.runs else 0.0
@@ -288,4 +304,3 @@ def run_karman(args: argparse.Namespace) -> int:
             f"truth: {config.truth_members} members x {config.truth_inits} starts x {config.truth_horizon} frames "
             f"per run took {truth_seconds:.1f} s of the runs' {run_seconds:.1f} s (kernel builds excluded)"
         )
-    return 0

@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from forecast.cli.common import add_overwrite, add_progress, non_negative, non_negative_float
+from forecast.cli.common import add_overwrite, add_progress, claimed_output, non_negative, non_negative_float
 from forecast.errors import ForecastError
 
 
@@ -102,33 +102,36 @@ def run(args: argparse.Namespace) -> int:
     for key, value in resumable.items():
         if value is None and f"training.{key}" in overrides:
             resumable[key] = overrides[f"training.{key}"]
-    with _replacing(Path(args.out), args.overwrite and not args.dry_run):
-        trainer = Trainer(
-            config,
-            args.store,
-            args.out,
-            resume=args.resume,
-            steps=resumable["steps"],
-            device=resumable["device"],
-            time_budget_s=resumable["time_budget_s"],
-            progress=not args.quiet,
-        )
-    try:
-        main = trainer.process.is_main
-        if args.dry_run:
-            batch = trainer.check_batch()
+    # the run directory is claimed by the one process that writes it (rank 0 under torchrun); a dry run writes nothing
+    claim = not args.dry_run and os.environ.get("RANK", "0") == "0"
+    with claimed_output(args.out, claim=claim):
+        with _replacing(Path(args.out), args.overwrite and not args.dry_run):
+            trainer = Trainer(
+                config,
+                args.store,
+                args.out,
+                resume=args.resume,
+                steps=resumable["steps"],
+                device=resumable["device"],
+                time_budget_s=resumable["time_budget_s"],
+                progress=not args.quiet,
+            )
+        try:
+            main = trainer.process.is_main
+            if args.dry_run:
+                batch = trainer.check_batch()
+                if main:
+                    print(f"parameters: {trainer.n_parameters}")
+                    print(
+                        f"data: {len(trainer.dataset)} windows of {batch.shape[1]} frames, batch {tuple(batch.shape)}, "
+                        f"channels {[f'{v}[{c}]' if c is not None else v for v, c in trainer.layout.channels]}"
+                    )
+                    print(f"device: {trainer.device}, world size {trainer.process.world_size}")
+                return 0
+            final = trainer.run_loop()
             if main:
-                print(f"parameters: {trainer.n_parameters}")
-                print(
-                    f"data: {len(trainer.dataset)} windows of {batch.shape[1]} frames, batch {tuple(batch.shape)}, "
-                    f"channels {[f'{v}[{c}]' if c is not None else v for v, c in trainer.layout.channels]}"
-                )
-                print(f"device: {trainer.device}, world size {trainer.process.world_size}")
+                loss = f", loss {final['loss']:.4g}" if "loss" in final else ""
+                print(f"trained to step {final['step']}{loss}; run directory {args.out}")
             return 0
-        final = trainer.run_loop()
-        if main:
-            loss = f", loss {final['loss']:.4g}" if "loss" in final else ""
-            print(f"trained to step {final['step']}{loss}; run directory {args.out}")
-        return 0
-    finally:
-        trainer.close()
+        finally:
+            trainer.close()

@@ -10,8 +10,10 @@ import matplotlib.pyplot as plt
 import xarray as xr
 
 from forecast.atomic import atomic_output
+from forecast.claims import claim_output
 from forecast.errors import ForecastError
 from forecast.forecast_file import forecast_variables, model_name, open_netcdf
+from forecast.io_errors import writing
 from forecast.plots import scores as figures
 from forecast.plots.samples import animate_rollout, plot_sample_grid
 from forecast.scores_file import is_scores_file, score_name, score_variables
@@ -100,12 +102,13 @@ def plot_files(
     forecasts = [ds for ds, kind in zip(datasets, kinds) if kind == "forecast"]
     _check_indices(scores, forecasts, paths, kinds, lead_index, init, n_members, dpi)
     _check_variables(scores, forecasts, variables)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    if scores:
-        _plot_scores(scores, variables, lead_index, out_dir, written, dpi)
-    for ds in forecasts:
-        _plot_forecast(ds, variables, init, n_members, animation_format, out_dir, written, dpi)
+    with claim_output(out_dir), writing(out_dir):  # one writer per folder; a failed write is one line
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if scores:
+            _plot_scores(scores, variables, lead_index, out_dir, written, dpi)
+        for ds in forecasts:
+            _plot_forecast(ds, variables, init, n_members, animation_format, out_dir, written, dpi)
     for ds in scores + forecasts:
         ds.close()
     return written

@@ -35,11 +35,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from forecast.claims import claim_output
 from forecast.data.channels import ChannelLayout
 from forecast.data.windows import WindowDataset, WindowSampler, open_lazy
 from forecast.device import autocast_dtype
 from forecast.errors import ForecastError
 from forecast.field_store import open_field_store
+from forecast.io_errors import writing
 from forecast.models.base import SequenceModel
 from forecast.training import distributed
 from forecast.training.config import (
@@ -145,6 +147,17 @@ class Trainer:
         self.store, self.run_dir = Path(store), Path(run_dir)
         self.progress = progress
         config = with_store_variables(config, self.store)
+        # the run directory is claimed until close() by the process that writes it (rank 0 under torchrun)
+        self._claim = contextlib.ExitStack()
+        if os.environ.get("RANK", "0") == "0":
+            self._claim.enter_context(claim_output(self.run_dir))
+        try:
+            self._setup(config, resume, log, model_factory, steps, device, time_budget_s)
+        except BaseException:
+            self._claim.close()
+            raise
+
+    def _setup(self, config, resume, log, model_factory, steps, device, time_budget_s) -> None:
         self.start = open_run(
             self.run_dir, config, resume, log, steps=steps, device=device, time_budget_s=time_budget_s
         )
@@ -333,6 +346,11 @@ class Trainer:
         """Train until ``training.steps``, the time budget (``training.time_budget_s``, counted over resumes)
         or, to simulate an interruption, ``max_steps``; return the final metrics (the last logged row, plus
         ``step``, ``elapsed_s`` and ``stopped``: steps, time_budget or max_steps)."""
+        # a failed write (full disk, no permission) is one line; the last checkpoint stays whole for --resume
+        with writing(self.run_dir, "; the last checkpoint is intact: rerun with --resume"):
+            return self._run_loop(max_steps)
+
+    def _run_loop(self, max_steps: int | None) -> dict[str, float | int | str]:
         target = self.training.steps if max_steps is None else min(max_steps, self.training.steps)
         if self.start.checkpoint is not None:
             self.say(f"resumed from step {self.step}")
@@ -491,6 +509,7 @@ class Trainer:
 
     def close(self) -> None:
         distributed.teardown()
+        self._claim.close()
 
 
 class _Interval:

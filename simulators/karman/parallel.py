@@ -23,8 +23,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from forecast.claims import claim_output
 from forecast.errors import ForecastError
 from forecast.field_store import mark_complete
+from forecast.io_errors import writing
 from simulators.karman import truth
 from simulators.karman import writer as karman_writer
 from simulators.karman.config import KarmanConfig
@@ -148,7 +150,11 @@ def prepare_store(path: Path, config: KarmanConfig, resume: bool, overwrite: boo
             raise ForecastError(f"{path} exists and is not a zarr store; --overwrite replaces only stores")
         shutil.rmtree(path)
     if not path.exists():
-        karman_writer.create_store(path, config)
+        try:
+            karman_writer.create_store(path, config)
+        except BaseException:  # a half-made skeleton holds no finished work: leave nothing
+            shutil.rmtree(path, ignore_errors=True)
+            raise
     else:
         karman_writer.check_resumable(path, config)
     done = karman_writer.frames_written(path)
@@ -302,11 +308,25 @@ def generate(
     ``config.batch`` at a time in one lattice (one task).
     """
     path = Path(path).absolute()
+    # one writer per store; a failed write (full disk, no permission) is one line, the finished runs kept
+    with claim_output(path), writing(path, "; the finished runs are kept: rerun with --resume"):
+        return _generate(path, config, workers, scheduler, resume, overwrite, progress)
+
+
+def _generate(
+    path: Path,
+    config: KarmanConfig,
+    workers: int | None,
+    scheduler: str,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+) -> GenerationResult:
     start = time.perf_counter()
     todo = prepare_store(path, config, resume, overwrite)
     issue = config.resolution_issue()
     if issue:
-        warnings.warn(issue, UnderResolvedWarning, stacklevel=2)
+        warnings.warn(issue, UnderResolvedWarning, stacklevel=3)  # the caller of generate
     groups = batches(config, todo)
     workers = workers or max(1, min(len(groups), os.cpu_count() or 1))
     config = _with_threads(config, scheduler, workers)

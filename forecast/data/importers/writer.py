@@ -26,6 +26,7 @@ import xarray as xr
 import zarr
 from tqdm.auto import tqdm
 
+from forecast.claims import claim_output
 from forecast.errors import ForecastError
 from forecast.field_store import (
     COMPLETE_ATTR,
@@ -37,6 +38,7 @@ from forecast.field_store import (
     mark_complete,
     publish_group,
 )
+from forecast.io_errors import writing
 
 WRITTEN_ATTR = "sequences_written"
 PLAN_ATTR = "import_plan"
@@ -196,6 +198,13 @@ class FieldStoreWriter:
 
     def _create(self, fingerprint: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lay_out(fingerprint)
+        except BaseException:  # a half-made layout holds no finished work: leave nothing
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
+    def _lay_out(self, fingerprint: str) -> None:
         with _quiet_zarr():
             root = zarr.open_group(str(self.path), mode="w")
             root.attrs[COMPLETE_ATTR] = False
@@ -288,15 +297,17 @@ def run_import(
 ) -> Path:
     """Lay out ``out`` from ``plan`` and fill it: ``sequences_for(group, start)`` yields that group's sequences
     from index ``start`` on; ``truth()``, if given, makes the ``truth`` group, written last. Returns the
-    store's path."""
-    writer = FieldStoreWriter(out, plan, resume=resume, overwrite=overwrite)
-    if writer.complete:
+    store's path. The store is claimed (``forecast.claims``) while it is written; a failed write (full disk, no
+    permission) is one line and keeps the finished sequences for ``resume``."""
+    with claim_output(out), writing(out, "; the finished sequences are kept: rerun with --resume"):
+        writer = FieldStoreWriter(out, plan, resume=resume, overwrite=overwrite)
+        if writer.complete:
+            return writer.path
+        for group in GROUPS:
+            start = writer.written(group)
+            if start < plan.group_size(group):
+                writer.write_group(group, sequences_for(group, start), progress=progress)
+        if truth is not None:
+            writer.write_whole_group(TRUTH_GROUP, truth())
+        writer.finish()
         return writer.path
-    for group in GROUPS:
-        start = writer.written(group)
-        if start < plan.group_size(group):
-            writer.write_group(group, sequences_for(group, start), progress=progress)
-    if truth is not None:
-        writer.write_whole_group(TRUTH_GROUP, truth())
-    writer.finish()
-    return writer.path
