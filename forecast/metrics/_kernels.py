@@ -310,3 +310,195 @@ def energy_distance_kernel(ens_a, ens_b, skipna, out):
                 below += 1
             cross += y[j] * below - below_sum + (total_x - below_sum) - y[j] * (kx - below)
         out[p] = 2.0 * cross / (kx * np.float64(ky)) - _mean_pair_distance(x, kx) - _mean_pair_distance(y, ky)
+
+
+@njit(cache=True, nogil=True)
+def _summary_point(obs, ens, i, l, p, fair, skipna, full, row):  # noqa: E741
+    """The careful per-point path of ``summary_kernel`` (a block with a missing or infinite value).
+
+    Returns (crps, ensemble-mean error, member variance, n_less, n_tie, k, missing, n_nan) with the conventions of
+    ``crps_kernel``, ``xarray``'s ``mean``/``var(ddof=1)`` (NaN propagating without ``skipna``) and ``rank_kernel``.
+    """
+    m = ens.shape[1]
+    y = np.float64(obs[i, l, p])
+    k = 0
+    n_less = 0
+    n_tie = 0
+    n_nan = 1 if np.isnan(y) else 0
+    missing = False
+    infinite = np.isinf(y)
+    all_equal_y = True
+    total = 0.0
+    for j in range(m):
+        v = np.float64(ens[i, j, l, p])
+        if np.isnan(v):
+            missing = True
+            n_nan += 1
+            continue
+        infinite |= np.isinf(v)
+        all_equal_y &= v == y
+        if v < y:
+            n_less += 1
+        elif v == y:
+            n_tie += 1
+        row[k] = v
+        total += v
+        k += 1
+    error = np.nan
+    variance = np.nan
+    if full:  # ensemble mean and unbiased variance, as xarray's mean / var(ddof=1) with or without skipna
+        if not ((missing and not skipna) or k == 0):
+            error = total / k - y
+        if m == 1:
+            variance = 0.0 * np.float64(ens[i, 0, l, p])  # a one-member forecast: 0, NaN where its value is
+        elif not ((missing and not skipna) or k < 2):
+            mean = total / k
+            squares = 0.0
+            for j in range(k):
+                squares += (row[j] - mean) ** 2
+            variance = squares / (k - 1.0)
+    # the CRPS, as crps_kernel's per-point path
+    if np.isnan(y) or (missing and not skipna) or k == 0 or (fair and k < 2):
+        crps = np.nan
+    elif infinite:
+        crps = 0.0 if all_equal_y else np.inf
+    else:
+        for j in range(k):
+            row[j] -= y
+        _sort_prefix(row, k)
+        crps = _crps_sorted_row(row, k, fair)
+    return crps, error, variance, n_less, n_tie, k, missing, n_nan
+
+
+@njit(cache=True, nogil=True)
+def _add(total, count, index, value, skipna):
+    """``total[index] += value`` and count it; with ``skipna`` a NaN is left out (xarray's ``mean(skipna)``)."""
+    if skipna and np.isnan(value):
+        return
+    total[index] += value
+    count[index] += 1
+
+
+@njit(cache=True, nogil=True)
+def summary_kernel(
+    obs, ens, index, network, use_network, fair, skipna, full, seed,
+    crps_sum, crps_count, error_sum, error_count, var_sum, var_count, rank_counts, pit_counts,
+):  # fmt: skip
+    """Every per-point score of an ensemble from one pass over its members, added into per-lead sums.
+
+    ``obs[init, lead, point]``, ``ens[init, member, lead, point]`` (any strides; the forecast file's layout is
+    contiguous along ``point``), ``index[init, lead, point]`` the point's row-major position in the whole
+    observation (the rank tie-break's hash, as ``rank_kernel``). Per point, the members of a block of 256 points
+    are gathered member-major and sorted once by the comparators of ``network``; the sorted members give the CRPS
+    (``crps_kernel``'s formula, ``fair`` or not), the ensemble-mean error and the unbiased member variance, and the
+    counts below/equal to the observation give the rank and randomised PIT (``rank_kernel``'s formulas). Added:
+
+    - ``crps_sum, crps_count [lead, point]``: CRPS summed over inits;
+    - ``error_sum, error_count [lead]``: squared ensemble-mean error; ``var_sum, var_count [lead]``: variance;
+    - ``rank_counts [lead, m + 1]``, ``pit_counts [lead, bins]``: the histograms.
+
+    ``full`` off: the CRPS only. ``use_network`` off (very large ensembles): every point sorted alone. With ``skipna`` NaN values are left out of every sum (counts say how many went
+    in), as xarray's ``mean(skipna=True)``; without it they propagate. Blocks with a missing or infinite value
+    take the per-point path (``_summary_point``). Returns the number of NaN values of ``obs`` and ``ens``.
+    """
+    n_init, m, n_lead, n_point = ens.shape
+    bins = pit_counts.shape[1]
+    buf = np.empty((m, _BLOCK), dtype=np.float64)
+    row = np.empty(m, dtype=np.float64)
+    acc_abs = np.empty(_BLOCK, dtype=np.float64)
+    acc_weighted = np.empty(_BLOCK, dtype=np.float64)
+    n_less = np.empty(_BLOCK, dtype=np.int64)
+    n_tie = np.empty(_BLOCK, dtype=np.int64)
+    scale = 1.0 / (m * (m - 1.0)) if fair and m > 1 else 1.0 / (m * np.float64(m))
+    n_nan = 0
+    for i in range(n_init):
+        for l in range(n_lead):  # noqa: E741
+            for p0 in range(0, n_point, _BLOCK):
+                nb = min(_BLOCK, n_point - p0)
+                special = False
+                for q in range(nb):
+                    n_less[q] = 0
+                    n_tie[q] = 0
+                    acc_abs[q] = 0.0
+                for j in range(m):
+                    for q in range(nb):
+                        d = np.float64(ens[i, j, l, p0 + q]) - np.float64(obs[i, l, p0 + q])
+                        special |= not np.isfinite(d)
+                        buf[j, q] = d
+                        acc_abs[q] += d  # the sum of the centred members: the ensemble-mean error
+                        if d < 0:
+                            n_less[q] += 1
+                        elif d == 0:
+                            n_tie[q] += 1
+                if special or not use_network or (fair and m < 2):
+                    for q in range(nb):
+                        p = p0 + q
+                        crps, error, variance, less, tie, k, missing, nan = _summary_point(
+                            obs, ens, i, l, p, fair, skipna, full, row
+                        )
+                        n_nan += nan
+                        _add(crps_sum[l], crps_count[l], p, crps, skipna)
+                        if full:
+                            _add(error_sum, error_count, l, error * error, skipna)
+                            _add(var_sum, var_count, l, variance, skipna)
+                            y = obs[i, l, p]
+                            if np.isnan(y) or (missing and not skipna) or k == 0:
+                                continue
+                            _count_rank(
+                                index[i, l, p], seed, less, tie, k, missing, l, rank_counts, pit_counts, bins
+                            )
+                    continue
+                if full:
+                    for q in range(nb):
+                        mean = acc_abs[q] / m
+                        _add(error_sum, error_count, l, mean * mean, False)
+                        if m == 1:
+                            _add(var_sum, var_count, l, 0.0, False)
+                        else:
+                            squares = 0.0
+                            for j in range(m):
+                                squares += (buf[j, q] - mean) ** 2
+                            _add(var_sum, var_count, l, squares / (m - 1.0), False)
+                        _count_rank(
+                            index[i, l, p0 + q],
+                            seed,
+                            n_less[q],
+                            n_tie[q],
+                            m,
+                            False,
+                            l,
+                            rank_counts,
+                            pit_counts,
+                            bins,
+                        )
+                for c in range(network.shape[0]):
+                    low = buf[network[c, 0]]
+                    high = buf[network[c, 1]]
+                    for q in range(nb):
+                        x, z = low[q], high[q]
+                        low[q] = x if x < z else z
+                        high[q] = z if x < z else x
+                for q in range(nb):
+                    acc_abs[q] = 0.0
+                    acc_weighted[q] = 0.0
+                for j in range(m):
+                    weight = 2.0 * j - m + 1.0
+                    sorted_j = buf[j]
+                    for q in range(nb):
+                        acc_abs[q] += abs(sorted_j[q])
+                        acc_weighted[q] += weight * sorted_j[q]
+                for q in range(nb):
+                    crps_sum[l, p0 + q] += acc_abs[q] / m - scale * acc_weighted[q]
+                    crps_count[l, p0 + q] += 1
+    return n_nan
+
+
+@njit(cache=True, nogil=True)
+def _count_rank(position, seed, n_less, n_tie, k, missing, l, rank_counts, pit_counts, bins):  # noqa: E741
+    """Add one point's rank and randomised PIT to the histograms of lead ``l`` (``rank_kernel``'s formulas)."""
+    u = _uniform_hash(position, seed)
+    pit = (n_less + u * (n_tie + 1.0)) / (k + 1.0)
+    which = int(np.floor(pit * bins))
+    pit_counts[l, min(max(which, 0), bins - 1)] += 1
+    if not missing:  # a rank among fewer members would land in the wrong bin of an (m + 1)-bin histogram
+        rank_counts[l, min(int(np.floor(pit * (k + 1.0))), k)] += 1
