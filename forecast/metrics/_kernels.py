@@ -407,6 +407,7 @@ def summary_kernel(
     row = np.empty(m, dtype=np.float64)
     acc_abs = np.empty(_BLOCK, dtype=np.float64)
     acc_weighted = np.empty(_BLOCK, dtype=np.float64)
+    acc_sum = np.empty(_BLOCK, dtype=np.float64)
     n_less = np.empty(_BLOCK, dtype=np.int64)
     n_tie = np.empty(_BLOCK, dtype=np.int64)
     scale = 1.0 / (m * (m - 1.0)) if fair and m > 1 else 1.0 / (m * np.float64(m))
@@ -416,20 +417,11 @@ def summary_kernel(
             for p0 in range(0, n_point, _BLOCK):
                 nb = min(_BLOCK, n_point - p0)
                 special = False
-                for q in range(nb):
-                    n_less[q] = 0
-                    n_tie[q] = 0
-                    acc_abs[q] = 0.0
-                for j in range(m):
+                for j in range(m):  # gathered member-major, centred on the observation
                     for q in range(nb):
                         d = np.float64(ens[i, j, l, p0 + q]) - np.float64(obs[i, l, p0 + q])
                         special |= not np.isfinite(d)
                         buf[j, q] = d
-                        acc_abs[q] += d  # the sum of the centred members: the ensemble-mean error
-                        if d < 0:
-                            n_less[q] += 1
-                        elif d == 0:
-                            n_tie[q] += 1
                 if special or not use_network or (fair and m < 2):
                     for q in range(nb):
                         p = p0 + q
@@ -448,29 +440,6 @@ def summary_kernel(
                                 index[i, l, p], seed, less, tie, k, missing, l, rank_counts, pit_counts, bins
                             )
                     continue
-                if full:
-                    for q in range(nb):
-                        mean = acc_abs[q] / m
-                        _add(error_sum, error_count, l, mean * mean, False)
-                        if m == 1:
-                            _add(var_sum, var_count, l, 0.0, False)
-                        else:
-                            squares = 0.0
-                            for j in range(m):
-                                squares += (buf[j, q] - mean) ** 2
-                            _add(var_sum, var_count, l, squares / (m - 1.0), False)
-                        _count_rank(
-                            index[i, l, p0 + q],
-                            seed,
-                            n_less[q],
-                            n_tie[q],
-                            m,
-                            False,
-                            l,
-                            rank_counts,
-                            pit_counts,
-                            bins,
-                        )
                 for c in range(network.shape[0]):
                     low = buf[network[c, 0]]
                     high = buf[network[c, 1]]
@@ -478,18 +447,58 @@ def summary_kernel(
                         x, z = low[q], high[q]
                         low[q] = x if x < z else z
                         high[q] = z if x < z else x
+                # every sum below is a loop over the block's points: vectorised, no branches
                 for q in range(nb):
                     acc_abs[q] = 0.0
                     acc_weighted[q] = 0.0
+                    acc_sum[q] = 0.0
+                    n_less[q] = 0
+                    n_tie[q] = 0
                 for j in range(m):
                     weight = 2.0 * j - m + 1.0
                     sorted_j = buf[j]
                     for q in range(nb):
-                        acc_abs[q] += abs(sorted_j[q])
-                        acc_weighted[q] += weight * sorted_j[q]
+                        d = sorted_j[q]
+                        acc_abs[q] += abs(d)
+                        acc_weighted[q] += weight * d
+                        acc_sum[q] += d
+                        n_less[q] += d < 0
+                        n_tie[q] += d == 0
                 for q in range(nb):
                     crps_sum[l, p0 + q] += acc_abs[q] / m - scale * acc_weighted[q]
                     crps_count[l, p0 + q] += 1
+                if not full:
+                    continue
+                for q in range(nb):  # the ensemble-mean error (of the centred members) and the variance
+                    acc_sum[q] /= m
+                    acc_abs[q] = 0.0
+                if m > 1:
+                    for j in range(m):
+                        sorted_j = buf[j]
+                        for q in range(nb):
+                            acc_abs[q] += (sorted_j[q] - acc_sum[q]) ** 2
+                error_total = 0.0
+                var_total = 0.0
+                for q in range(nb):
+                    error_total += acc_sum[q] * acc_sum[q]
+                    var_total += acc_abs[q]
+                error_sum[l] += error_total
+                error_count[l] += nb
+                var_sum[l] += var_total / (m - 1.0) if m > 1 else 0.0
+                var_count[l] += nb
+                for q in range(nb):
+                    _count_rank(
+                        index[i, l, p0 + q],
+                        seed,
+                        n_less[q],
+                        n_tie[q],
+                        m,
+                        False,
+                        l,
+                        rank_counts,
+                        pit_counts,
+                        bins,
+                    )
     return n_nan
 
 
