@@ -86,7 +86,9 @@ def test_missing_and_infinite_values_with_skipna(fair):
 
 
 def test_channels_and_a_one_member_forecast():
-    frames = synthetic_forecast(n_init=3, n_member=4, n_lead=2, ny=6, nx=7, variables=("frames",), n_channel=3)
+    frames = synthetic_forecast(
+        n_init=3, n_member=4, n_lead=2, ny=6, nx=7, variables=("frames",), n_channel=3
+    )
     _assert_same(score_forecast(frames, fair=True, block_inits=2), _registry(frames, fair=True), rtol=1e-10)
     point = synthetic_forecast(n_init=3, n_member=1, n_lead=2, ny=6, nx=7)
     streamed = score_forecast(point, block_inits=2)
@@ -116,7 +118,9 @@ def test_a_metric_without_a_streamed_form_is_computed_by_the_registry(monkeypatc
     from forecast.metrics import scores
 
     extra = scores.Metric(
-        "mae", "MAE of the ensemble mean of {v}", lambda x, done: abs(x.ens.mean("member") - x.obs).mean(x.per_lead)
+        "mae",
+        "MAE of the ensemble mean of {v}",
+        lambda x, done: abs(x.ens.mean("member") - x.obs).mean(x.per_lead),
     )
     monkeypatch.setattr(scores, "METRICS", (*scores.METRICS, extra))
     fc = synthetic_forecast(n_init=3, n_member=4, n_lead=2, ny=6, nx=6)
@@ -124,3 +128,12 @@ def test_a_metric_without_a_streamed_form_is_computed_by_the_registry(monkeypatc
     expected = abs(fc["u"].mean("member") - fc["u_obs"]).mean(["init", "y", "x"])
     np.testing.assert_allclose(streamed["mae_u"].values, expected.values, rtol=1e-12)
     assert streamed["mae_u"].attrs["long_name"] == "MAE of the ensemble mean of u"
+
+
+def test_divergence_on_a_non_uniform_grid_equals_the_registry():
+    fc = synthetic_forecast(n_init=2, n_member=3, n_lead=2, ny=6, nx=7)
+    fc = fc.assign_coords(x=np.arange(7) ** 1.3, y=np.linspace(0, 1, 6))  # x non-uniform: numpy's gradient
+    streamed = score_forecast(fc, block_inits=1)
+    _assert_same(streamed, _registry(fc), rtol=1e-10)
+    uniform = score_forecast(fc.assign_coords(x=np.arange(7.0)), block_inits=1)
+    assert not np.allclose(uniform["divergence_rms"], streamed["divergence_rms"])

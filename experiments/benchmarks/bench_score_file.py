@@ -199,7 +199,9 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, nargs="*", default=[], help="also time --chunk-init N")
     parser.add_argument("--no-xskillscore", action="store_true")
     parser.add_argument("--no-dask-graph", action="store_true", help="skip the old dask-graph path (slow)")
-    parser.add_argument("--dir", type=Path, default=None, help="where to write the file (default: a temp dir)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where to write the file (default: a temp dir)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         tmp = Path(tmp)

@@ -511,3 +511,51 @@ def _count_rank(position, seed, n_less, n_tie, k, missing, l, rank_counts, pit_c
     pit_counts[l, min(max(which, 0), bins - 1)] += 1
     if not missing:  # a rank among fewer members would land in the wrong bin of an (m + 1)-bin histogram
         rank_counts[l, min(int(np.floor(pit * (k + 1.0))), k)] += 1
+
+
+@njit(cache=True, nogil=True)
+def divergence_square_kernel(u, v, dx, dy, skipna, total, count):
+    """Per lead, the sum and count of ``(du/dx + dv/dy)^2`` over frames ``u[frame, lead, y, x]`` (and ``v``).
+
+    The derivatives are ``numpy.gradient``'s for uniform spacing ``dx``, ``dy`` with ``edge_order=2``: centred
+    differences inside, second-order one-sided at the edges (at least 3 points per axis). NaN is left out with
+    ``skipna`` and propagates without it, as xarray's ``mean``.
+    """
+    n_frame, n_lead, ny, nx = u.shape
+    for f in range(n_frame):
+        for l in range(n_lead):  # noqa: E741
+            for y in range(ny):
+                for x in range(nx):
+                    if x == 0:
+                        du = (
+                            (-1.5 / dx) * u[f, l, y, 0]
+                            + (2.0 / dx) * u[f, l, y, 1]
+                            + (-0.5 / dx) * u[f, l, y, 2]
+                        )
+                    elif x == nx - 1:
+                        du = (
+                            (0.5 / dx) * u[f, l, y, x - 2]
+                            + (-2.0 / dx) * u[f, l, y, x - 1]
+                            + (1.5 / dx) * u[f, l, y, x]
+                        )
+                    else:
+                        du = (np.float64(u[f, l, y, x + 1]) - u[f, l, y, x - 1]) / (2.0 * dx)
+                    if y == 0:
+                        dv = (
+                            (-1.5 / dy) * v[f, l, 0, x]
+                            + (2.0 / dy) * v[f, l, 1, x]
+                            + (-0.5 / dy) * v[f, l, 2, x]
+                        )
+                    elif y == ny - 1:
+                        dv = (
+                            (0.5 / dy) * v[f, l, y - 2, x]
+                            + (-2.0 / dy) * v[f, l, y - 1, x]
+                            + (1.5 / dy) * v[f, l, y, x]
+                        )
+                    else:
+                        dv = (np.float64(v[f, l, y + 1, x]) - v[f, l, y - 1, x]) / (2.0 * dy)
+                    d = du + dv
+                    if skipna and np.isnan(d):
+                        continue
+                    total[l] += d * d
+                    count[l] += 1

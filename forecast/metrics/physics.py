@@ -57,7 +57,10 @@ def _shell_matrix(ny: int, nx: int, dtype: str) -> np.ndarray:
 def _spectrum_array(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     ny, nx = u.shape[-2:]
     energy = None
-    for field in (u, v):  # real FFTs: half the work of full ones, the mirror half weighted in the shell matrix
+    for field in (
+        u,
+        v,
+    ):  # real FFTs: half the work of full ones, the mirror half weighted in the shell matrix
         coefficients = scipy.fft.rfft2(field)
         power = coefficients.real**2 + coefficients.imag**2
         energy = power if energy is None else energy + power

@@ -112,7 +112,9 @@ def _ensemble_sums(obs, ens, index, fair: bool, plan: Plan, full: bool) -> Sums:
     return sums
 
 
-def _per_lead(values: np.ndarray, skipna: bool, keep: tuple[int, ...] = (1,)) -> tuple[np.ndarray, np.ndarray]:
+def _per_lead(
+    values: np.ndarray, skipna: bool, keep: tuple[int, ...] = (1,)
+) -> tuple[np.ndarray, np.ndarray]:
     """Sum and count over every axis of ``values`` but ``keep`` (the lead's); NaN left out with ``skipna``."""
     axes = tuple(a for a in range(values.ndim) if a not in keep)
     if skipna:
@@ -139,14 +141,33 @@ def _max_difference(obs: np.ndarray, other: np.ndarray) -> np.ndarray:
         )
 
 
+def _uniform_step(field: xr.DataArray, dim: str) -> float | None:
+    """The spacing of ``dim`` (its coordinate, else 1) where it is uniform with at least 3 points, else None."""
+    coord = field[dim].values if dim in field.coords else np.arange(field.sizes[dim])
+    step = np.diff(np.asarray(coord, dtype=np.float64))
+    return float(step[0]) if step.size >= 2 and (step == step[0]).all() else None
+
+
+def _divergence_sums(u: xr.DataArray, v: xr.DataArray, skipna: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-lead sum and count of the squared divergence (``physics.divergence``) of frames of u and v."""
+    dx, dy = _uniform_step(u, "x"), _uniform_step(u, "y")
+    if dx is None or dy is None:  # numpy's non-uniform gradient, through physics.divergence
+        div = divergence(u, v).transpose(..., "lead_time", "y", "x").values
+        div = div.reshape(-1, *div.shape[-3:]).astype(np.float64)  # [frames of a lead, lead, y, x]
+        return _per_lead(div * div, skipna)
+    frames = [np.asarray(f.transpose(..., "lead_time", "y", "x").values) for f in (u, v)]
+    frames = [kernel_array(f.reshape(-1, *f.shape[-3:])) for f in frames]
+    total, count = np.zeros(frames[0].shape[1]), np.zeros(frames[0].shape[1], dtype=np.int64)
+    _kernels.divergence_square_kernel(*frames, dx, dy, skipna, total, count)
+    return total, count
+
+
 def _flow_sums(u: xr.DataArray, v: xr.DataArray, plan: Plan) -> Sums:
     """Per-lead sums of the kinetic-energy spectrum and squared divergence of one velocity pair (members or truth)."""
     spectrum = kinetic_energy_spectrum(u, v).transpose(..., "lead_time", "wavenumber").values
     spectrum = spectrum.reshape(-1, *spectrum.shape[-2:])  # [frames of a lead, lead, wavenumber]
-    div = divergence(u, v).transpose(..., "lead_time", "y", "x").values
-    div = div.reshape(-1, *div.shape[-3:]).astype(np.float64)  # [frames of a lead, lead, y, x]
     spec_sum, spec_count = _per_lead(spectrum, plan.skipna, keep=(1, 2))
-    div_sum, div_count = _per_lead(div * div, plan.skipna)
+    div_sum, div_count = _divergence_sums(u, v, plan.skipna)
     return {
         "spectrum_sum": spec_sum,
         "spectrum_count": spec_count,
