@@ -121,6 +121,19 @@ def _crps_point_by_point(obs, ens, a, b0, nb, fair, skipna, row, out):
 
 
 @njit(cache=True, nogil=True)
+def _sort_block(buf, network, nb):
+    """Sort the columns ``buf[:, :nb]`` (member-major) by the comparators of ``network``: each compare-exchange is
+    a vectorised min/max over the block's points."""
+    for c in range(network.shape[0]):
+        low = buf[network[c, 0]]
+        high = buf[network[c, 1]]
+        for i in range(nb):
+            x, z = low[i], high[i]
+            low[i] = x if x < z else z
+            high[i] = z if x < z else x
+
+
+@njit(cache=True, nogil=True)
 def crps_kernel(obs, ens, network, fair, skipna, out, use_network=True):
     """CRPS of each point: ``mean|x_i - y| - c * sum_i (2i - m - 1) x_(i)`` over the sorted members.
 
@@ -161,13 +174,7 @@ def crps_kernel(obs, ens, network, fair, skipna, out, use_network=True):
             if special or not use_network or (fair and m < 2):
                 _crps_point_by_point(obs, ens, a, b0, nb, fair, skipna, row, out)
                 continue
-            for c in range(network.shape[0]):
-                low = buf[network[c, 0]]
-                high = buf[network[c, 1]]
-                for i in range(nb):
-                    x, z = low[i], high[i]
-                    low[i] = x if x < z else z
-                    high[i] = z if x < z else x
+            _sort_block(buf, network, nb)
             for i in range(nb):
                 sum_abs[i] = 0.0
                 sum_weighted[i] = 0.0
@@ -440,13 +447,7 @@ def summary_kernel(
                                 index[i, l, p], seed, less, tie, k, missing, l, rank_counts, pit_counts, bins
                             )
                     continue
-                for c in range(network.shape[0]):
-                    low = buf[network[c, 0]]
-                    high = buf[network[c, 1]]
-                    for q in range(nb):
-                        x, z = low[q], high[q]
-                        low[q] = x if x < z else z
-                        high[q] = z if x < z else x
+                _sort_block(buf, network, nb)
                 # every sum below is a loop over the block's points: vectorised, no branches
                 for q in range(nb):
                     acc_abs[q] = 0.0
