@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--chunk-init",
         type=count,
         default=None,
-        help="inits per block read and scored at a time (default: as many as hold 64 MB of members)",
+        help="inits per block read and scored at a time (default: as many as hold 128 MB of members)",
     )
     parser.add_argument(
         "--perceptual",

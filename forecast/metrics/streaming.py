@@ -31,7 +31,7 @@ from forecast.metrics import _kernels
 from forecast.metrics._kernel_views import kernel_array
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 
-BLOCK_MB = 64  # members (all variables) per block; docs/results/speed.md measures the choice
+BLOCK_MB = 128  # members (all variables) per block; docs/results/speed.md measures the choice
 _KEEP = ("lead_time", "y", "x")  # the dims of the CRPS map
 Sums = dict[str, np.ndarray]
 
