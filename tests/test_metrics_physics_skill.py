@@ -100,3 +100,23 @@ def test_crps_skill_against_a_worse_ensemble_and_persistence(rng):
     )
     assert persistence.dims == ("init", "member", "lead_time") and persistence.sizes["member"] == 1
     np.testing.assert_allclose(crps_ensemble(obs, persistence).values, abs(obs - last).values)
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 16), (2, 12, 17), (2, 17, 12), (1, 9, 9)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_spectrum_of_real_ffts_equals_the_full_fft_shell_sums(shape, dtype):
+    """The real-FFT spectrum (mirror columns weighted twice) against the definition on the full FFT."""
+    from forecast.metrics.physics import _spectrum_array
+
+    rng = np.random.default_rng(1)
+    u, v = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    ny, nx = shape[-2:]
+    energy = (np.abs(np.fft.fft2(u.astype(float))) ** 2 + np.abs(np.fft.fft2(v.astype(float))) ** 2) / (
+        2.0 * (nx * ny) ** 2
+    )
+    side = min(nx, ny)
+    kappa = np.hypot(np.fft.fftfreq(ny)[:, None] * side, np.fft.fftfreq(nx)[None, :] * side)
+    shell = np.rint(kappa).astype(int)
+    expected = np.stack([energy[..., shell == k].sum(-1) for k in range(side // 2 + 1)], axis=-1)
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    np.testing.assert_allclose(_spectrum_array(u, v), expected, rtol=rtol, atol=rtol * expected.max())

@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score",
         help="score an ensemble forecast file (CRPS, RMSE, spread, rank/PIT histograms)",
-        description="Score a forecast file (docs/formats.md) and write the scores file. The file is streamed "
-        "through dask in chunks of --chunk-init inits, so files larger than memory can be scored.",
+        description="Score a forecast file (docs/formats.md) and write the scores file. The file is read once, "
+        "in blocks of --chunk-init inits, every score computed from the same pass, so files larger than memory "
+        "can be scored (docs/guide/scoring.md).",
     )
     parser.add_argument(
         "forecast", type=Path, metavar="FC.nc", help="forecast file (netCDF) written by `forecast rollout`"
@@ -42,7 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skipna", action="store_true", help="leave out missing values instead of failing")
     parser.add_argument("--seed", type=non_negative, default=0, help="seed of the rank tie-breaking")
     parser.add_argument("--pit-bins", type=int, default=10, help="bins of the PIT histogram (default 10)")
-    parser.add_argument("--chunk-init", type=count, default=1, help="inits per dask chunk")
+    parser.add_argument(
+        "--chunk-init",
+        type=count,
+        default=None,
+        help="inits per block read and scored at a time (default: as many as hold 128 MB of members)",
+    )
     parser.add_argument(
         "--perceptual",
         nargs="*",
@@ -99,14 +105,13 @@ def _score(args: argparse.Namespace, persistence: bool) -> int:
     from forecast.metrics.scores import score_forecast
     from forecast.metrics.truth import open_truth, verifying_truth
 
-    chunks = {"init": args.chunk_init}
-    forecast = open_forecast(args.forecast, chunks=chunks)
+    forecast = open_forecast(args.forecast)  # lazily: score_forecast reads it block by block
     if args.reference is None:
         reference = None
     elif persistence:
         reference = persistence_reference(forecast)
     else:
-        reference = open_forecast(args.reference, chunks=chunks)
+        reference = open_forecast(args.reference)
     truth = None if args.truth is None else open_truth(args.truth)
     # the oracle is scored against the file's V_obs: check they are the store's own test frames
     verifying = None if truth is None else verifying_truth(args.truth, forecast, forecast_variables(forecast))
@@ -121,11 +126,13 @@ def _score(args: argparse.Namespace, persistence: bool) -> int:
         pit_bins=args.pit_bins,
         reference=reference,
         progress=not args.quiet,
+        block_inits=args.chunk_init,
     )
     if args.perceptual is not None:
         from forecast.metrics.video import METRICS, video_scores
 
-        perceptual = video_scores(forecast, metrics=args.perceptual or METRICS, weights=args.weights)
+        chunked = forecast.chunk({"init": args.chunk_init or 1})
+        perceptual = video_scores(chunked, metrics=args.perceptual or METRICS, weights=args.weights)
         scores = scores.merge(perceptual.compute())
         scores.attrs["perceptual_metrics"] = " ".join(args.perceptual or METRICS)
     scores.attrs["source_file"] = str(args.forecast)

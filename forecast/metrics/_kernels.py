@@ -121,6 +121,19 @@ def _crps_point_by_point(obs, ens, a, b0, nb, fair, skipna, row, out):
 
 
 @njit(cache=True, nogil=True)
+def _sort_block(buf, network, nb):
+    """Sort the columns ``buf[:, :nb]`` (member-major) by the comparators of ``network``: each compare-exchange is
+    a vectorised min/max over the block's points."""
+    for c in range(network.shape[0]):
+        low = buf[network[c, 0]]
+        high = buf[network[c, 1]]
+        for i in range(nb):
+            x, z = low[i], high[i]
+            low[i] = x if x < z else z
+            high[i] = z if x < z else x
+
+
+@njit(cache=True, nogil=True)
 def crps_kernel(obs, ens, network, fair, skipna, out, use_network=True):
     """CRPS of each point: ``mean|x_i - y| - c * sum_i (2i - m - 1) x_(i)`` over the sorted members.
 
@@ -161,13 +174,7 @@ def crps_kernel(obs, ens, network, fair, skipna, out, use_network=True):
             if special or not use_network or (fair and m < 2):
                 _crps_point_by_point(obs, ens, a, b0, nb, fair, skipna, row, out)
                 continue
-            for c in range(network.shape[0]):
-                low = buf[network[c, 0]]
-                high = buf[network[c, 1]]
-                for i in range(nb):
-                    x, z = low[i], high[i]
-                    low[i] = x if x < z else z
-                    high[i] = z if x < z else x
+            _sort_block(buf, network, nb)
             for i in range(nb):
                 sum_abs[i] = 0.0
                 sum_weighted[i] = 0.0
@@ -310,3 +317,246 @@ def energy_distance_kernel(ens_a, ens_b, skipna, out):
                 below += 1
             cross += y[j] * below - below_sum + (total_x - below_sum) - y[j] * (kx - below)
         out[p] = 2.0 * cross / (kx * np.float64(ky)) - _mean_pair_distance(x, kx) - _mean_pair_distance(y, ky)
+
+
+@njit(cache=True, nogil=True)
+def _summary_point(obs, ens, i, l, p, fair, skipna, full, row):  # noqa: E741
+    """The careful per-point path of ``summary_kernel`` (a block with a missing or infinite value).
+
+    Returns (crps, ensemble-mean error, member variance, n_less, n_tie, k, missing, n_nan) with the conventions of
+    ``crps_kernel``, ``xarray``'s ``mean``/``var(ddof=1)`` (NaN propagating without ``skipna``) and ``rank_kernel``.
+    """
+    m = ens.shape[1]
+    y = np.float64(obs[i, l, p])
+    k = 0
+    n_less = 0
+    n_tie = 0
+    n_nan = 1 if np.isnan(y) else 0
+    missing = False
+    infinite = np.isinf(y)
+    all_equal_y = True
+    total = 0.0
+    for j in range(m):
+        v = np.float64(ens[i, j, l, p])
+        if np.isnan(v):
+            missing = True
+            n_nan += 1
+            continue
+        infinite |= np.isinf(v)
+        all_equal_y &= v == y
+        if v < y:
+            n_less += 1
+        elif v == y:
+            n_tie += 1
+        row[k] = v
+        total += v
+        k += 1
+    error = np.nan
+    variance = np.nan
+    if full:  # ensemble mean and unbiased variance, as xarray's mean / var(ddof=1) with or without skipna
+        if not ((missing and not skipna) or k == 0):
+            error = total / k - y
+        if m == 1:
+            variance = 0.0 * np.float64(ens[i, 0, l, p])  # a one-member forecast: 0, NaN where its value is
+        elif not ((missing and not skipna) or k < 2):
+            mean = total / k
+            squares = 0.0
+            for j in range(k):
+                squares += (row[j] - mean) ** 2
+            variance = squares / (k - 1.0)
+    # the CRPS, as crps_kernel's per-point path
+    if np.isnan(y) or (missing and not skipna) or k == 0 or (fair and k < 2):
+        crps = np.nan
+    elif infinite:
+        crps = 0.0 if all_equal_y else np.inf
+    else:
+        for j in range(k):
+            row[j] -= y
+        _sort_prefix(row, k)
+        crps = _crps_sorted_row(row, k, fair)
+    return crps, error, variance, n_less, n_tie, k, missing, n_nan
+
+
+@njit(cache=True, nogil=True)
+def _add(total, count, index, value, skipna):
+    """``total[index] += value`` and count it; with ``skipna`` a NaN is left out (xarray's ``mean(skipna)``)."""
+    if skipna and np.isnan(value):
+        return
+    total[index] += value
+    count[index] += 1
+
+
+@njit(cache=True, nogil=True)
+def summary_kernel(
+    obs, ens, index, network, use_network, fair, skipna, full, seed,
+    crps_sum, crps_count, error_sum, error_count, var_sum, var_count, rank_counts, pit_counts,
+):  # fmt: skip
+    """Every per-point score of an ensemble from one pass over its members, added into per-lead sums.
+
+    ``obs[init, lead, point]``, ``ens[init, member, lead, point]`` (any strides; the forecast file's layout is
+    contiguous along ``point``), ``index[init, lead, point]`` the point's row-major position in the whole
+    observation (the rank tie-break's hash, as ``rank_kernel``). Per point, the members of a block of 256 points
+    are gathered member-major and sorted once by the comparators of ``network``; the sorted members give the CRPS
+    (``crps_kernel``'s formula, ``fair`` or not), the ensemble-mean error and the unbiased member variance, and the
+    counts below/equal to the observation give the rank and randomised PIT (``rank_kernel``'s formulas). Added:
+
+    - ``crps_sum, crps_count [lead, point]``: CRPS summed over inits;
+    - ``error_sum, error_count [lead]``: squared ensemble-mean error; ``var_sum, var_count [lead]``: variance;
+    - ``rank_counts [lead, m + 1]``, ``pit_counts [lead, bins]``: the histograms.
+
+    ``full`` off: the CRPS only. ``use_network`` off (very large ensembles): every point sorted alone. With ``skipna`` NaN values are left out of every sum (counts say how many went
+    in), as xarray's ``mean(skipna=True)``; without it they propagate. Blocks with a missing or infinite value
+    take the per-point path (``_summary_point``). Returns the number of NaN values of ``obs`` and ``ens``.
+    """
+    n_init, m, n_lead, n_point = ens.shape
+    bins = pit_counts.shape[1]
+    buf = np.empty((m, _BLOCK), dtype=np.float64)
+    row = np.empty(m, dtype=np.float64)
+    acc_abs = np.empty(_BLOCK, dtype=np.float64)
+    acc_weighted = np.empty(_BLOCK, dtype=np.float64)
+    acc_sum = np.empty(_BLOCK, dtype=np.float64)
+    n_less = np.empty(_BLOCK, dtype=np.int64)
+    n_tie = np.empty(_BLOCK, dtype=np.int64)
+    scale = 1.0 / (m * (m - 1.0)) if fair and m > 1 else 1.0 / (m * np.float64(m))
+    n_nan = 0
+    for i in range(n_init):
+        for l in range(n_lead):  # noqa: E741
+            for p0 in range(0, n_point, _BLOCK):
+                nb = min(_BLOCK, n_point - p0)
+                special = False
+                for j in range(m):  # gathered member-major, centred on the observation
+                    for q in range(nb):
+                        d = np.float64(ens[i, j, l, p0 + q]) - np.float64(obs[i, l, p0 + q])
+                        special |= not np.isfinite(d)
+                        buf[j, q] = d
+                if special or not use_network or (fair and m < 2):
+                    for q in range(nb):
+                        p = p0 + q
+                        crps, error, variance, less, tie, k, missing, nan = _summary_point(
+                            obs, ens, i, l, p, fair, skipna, full, row
+                        )
+                        n_nan += nan
+                        _add(crps_sum[l], crps_count[l], p, crps, skipna)
+                        if full:
+                            _add(error_sum, error_count, l, error * error, skipna)
+                            _add(var_sum, var_count, l, variance, skipna)
+                            y = obs[i, l, p]
+                            if np.isnan(y) or (missing and not skipna) or k == 0:
+                                continue
+                            _count_rank(
+                                index[i, l, p], seed, less, tie, k, missing, l, rank_counts, pit_counts, bins
+                            )
+                    continue
+                _sort_block(buf, network, nb)
+                # every sum below is a loop over the block's points: vectorised, no branches
+                for q in range(nb):
+                    acc_abs[q] = 0.0
+                    acc_weighted[q] = 0.0
+                    acc_sum[q] = 0.0
+                    n_less[q] = 0
+                    n_tie[q] = 0
+                for j in range(m):
+                    weight = 2.0 * j - m + 1.0
+                    sorted_j = buf[j]
+                    for q in range(nb):
+                        d = sorted_j[q]
+                        acc_abs[q] += abs(d)
+                        acc_weighted[q] += weight * d
+                        acc_sum[q] += d
+                        n_less[q] += d < 0
+                        n_tie[q] += d == 0
+                for q in range(nb):
+                    crps_sum[l, p0 + q] += acc_abs[q] / m - scale * acc_weighted[q]
+                    crps_count[l, p0 + q] += 1
+                if not full:
+                    continue
+                for q in range(nb):  # the ensemble-mean error (of the centred members) and the variance
+                    acc_sum[q] /= m
+                    acc_abs[q] = 0.0
+                if m > 1:
+                    for j in range(m):
+                        sorted_j = buf[j]
+                        for q in range(nb):
+                            acc_abs[q] += (sorted_j[q] - acc_sum[q]) ** 2
+                error_total = 0.0
+                var_total = 0.0
+                for q in range(nb):
+                    error_total += acc_sum[q] * acc_sum[q]
+                    var_total += acc_abs[q]
+                error_sum[l] += error_total
+                error_count[l] += nb
+                var_sum[l] += var_total / (m - 1.0) if m > 1 else 0.0
+                var_count[l] += nb
+                for q in range(nb):
+                    _count_rank(
+                        index[i, l, p0 + q],
+                        seed,
+                        n_less[q],
+                        n_tie[q],
+                        m,
+                        False,
+                        l,
+                        rank_counts,
+                        pit_counts,
+                        bins,
+                    )
+    return n_nan
+
+
+@njit(cache=True, nogil=True)
+def _count_rank(position, seed, n_less, n_tie, k, missing, l, rank_counts, pit_counts, bins):  # noqa: E741
+    """Add one point's rank and randomised PIT to the histograms of lead ``l`` (``rank_kernel``'s formulas)."""
+    u = _uniform_hash(position, seed)
+    pit = (n_less + u * (n_tie + 1.0)) / (k + 1.0)
+    which = int(np.floor(pit * bins))
+    pit_counts[l, min(max(which, 0), bins - 1)] += 1
+    if not missing:  # a rank among fewer members would land in the wrong bin of an (m + 1)-bin histogram
+        rank_counts[l, min(int(np.floor(pit * (k + 1.0))), k)] += 1
+
+
+@njit(cache=True, nogil=True)
+def divergence_square_kernel(u, v, dx, dy, skipna, total, count):
+    """Per lead, the sum and count of ``(du/dx + dv/dy)^2`` over frames ``u[frame, lead, y, x]`` (and ``v``).
+
+    The derivatives are ``numpy.gradient``'s for uniform spacing ``dx``, ``dy`` with ``edge_order=2``: centred
+    differences inside, second-order one-sided at the edges (at least 3 points per axis). NaN is left out with
+    ``skipna`` and propagates without it, as xarray's ``mean``.
+    """
+    n_frame, n_lead, ny, nx = u.shape
+    for f in range(n_frame):
+        for l in range(n_lead):  # noqa: E741
+            for y in range(ny):
+                for x in range(nx):
+                    if x == 0:
+                        du = (
+                            (-1.5 / dx) * u[f, l, y, 0]
+                            + (2.0 / dx) * u[f, l, y, 1]
+                            + (-0.5 / dx) * u[f, l, y, 2]
+                        )
+                    elif x == nx - 1:
+                        du = (
+                            (0.5 / dx) * u[f, l, y, x - 2]
+                            + (-2.0 / dx) * u[f, l, y, x - 1]
+                            + (1.5 / dx) * u[f, l, y, x]
+                        )
+                    else:
+                        du = (np.float64(u[f, l, y, x + 1]) - u[f, l, y, x - 1]) / (2.0 * dx)
+                    if y == 0:
+                        dv = (
+                            (-1.5 / dy) * v[f, l, 0, x]
+                            + (2.0 / dy) * v[f, l, 1, x]
+                            + (-0.5 / dy) * v[f, l, 2, x]
+                        )
+                    elif y == ny - 1:
+                        dv = (
+                            (0.5 / dy) * v[f, l, y - 2, x]
+                            + (-2.0 / dy) * v[f, l, y - 1, x]
+                            + (1.5 / dy) * v[f, l, y, x]
+                        )
+                    else:
+                        dv = (np.float64(v[f, l, y + 1, x]) - v[f, l, y - 1, x]) / (2.0 * dy)
+                    d = du + dv
+                    if skipna and np.isnan(d):
+                        continue
+                    total[l] += d * d
+                    count[l] += 1

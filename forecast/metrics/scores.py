@@ -45,6 +45,7 @@ import xarray as xr
 
 from forecast.errors import ForecastError
 from forecast.forecast_file import CONVENTIONS, OBS_SUFFIX, forecast_variables, history_entry, model_name
+from forecast.metrics import streaming
 from forecast.metrics.calibration import (
     ensemble_mean_rmse,
     ensemble_spread,
@@ -475,6 +476,14 @@ def input_checks(
     return checks
 
 
+def _first_init(ds: xr.Dataset | None) -> xr.Dataset | None:
+    """The first init of ``ds``, lazy (dask-backed): what the registry's graph is built on for the metadata."""
+    if ds is None:
+        return None
+    first = ds.isel(init=slice(0, 1))
+    return first if first.chunks else first.chunk()
+
+
 def score_forecast(
     ds: xr.Dataset,
     fair: bool = False,
@@ -487,29 +496,97 @@ def score_forecast(
     truth: xr.Dataset | None = None,
     command: str = API_COMMAND,
     verifying: xr.Dataset | None = None,
+    block_inits: int | None = None,
 ) -> xr.Dataset:
-    """Compute the scores of a forecast Dataset in one pass over the data (streamed if it is dask-backed).
+    """Compute the scores of a forecast Dataset in one streamed pass (``forecast.metrics.streaming``).
 
-    Raises ForecastError on NaNs without ``skipna``, on a reference verifying against another truth, on a
-    forecast whose starts or lead times the ``truth`` group lacks, and on ``V_obs`` that differ from
-    ``verifying`` (the store's test frames at the forecast's valid times, ``truth.verifying_truth``).
-    See :func:`build_scores`.
+    ``ds`` may be in memory, lazily opened or dask-backed; it is read in blocks of ``block_inits`` inits
+    (default: ``streaming.default_block_inits``), so a file larger than memory is scored. The result equals
+    ``build_scores(...)`` computed by dask, to float rounding. Raises ForecastError on NaNs without ``skipna``,
+    on a reference verifying against another truth, on a forecast whose starts or lead times the ``truth``
+    group lacks, and on ``V_obs`` that differ from ``verifying`` (the store's test frames at the forecast's
+    valid times, ``truth.verifying_truth``). See :func:`build_scores`.
     """
-    lazy = build_scores(ds, fair, skipna, seed, pit_bins, reference, member_dim, truth, command)
-    checks = input_checks(ds, skipna, reference, member_dim, verifying)
-    # One graph, so every chunk is read once. The variables go in as a dict: dask.compute of the Dataset
-    # itself loses shared intermediates (dask 2026.8: "Missing dependency" when two scores share a spread).
-    work = (dict(lazy.data_vars), [c.value for c in checks])
-    if progress:
-        from forecast.metrics._progress import TqdmCallback
+    names = forecast_variables(ds, member_dim)
+    options = Options(fair, skipna, seed, pit_bins, member_dim)
+    if reference is not None:
+        _check_reference(ds, reference, names)
+    truth_ens = match_truth(ds, truth, names, member_dim) if truth is not None else None
+    # the scores file's variables, dims, coordinates, attributes and dtypes: the registry's, never computed
+    template = build_scores(
+        _first_init(ds), fair, skipna, seed, pit_bins, _first_init(reference), member_dim, truth, command
+    )
+    plan = streaming.Plan(
+        names=tuple(names),
+        fair=fair,
+        skipna=skipna,
+        seed=int(seed),
+        pit_bins=int(pit_bins),
+        member_dim=member_dim,
+        obs_dims={v: ds[f"{v}{OBS_SUFFIX}"].dims for v in names},
+        obs_shape={v: ds[f"{v}{OBS_SUFFIX}"].shape for v in names},
+        reference_fair=fair and reference is not None and reference.sizes.get(member_dim, 0) > 1,
+        reference=reference is not None,
+        truth=truth is not None,
+        verifying=verifying is not None,
+        flow=FLOW_METRICS[0].name in template,
+    )
+    sums = _stream(ds, plan, reference, truth_ens, verifying, block_inits, progress)
+    _raise_failed_checks(ds, plan, sums, reference, verifying)
+    out = {}
+    for v in names:
+        values = streaming.streamed_values(sums, plan, v, ds["lead_time"])
+        out.update({f"{k}_{v}": value for k, value in values.items() if f"{k}_{v}" in template})
+    if plan.flow:
+        out.update(streaming.flow_values(sums))
+    scores = {name: _filled(template[name], out[name]) for name in template.data_vars if name in out}
+    unstreamed = [name for name in template.data_vars if name not in out]
+    if unstreamed:  # a registry metric without a streamed form: the registry's lazy graph, chunked in blocks
+        blocks = {"init": block_inits or streaming.default_block_inits(ds, names, member_dim)}
+        chunked = [None if d is None else d.chunk(blocks) for d in (ds, reference)]
+        lazy = build_scores(chunked[0], fair, skipna, seed, pit_bins, chunked[1], member_dim, truth, command)
+        scores.update(dask.compute({name: lazy[name] for name in unstreamed})[0])
+    attrs = _attributes(ds, names, options, reference, truth_ens, command)
+    return xr.Dataset({name: scores[name] for name in template.data_vars}, attrs=attrs)
 
-        with TqdmCallback(desc="scoring"):
-            variables, values = dask.compute(*work)
-    else:
-        variables, values = dask.compute(*work)
-    scores = xr.Dataset(variables, attrs=lazy.attrs)
+
+def _filled(template: xr.DataArray, value: Callable) -> xr.DataArray:
+    """``template`` (metadata of a score) holding the streamed ``value()``."""
+    value = value()
+    data = value.transpose(*template.dims).values if isinstance(value, xr.DataArray) else np.asarray(value)
+    return template.copy(data=data.astype(template.dtype))
+
+
+def _stream(ds, plan, reference, truth_ens, verifying, block_inits, progress) -> dict:
+    """The streamed sums of every block of inits (``streaming.block_sums``)."""
+    step = block_inits or streaming.default_block_inits(ds, list(plan.names), plan.member_dim)
+    wanted = [name for v in plan.names for name in (v, f"{v}{OBS_SUFFIX}")]
+    if plan.flow:
+        wanted += [name for name in ("u", "v", "u" + OBS_SUFFIX, "v" + OBS_SUFFIX) if name not in wanted]
+    forecast = ds[wanted]
+    jobs, sizes = [], []
+    for start in range(0, ds.sizes["init"], step):
+        inits = {"init": slice(start, start + step)}
+        parts = [None if d is None else d.isel(inits) for d in (forecast, reference, truth_ens, verifying)]
+        jobs.append((plan, start, *parts))
+        sizes.append(parts[0].sizes["init"])
+    return streaming.run_blocks(streaming.block_sums, jobs, sizes, progress)
+
+
+def _raise_failed_checks(ds, plan, sums, reference, verifying) -> None:
+    """The conditions of :func:`input_checks` (their messages), on the values the blocks measured."""
+    values = []
+    for v in plan.names:  # the order of input_checks
+        for condition, key in ((plan.verifying, "verifying_difference"), (not plan.skipna, "nan"),
+                               (plan.reference, "reference_difference")):  # fmt: skip
+            if condition:
+                d = sums[f"{v}:{key}"]
+                values.append(d if key == "nan" else d[0] / (1 + d[1]))
+    checks = input_checks(
+        _first_init(ds), plan.skipna, _first_init(reference), plan.member_dim, _first_init(verifying)
+    )
+    assert len(checks) == len(values)
     for check, value in zip(checks, values):
         message = check.fails(float(value))
         if message:
             raise ForecastError(message)
-    return scores
