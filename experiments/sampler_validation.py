@@ -12,6 +12,9 @@ reference (the first sampler) and the rollout's frames per second, measured in t
 A forecast file already under ``OUT2/forecasts`` is reused (its time is then not measured); ``--reference FC.nc``
 copies a DDIM-25 file made elsewhere with the same settings (its attributes are checked) as the first sampler's.
 Targets (issue 33): at <= 10 evaluations per frame, CRPS within 2% and spread-skill within 0.03 of DDIM-25.
+
+``--partial``: while (or after) a rollout is interrupted, compare each sampler's finished inits of its partial
+file with the same inits of the reference (paired: same starts, same noise), scored without the truth ensemble.
 """
 
 from __future__ import annotations
@@ -60,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="SAMPLER:STEPS; the first is the reference")  # fmt: skip
     parser.add_argument("--reference", help="an existing forecast file of the first sampler")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--partial", action="store_true", help="compare the finished inits of partial files")
     args = parser.parse_args(argv)
+    if args.partial:
+        return compare_partial(Path(args.out), args.samplers)
     out, store = Path(args.out), Path(args.data)
     rows = []
     for index, spec in enumerate(args.samplers):
@@ -83,6 +89,56 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"{spec}: {row}", flush=True)
     print_table(rows)
+    return 0
+
+
+def subset_summary(path: Path, inits: list[int]) -> dict:
+    """CRPS and spread-skill (means over leads) of ``inits`` of a forecast file, per variable."""
+    import xarray as xr
+
+    from forecast.metrics import score_forecast
+
+    with xr.open_dataset(path) as ds:
+        scores = score_forecast(ds.isel(init=inits).load())
+    variables = [v[len("crps_mean_") :] for v in scores.data_vars if v.startswith("crps_mean_")]
+    return {
+        **{f"crps_{v}": float(scores[f"crps_mean_{v}"].mean()) for v in variables},
+        **{f"spread_skill_{v}": float(scores[f"spread_skill_{v}"].mean()) for v in variables},
+    }
+
+
+def compare_partial(out: Path, specs: list[str]) -> int:
+    """The finished inits of each sampler's (partial) file against the same inits of the first's."""
+    import json
+    import tempfile
+
+    import xarray as xr
+
+    files = {}
+    for spec in specs:
+        final = out / "forecasts" / f"{spec.replace(':', '-')}.nc"
+        partial = final.parent / f".{final.name}.partial"
+        files[spec] = final if final.exists() else partial
+    reference = files[specs[0]]
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in specs[1:]:
+            if not files[spec].exists():
+                continue
+            copy = Path(tmp) / f"{spec.replace(':', '-')}.nc"
+            shutil.copy(files[spec], copy)  # a snapshot: the rollout may still be writing
+            with xr.open_dataset(copy) as ds:
+                done = json.loads(ds.attrs.get("rollout_completed_inits", "null")) or list(
+                    range(ds.sizes["init"])
+                )
+            if not done:
+                print(f"{spec}: no finished init yet")
+                continue
+            ref, got = subset_summary(reference, done), subset_summary(copy, done)
+            for name in ref:
+                diff = got[name] / ref[name] if name.startswith("crps") else got[name] - ref[name]
+                kind = "ratio" if name.startswith("crps") else "difference"
+                print(f"{spec} vs {specs[0]} on {len(done)} inits {done}: {name} {got[name]:.5g} vs {ref[name]:.5g}, "
+                      f"{kind} {diff:.4f}")  # fmt: skip
     return 0
 
 
