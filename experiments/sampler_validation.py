@@ -127,9 +127,8 @@ def compare_partial(out: Path, specs: list[str]) -> int:
             copy = Path(tmp) / f"{spec.replace(':', '-')}.nc"
             shutil.copy(files[spec], copy)  # a snapshot: the rollout may still be writing
             with xr.open_dataset(copy) as ds:
-                done = json.loads(ds.attrs.get("rollout_completed_inits", "null")) or list(
-                    range(ds.sizes["init"])
-                )
+                marked = ds.attrs.get("rollout_completed_inits")  # only a partial file has it
+                done = json.loads(marked) if marked is not None else list(range(ds.sizes["init"]))
             if not done:
                 print(f"{spec}: no finished init yet")
                 continue
