@@ -48,6 +48,7 @@ from forecast.forecast_file import ForecastFileWriter, ForecastSettings, Init, h
 from forecast.metrics.truth import check_truth, open_truth
 from forecast.models.base import SequenceModel
 from forecast.rollout_options import DEFAULT_HORIZON, DEFAULTS, RolloutOptions
+from forecast.rollout_options import names as option_names
 from forecast.rollout_shards import (
     Shard,
     join_shards,
@@ -272,11 +273,7 @@ def rollout(
     multi-process rollout (``forecast.rollout_shards``; rank 0 returns the joined file, other ranks their shard).
     See the module docstring for chunking, interruption and seeding.
     """
-    options = RolloutOptions(
-        members=members, context=context, horizon=horizon, inits=inits, starts=starts, sampler=sampler,
-        steps=steps, eta=eta, seed=seed, batch_size=batch_size, device=str(device), amp=amp, capture=capture,
-        channels_last=channels_last,
-    )  # fmt: skip
+    options = _options(locals())
     device = select_device(device) if not isinstance(device, torch.device) else device
     _check_options(model, options)
     test_ds, store, group = _open_data(data, group)
@@ -301,6 +298,12 @@ def rollout(
     return _generate_and_write(
         out_path, settings, test_ds, labels, resume, shard, model, layout, device, progress
     )
+
+
+def _options(arguments: dict[str, Any]) -> RolloutOptions:
+    """The ``RolloutOptions`` among a function's ``arguments`` (its ``locals()``), validated."""
+    values = {name: arguments[name] for name in option_names()}
+    return RolloutOptions(**{**values, "device": str(values["device"])})
 
 
 def _ensemble_size(model: SequenceModel, members: int, log: Callable[[str], Any] | None) -> int:
@@ -517,11 +520,7 @@ def rollout_run(
 
     from forecast.training import load_run
 
-    options = RolloutOptions(
-        members=members, context=context, horizon=horizon, inits=inits, starts=starts, sampler=sampler,
-        steps=steps, eta=eta, seed=seed, batch_size=batch_size, device=str(device), amp=amp, capture=capture,
-        channels_last=channels_last,
-    )  # fmt: skip
+    options = _options(locals())
     device = select_device(device) if not isinstance(device, torch.device) else device
     if shard is not None:
         device = shard_device(device, shard)
