@@ -12,7 +12,14 @@ Algorithm 2 prints the noise scale as ``(1 - abar_{n-1}) / (1 - abar_n) * beta_n
 *variance* ``beta-tilde_n`` where a standard deviation belongs (and ``1/sqrt(abar_n)`` where Ho et al. have
 ``1/sqrt(alpha_n)``). We use Ho et al.'s ancestral step with ``gamma_n = beta-tilde_n``, the variance of the
 true posterior ``q(y_{n-1} | y_n, y_0)``: the choice for which the sampler is exact in the limit of many steps
-(see ``tests/test_diffusion.py``, which drives both samplers with the optimal predictor of a Gaussian).
+(see ``tests/test_diffusion.py``, which drives the samplers with the optimal predictor of a Gaussian).
+
+Few-step sampling. ``dpmpp2m`` is DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided
+Sampling of Diffusion Probabilistic Models", algorithm 2): the probability-flow ODE written in the log
+signal-to-noise ratio ``lambda = log(sqrt(abar) / sqrt(1 - abar))`` and the network's y0 prediction, integrated
+exactly in its linear part and to second order (multistep: the previous step's y0 is reused, one network
+evaluation per step) in the rest. Over the same strided steps as DDIM (DDIM is its first-order case), ``steps``
+steps cost ``steps`` evaluations: the last one denoises to the data (``sigma = 0``, as DDIM's last step does).
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ PREDICTIONS = ("eps", "y0", "v")
 #: weighting of the training loss over noise levels: ``uniform`` (equation 9: the plain error of the prediction
 #: target) or ``min_snr`` (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting Strategy")
 LOSS_WEIGHTINGS = ("uniform", "min_snr")
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpmpp2m")
+#: samplers that integrate the probability-flow ODE: deterministic given the starting noise, no ``eta``
+ODE_SAMPLERS = ("dpmpp2m",)
 LOSSES = ("l2", "l1")
 
 
@@ -110,6 +119,10 @@ class GaussianDiffusion:
         self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
         # Variance of the true posterior q(y_{n-1} | y_n, y_0): the reverse variance gamma_n we use.
         self.posterior_variance = self.betas * (1 - self.alphas_cumprod_prev) / (1 - self.alphas_cumprod)
+        #: half the log signal-to-noise ratio, lambda_n = log(sqrt(abar_n) / sqrt(1 - abar_n)): DPM-Solver's time.
+        #: For the cosine schedule it is the continuous-time lambda(t) at t = (n + 1) / N wherever beta was not
+        #: clipped (all but the last step, where lambda(1) = -inf and the clipped abar keeps it finite)
+        self.log_snr = 0.5 * (torch.log(self.alphas_cumprod) - torch.log1p(-self.alphas_cumprod))
         self._cache: dict[tuple[torch.device, torch.dtype], dict[str, torch.Tensor]] = {}
 
     def __repr__(self) -> str:
@@ -238,6 +251,28 @@ class GaussianDiffusion:
             return torch.tensor([self.steps - 1])
         return torch.linspace(0, self.steps - 1, steps, dtype=torch.float64).round().long()
 
+    def log_snr_timesteps(self, steps: int) -> torch.Tensor:
+        """``steps`` distinct diffusion indices from 0 to N-1, as evenly spaced in ``log_snr`` as integers allow.
+
+        DPM-Solver's "logSNR" spacing: the solver's error is governed by its steps in lambda, and the cosine
+        schedule's lambda changes fastest at both ends, where even index strides leave the largest gaps. The
+        grid spans lambda_0 .. lambda_{N-2} and the solver starts at N-1 as every sampler does: the last lambda
+        is set by the clip of beta at 0.999 (the schedule's own is -inf), and spacing up to it would spend several
+        evaluations on the last few, almost pure-noise, steps. Each index is the nearest to its target, then
+        pushed up (from the data end) and down (from the noise end) just enough that all are distinct.
+        """
+        self.ddim_timesteps(steps)  # validates the count
+        if steps <= 2:
+            return torch.tensor([0, self.steps - 1][-steps:])
+        log_snr = self.log_snr[:-1]
+        targets = torch.linspace(float(log_snr[0]), float(log_snr[-1]), steps - 1, dtype=torch.float64)
+        seq = sorted(int((log_snr - x).abs().argmin()) for x in targets.tolist()) + [self.steps - 1]
+        for k in range(1, steps):
+            seq[k] = max(seq[k], seq[k - 1] + 1)
+        for k in range(steps - 1, -1, -1):
+            seq[k] = min(seq[k], self.steps - steps + k)
+        return torch.tensor(seq, dtype=torch.long)
+
     @torch.no_grad()
     def sample(
         self,
@@ -250,28 +285,47 @@ class GaussianDiffusion:
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         progress: bool = False,
+        start: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Generate ``y0`` of ``shape`` from ``y_{N-1} ~ N(0, I)``.
+        """Generate ``y0`` of ``shape`` from ``y_{N-1} ~ N(0, I)`` (or from ``start``, a given ``y_{N-1}``).
 
         ``ddpm``: ancestral sampling over all N steps (``steps`` must be None or N). ``ddim``: ``steps``
         strided steps (None: all N) with stochasticity ``eta`` (0: deterministic; 1 with all N steps: the
-        same chain as ``ddpm``).
+        same chain as ``ddpm``). ``dpmpp2m``: DPM-Solver++(2M) over the same ``steps`` strided steps
+        (deterministic; ``eta`` must be 0). ``steps`` network evaluations either way (``ddpm``: N).
         """
+        self.check_sampler(sampler, steps, eta)
+        if generator is not None and device is None:
+            device = generator.device
+        dtype = dtype or torch.get_default_dtype()
+        if start is None:
+            y = torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+        elif tuple(start.shape) != tuple(shape):
+            raise ForecastError(f"start has shape {tuple(start.shape)}, expected {tuple(shape)}")
+        else:
+            y = start.to(device=device or start.device, dtype=dtype)
+        if sampler == "ddpm":
+            return self._ddpm(eps_model, y, generator, progress)
+        if sampler == "dpmpp2m":
+            return self._dpmpp2m(eps_model, y, self.log_snr_timesteps(steps or self.steps), progress)
+        return self._ddim(eps_model, y, self.ddim_timesteps(steps or self.steps), eta, generator, progress)
+
+    def check_sampler(self, sampler: str, steps: int | None, eta: float = 0.0) -> None:
+        """Raise a one-line ``ForecastError`` unless ``sampler`` can run ``steps`` steps with ``eta``."""
         if sampler not in SAMPLERS:
             raise ForecastError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
         if sampler == "ddpm" and steps not in (None, self.steps):
             raise ForecastError(
                 f"the ddpm sampler runs all {self.steps} diffusion steps; use sampler 'ddim' for {steps} steps"
             )
+        if steps is not None:
+            self.ddim_timesteps(steps)  # validates the count
         if not eta >= 0:
             raise ForecastError(f"eta must be >= 0, got {eta!r}")
-        if generator is not None and device is None:
-            device = generator.device
-        dtype = dtype or torch.get_default_dtype()
-        y = torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
-        if sampler == "ddpm":
-            return self._ddpm(eps_model, y, generator, progress)
-        return self._ddim(eps_model, y, self.ddim_timesteps(steps or self.steps), eta, generator, progress)
+        if sampler in ODE_SAMPLERS and eta != 0:
+            raise ForecastError(
+                f"the {sampler} sampler is deterministic (an ODE solver): eta must be 0, got {eta}"
+            )
 
     def _predict(
         self, eps_model: EpsModel, y: torch.Tensor, n: torch.Tensor
@@ -317,4 +371,35 @@ class GaussianDiffusion:
             y = abar_prev.sqrt() * y0 + (1 - abar_prev - var).clamp(min=0).sqrt() * eps
             if k > 0 and eta > 0:
                 y = y + var.sqrt() * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        return y
+
+    def _dpmpp2m(self, eps_model: EpsModel, y: torch.Tensor, timesteps: torch.Tensor, progress: bool):
+        """DPM-Solver++(2M) from ``timesteps[-1]`` down to ``timesteps[0]``, then a last denoising step.
+
+        From ``s`` to ``t`` (``h = lambda_t - lambda_s > 0``):
+        ``y_t = sigma_t / sigma_s * y_s - alpha_t * expm1(-h) * D`` with ``D`` the y0 predicted at ``s`` (the
+        first step, first order) or its linear extrapolation ``(1 + 1/(2r)) y0_s - 1/(2r) y0_prev`` with
+        ``r = h_prev / h`` (the multistep second-order correction). The last step goes to ``sigma = 0``, where
+        ``h`` is infinite and the update is the predicted y0 itself.
+        """
+        batch = y.shape[0]
+        # coefficients from the float64 tables: lambda differences of nearby steps lose digits in float32
+        abar_all, log_snr = self.alphas_cumprod, self.log_snr
+        seq = timesteps.tolist()
+        y0_prev, h_prev = None, None
+        for k in tqdm(range(len(seq) - 1, -1, -1), desc="dpmpp2m", disable=not progress, leave=False):
+            n = torch.full((batch,), seq[k], device=y.device, dtype=torch.long)
+            _, y0 = self._predict(eps_model, y, n)
+            if k == 0:
+                return y0
+            s, t = seq[k], seq[k - 1]
+            h = float(log_snr[t] - log_snr[s])
+            if y0_prev is None:
+                data = y0
+            else:
+                r = h_prev / h
+                data = (1 + 1 / (2 * r)) * y0 - (1 / (2 * r)) * y0_prev
+            ratio = math.sqrt((1 - float(abar_all[t])) / (1 - float(abar_all[s])))
+            y = ratio * y - math.sqrt(float(abar_all[t])) * math.expm1(-h) * data
+            y0_prev, h_prev = y0, h
         return y

@@ -33,7 +33,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,8 @@ class Init:
 class ForecastSettings:
     """Everything a forecast file was made with: the source of its attributes and of its resume fingerprint.
 
+    Built by ``from_options`` from the rollout's options (``forecast.rollout_options``), whose defaults they are.
+
     ``steps`` is the number of sampling steps asked for (``None``: the model's all), ``sampling_steps`` the
     number run. ``provenance`` holds where the forecast came from (``checkpoint``, ``run_dir``, ``weights``,
     ``config``, ...) and any caller's attributes; ``source_store`` and ``source_group`` name the field store.
@@ -121,18 +123,31 @@ class ForecastSettings:
     seed: int
     member_chunk: int
     amp: bool
-    capture: str = (
-        "none"  # compiled or captured denoiser (forecast.capture): the same samples to float rounding
-    )
-    channels_last: bool = False  # the denoiser in channels-last memory format: likewise, to float rounding
+    capture: str  # compiled or captured denoiser (forecast.capture): the same samples to float rounding
+    channels_last: bool  # the denoiser in channels-last memory format: likewise, to float rounding
+    starts: str
     source_store: str = "unknown"
     source_group: str = TEST_GROUP
-    starts: str = "even"
     provenance: Mapping[str, Any] = field(default_factory=dict)
     # how, not what: not part of the fingerprint
     device: str = "cpu"
     software: str = f"forecast {__version__}"
     history: str = ""
+
+    @classmethod
+    def from_options(cls, options: Any, **resolved: Any) -> ForecastSettings:
+        """The settings of a file made with ``options`` (a ``forecast.rollout_options.RolloutOptions``).
+
+        Every option the file records is taken from ``options`` (``steps``: the steps the sampler is asked for,
+        ``options.sampling_steps()``); ``resolved`` gives the rest and what the rollout decided in their place
+        (the inits, the horizon, one member for a deterministic model, the resolved capture mode, ...).
+        """
+        names = {f.name for f in fields(cls)}
+        taken = {name: value for name, value in options.as_kwargs().items() if name in names}
+        taken["steps"] = options.sampling_steps()
+        taken.update(resolved)
+        taken["member_chunk"] = min(taken["members"], options.batch_size)  # chunks have their own noise
+        return cls(**taken)
 
     def fingerprint(self) -> str:
         """What determines the file's contents; a partial file resumes only under the same fingerprint."""

@@ -46,12 +46,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from forecast.atomic import atomic_output
 from forecast.errors import ForecastError
+from forecast.rollout_options import RolloutOptions
 
 #: free-stream turbulence at the inlet of the stochastic vortex street (``KarmanConfig`` options: std of the
 #: inflow velocity relative to U; correlation time in convective times D / U and length in cylinder diameters,
@@ -61,24 +62,9 @@ STREET_NOISE = {"inflow_noise": 0.1, "noise_time": 2.0, "noise_length": 2.0, "no
 ORACLE = "Oracle"
 
 
-@dataclass(frozen=True)
-class RolloutSettings:
-    """How every row's forecasts are made (``Row.rollout`` overrides them per row)."""
-
-    members: int = 8
-    inits: int | None = 8  # starts spread evenly over the test group (None: one per sequence)
-    context: int = 4
-    horizon: int | None = 8  # None: the truth group's horizon with starts "truth" (16 otherwise)
-    starts: str = "even"  # "truth": exactly the truth group's starts (not inits), scored against it too
-    sampler: str = "ddim"
-    steps: int | None = 20  # diffusion sampling steps (None: all N); models without diffusion ignore it
-    eta: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-
-    def at_truth_starts(self) -> RolloutSettings:
-        """These settings, forecasting exactly the truth group's starts over its horizon."""
-        return replace(self, starts="truth", inits=None, horizon=None)
+#: how every row's forecasts are made (``Row.rollout`` overrides them per row): the rollout options themselves,
+#: with the defaults of ``forecast rollout`` and ``rollout_run``
+RolloutSettings = RolloutOptions
 
 
 @dataclass(frozen=True)
@@ -142,7 +128,7 @@ class Pipeline:
         return self.out / "scores" / f"{row.name}.nc"
 
     def rollout_settings(self, row: Row) -> RolloutSettings:
-        return replace(self.settings, **row.rollout)
+        return self.settings.with_overrides(row.rollout)
 
     # ------------------------------------------------------------------ stages
     def data(self) -> Path:
@@ -401,12 +387,8 @@ def roll_out(run_dir: Path, store: Path, out: Path, settings: RolloutSettings, p
     if out.exists():
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    rollout_run(
-        run_dir, store, out, members=settings.members, context=settings.context, horizon=settings.horizon,
-        inits=settings.inits if settings.starts != "truth" else None, starts=settings.starts,
-        sampler=settings.sampler, steps=settings.steps, eta=settings.eta, seed=settings.seed,
-        device=settings.device, resume=True, progress=progress,
-    )  # fmt: skip
+    options = settings.as_kwargs() | ({"inits": None} if settings.starts == "truth" else {})
+    rollout_run(run_dir, store, out, **options, resume=True, progress=progress)
 
 
 def score(forecast_file: Path, out: Path, truth: Path | None = None) -> None:

@@ -43,7 +43,7 @@ from forecast import __version__
 from forecast.capture import resolve_capture
 from forecast.claims import claim_output
 from forecast.data.channels import ChannelLayout
-from forecast.device import autocast_dtype
+from forecast.device import autocast_dtype, select_device
 from forecast.diffusion import SAMPLERS
 from forecast.errors import ForecastError
 from forecast.field_store import TEST_GROUP, check_truth, open_truth
@@ -56,6 +56,8 @@ from forecast.forecast_file import (
     partial_path,
 )
 from forecast.models.base import SequenceModel
+from forecast.rollout_options import DEFAULT_HORIZON, DEFAULTS, RolloutOptions
+from forecast.rollout_options import names as option_names
 from forecast.rollout_shards import (
     Shard,
     join_shards,
@@ -66,10 +68,6 @@ from forecast.rollout_shards import (
     unsealed_path,
     wait_for_shards,
 )
-
-#: how the starts are chosen: spread evenly over the test group, or those of the store's truth group
-STARTS = ("even", "truth")
-DEFAULT_HORIZON = 16
 
 __all__ = ["Init", "RolloutInterrupted", "choose_inits", "generate", "rollout", "rollout_run", "truth_inits"]
 
@@ -247,20 +245,20 @@ def rollout(
     data: xr.Dataset | str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    members: int = 8,
-    context: int = 4,
-    horizon: int | None = None,
-    inits: int | Sequence[Init] | None = None,
-    starts: str = "even",
-    sampler: str = "ddpm",
-    steps: int | None = None,
-    eta: float = 0.0,
-    seed: int = 0,
-    batch_size: int = 32,
-    device: torch.device | str = "cpu",
-    amp: bool = False,
-    capture: str = "none",
-    channels_last: bool = False,
+    members: int = DEFAULTS.members,
+    context: int = DEFAULTS.context,
+    horizon: int | None = DEFAULTS.horizon,
+    inits: int | Sequence[Init] | None = DEFAULTS.inits,
+    starts: str = DEFAULTS.starts,
+    sampler: str = DEFAULTS.sampler,
+    steps: int | None = DEFAULTS.steps,
+    eta: float = DEFAULTS.eta,
+    seed: int = DEFAULTS.seed,
+    batch_size: int = DEFAULTS.batch_size,
+    device: torch.device | str = DEFAULTS.device,
+    amp: bool = DEFAULTS.amp,
+    capture: str = DEFAULTS.capture,
+    channels_last: bool = DEFAULTS.channels_last,
     attrs: dict[str, Any] | None = None,
     group: str | None = None,
     history: str | None = None,
@@ -271,47 +269,36 @@ def rollout(
 ) -> Path:
     """Write an ensemble forecast file for starts of a field store's test group and return its path.
 
-    ``data`` is the store's path (its ``group``, default ``test``, is opened) or an opened group. ``starts``:
-    ``"even"`` takes ``inits`` starts (a count spread evenly by ``choose_inits``, ``None`` one per sequence, or
-    explicit ``Init`` objects); ``"truth"`` the starts of the store's ``truth`` group, whose horizon is then the
-    default. ``horizon`` defaults to 16 otherwise. ``attrs`` are added to the file's global attributes (the
-    checkpoint and run directory: ``rollout_run`` puts them there); ``history`` is the command that made the file;
-    ``log`` receives notes for the user (a deterministic model is written with one member). ``amp``: bf16
-    autocast of the networks (the sampler's arithmetic stays fp32); ``capture``: compile or CUDA-graph-capture
-    the denoiser (``forecast.capture``); ``channels_last``: run it in that memory format. ``shard``: this
-    process's part of a multi-process rollout (``forecast.rollout_shards``; rank 0 returns the joined file, other
-    ranks their shard).
+    The options (``members`` .. ``channels_last``) are those of ``forecast.rollout_options.RolloutOptions``, with
+    its defaults. ``data`` is the store's path (its ``group``, default ``test``, is opened) or an opened group.
+    ``starts``: ``"even"`` takes ``inits`` starts (a count spread evenly by ``choose_inits``, ``None`` one per
+    sequence, or explicit ``Init`` objects); ``"truth"`` the starts of the store's ``truth`` group, whose horizon
+    is then the default. ``horizon`` defaults to 16 otherwise. ``steps=None``: the sampler's default
+    (``RolloutOptions.sampling_steps``). ``attrs`` are added to the file's global attributes (the checkpoint and
+    run directory: ``rollout_run`` puts them there); ``history`` is the command that made the file; ``log``
+    receives notes for the user (a deterministic model is written with one member). ``amp``: bf16 autocast of the
+    networks (the sampler's arithmetic stays fp32); ``capture``: compile or CUDA-graph-capture the denoiser
+    (``forecast.capture``); ``channels_last``: run it in that memory format. ``shard``: this process's part of a
+    multi-process rollout (``forecast.rollout_shards``; rank 0 returns the joined file, other ranks their shard).
     See the module docstring for chunking, interruption and seeding.
-
-    Over 60 lines for its 25 options, their documentation and the settings record they fill; the steps are
-    one call each: validate, choose the starts, record the settings, generate and write.
     """
-    device = torch.device(device)
-    capture = resolve_capture(capture, device)
-    _check_options(model, sampler, steps, members, batch_size, starts)
+    options = _options(locals())
+    device = select_device(device) if not isinstance(device, torch.device) else device
+    _check_options(model, options)
     test_ds, store, group = _open_data(data, group)
     layout.check_compatible(test_ds, "test store")
-    members = _ensemble_size(model, members, log)
     chosen, labels, horizon = _choose(test_ds, store, starts, inits, context, horizon)
-    settings = ForecastSettings(
+    settings = ForecastSettings.from_options(
+        options,
         model=model.name,
         variables=tuple(layout.variables),
         inits=tuple(chosen),
-        members=members,
-        context=context,
+        members=_ensemble_size(model, members, log),
         horizon=horizon,
-        sampler=sampler,
-        steps=steps,
-        sampling_steps=_resolved_steps(model, steps),
-        eta=eta,
-        seed=seed,
-        member_chunk=min(members, batch_size),  # chunks have their own noise: part of the result
-        amp=amp,
-        capture=capture,
-        channels_last=channels_last,
+        sampling_steps=_resolved_steps(model, options.sampling_steps()),
+        capture=resolve_capture(capture, device),
         source_store=str(store) if store is not None else "unknown",
         source_group=group,
-        starts=starts,
         provenance=dict(attrs or {}),
         device=str(device),
         software=f"forecast {__version__}, torch {torch.__version__}",
@@ -320,6 +307,12 @@ def rollout(
     return _generate_and_write(
         out_path, settings, test_ds, labels, resume, shard, model, layout, device, progress
     )
+
+
+def _options(arguments: dict[str, Any]) -> RolloutOptions:
+    """The ``RolloutOptions`` among a function's ``arguments`` (its ``locals()``), validated."""
+    values = {name: arguments[name] for name in option_names()}
+    return RolloutOptions(**{**values, "device": str(values["device"])})
 
 
 def _ensemble_size(model: SequenceModel, members: int, log: Callable[[str], Any] | None) -> int:
@@ -380,24 +373,13 @@ def _sharded(shard: Shard, out_path, settings: ForecastSettings, test_ds, labels
         return join_shards(out_path, shard.world, partial_path(out_path))
 
 
-def _check_options(
-    model: SequenceModel, sampler: str, steps, members: int, batch_size: int, starts: str
-) -> None:
-    if starts not in STARTS:
-        raise ForecastError(f"unknown starts {starts!r}; choose one of {STARTS}")
-    if sampler not in SAMPLERS:
-        raise ForecastError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
-    if steps is not None and steps < 1:
-        raise ForecastError(f"--steps must be at least 1 (got {steps})")
-    if members < 1:
-        raise ForecastError(f"--members must be at least 1 (got {members})")
-    if batch_size < 1:
-        raise ForecastError(f"--batch-size must be at least 1 (got {batch_size})")
-    n_diffusion = getattr(getattr(model, "diffusion", None), "steps", None)
-    if sampler == "ddpm" and steps is not None and isinstance(n_diffusion, int) and steps != n_diffusion:
-        raise ForecastError(
-            f"the ddpm sampler runs all {n_diffusion} diffusion steps of this model; use --sampler ddim for {steps}"
-        )
+def _check_options(model: SequenceModel, options: RolloutOptions) -> None:
+    """What ``RolloutOptions`` cannot check alone: the sampler's name, and its steps against the model's N."""
+    if options.sampler not in SAMPLERS:
+        raise ForecastError(f"unknown sampler {options.sampler!r}; choose one of {SAMPLERS}")
+    diffusion = getattr(model, "diffusion", None)
+    if isinstance(getattr(diffusion, "steps", None), int):
+        diffusion.check_sampler(options.sampler, options.sampling_steps(), options.eta)
 
 
 def _open_data(data, group: str | None) -> tuple[xr.Dataset, str | None, str]:
@@ -523,24 +505,41 @@ def rollout_run(
     store: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
+    members: int = DEFAULTS.members,
+    context: int = DEFAULTS.context,
+    horizon: int | None = DEFAULTS.horizon,
+    inits: int | Sequence[Init] | None = DEFAULTS.inits,
+    starts: str = DEFAULTS.starts,
+    sampler: str = DEFAULTS.sampler,
+    steps: int | None = DEFAULTS.steps,
+    eta: float = DEFAULTS.eta,
+    seed: int = DEFAULTS.seed,
+    batch_size: int = DEFAULTS.batch_size,
+    device: str | torch.device = DEFAULTS.device,
+    amp: bool = DEFAULTS.amp,
+    capture: str = DEFAULTS.capture,
+    channels_last: bool = DEFAULTS.channels_last,
     ema: bool = True,
-    device: str | torch.device = "auto",
+    attrs: dict[str, Any] | None = None,
     history: str | None = None,
-    **options: Any,
+    resume: bool = False,
+    progress: bool = False,
+    log: Callable[[str], Any] | None = None,
+    shard: Shard | None = None,
 ) -> Path:
     """Forecast a field store with a run directory's trained model, recording where both came from.
 
-    Loads the run (EMA weights unless ``ema=False``) and calls ``rollout`` on the store's test group with
-    ``options`` (``members``, ``context``, ``horizon``, ``inits``, ``starts``, ``sampler``, ...); the file's
-    attributes name the checkpoint, its step, the run directory, the weights, the config, the store and group.
+    Loads the run (EMA weights unless ``ema=False``) and calls ``rollout`` on the store's test group with the
+    options (``forecast.rollout_options.RolloutOptions``: ``members`` .. ``channels_last``, the same defaults as
+    ``forecast rollout`` and the pipeline); the file's attributes name the checkpoint, its step, the run
+    directory, the weights, the config, the store and group, and ``attrs``.
     """
     import json
 
-    from forecast.device import select_device
     from forecast.training import load_run
 
+    options = _options(locals())
     device = select_device(device) if not isinstance(device, torch.device) else device
-    shard = options.get("shard")
     if shard is not None:
         device = shard_device(device, shard)
     if device.type == "cuda":
@@ -554,12 +553,13 @@ def rollout_run(
         "run_dir": str(run_dir),
         "weights": "ema" if ema else "raw",
         "config": json.dumps(run.config, sort_keys=True, default=str),
-        **(options.pop("attrs", None) or {}),
+        **(attrs or {}),
     }
     if history is None:
         history = history_entry(
             f"forecast.rollout.rollout_run({str(run_dir)!r}, {str(store)!r}) (Python API)"
         )
     return rollout(
-        run.model, run.layout, store, out_path, device=device, attrs=provenance, history=history, **options
-    )
+        run.model, run.layout, store, out_path, **{**options.as_kwargs(), "device": device}, attrs=provenance,
+        history=history, resume=resume, progress=progress, log=log, shard=shard,
+    )  # fmt: skip

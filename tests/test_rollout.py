@@ -19,9 +19,11 @@ import xarray as xr
 import zarr
 
 from forecast.data.channels import ChannelLayout
+from forecast.diffusion import GaussianDiffusion
 from forecast.errors import ForecastError
 from forecast.models.base import SequenceModel
 from forecast.rollout import Init, RolloutInterrupted, choose_inits, rollout
+from forecast.rollout_options import SOLVER_STEPS
 
 N_SEQ, N_TIME, NY, NX = 3, 14, 5, 4
 
@@ -277,13 +279,23 @@ def test_rollout_on_cuda_is_reproducible(tmp_path):
 def test_ddpm_with_fewer_steps_than_the_model_is_refused_before_writing(tmp_path):
     ds = _dataset()
     model = RandomWalk()
-    model.diffusion = types.SimpleNamespace(steps=100)
+    model.diffusion = GaussianDiffusion(steps=100)
     with pytest.raises(ForecastError, match="ddpm sampler runs all 100"):
         rollout(model, _layout(ds), ds, tmp_path / "fc.nc", context=2, horizon=2, sampler="ddpm", steps=10)
+    with pytest.raises(ForecastError, match="sampling steps must be an integer in 1..100"):
+        rollout(model, _layout(ds), ds, tmp_path / "fc.nc", context=2, horizon=2, sampler="ddim", steps=101)
+    with pytest.raises(ForecastError, match="eta must be 0"):
+        rollout(model, _layout(ds), ds, tmp_path / "fc.nc", context=2, horizon=2, sampler="dpmpp2m", eta=1.0)
     assert not list(tmp_path.iterdir())
-    # the resolved N is what the file records
+    # the resolved steps are what the file records: the default sampler's few, ddim's all N
     out = rollout(model, _layout(ds), ds, tmp_path / "fc.nc", context=2, horizon=2, members=2)
-    assert xr.open_dataset(out).attrs["sampling_steps"] == 100
+    with xr.open_dataset(out) as fc:
+        assert (fc.attrs["sampler"], fc.attrs["sampling_steps"]) == ("dpmpp2m", SOLVER_STEPS)
+    out = rollout(
+        model, _layout(ds), ds, tmp_path / "ddim.nc", context=2, horizon=2, members=2, sampler="ddim"
+    )
+    with xr.open_dataset(out) as fc:
+        assert (fc.attrs["sampler"], fc.attrs["sampling_steps"]) == ("ddim", 100)
 
 
 def test_incompatible_store_is_refused(tmp_path):

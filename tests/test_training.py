@@ -10,6 +10,7 @@ import torch
 import yaml
 from training_helpers import ConvNextFrame, karman_like_store, toy_config, toy_factory, video_store
 
+import forecast.device as device_module
 from forecast.errors import ForecastError
 from forecast.training import Trainer, learning_rate, load_run, resolve_config
 from forecast.training.config import parse_training_config
@@ -262,8 +263,10 @@ def test_ema_update_is_the_exponential_average():
     assert EMA(model, decay=0.999, warmup=True).decay_at(0) == pytest.approx(0.1)
 
 
-def test_bf16_autocast_path(store, tmp_path):
-    # the GPU precision path, exercised with CPU autocast: weights and EMA stay float32
+def test_bf16_autocast_path(store, tmp_path, monkeypatch):
+    # the bf16 path with CPU autocast (whatever this CPU's flags: bf16 is emulated where not native): weights and
+    # EMA stay float32
+    monkeypatch.setattr(device_module, "cpu_supports_bf16", lambda: True)
     trainer = _train(toy_config(steps=2, precision="bf16"), store, tmp_path / "run")
     assert trainer.autocast_dtype == torch.bfloat16
     assert all(v.dtype == torch.float32 for v in trainer.ema.state_dict().values() if v.is_floating_point())
@@ -498,3 +501,35 @@ def test_rvd_with_sigma_per_pixel_trains_resumes_and_loads_with_its_fitted_map(s
     torch.testing.assert_close(
         loaded.model.residual_mean_square, straight.ema.state_dict()["residual_mean_square"]
     )
+
+
+def test_precision_bf16_autocasts_and_fp32_changes_nothing(monkeypatch):
+    """bf16: the forward pass's matrix products run in bf16 inside the Trainer's autocast region; fp32 (and auto
+    on a CPU) adds no region at all; bf16 on a CPU without AVX512-BF16 or AMX is one line."""
+    cpu = torch.device("cpu")
+    layer, x = torch.nn.Linear(4, 3), torch.randn(2, 4)
+    monkeypatch.setattr(device_module, "cpu_supports_bf16", lambda: True)
+    assert device_module.training_autocast_dtype("bf16", cpu) == torch.bfloat16
+    with torch.autocast("cpu", dtype=device_module.training_autocast_dtype("bf16", cpu)):
+        assert layer(x).dtype == torch.bfloat16
+    for precision in ("fp32", "auto"):
+        assert device_module.training_autocast_dtype(precision, cpu) is None
+    monkeypatch.setattr(device_module, "cpu_supports_bf16", lambda: False)
+    with pytest.raises(
+        ForecastError, match="training.precision bf16 needs a CPU with avx512_bf16 or amx_bf16"
+    ):
+        device_module.training_autocast_dtype("bf16", cpu)
+    assert device_module.training_autocast_dtype("fp32", cpu) is None
+    with pytest.raises(ForecastError, match="training.precision must be"):
+        parse_training_config({"training": {"precision": "fp16"}})
+
+
+def test_cpu_bf16_support_is_read_from_the_cpu_flags(tmp_path):
+    for flags, native in (
+        ("fpu avx512f avx512_bf16", True),
+        ("fpu amx_tile amx_bf16", True),
+        ("fpu avx2", False),
+    ):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert device_module.cpu_supports_bf16(str(info)) is native

@@ -69,7 +69,9 @@ class TrainingConfig:
     )
     prefetch_factor: int = 4  # batches prefetched per worker
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (overridden by --device)
-    precision: str = "auto"  # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
+    # auto (bf16 autocast on GPUs that support it, fp32 elsewhere) | bf16 (also on CPUs with AVX512-BF16 or AMX;
+    # refused where neither) | fp32
+    precision: str = "auto"
     channels_last: bool = False  # channels_last memory format for the network (helps convolutions on GPUs)
     compile: bool = False  # torch.compile the loss pass (GPUs; on CPUs the compile time rarely pays off)
     ddp_find_unused_parameters: bool = False

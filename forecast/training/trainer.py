@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from forecast.claims import claim_output
 from forecast.data.channels import ChannelLayout
 from forecast.data.windows import WindowDataset, WindowSampler, open_lazy
-from forecast.device import autocast_dtype
+from forecast.device import training_autocast_dtype
 from forecast.errors import ForecastError
 from forecast.field_store import open_field_store
 from forecast.io_errors import writing
@@ -196,12 +196,7 @@ class Trainer:
         return checkpoint_path(self.run_dir)
 
     def _autocast_dtype(self) -> torch.dtype | None:
-        precision = self.training.precision
-        if precision == "fp32":
-            return None
-        if precision == "bf16":
-            return torch.bfloat16
-        return autocast_dtype(self.device)
+        return training_autocast_dtype(self.training.precision, self.device)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The precision context of a training forward pass (bf16 autocast, or nothing)."""
