@@ -196,6 +196,16 @@ class KarmanConfig:
         return [int(t) for t in np.round(np.linspace(first, last, self.truth_inits)).astype(int)]
 
     @property
+    def runs(self) -> int:
+        """Runs (sequences) of the store: one per Reynolds number."""
+        return len(self.reynolds)
+
+    @property
+    def grid_cells(self) -> int:
+        """Lattice cells of one run's grid."""
+        return self.grid_length * self.grid_height
+
+    @property
     def frames_per_run(self) -> int:
         return self.frames + self.test_frames
 
