@@ -129,6 +129,8 @@ class Lattice:
         config = self.config
         amplitude = config.perturbation if amplitude is None else amplitude
         n, s = config.grid_size, config.scale
+        if s < 2:
+            raise ForecastError("a perturbation below a stored pixel needs --scale >= 2 (cells per pixel)")
         du = np.random.default_rng(seed).standard_normal((n, n, 2))
         blocks = du.reshape(n // s, s, n // s, s, 2)
         du = (blocks - blocks.mean(axis=(1, 3), keepdims=True)).reshape(n, n, 2)

@@ -1,0 +1,178 @@
+"""The physics of Kolmogorov flow, measured: chaos (twin runs, Lyapunov exponent), the truth ensemble's spread
+growth, the energy spectrum's slope, the energy balance. Figures and a JSON of the numbers into OUT.
+
+    python experiments/kolmogorov_physics.py --out docs/results/kolmogorov [--size 32] [--scale 2]
+                                             [--reynolds 100] [--samples 400] [--twins 3]
+
+One lattice (seed 0) is spun up; ``--samples`` states one T/2 apart give the spectrum and the energy budget;
+``--twins`` twin pairs (the state at successive points of the run, perturbed by 1e-6 U below a stored pixel)
+give the separation curves and the Lyapunov exponent (fit between 1e-5 and 1e-2 of the RMS vorticity); a small
+store with a truth group (8 members) gives the ensemble's spread growth, fitted over the same range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from simulators.kolmogorov import KolmogorovConfig, analysis, generate  # noqa: E402
+from simulators.kolmogorov.lattice import build_lattice  # noqa: E402
+
+#: the twin runs' and truth members' separation is fitted between these fractions of the RMS vorticity
+FIT_RANGE = (1e-5, 1e-2)
+TWIN_AMPLITUDE = 1e-6
+
+
+def twins(config: KolmogorovConfig, lattice, pairs: int, duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """(times in T, separations (pairs, samples)) of ``pairs`` twin pairs started ``duration`` T apart."""
+    every = int(round(config.time_unit / 4))
+    steps = int(duration * config.time_unit)
+    curves = []
+    for pair in range(pairs):
+        curves.append(analysis.twin_separation(config, pair, TWIN_AMPLITUDE, steps, every, lattice=lattice))
+        # the next pair starts from where this one's unperturbed twin ended (a new point of the attractor)
+        lattice.advance(steps)
+    times = np.arange(1, len(curves[0]) + 1) * every / config.time_unit
+    return times, np.array(curves)
+
+
+def truth_spread(
+    config: KolmogorovConfig, members: int, horizon: int, inits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lead times in T, relative spread (inits, leads)) of a truth group computed for this measurement: the
+    members' RMS deviation from their mean vorticity over the RMS vorticity, as ``separation`` of a pair."""
+    import xarray as xr
+
+    store_config = KolmogorovConfig(
+        seeds=(0,),
+        size=config.size,
+        scale=config.scale,
+        reynolds=config.reynolds,
+        frames=4,
+        test_frames=inits * horizon + 4,
+        every=int(round(config.time_unit / 2)),
+        truth_members=members,
+        truth_inits=inits,
+        truth_horizon=horizon,
+        truth_context=2,
+        perturbation=TWIN_AMPLITUDE,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(Path(tmp) / "k.zarr", store_config, scheduler="synchronous", progress=False)
+        truth = xr.open_zarr(Path(tmp) / "k.zarr", group="truth")["vorticity"].load()
+    spread = analysis.ensemble_spread(truth.values)
+    leads = truth["lead_time"].values * store_config.every / config.time_unit
+    return leads, spread
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--size", type=int, default=32, help="stored pixels per side")
+    parser.add_argument("--scale", type=int, default=2, help="cells per stored pixel")
+    parser.add_argument("--reynolds", type=float, default=100.0)
+    parser.add_argument("--samples", type=int, default=400, help="states for the spectrum and the budget")
+    parser.add_argument("--twins", type=int, default=3, help="twin pairs")
+    parser.add_argument("--duration", type=float, default=40.0, help="T per twin pair")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    config = KolmogorovConfig(size=(args.size, args.size), scale=args.scale, reynolds=args.reynolds)
+    lattice = build_lattice(config, 0)
+    lattice.advance(config.spinup_steps)
+    stats = analysis.statistics(lattice, args.samples, int(round(config.time_unit / 2)))
+    times, separations = twins(config, lattice, args.twins, args.duration)
+    rates = [analysis.growth_rate(times, s, *FIT_RANGE)[0] for s in separations]
+    leads, spread = truth_spread(config, members=8, horizon=int(2 * args.duration), inits=2)
+    spread_rates = [analysis.growth_rate(leads, s, *FIT_RANGE)[0] for s in spread]
+    n = config.wavenumber
+    fit = (n + 1, 3 * n)
+    result = {
+        "command": "python experiments/kolmogorov_physics.py " + " ".join(argv or sys.argv[1:]),
+        "lattice": config.grid_size,
+        "reynolds": config.reynolds,
+        "time_unit_steps": config.time_unit,
+        "lyapunov_per_T": rates,
+        "lyapunov_mean_per_T": float(np.mean(rates)),
+        "doubling_time_T": float(np.log(2) / np.mean(rates)),
+        "truth_spread_growth_per_T": spread_rates,
+        "spectral_fit_range": fit,
+        "spectral_slope": analysis.spectral_slope(stats.spectrum, *fit),
+        "spectral_slope_k_f+1_to_L/4": analysis.spectral_slope(stats.spectrum, n + 1, config.grid_size // 4),
+        "energy_balance_error": stats.balance_error,
+        "injection": float(stats.injection.mean()),
+        "dissipation": float(stats.dissipation.mean()),
+        "energy_over_U2": float(stats.energy.mean() / config.velocity**2),
+        "seconds": time.time() - start,
+    }
+    (out / "physics.json").write_text(json.dumps(result, indent=2))
+    figures(out, config, stats, times, separations, rates, leads, spread, spread_rates, fit, result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def figures(out, config, stats, times, separations, rates, leads, spread, spread_rates, fit, result) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s in separations:
+        ax.semilogy(times, s, color="C0", alpha=0.7)
+    for s in spread:
+        ax.semilogy(leads, s, color="C1", alpha=0.8)
+    t = np.linspace(0, times[-1], 50)
+    lam = result["lyapunov_mean_per_T"]
+    ax.semilogy(t, 1e-6 * np.exp(lam * t), "k--", label=f"exp({lam:.3f} t/T)")
+    ax.plot([], [], color="C0", label="twin runs (separation)")
+    ax.plot([], [], color="C1", label=f"truth ensemble (spread, growth {np.mean(spread_rates):.3f}/T)")
+    ax.axhspan(*FIT_RANGE, color="0.9", zorder=0)
+    ax.set(xlabel="t / T", ylabel="RMS vorticity difference / RMS vorticity", title="Chaos: error growth")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "error_growth.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    k = np.arange(1, stats.spectrum.size)
+    ax.loglog(k, stats.spectrum[1:], "o-", ms=3, label="E(k), time mean")
+    kf = np.arange(fit[0], fit[1] + 1)
+    slope = result["spectral_slope"]
+    ax.loglog(kf, stats.spectrum[fit[0]] * (kf / fit[0]) ** slope, "r-", lw=2, label=f"fit k^{slope:.2f}")
+    ax.loglog(kf, stats.spectrum[fit[0]] * (kf / fit[0]) ** -3.0, "k--", label="k^-3")
+    ax.axvline(config.wavenumber, color="0.5", ls=":", label="forcing wavenumber")
+    ax.set(xlabel="k (2 pi / L)", ylabel="E(k)", title="Energy spectrum")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "spectrum.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    t = np.arange(1, stats.injection.size + 1) / 2
+    ax.plot(t, stats.injection, label="injection <F u>")
+    ax.plot(t, stats.dissipation, label="dissipation nu <|grad u|^2>")
+    ax.set(
+        xlabel="t / T",
+        ylabel="power per cell (lattice units)",
+        title=f"Energy balance: means differ by {100 * stats.balance_error:.1f}%",
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "energy_balance.png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
