@@ -135,5 +135,5 @@ def ensemble_spread(values: np.ndarray) -> np.ndarray:
     the members' RMS standard deviation (ddof 1), over the field's RMS, so that in expectation it equals the
     ``separation`` of two members (and grows at the same exponential rate as a twin pair)."""
     variance = values.var(axis=1, ddof=1).mean(axis=(-2, -1))
-    scale = np.sqrt(np.mean(values**2, axis=(1, 3, 4)))[:, None]
+    scale = np.sqrt(np.mean(values**2, axis=(1, 2, 3, 4)))[:, None]
     return np.sqrt(2 * variance) / scale
