@@ -91,7 +91,9 @@ def test_growth_rate_recovers_an_exponential_and_refuses_no_range():
 def test_ensemble_spread_equals_pair_separation_in_expectation(rng):
     base = rng.standard_normal((1, 1, 2, 64, 64))
     members = base + 0.01 * rng.standard_normal((1, 400, 2, 64, 64))
-    members[:, :, 1] = base[:, :, 1] + 0.03 * rng.standard_normal((1, 400, 64, 64))  # lead 2: thrice the spread
+    members[:, :, 1] = base[:, :, 1] + 0.03 * rng.standard_normal(
+        (1, 400, 64, 64)
+    )  # lead 2: thrice the spread
     spreads = analysis.ensemble_spread(members)
     assert spreads.shape == (1, 2) and spreads[0, 1] / spreads[0, 0] == pytest.approx(3, rel=0.02)
     spread = spreads[0, 0]
