@@ -39,40 +39,50 @@ def twins(config: KolmogorovConfig, lattice, pairs: int, duration: float) -> tup
     steps = int(duration * config.time_unit)
     curves = []
     for pair in range(pairs):
-        curves.append(analysis.twin_separation(config, pair, TWIN_AMPLITUDE, steps, every, lattice=lattice))
-        # the next pair starts from where this one's unperturbed twin ended (a new point of the attractor)
-        lattice.advance(steps)
+        # on the lattice (not the stored frames); the next pair starts where this one's reference ended
+        curves.append(
+            analysis.twin_separation(config, pair, TWIN_AMPLITUDE, steps, every, lattice, stored=False)
+        )
     times = np.arange(1, len(curves[0]) + 1) * every / config.time_unit
     return times, np.array(curves)
 
 
-def truth_spread(
-    config: KolmogorovConfig, members: int, horizon: int, inits: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(lead times in T, relative spread (inits, leads)) of a truth group computed for this measurement: the
-    members' RMS deviation from their mean vorticity over the RMS vorticity, as ``separation`` of a pair."""
+def paired_growth(config: KolmogorovConfig, seeds: tuple, members: int, horizon: int) -> dict:
+    """Truth spread and twin separation from the same states: a store with one truth start per run (seeds
+    ``seeds``, ``members`` members of ``horizon`` frames T/2 apart), and for each start a twin pair from the very
+    state the members fork from (the run's deterministic trajectory up to there), both on the stored frames."""
     import xarray as xr
 
     store_config = KolmogorovConfig(
-        seeds=(0,),
+        seeds=seeds,
         size=config.size,
         scale=config.scale,
         reynolds=config.reynolds,
-        frames=4,
-        test_frames=inits * horizon + 4,
-        every=int(round(config.time_unit / 2)),
+        frames=2,
+        test_frames=horizon + 4,
         truth_members=members,
-        truth_inits=inits,
+        truth_inits=1,
         truth_horizon=horizon,
         truth_context=2,
         perturbation=TWIN_AMPLITUDE,
     )
+    every = store_config.every
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp) / "k.zarr", store_config, scheduler="synchronous", progress=False)
-        truth = xr.open_zarr(Path(tmp) / "k.zarr", group="truth")["vorticity"].load()
-    spread = analysis.ensemble_spread(truth.values)
-    leads = truth["lead_time"].values * store_config.every / config.time_unit
-    return leads, spread
+        truth = xr.open_zarr(Path(tmp) / "k.zarr", group="truth")
+        spread = analysis.ensemble_spread(truth["vorticity"].values)
+        init_times = truth["init_time"].values
+    twins = []
+    for seed, init_time in zip(seeds, init_times):
+        lattice = build_lattice(store_config, seed)
+        lattice.advance(
+            store_config.spinup_steps + int(init_time) * every
+        )  # the state of frame init_time - 1
+        twins.append(
+            analysis.twin_separation(store_config, seed, TWIN_AMPLITUDE, horizon * every, every, lattice)
+        )
+    leads = np.arange(1, horizon + 1) * every / config.time_unit
+    return {"leads": leads, "spread": spread, "twins": np.array(twins)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=2, help="cells per stored pixel")
     parser.add_argument("--reynolds", type=float, default=100.0)
     parser.add_argument("--samples", type=int, default=400, help="states for the spectrum and the budget")
-    parser.add_argument("--twins", type=int, default=3, help="twin pairs")
+    parser.add_argument("--twins", type=int, default=6, help="twin pairs on the lattice")
+    parser.add_argument(
+        "--starts", type=int, default=4, help="truth starts (one per seed) with a paired twin"
+    )
     parser.add_argument("--duration", type=float, default=40.0, help="T per twin pair")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -94,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     stats = analysis.statistics(lattice, args.samples, int(round(config.time_unit / 2)))
     times, separations = twins(config, lattice, args.twins, args.duration)
     rates = [analysis.growth_rate(times, s, *FIT_RANGE)[0] for s in separations]
-    leads, spread = truth_spread(config, members=8, horizon=int(2 * args.duration), inits=2)
+    paired = paired_growth(config, tuple(range(args.starts)), members=8, horizon=int(2 * args.duration))
+    leads, spread = paired["leads"], paired["spread"]
     spread_rates = [analysis.growth_rate(leads, s, *FIT_RANGE)[0] for s in spread]
+    paired_rates = [analysis.growth_rate(leads, s, *FIT_RANGE)[0] for s in paired["twins"]]
     n = config.wavenumber
     fit = (n + 1, 3 * n)
     result = {
@@ -107,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         "lyapunov_mean_per_T": float(np.mean(rates)),
         "doubling_time_T": float(np.log(2) / np.mean(rates)),
         "truth_spread_growth_per_T": spread_rates,
+        "paired_twin_growth_per_T": paired_rates,
+        "spread_over_twin_rate": [a / b for a, b in zip(spread_rates, paired_rates)],
+        "truth_spread_growth_mean_per_T": float(np.mean(spread_rates)),
+        "paired_twin_growth_mean_per_T": float(np.mean(paired_rates)),
         "spectral_fit_range": fit,
         "spectral_slope": analysis.spectral_slope(stats.spectrum, *fit),
         "spectral_slope_k_f+1_to_L/4": analysis.spectral_slope(stats.spectrum, n + 1, config.grid_size // 4),
@@ -117,29 +136,37 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.time() - start,
     }
     (out / "physics.json").write_text(json.dumps(result, indent=2))
-    figures(out, config, stats, times, separations, rates, leads, spread, spread_rates, fit, result)
+    figures(out, config, stats, times, separations, leads, spread, paired["twins"], fit, result)
     print(json.dumps(result, indent=2))
     return 0
 
 
-def figures(out, config, stats, times, separations, rates, leads, spread, spread_rates, fit, result) -> None:
+def figures(out, config, stats, times, separations, leads, spread, paired, fit, result) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    ax = axes[0]
     for s in separations:
         ax.semilogy(times, s, color="C0", alpha=0.7)
-    for s in spread:
-        ax.semilogy(leads, s, color="C1", alpha=0.8)
     t = np.linspace(0, times[-1], 50)
     lam = result["lyapunov_mean_per_T"]
-    ax.semilogy(t, 1e-6 * np.exp(lam * t), "k--", label=f"exp({lam:.3f} t/T)")
-    ax.plot([], [], color="C0", label="twin runs (separation)")
-    ax.plot([], [], color="C1", label=f"truth ensemble (spread, growth {np.mean(spread_rates):.3f}/T)")
+    ax.semilogy(t, 1e-6 * np.exp(lam * t), "k--", label=f"exp({lam:.3f} t/T), the mean fitted rate")
+    ax.plot([], [], color="C0", label=f"{len(separations)} twin pairs on the lattice")
     ax.axhspan(*FIT_RANGE, color="0.9", zorder=0)
-    ax.set(xlabel="t / T", ylabel="RMS vorticity difference / RMS vorticity", title="Chaos: error growth")
+    ax.set(xlabel="t / T", ylabel="RMS vorticity difference / RMS vorticity", title="Twin runs")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    for i, (s, p) in enumerate(zip(spread, paired)):
+        ax.semilogy(leads, s, color=f"C{i}", label=f"start {i}: truth spread" if i == 0 else None)
+        ax.semilogy(
+            leads, p, color=f"C{i}", ls="--", label="twin pair from the same state" if i == 0 else None
+        )
+    ax.axhspan(*FIT_RANGE, color="0.9", zorder=0)
+    ratio = result["truth_spread_growth_mean_per_T"] / result["paired_twin_growth_mean_per_T"]
+    ax.set(xlabel="lead / T", title=f"Truth ensemble (8 members) vs twins, stored frames: rates x{ratio:.2f}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "error_growth.png", dpi=110)

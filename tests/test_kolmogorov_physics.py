@@ -37,7 +37,8 @@ def twins(steady):
     """Separation of a twin pair every T/4 over 40 T, from the steady state perturbed by 1e-6 U."""
     lattice, _ = steady
     every = int(round(CONFIG.time_unit / 4))
-    separation = analysis.twin_separation(CONFIG, 0, AMPLITUDE, int(40 * CONFIG.time_unit), every, lattice)
+    steps = int(40 * CONFIG.time_unit)
+    separation = analysis.twin_separation(CONFIG, 0, AMPLITUDE, steps, every, lattice, stored=False)
     times = np.arange(1, separation.size + 1) / 4
     return times, separation
 
@@ -92,10 +93,13 @@ def test_an_unperturbed_twin_does_not_separate(steady):
         np.testing.assert_array_equal(lattice.save_state()[name], values)
 
 
-def test_truth_spread_grows_at_the_twins_rate(twins, tmp_path):
+def test_truth_spread_grows_at_the_rate_of_a_twin_pair_from_the_same_state(tmp_path):
     """The truth group's members (perturbed like the twins, 1e-6 U below a pixel) spread on the stored,
-    coarse-grained vorticity at the rate the twin runs separate on the lattice: within 35%."""
+    coarse-grained vorticity at the rate a twin pair separates from the very state they fork from: within 30%
+    (the finite-time rate varies between states by a factor of two, docs/results/kolmogorov.md, so the pair
+    must start where the members do)."""
     from simulators.kolmogorov import generate
+    from simulators.kolmogorov.lattice import build_lattice
 
     config = KolmogorovConfig(
         seeds=(0,),
@@ -110,9 +114,13 @@ def test_truth_spread_grows_at_the_twins_rate(twins, tmp_path):
         perturbation=AMPLITUDE,
     )
     generate(tmp_path / "k.zarr", config, scheduler="synchronous", progress=False)
-    truth = xr.open_zarr(tmp_path / "k.zarr", group="truth")["vorticity"].values
-    spread = analysis.ensemble_spread(truth)[0]
-    leads = np.arange(1, spread.size + 1) * config.every / CONFIG.time_unit
+    truth = xr.open_zarr(tmp_path / "k.zarr", group="truth")
+    spread = analysis.ensemble_spread(truth["vorticity"].values)[0]
+    lattice = build_lattice(config, 0)
+    lattice.advance(config.spinup_steps + int(truth["init_time"][0]) * config.every)  # the members' fork
+    pair = analysis.twin_separation(config, 1, AMPLITUDE, 80 * config.every, config.every, lattice)
+    leads = np.arange(1, spread.size + 1) * config.every / config.time_unit
     spread_rate, _ = analysis.growth_rate(leads, spread, *FIT_RANGE)
-    twin_rate, _ = analysis.growth_rate(*twins, *FIT_RANGE)
-    assert spread_rate == pytest.approx(twin_rate, rel=0.35)
+    pair_rate, _ = analysis.growth_rate(leads, pair, *FIT_RANGE)
+    assert spread_rate > 0.1
+    assert spread_rate == pytest.approx(pair_rate, rel=0.3)
