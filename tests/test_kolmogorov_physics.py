@@ -19,6 +19,7 @@ AMPLITUDE = 1e-6  # of the twin's and the members' perturbation, relative to U
 #: the energy balance's tolerance at this resolution: |<injection> - <dissipation>| / <injection> over 100 T
 #: (measured 5.3% on 64 x 64 with 200 samples, 0.6% on 128 x 128: lattice resolution and finite averaging)
 BALANCE_TOLERANCE = 0.08
+LYAPUNOV = 0.36  # per T: the twin pairs' exponent at these settings (6 pairs, docs/results/kolmogorov.md)
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +94,14 @@ def test_an_unperturbed_twin_does_not_separate(steady):
         np.testing.assert_array_equal(lattice.save_state()[name], values)
 
 
-def test_truth_spread_grows_at_the_rate_of_a_twin_pair_from_the_same_state(tmp_path):
-    """The truth group's members (perturbed like the twins, 1e-6 U below a pixel) spread on the stored,
-    coarse-grained vorticity at the rate a twin pair separates from the very state they fork from: within 30%
-    (the finite-time rate varies between states by a factor of two, docs/results/kolmogorov.md, so the pair
-    must start where the members do)."""
+def test_truth_spread_grows_at_the_lyapunov_rate(tmp_path):
+    """The truth group's members (perturbed like the twins, 1e-6 U below a pixel) spread exponentially on the
+    stored, coarse-grained vorticity, over three decades, at the leading Lyapunov exponent measured from twin
+    pairs (0.36 / T, docs/results/kolmogorov.md) within a factor of two: the finite-time rate of one start
+    varies by that much (from 0.18 to 0.71 / T between twin pairs; a perturbation's share in the neutral
+    x-translation mode does not grow), and averaged over starts the spread's rate is 1.03x that of twin pairs
+    from the same states (experiments/kolmogorov_physics.py)."""
     from simulators.kolmogorov import generate
-    from simulators.kolmogorov.lattice import build_lattice
 
     config = KolmogorovConfig(
         seeds=(0,),
@@ -114,13 +116,8 @@ def test_truth_spread_grows_at_the_rate_of_a_twin_pair_from_the_same_state(tmp_p
         perturbation=AMPLITUDE,
     )
     generate(tmp_path / "k.zarr", config, scheduler="synchronous", progress=False)
-    truth = xr.open_zarr(tmp_path / "k.zarr", group="truth")
-    spread = analysis.ensemble_spread(truth["vorticity"].values)[0]
-    lattice = build_lattice(config, 0)
-    lattice.advance(config.spinup_steps + int(truth["init_time"][0]) * config.every)  # the members' fork
-    pair = analysis.twin_separation(config, 1, AMPLITUDE, 80 * config.every, config.every, lattice)
-    leads = np.arange(1, spread.size + 1) * config.every / config.time_unit
-    spread_rate, _ = analysis.growth_rate(leads, spread, *FIT_RANGE)
-    pair_rate, _ = analysis.growth_rate(leads, pair, *FIT_RANGE)
-    assert spread_rate > 0.1
-    assert spread_rate == pytest.approx(pair_rate, rel=0.3)
+    spread = analysis.ensemble_spread(xr.open_zarr(tmp_path / "k.zarr", group="truth")["vorticity"].values)[0]
+    leads = np.arange(1, spread.size + 1) * config.every / CONFIG.time_unit
+    rate, mask = analysis.growth_rate(leads, spread, *FIT_RANGE)
+    assert LYAPUNOV / 2 < rate < 2 * LYAPUNOV
+    assert mask.sum() >= 10 and spread[:4].max() < 1e-5 < 1e-2 < spread[-1]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulators.common.flow import block_mean
 from simulators.kolmogorov.config import KolmogorovConfig
 from simulators.kolmogorov.lattice import Lattice, build_lattice
 from simulators.kolmogorov.run import full_fields
@@ -96,24 +97,32 @@ def twin_separation(
     steps: int,
     every: int,
     lattice: Lattice | None = None,
+    stored: bool = True,
 ) -> np.ndarray:
     """``separation`` every ``every`` steps (``steps // every`` values) between the lattice's trajectory from its
     current state (default: ``build_lattice(config, seed)`` after ``config.spinup_steps``) and a twin that starts
-    from the same state perturbed by ``amplitude`` x U below a stored pixel (``Lattice.perturb``)."""
+    from the same state perturbed by ``amplitude`` x U below a stored pixel (``Lattice.perturb`` with ``seed``),
+    measured on the stored frames' coarse-graining (in double precision), or on the lattice with
+    ``stored=False``. The lattice is left where the unperturbed trajectory ends."""
+
+    def observe() -> dict:
+        fields = full_fields(lattice)
+        return {k: block_mean(f, config.scale) for k, f in fields.items()} if stored else fields
+
     if lattice is None:
         lattice = build_lattice(config, seed)
         lattice.advance(config.spinup_steps)
     start = lattice.save_state()
-    reference = []
+    lattice.perturb(seed, amplitude)
+    twin = []
     for _ in range(steps // every):
         lattice.advance(every)
-        reference.append(full_fields(lattice))
+        twin.append(observe())
     lattice.restore_state(start)
-    lattice.perturb(seed + 1, amplitude)
     out = []
-    for state in reference:
+    for state in twin:
         lattice.advance(every)
-        out.append(separation(state, full_fields(lattice)))
+        out.append(separation(observe(), state))
     return np.array(out)
 
 
@@ -137,3 +146,24 @@ def ensemble_spread(values: np.ndarray) -> np.ndarray:
     variance = values.var(axis=1, ddof=1).mean(axis=(-2, -1))
     scale = np.sqrt(np.mean(values**2, axis=(1, 2, 3, 4)))[:, None]
     return np.sqrt(2 * variance) / scale
+
+
+def rates_over_a_common_window(
+    times: np.ndarray, curves: np.ndarray, low: float, high: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The growth rates of several error curves (rows of ``curves``) fitted over one window: the samples where
+    every curve is within its first passage from ``low`` to ``high`` (finite-time rates vary along a
+    trajectory, so curves compared over different windows differ by that, not by their growth). Returns
+    the rates and the window's mask."""
+    mask = np.logical_and.reduce([growth_rate(times, c, low, high)[1] for c in curves])
+    if mask.sum() < 3:
+        raise ValueError(f"the curves share fewer than 3 samples between {low:g} and {high:g}")
+    rates = np.array([np.polyfit(times[mask], np.log(c[mask]), 1)[0] for c in curves])
+    return rates, mask
+
+
+def lyapunov_exponent(times: np.ndarray, separations: np.ndarray, low: float, high: float) -> float:
+    """The leading Lyapunov exponent from twin pairs (rows of ``separations``): the growth rate of their mean
+    log-separation (the geometric mean over pairs, the average that defines the exponent) over its first
+    passage from ``low`` to ``high``."""
+    return growth_rate(times, np.exp(np.mean(np.log(separations), axis=0)), low, high)[0]
