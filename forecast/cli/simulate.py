@@ -47,6 +47,13 @@ def _flow_options(d) -> list[tuple[str, dict]]:
             default=list(d.reynolds),
             metavar="R",
         ),
+        *_frame_options(d, d.every, "lattice steps between stored frames"),
+    ]
+
+
+def _frame_options(d, every: int | None, every_help: str) -> list[tuple[str, dict]]:
+    """Frames per run and between them (every simulator's)."""
+    return [
         _opt("--frames", "train frames per run", type=count, default=d.frames),
         _opt(
             "--test-frames",
@@ -54,7 +61,7 @@ def _flow_options(d) -> list[tuple[str, dict]]:
             type=count,
             default=d.test_frames,
         ),
-        _opt("--every", "lattice steps between stored frames", type=count, default=d.every),
+        _opt("--every", every_help, type=count, default=every),
     ]
 
 
@@ -210,14 +217,7 @@ def _kolmogorov_options(d) -> list[tuple[str, dict]]:
             default=d.wavenumber,
         ),
         _opt("--velocity", "velocity unit U = sqrt(A l), lattice units", type=positive, default=d.velocity),
-        _opt("--frames", "train frames per run", type=count, default=d.frames),
-        _opt(
-            "--test-frames",
-            "frames that follow in the same run (test group)",
-            type=count,
-            default=d.test_frames,
-        ),
-        _opt("--every", "lattice steps between stored frames (default: T / 2)", type=count, default=None),
+        *_frame_options(d, None, "lattice steps between stored frames (default: T / 2)"),
         _opt(
             "--size",
             "stored frame size in pixels (a square: H [H])",
@@ -356,7 +356,13 @@ def run_kolmogorov(args: argparse.Namespace) -> int:
         perturbation=args.perturbation,
         **{name: getattr(args, name) for name in names},
     )
-    result = generate(
+    _report(_generate(generate, args, config), config)
+    return 0
+
+
+def _generate(generate, args: argparse.Namespace, config):
+    """``generate`` (a simulator's) into the command's output with its execution options."""
+    return generate(
         output_path(args),
         config,
         workers=args.workers,
@@ -365,8 +371,6 @@ def run_kolmogorov(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    _report(result, config)
-    return 0
 
 
 def _report(result, config) -> None:
@@ -402,14 +406,6 @@ def run_karman(args: argparse.Namespace) -> int:
         # the store is flagged too; here it is one line on stderr, once the inputs have been checked
         warnings.simplefilter("always", UnderResolvedWarning)
         warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
-        result = generate(
-            output_path(args),
-            config,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-        )
+        result = _generate(generate, args, config)
     _report(result, config)
     return 0

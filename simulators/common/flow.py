@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forecast.errors import ForecastError
+
 FIELDS = ("u", "v", "rho", "vorticity")
 
 
@@ -53,3 +55,31 @@ def block_mean(field: np.ndarray, factor: int) -> np.ndarray:
         return field
     h, w = field.shape
     return field.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+
+
+def check_truth_options(config) -> None:
+    """One line naming the problem where the truth group's starts, horizon and context do not fit the test frames
+    (``config.truth_members`` > 0)."""
+    if config.truth_inits < 1 or config.truth_horizon < 1 or config.truth_context < 0:
+        raise ForecastError(
+            "--truth-inits and --truth-horizon must be >= 1 and --truth-context >= 0 (got "
+            f"{config.truth_inits}, {config.truth_horizon}, {config.truth_context})"
+        )
+    room = config.test_frames - config.truth_context - config.truth_horizon + 1
+    if room < config.truth_inits:
+        raise ForecastError(
+            f"{config.truth_inits} truth starts need {config.truth_context} context frames before and "
+            f"{config.truth_horizon} frames after each within the {config.test_frames} test frames; "
+            f"raise --test-frames to {config.truth_context + config.truth_horizon - 1 + config.truth_inits} or "
+            "lower --truth-inits, --truth-horizon or --truth-context"
+        )
+
+
+def truth_init_times(config) -> list[int]:
+    """The ``time`` values of the test frames that the truth starts' first leads verify against: evenly spread,
+    with ``truth_context`` test frames before and ``truth_horizon - 1`` after each (none without members)."""
+    if not config.truth_members:
+        return []
+    first = config.frames + config.truth_context
+    last = config.frames + config.test_frames - config.truth_horizon
+    return [int(t) for t in np.round(np.linspace(first, last, config.truth_inits)).astype(int)]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecast.errors import ForecastError
+from simulators.common.flow import check_truth_options, truth_init_times
 
 COLLISIONS = ("cumulant", "trt", "mrt", "srt")
 TARGETS = ("cpu", "gpu")
@@ -102,24 +103,12 @@ class KolmogorovConfig:
             raise ForecastError(f"--truth-members must be >= 0, got {self.truth_members}")
         if not self.truth_members:
             return
-        if self.truth_inits < 1 or self.truth_horizon < 1 or self.truth_context < 0:
-            raise ForecastError(
-                "--truth-inits and --truth-horizon must be >= 1 and --truth-context >= 0 (got "
-                f"{self.truth_inits}, {self.truth_horizon}, {self.truth_context})"
-            )
         if self.perturbation <= 0 or self.scale < 2:
             raise ForecastError(
                 "truth members need --perturbation > 0 and --scale >= 2 (the perturbation lives below a "
                 "stored pixel)"
             )
-        room = self.test_frames - self.truth_context - self.truth_horizon + 1
-        if room < self.truth_inits:
-            raise ForecastError(
-                f"{self.truth_inits} truth starts need {self.truth_context} context frames before and "
-                f"{self.truth_horizon} frames after each within the {self.test_frames} test frames; "
-                f"raise --test-frames to {self.truth_context + self.truth_horizon - 1 + self.truth_inits} or "
-                "lower --truth-inits, --truth-horizon or --truth-context"
-            )
+        check_truth_options(self)
 
     # --- derived quantities (lattice units) ---
     @property
@@ -172,11 +161,7 @@ class KolmogorovConfig:
     @property
     def truth_init_times(self) -> list[int]:
         """The ``time`` values of the test frames that the truth starts' first leads verify against."""
-        if not self.truth_members:
-            return []
-        first = self.frames + self.truth_context
-        last = self.frames_per_run - self.truth_horizon
-        return [int(t) for t in np.round(np.linspace(first, last, self.truth_inits)).astype(int)]
+        return truth_init_times(self)
 
     @property
     def frames_per_run(self) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 import sympy as sp
 
 from forecast.errors import ForecastError
+from simulators.common.kernels import kernel_config
 from simulators.kolmogorov.config import KolmogorovConfig
 
 OMEGA = sp.Symbol("omega_shear")
@@ -61,22 +62,6 @@ def _lbm_config(config: KolmogorovConfig):
     if config.collision == "mrt":
         return LBMConfig(method=Method.MRT, relaxation_rates=[OMEGA, 1, 1, 1], **common)
     return LBMConfig(method=Method.SRT, relaxation_rate=OMEGA, **common)
-
-
-def _kernel_config(config: KolmogorovConfig):
-    from pystencils import CreateKernelConfig, Target
-
-    if config.target == "gpu":
-        try:
-            import cupy  # noqa: F401
-        except ImportError:
-            raise ForecastError("--target gpu needs cupy (pip install cupy-cuda12x) and a CUDA GPU") from None
-        return CreateKernelConfig(target=Target.GPU)
-    kernel_config = CreateKernelConfig(target=Target.CPU)
-    if config.threads and config.threads > 1:
-        kernel_config.cpu.openmp.enable = True
-        kernel_config.cpu.openmp.num_threads = int(config.threads)
-    return kernel_config
 
 
 @dataclass
@@ -170,7 +155,7 @@ def build_lattice(config: KolmogorovConfig, seed: int) -> Lattice:
         periodicity=True,
         lbm_config=_lbm_config(config),
         lbm_optimisation=LBMOptimisation(),
-        config=_kernel_config(config),
+        config=kernel_config(config),
         kernel_params={OMEGA.name: relaxation_rate(config), AMPLITUDE.name: config.amplitude},
         name=NAME,
     )
