@@ -1,7 +1,7 @@
 """The calibration benchmark (issue 11): ensembles scored against a known answer on the stochastic vortex street.
 
     python experiments/calibration.py --scale smoke|cpu-small|paper --out OUT [--data STORE | --noise-seed S]
-                                      [--jobs N] [--ablation] [--levers] [--seed S] [--width N]
+                                      [--flow karman|kolmogorov] [--jobs N] [--ablation] [--levers] [--seed S] [--width N]
                                       [--rows LABEL ...] [--no-progress]
 
 The periodic street is (almost) deterministic: four frames fix its future, so the spread of an ensemble has
@@ -9,6 +9,10 @@ nothing to match there. This benchmark adds free-stream turbulence at the inlet 
 stored frames do not reveal, and the store's ``truth`` group: for chosen test starts, K continuations of the
 simulator from the exact same state with independent future noise. The truth ensemble is the perfect forecast;
 its CRPS against the verifying test frames is the oracle CRPS, the floor for any forecaster that sees frames.
+
+``--flow kolmogorov`` runs the same rows and table on chaotic Kolmogorov flow (``simulators/kolmogorov``): its
+truth members start from the run's lattice state plus a perturbation below a stored pixel, so the oracle's spread
+grows at the flow's Lyapunov rate (docs/guide/kolmogorov.md); its store is ``OUT/data/kolmogorov.zarr``.
 
 Stages (each skipped when its output exists, so a rerun resumes):
 
@@ -110,6 +114,50 @@ SCALES = {
     ),
 }
 
+#: ``--flow kolmogorov``: ``KolmogorovConfig`` options per scale (Re 100, forcing wavenumber 4: chaotic, leading
+#: Lyapunov exponent 0.36 per time unit T = 255 lattice steps, docs/results/kolmogorov.md). Frames every 2 T, so the
+#: 16-lead horizon (32 T) takes the truth spread from ~2e-5 of the RMS vorticity (the 1e-4 U perturbation below a
+#: stored pixel) to 0.1 on average (saturated at some starts; measured 0.30 / T, docs/results/kolmogorov.md)
+KOLMOGOROV = {
+    "paper": {
+        "seeds": (0, 1),
+        "size": (64, 64),
+        "scale": 2,
+        "frames": 4000,
+        "test_frames": 1000,
+        "every": 1019,  # 2 T on the 128-cell lattice
+        "truth_members": 16,
+        "truth_inits": 32,
+        "truth_horizon": 16,
+        "truth_context": 4,
+    },
+    "cpu-small": {
+        "seeds": (0, 1, 2),
+        "size": (32, 32),
+        "scale": 2,
+        "frames": 400,
+        "test_frames": 64,
+        "every": 509,  # 2 T on the 64-cell lattice
+        "truth_members": 16,
+        "truth_inits": 4,
+        "truth_horizon": 16,
+        "truth_context": 4,
+    },
+    "smoke": {
+        "seeds": (0,),
+        "size": (16, 16),
+        "scale": 2,
+        "frames": 20,
+        "test_frames": 12,
+        "spinup": 2560,
+        "truth_members": 4,
+        "truth_inits": 2,
+        "truth_horizon": 3,
+        "truth_context": 2,
+    },
+}
+FLOWS = ("karman", "kolmogorov")
+
 #: RVD's diffusion settings of ``configs/rvd_calibrated.yaml``, given to VD too (its y0 is the frame, of unit scale)
 CALIBRATED_DIFFUSION = {
     k: v
@@ -198,8 +246,16 @@ def make_data(chain: pipeline.Pipeline) -> Path:
     return store
 
 
-def simulation_config(scale: Scale, noise_seed: int | None = None):
-    """The scale's stochastic street, with another inflow-noise seed where given (a validation store)."""
+def simulation_config(scale: Scale, noise_seed: int | None = None, flow: str = "karman"):
+    """The scale's stochastic street, with another inflow-noise seed where given (a validation store); or its
+    Kolmogorov flow (``flow="kolmogorov"``), with run seeds 1000 (S + 1) + i for ``noise_seed`` S."""
+    if flow == "kolmogorov":
+        from simulators.kolmogorov import KolmogorovConfig
+
+        options = KOLMOGOROV[scale.name]
+        if noise_seed is not None:
+            options = {**options, "seeds": tuple(1000 * (noise_seed + 1) + s for s in options["seeds"])}
+        return KolmogorovConfig(**options)
     from simulators.karman import KarmanConfig
 
     options = scale.simulation if noise_seed is None else {**scale.simulation, "noise_seed": noise_seed}
@@ -244,14 +300,18 @@ def run_calibration(
     jobs: int | None = None,
     noise_seed: int | None = None,
     width: int | None = None,
+    flow: str = "karman",
 ) -> dict[str, dict]:
     """The whole benchmark at ``scale_name`` into ``out``; returns the per-lead scores of every row.
 
     ``jobs``: rows trained at once in worker processes (``pipeline.run_rows``; default
     ``pipeline.default_jobs``: one per core on CPUs, one on GPUs). ``noise_seed``: simulate the store with this
     inflow-noise seed (a validation store) in place of the benchmark's. ``width``: base channels of RVD, VD and
-    ConvGRU in place of the scale's (``at_width``).
+    ConvGRU in place of the scale's (``at_width``). ``flow``: ``"karman"`` (the stochastic street) or
+    ``"kolmogorov"`` (chaotic Kolmogorov flow).
     """
+    if flow not in FLOWS:
+        raise ForecastError(f"unknown flow {flow!r}; choose one of {', '.join(FLOWS)}")
     scale = scale_of(scale_name, width)
     if data is not None and noise_seed is not None:
         raise ForecastError(
@@ -259,10 +319,14 @@ def run_calibration(
         )
     start = time.time()
     rows, out = rows or ROWS, Path(out)
+    store, simulation = data, None
+    if data is None:  # simulated when missing, into the pipeline's OUT/data/karman.zarr or OUT/data/FLOW.zarr
+        simulation = simulation_config(scale, noise_seed, flow)
+        store = out / "data" / f"{flow}.zarr" if flow != "karman" else None
     chain = pipeline.Pipeline(
         out,
-        store=data,
-        simulation=None if data else simulation_config(scale, noise_seed),
+        store=store,
+        simulation=simulation,
         rollout=truth_starts(scale, seed),
         progress=progress,
         log=log,
@@ -271,7 +335,9 @@ def run_calibration(
     log(f"data: {store} ({time.time() - start:.0f} s)")
     chain_rows = pipeline_rows(rows, scale, seed)
     chain.run_rows(chain_rows, jobs or pipeline.default_jobs(len(rows), gpu=scale_name == "paper"))
-    command = command_line(scale, out, rows, data=data, seed=seed, noise_seed=noise_seed, width=width)
+    command = command_line(
+        scale, out, rows, data=data, seed=seed, noise_seed=noise_seed, width=width, flow=flow
+    )
     heading = f"Calibration benchmark, produced by `{command}` in {(time.time() - start) / 60:.1f} min."
     leads = tabulate(chain, chain_rows, heading, variables=["vorticity"], log=log)
     return leads
@@ -285,12 +351,14 @@ def command_line(
     seed: int = 0,
     noise_seed: int | None = None,
     width: int | None = None,
+    flow: str = "karman",
 ) -> str:
     """The command that reproduces a run of ``rows``, for the table's heading."""
     all_levers = lever_rows(scale)
     ablation, levers = any(r in ABLATIONS for r in rows), any(r in all_levers for r in rows)
     offered = ROWS + (ABLATIONS if ablation else []) + (all_levers if levers else [])
     words = ["python experiments/calibration.py --scale", scale.name, "--out", shlex.quote(str(out))]
+    words += ["--flow", flow] if flow != "karman" else []
     words += ["--data", shlex.quote(str(data))] if data is not None else []
     words += ["--noise-seed", str(noise_seed)] if noise_seed is not None else []
     words += ["--seed", str(seed)] if seed else []
@@ -316,7 +384,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", choices=tuple(SCALES), default="cpu-small")
     parser.add_argument("--out", required=True, help="output folder (rerun to resume)")
-    parser.add_argument("--data", help="an existing stochastic vortex-street store with a truth group")
+    parser.add_argument(
+        "--flow",
+        choices=FLOWS,
+        default="karman",
+        help="the simulated flow: the stochastic vortex street or chaotic Kolmogorov flow",
+    )
+    parser.add_argument("--data", help="an existing store of the flow, with a truth group")
     parser.add_argument(
         "--noise-seed",
         type=int,
@@ -367,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs,
             noise_seed=args.noise_seed,
             width=args.width,
+            flow=args.flow,
         )
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)

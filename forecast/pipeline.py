@@ -334,7 +334,7 @@ def _run_in_workers(work, groups, workers: int, threads: int, log, after) -> lis
 
 # --------------------------------------------------------------------------------------------------- the stages
 def simulate(store: Path, simulation: Any, progress: bool) -> None:
-    """Simulate the vortex street into ``store`` with ``simulation`` (a KarmanConfig), unless it is complete."""
+    """Simulate ``store`` with ``simulation`` (a ``KarmanConfig`` or ``KolmogorovConfig``), unless it is complete."""
     from forecast.field_store import TEST_GROUP, open_field_store
 
     if store.exists():
@@ -345,10 +345,15 @@ def simulate(store: Path, simulation: Any, progress: bool) -> None:
             pass  # incomplete: resume below
     if simulation is None:
         raise ForecastError(f"no field store at {store} and no simulation settings to make one")
-    from simulators.karman import generate
+    from simulators.kolmogorov.config import KolmogorovConfig
+
+    if isinstance(simulation, KolmogorovConfig):
+        from simulators.kolmogorov import generate
+    else:
+        from simulators.karman import generate
 
     store.parent.mkdir(parents=True, exist_ok=True)
-    workers = min(len(simulation.reynolds), os.cpu_count() or 1)
+    workers = min(simulation.runs, os.cpu_count() or 1)
     scheduler = "local" if workers > 1 else "synchronous"
     generate(
         store, simulation, workers=workers, scheduler=scheduler, resume=store.exists(), progress=progress

@@ -242,3 +242,30 @@ def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
     before = (out / "forecasts" / "RVD.nc").stat().st_mtime_ns
     calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)
     assert (out / "forecasts" / "RVD.nc").stat().st_mtime_ns == before
+
+
+def test_kolmogorov_flow_option_chooses_the_simulation_and_the_command_line():
+    scale = calibration.SCALES["cpu-small"]
+    config = calibration.simulation_config(scale, flow="kolmogorov")
+    assert type(config).__name__ == "KolmogorovConfig" and config.truth_members == 16
+    assert calibration.simulation_config(scale, noise_seed=2, flow="kolmogorov").seeds == (3000, 3001, 3002)
+    line = calibration.command_line(scale, Path("o"), calibration.ROWS, flow="kolmogorov")
+    assert line == "python experiments/calibration.py --scale cpu-small --out o --flow kolmogorov"
+    with pytest.raises(calibration.ForecastError, match="unknown flow"):
+        calibration.run_calibration("smoke", "out", flow="lorenz")
+
+
+@pytest.mark.slow  # Kolmogorov flow's smoke table: a tiny store with truth, the same rows (about a minute quiet)
+def test_kolmogorov_smoke_benchmark_writes_the_same_table(tmp_path):
+    out = tmp_path / "kol"
+    leads = calibration.run_calibration("smoke", out, progress=False, log=lambda _: None, flow="kolmogorov")
+    labels = [r.label for r in calibration.ROWS] + [ORACLE]
+    assert list(leads) == labels
+    assert (out / "data" / "kolmogorov.zarr").is_dir() and not (out / "data" / "karman.zarr").exists()
+    with open(out / "calibration.csv", newline="") as f:
+        table = {r["model"]: r for r in csv.DictReader(f)}
+    assert list(table) == labels
+    assert float(table[ORACLE]["crps_oracle_ratio"]) == pytest.approx(1.0)
+    assert all(float(r["crps"]) > 0 for r in table.values())
+    markdown = (out / "calibration.md").read_text()
+    assert "--flow kolmogorov" in markdown and "Targets for RVD" in markdown

@@ -1,4 +1,4 @@
-"""`forecast simulate karman OUT.zarr`: generate a field store with a simulator (see simulators/)."""
+"""`forecast simulate karman|kolmogorov OUT.zarr`: generate a field store with a simulator (see simulators/)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ def _flow_options(d) -> list[tuple[str, dict]]:
             default=list(d.reynolds),
             metavar="R",
         ),
+        *_frame_options(d, d.every, "lattice steps between stored frames"),
+    ]
+
+
+def _frame_options(d, every: int | None, every_help: str) -> list[tuple[str, dict]]:
+    """Frames per run and between them (every simulator's)."""
+    return [
         _opt("--frames", "train frames per run", type=count, default=d.frames),
         _opt(
             "--test-frames",
@@ -55,7 +62,7 @@ def _flow_options(d) -> list[tuple[str, dict]]:
             type=count,
             default=d.test_frames,
         ),
-        _opt("--every", "lattice steps between stored frames", type=count, default=d.every),
+        _opt("--every", every_help, type=count, default=every),
     ]
 
 
@@ -192,6 +199,88 @@ def _execution_options(d) -> list[tuple[str, dict]]:
     ]
 
 
+def _kolmogorov_options(d) -> list[tuple[str, dict]]:
+    """The runs and the lattice of Kolmogorov flow."""
+    return [
+        _opt(
+            "--seeds",
+            "one run (sequence) per seed: the random initial state",
+            type=non_negative,
+            nargs="+",
+            default=list(d.seeds),
+            metavar="S",
+        ),
+        _opt("--reynolds", "Reynolds number U l / nu, l = L / (2 pi)", type=positive, default=d.reynolds),
+        _opt(
+            "--wavenumber",
+            "forcing wavenumber n: F_x = A sin(2 pi n y / L)",
+            type=count,
+            default=d.wavenumber,
+        ),
+        _opt("--velocity", "velocity unit U = sqrt(A l), lattice units", type=positive, default=d.velocity),
+        *_frame_options(d, None, "lattice steps between stored frames (default: T / 2)"),
+        _opt(
+            "--size",
+            "stored frame size in pixels (a square: H [H])",
+            type=count,
+            nargs="+",
+            default=list(d.size),
+            metavar=("H", "W"),
+        ),
+        _opt("--scale", "simulation cells per stored pixel (block means)", type=count, default=d.scale),
+        _opt(
+            "--collision",
+            "collision model (srt is unstable at high Re; for comparison only)",
+            choices=["cumulant", "trt", "mrt", "srt"],
+            default=d.collision,
+        ),
+        _opt(
+            "--spinup", "lattice steps discarded before the first frame (default: 100 T)", type=non_negative
+        ),
+    ]
+
+
+def _kolmogorov_truth_options(d) -> list[tuple[str, dict]]:
+    """Perturbation ensembles."""
+    return _truth_options(d) + [
+        _opt(
+            "--perturbation",
+            "std of the members' velocity perturbation relative to U (zero mean over every stored pixel)",
+            type=non_negative_float,
+            default=d.perturbation,
+        )
+    ]
+
+
+def _register_kolmogorov(kinds) -> None:
+    from simulators.kolmogorov.config import KolmogorovConfig
+
+    d = KolmogorovConfig()
+    parser = kinds.add_parser(
+        "kolmogorov",
+        help="2-D Kolmogorov flow (chaotic forced turbulence on a periodic square), lattice Boltzmann with lbmpy",
+        description=(
+            "Lattice Boltzmann (lbmpy, D2Q9) on a periodic square driven by F_x = A sin(2 pi n y / L), one run "
+            "per seed, written as a field store (groups train/test, variables u, v, rho, vorticity). Units: "
+            "l = L / (2 pi), U = sqrt(A l), T = l / U, Re = U l / nu (docs/guide/kolmogorov.md)."
+        ),
+    )
+    add_output(parser, "OUT.zarr", "the field store to write", positional=True)
+    _add_options(parser, _kolmogorov_options(d))
+    truth = parser.add_argument_group(
+        "truth ensembles (group `truth`)",
+        "K members at N test starts per run: the run's lattice state plus a perturbation below a stored pixel",
+    )
+    _add_options(truth, _kolmogorov_truth_options(d))
+    execution = [
+        o for o in _execution_options(d) if o[0] in ("--workers", "--threads", "--scheduler", "--target")
+    ]
+    _add_options(parser, execution)
+    add_overwrite(parser, resume="finish an interrupted store; skip finished runs")
+    add_progress(parser)
+    parser.set_defaults(handler=run_kolmogorov)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("simulate", help="generate a field store with a simulator")
     kinds = parser.add_subparsers(dest="simulator", metavar="SIMULATOR", required=True)
@@ -222,6 +311,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_overwrite(karman, resume="finish an interrupted store; skip finished runs")
     add_progress(karman)
     karman.set_defaults(handler=run_karman)
+    _register_kolmogorov(kinds)
 
 
 # KarmanConfig fields that the command line sets under the same name (size is checked and shaped first)
@@ -250,31 +340,31 @@ _CONFIG_FIELDS = (
 )
 
 
-def run_karman(args: argparse.Namespace) -> int:
-    from simulators.karman import KarmanConfig
+def _square(size: list[int]) -> tuple[int, int]:
+    if len(size) not in (1, 2):
+        raise ForecastError(f"--size takes H or H W, got {len(size)} numbers")
+    return (size[0], size[-1])
 
-    if len(args.size) not in (1, 2):
-        raise ForecastError(f"--size takes H or H W, got {len(args.size)} numbers")
-    size = (args.size[0], args.size[-1])
-    config = KarmanConfig(
-        reynolds=tuple(args.reynolds), size=size, **{name: getattr(args, name) for name in _CONFIG_FIELDS}
+
+def run_kolmogorov(args: argparse.Namespace) -> int:
+    from simulators.kolmogorov import KolmogorovConfig, generate
+
+    names = ("reynolds", "wavenumber", "velocity", "frames", "test_frames", "every", "scale", "collision")
+    names += ("spinup", "target", "threads", "truth_members", "truth_inits", "truth_horizon", "truth_context")
+    config = KolmogorovConfig(
+        seeds=tuple(args.seeds),
+        size=_square(args.size),
+        perturbation=args.perturbation,
+        **{name: getattr(args, name) for name in names},
     )
-    # claimed before lbmpy is imported (seconds): a second writer of the store is told at once
-    with claimed_output(output_path(args)):
-        result = _generate(args, config)
-    _report(config, result, size)
+    _report(_generate(generate, args, config), config)
     return 0
 
 
-def _generate(args: argparse.Namespace, config):
-    from simulators.karman import generate
-    from simulators.karman.parallel import UnderResolvedWarning
-
-    with warnings.catch_warnings():
-        # the store is flagged too; here it is one line on stderr, once the inputs have been checked
-        warnings.simplefilter("always", UnderResolvedWarning)
-        warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
-        result = generate(
+def _generate(generate, args: argparse.Namespace, config):
+    """``generate`` (a simulator's) into the command's output with its execution options, the output claimed."""
+    with claimed_output(output_path(args)):
+        return generate(
             output_path(args),
             config,
             workers=args.workers,
@@ -283,17 +373,17 @@ def _generate(args: argparse.Namespace, config):
             overwrite=args.overwrite,
             progress=not args.quiet,
         )
-    return result
 
 
-def _report(config, result, size: tuple[int, int]) -> None:
-    """What was written, how fast, and what the truth ensembles cost."""
+def _report(result, config) -> None:
+    """The one-line summary of a generation (and the truth's share of the time)."""
     if result.skipped:
         print(f"resumed: skipped finished runs {result.skipped}")
     mlups = result.lattice_updates / result.seconds / 1e6 if result.runs else 0.0
+    height, width = config.size
     print(
-        f"wrote {result.path}: {len(config.reynolds)} runs x ({config.frames} train + {config.test_frames} test) "
-        f"frames of {size[0]}x{size[1]}; computed {len(result.runs)} runs in {result.seconds:.1f} s "
+        f"wrote {result.path}: {config.runs} runs x ({config.frames} train + {config.test_frames} test) "
+        f"frames of {height}x{width}; computed {len(result.runs)} runs in {result.seconds:.1f} s "
         f"({mlups:.1f} M lattice updates/s)"
     )
     if config.truth_members and result.runs:
@@ -304,3 +394,20 @@ def _report(config, result, size: tuple[int, int]) -> None:
             f"truth: {config.truth_members} members x {config.truth_inits} starts x {config.truth_horizon} frames "
             f"per run took {truth_seconds:.1f} s of the runs' {run_seconds:.1f} s (kernel builds excluded)"
         )
+
+
+def run_karman(args: argparse.Namespace) -> int:
+    from simulators.karman import KarmanConfig, generate
+    from simulators.karman.parallel import UnderResolvedWarning
+
+    size = _square(args.size)
+    config = KarmanConfig(
+        reynolds=tuple(args.reynolds), size=size, **{name: getattr(args, name) for name in _CONFIG_FIELDS}
+    )
+    with warnings.catch_warnings():
+        # the store is flagged too; here it is one line on stderr, once the inputs have been checked
+        warnings.simplefilter("always", UnderResolvedWarning)
+        warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
+        result = _generate(generate, args, config)
+    _report(result, config)
+    return 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecast.errors import ForecastError
+from simulators.common.flow import check_truth_options, truth_init_times
 
 # Resolution: the laminar boundary layer on the cylinder is ~5 D / sqrt(Re) thick (Blasius scaling; Schlichting,
 # Boundary-Layer Theory). Thinner than a cell, the lattice no longer resolves the flow that sheds the vortices
@@ -118,19 +119,7 @@ class KarmanConfig:
             raise ForecastError(f"--truth-members must be >= 0, got {self.truth_members}")
         if not self.truth_members:
             return
-        if self.truth_inits < 1 or self.truth_horizon < 1 or self.truth_context < 0:
-            raise ForecastError(
-                "--truth-inits and --truth-horizon must be >= 1 and --truth-context >= 0 (got "
-                f"{self.truth_inits}, {self.truth_horizon}, {self.truth_context})"
-            )
-        room = self.test_frames - self.truth_context - self.truth_horizon + 1
-        if room < self.truth_inits:
-            raise ForecastError(
-                f"{self.truth_inits} truth starts need {self.truth_context} context frames before and "
-                f"{self.truth_horizon} frames after each within the {self.test_frames} test frames; "
-                f"raise --test-frames to {self.truth_context + self.truth_horizon - 1 + self.truth_inits} or "
-                "lower --truth-inits, --truth-horizon or --truth-context"
-            )
+        check_truth_options(self)
 
     # --- derived geometry (simulation grid, lattice units) ---
     @property
@@ -187,13 +176,18 @@ class KarmanConfig:
 
     @property
     def truth_init_times(self) -> list[int]:
-        """The ``time`` values of the test frames that the truth starts' first leads verify against:
-        evenly spread, with ``truth_context`` test frames before and ``truth_horizon - 1`` after each."""
-        if not self.truth_members:
-            return []
-        first = self.frames + self.truth_context
-        last = self.frames_per_run - self.truth_horizon
-        return [int(t) for t in np.round(np.linspace(first, last, self.truth_inits)).astype(int)]
+        """The ``time`` values of the test frames that the truth starts' first leads verify against."""
+        return truth_init_times(self)
+
+    @property
+    def runs(self) -> int:
+        """Runs (sequences) of the store: one per Reynolds number."""
+        return len(self.reynolds)
+
+    @property
+    def grid_cells(self) -> int:
+        """Lattice cells of one run's grid."""
+        return self.grid_length * self.grid_height
 
     @property
     def frames_per_run(self) -> int:

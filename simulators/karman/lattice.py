@@ -37,6 +37,7 @@ import numpy as np
 import sympy as sp
 
 from forecast.errors import ForecastError
+from simulators.common.kernels import kernel_config
 from simulators.karman.config import KarmanConfig
 from simulators.karman.noise import BatchNoise, InflowNoise
 
@@ -75,22 +76,6 @@ def _lbm_config(config: KarmanConfig):
             compressible=True,
         )
     return LBMConfig(stencil=stencil, method=Method.SRT, relaxation_rate=OMEGA, compressible=True)
-
-
-def _kernel_config(config: KarmanConfig):
-    from pystencils import CreateKernelConfig, Target
-
-    if config.target == "gpu":
-        try:
-            import cupy  # noqa: F401
-        except ImportError:
-            raise ForecastError("--target gpu needs cupy (pip install cupy-cuda12x) and a CUDA GPU") from None
-        return CreateKernelConfig(target=Target.GPU)
-    kernel_config = CreateKernelConfig(target=Target.CPU)
-    if config.threads and config.threads > 1:
-        kernel_config.cpu.openmp.enable = True
-        kernel_config.cpu.openmp.num_threads = int(config.threads)
-    return kernel_config
 
 
 @dataclass
@@ -356,7 +341,7 @@ def _lbm_step(config: KarmanConfig, reynolds: float, members: int):
         domain_size=(config.grid_length, channel_offset(config, members) - 2),
         lbm_config=_lbm_config(config),
         lbm_optimisation=LBMOptimisation(),
-        config=_kernel_config(config),
+        config=kernel_config(config),
         kernel_params=kernel_params,
         name="karman",
     )

@@ -13,23 +13,10 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from forecast.errors import ForecastError
+from simulators.common.flow import FIELDS, block_mean, run_name
 from simulators.karman.config import KarmanConfig
 from simulators.karman.lattice import Lattice, build_batch, channel_offset
 from simulators.karman.noise import sequence_seed
-
-FIELDS = ("u", "v", "rho", "vorticity")
-
-
-def run_name(index: int) -> str:
-    """How errors name a run: its index, which is also its sequence index in the store."""
-    return f"run {index}"
-
-
-def _block_mean(field: np.ndarray, factor: int) -> np.ndarray:
-    if factor == 1:
-        return field
-    h, w = field.shape
-    return field.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
 
 
 def sample_frame(lattice: Lattice, member: int = 0) -> dict[str, np.ndarray]:
@@ -47,7 +34,7 @@ def sample_frame(lattice: Lattice, member: int = 0) -> dict[str, np.ndarray]:
     vorticity = np.gradient(v, axis=1) - np.gradient(u, axis=0)
     vorticity[solid] = 0.0
     fields = {"u": u, "v": v, "rho": rho, "vorticity": vorticity}
-    return {name: _block_mean(fields[name], config.scale).astype(np.float32) for name in FIELDS}
+    return {name: block_mean(fields[name], config.scale).astype(np.float32) for name in FIELDS}
 
 
 def run_frames(
