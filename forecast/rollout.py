@@ -57,6 +57,8 @@ from forecast.rollout_shards import (
     unsealed_path,
     wait_for_shards,
 )
+from forecast.spread_calibration import ATTRIBUTE as SPREAD_ATTRIBUTE
+from forecast.spread_calibration import CALIBRATION_FILE, SpreadCalibration
 
 #: how the starts are chosen: spread evenly over the test group, or those of the store's truth group
 STARTS = ("even", "truth")
@@ -259,6 +261,7 @@ def rollout(
     progress: bool = False,
     log: Callable[[str], Any] | None = None,
     shard: Shard | None = None,
+    spread_calibration: SpreadCalibration | None = None,
 ) -> Path:
     """Write an ensemble forecast file for starts of a field store's test group and return its path.
 
@@ -271,7 +274,9 @@ def rollout(
     autocast of the networks (the sampler's arithmetic stays fp32); ``capture``: compile or CUDA-graph-capture
     the denoiser (``forecast.capture``); ``channels_last``: run it in that memory format. ``shard``: this
     process's part of a multi-process rollout (``forecast.rollout_shards``; rank 0 returns the joined file, other
-    ranks their shard).
+    ranks their shard). ``spread_calibration``: widen each init's members about their mean by its factors
+    (``forecast.spread_calibration``; all members in one chunk, ``batch_size >= members``), recorded in the
+    file's ``spread_calibration`` attribute.
     See the module docstring for chunking, interruption and seeding.
 
     Over 60 lines for its 25 options, their documentation and the settings record they fill; the steps are
@@ -284,6 +289,7 @@ def rollout(
     layout.check_compatible(test_ds, "test store")
     members = _ensemble_size(model, members, log)
     chosen, labels, horizon = _choose(test_ds, store, starts, inits, context, horizon)
+    attrs = _with_spread_calibration(attrs, spread_calibration, layout, horizon, members, batch_size)
     settings = ForecastSettings(
         model=model.name,
         variables=tuple(layout.variables),
@@ -311,6 +317,28 @@ def rollout(
     return _generate_and_write(
         out_path, settings, test_ds, labels, resume, shard, model, layout, device, progress
     )
+
+
+def _with_spread_calibration(
+    attrs: dict[str, Any] | None,
+    calibration: SpreadCalibration | None,
+    layout: ChannelLayout,
+    horizon: int,
+    members: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    """``attrs`` with the calibration recorded (``_forecast_init`` applies it from there); one line if it does
+    not fit this forecast."""
+    attrs = dict(attrs or {})
+    if calibration is None:
+        return attrs
+    calibration.check(layout.variables, horizon, members)
+    if batch_size < members:
+        raise ForecastError(
+            f"a spread calibration needs every member in one batch: --batch-size {batch_size} < {members} members"
+        )
+    attrs[SPREAD_ATTRIBUTE] = calibration.to_json()
+    return attrs
 
 
 def _ensemble_size(model: SequenceModel, members: int, log: Callable[[str], Any] | None) -> int:
@@ -479,6 +507,7 @@ def _forecast_init(
         raise ForecastError(f"context frames of {init} contain NaN or infinite values")
     writer.write_observed(index, window)
     context_frames = torch.from_numpy(normalised).to(device)
+    calibration = SpreadCalibration.of_attributes(settings.provenance)  # all members in one chunk then
     for first in range(0, members, chunk):
         frames = generate(
             model,
@@ -496,7 +525,8 @@ def _forecast_init(
             raise ForecastError(
                 f"model {model.name!r} generated NaN or infinite values for {init}; the checkpoint may be diverged"
             )
-        writer.write_members(index, first, layout.unstack(frames.numpy()))
+        fields = layout.unstack(frames.numpy())
+        writer.write_members(index, first, calibration.apply(fields) if calibration is not None else fields)
 
 
 # --------------------------------------------------------------------------------------------------- from a run
@@ -508,6 +538,7 @@ def rollout_run(
     ema: bool = True,
     device: str | torch.device = "auto",
     history: str | None = None,
+    spread_calibration: str | os.PathLike | bool | None = None,
     **options: Any,
 ) -> Path:
     """Forecast a field store with a run directory's trained model, recording where both came from.
@@ -515,6 +546,8 @@ def rollout_run(
     Loads the run (EMA weights unless ``ema=False``) and calls ``rollout`` on the store's test group with
     ``options`` (``members``, ``context``, ``horizon``, ``inits``, ``starts``, ``sampler``, ...); the file's
     attributes name the checkpoint, its step, the run directory, the weights, the config, the store and group.
+    ``spread_calibration``: a fitted calibration's JSON file to apply (``forecast.spread_calibration``), or
+    True for the run's own (``RUN_DIR/spread_calibration.json``); None or False: none.
     """
     import json
 
@@ -542,6 +575,12 @@ def rollout_run(
         history = history_entry(
             f"forecast.rollout.rollout_run({str(run_dir)!r}, {str(store)!r}) (Python API)"
         )
+    calibration = None
+    if spread_calibration is not None and spread_calibration is not False:
+        path = Path(run_dir) / CALIBRATION_FILE if spread_calibration is True else Path(spread_calibration)
+        calibration = SpreadCalibration.load(path)
+        provenance["spread_calibration_file"] = str(path)
     return rollout(
-        run.model, run.layout, store, out_path, device=device, attrs=provenance, history=history, **options
-    )
+        run.model, run.layout, store, out_path, device=device, attrs=provenance, history=history,
+        spread_calibration=calibration, **options,
+    )  # fmt: skip
