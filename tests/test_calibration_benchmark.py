@@ -212,3 +212,58 @@ def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
     before = (out / "forecasts" / "RVD.nc").stat().st_mtime_ns
     calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)
     assert (out / "forecasts" / "RVD.nc").stat().st_mtime_ns == before
+
+
+def test_fair_crps_per_lead_matches_the_fair_formula_and_is_nan_for_one_member(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    rng = np.random.default_rng(1)
+    ens, obs = rng.normal(size=(3, 4, 2, 5, 6)), rng.normal(size=(3, 2, 5, 6))  # init, member, lead, y, x
+    dims = ("init", "member", "lead_time", "y", "x")
+    variables = {"u": (dims, ens), "u_obs": (dims[:1] + dims[2:], obs)}
+    variables.update(v=(dims, 2 * ens), v_obs=(dims[:1] + dims[2:], 2 * obs))  # twice u: twice its CRPS
+    xr.Dataset(variables).to_netcdf(tmp_path / "f.nc")
+    # fair CRPS: mean |x_i - y| - sum_ij |x_i - x_j| / (2 m (m - 1)), by hand
+    m = ens.shape[1]
+    error = np.abs(ens - obs[:, None]).mean(axis=1)
+    pairs = np.abs(ens[:, :, None] - ens[:, None, :]).sum(axis=(1, 2)) / (2 * m * (m - 1))
+    u = (error - pairs).mean(axis=(0, 2, 3))
+    np.testing.assert_allclose(calibration_tables.fair_crps_per_lead(tmp_path / "f.nc"), 1.5 * u, rtol=1e-6)
+    xr.Dataset({**variables, "u": (dims, ens[:, :1]), "v": (dims, ens[:, :1])}).to_netcdf(tmp_path / "one.nc")
+    assert all(math.isnan(x) for x in calibration_tables.fair_crps_per_lead(tmp_path / "one.nc"))
+
+
+def _leads(spread_skill, outside, fair, members=8) -> dict:
+    n = len(spread_skill)
+    return {"lead_time": list(range(1, n + 1)), "crps": [1.0] * n, "crps_oracle": [0.9] * n,
+            "crps_oracle_ratio": [1.1] * n, "spread_skill": spread_skill, "spread_ratio_truth": [1.0] * n,
+            "outside_range": outside, "members": members, "_fair": fair}  # fmt: skip
+
+
+def test_issue_31_targets_fair_ratio_like_with_like_and_outer_excess():
+    rvd = _leads([0.9, 1.1], [0.2, 0.2777], [1.08, 1.08])
+    oracle = _leads([1.0, 1.0], [0.1, 0.1], [1.0, 1.0], members=16)
+    leads = {"RVD": rvd, ORACLE: oracle}
+    calibration_tables.add_fair_crps(leads, {k: v.pop("_fair") for k, v in leads.items()}, ORACLE)
+    assert rvd["crps_fair_oracle_ratio"] == pytest.approx([1.08, 1.08])
+    assert rvd["outer_excess"] == pytest.approx([0.2 - 2 / 9, 0.2777 - 2 / 9])
+    assert oracle["outer_excess"] == pytest.approx([0.1 - 2 / 17] * 2)  # its own calibrated share: 16 members
+    assert all(calibration_tables.calibration_targets(rvd).values())  # every bound is inclusive
+    for change in ({"spread_skill": [0.89, 1.0]}, {"spread_skill": [1.0, 1.11]}, {"outside_range": [0.2, 0.28]},
+                   {"crps_fair": [1.09, 1.09]}):  # fmt: skip
+        assert not all(calibration_tables.calibration_targets({**rvd, **change}).values()), change
+    (row, _) = calibration_tables.summarize(leads)
+    assert row["crps_fair_oracle_ratio"] == pytest.approx(1.08)
+    assert row["outer_excess"] == pytest.approx((0.2 + 0.2777) / 2 - 2 / 9)
+    lines = calibration_tables.lead_table(rvd)
+    assert len(lines) == 2 + 2 and lines[-1].startswith("| 2 | 1.1 | 0.2777 | 1.25 |")
+
+
+def test_targets_figure_is_written(tmp_path):
+    leads = {
+        "RVD": _leads([0.8, 0.9], [0.3, 0.25], [1.0, 1.0]),
+        ORACLE: _leads([1, 1], [0.1, 0.1], [1, 1], 16),
+    }
+    path = calibration_tables.plot_targets(leads, tmp_path / "figures" / "calibration_targets.png")
+    assert path.is_file() and path.stat().st_size > 10_000
