@@ -326,7 +326,34 @@ def fit_from_file(
         forecast.close()
 
 
+def calibrate_file(
+    forecast_file: str | os.PathLike, calibration: SpreadCalibration, out: str | os.PathLike, source: str = ""
+) -> Path:
+    """``out``: the uncalibrated ``forecast_file`` with ``calibration`` applied (``apply_dataset``), the same
+    members a rollout with the calibration writes (the factors are not fed back into the model), with the
+    calibration (and ``source``, its file) recorded in the attributes. Written atomically."""
+    from forecast.metrics import open_forecast
+
+    forecast = open_forecast(forecast_file)
+    try:
+        if forecast.attrs.get(ATTRIBUTE):
+            raise ForecastError(f"{forecast_file} is already spread-calibrated")
+        calibrated = calibration.apply_dataset(forecast.load())
+    finally:
+        forecast.close()
+    calibrated.attrs["spread_calibration_file"] = source
+    calibrated.attrs["history"] = "\n".join(
+        filter(
+            None, [str(calibrated.attrs.get("history", "")), f"spread calibration applied to {forecast_file}"]
+        )
+    )
+    with atomic_output(out) as tmp:
+        calibrated.to_netcdf(tmp)
+    return Path(out)
+
+
 __all__ = [
+    "calibrate_file",
     "CALIBRATION_FILE",
     "METHODS",
     "POOLINGS",

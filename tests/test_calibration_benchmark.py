@@ -267,3 +267,64 @@ def test_targets_figure_is_written(tmp_path):
     }
     path = calibration_tables.plot_targets(leads, tmp_path / "figures" / "calibration_targets.png")
     assert path.is_file() and path.stat().st_size > 10_000
+
+
+def test_spread_from_a_validation_run_calibrates_the_rows_it_has_forecasts_of(tmp_path):
+    import json
+
+    import numpy as np
+    import xarray as xr
+    import zarr
+
+    from forecast.spread_calibration import SpreadCalibration
+
+    def store(path, noise_seed):
+        zarr.open_group(str(path), mode="w").attrs["karman_config"] = json.dumps({"noise_seed": noise_seed})
+        return path
+
+    def forecast(path, source_store, spread=0.5):
+        rng = np.random.default_rng(0)
+        centre = rng.normal(size=(40, 1, 3, 4, 4))
+        dims = ("init", "member", "lead_time", "y", "x")
+        ds = xr.Dataset({"u": (dims, centre + spread * rng.normal(size=(40, 8, 3, 4, 4))),
+                         "u_obs": (dims[:1] + dims[2:], centre[:, 0] + rng.normal(size=(40, 3, 4, 4)))},
+                        attrs={"source_store": str(source_store)})  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.to_netcdf(path)
+
+    bench, val = store(tmp_path / "bench.zarr", 0), store(tmp_path / "val.zarr", 1)
+    forecast(tmp_path / "val_out" / "forecasts" / "RVD.nc", val)
+    scale = calibration.SCALES["smoke"]
+    chain = calibration.pipeline.Pipeline(
+        tmp_path / "out", store=bench, rollout=calibration.truth_starts(scale, 0)
+    )
+    rows = calibration.pipeline_rows(calibration.ROWS[:3], scale)  # RVD, VD, ConvGRU
+    forecast(chain.forecast_file(rows[0]), bench, spread=1.0)  # the uncalibrated rollout, made before
+    lines = []
+    rvd, vd, convgru = calibration.spread_calibrate(chain, rows, tmp_path / "val_out", log=lines.append)
+    assert (vd, convgru) == tuple(rows[1:])  # no validation forecast of theirs: unchanged
+    assert rvd.title == "RVD" and rvd.name == "RVD__spread_calibrated" and rvd.config == rows[0].config
+    assert chain.run_dir(rvd) == chain.run_dir(rows[0]) == tmp_path / "out" / "runs" / "RVD"  # trained once
+    saved = SpreadCalibration.load(rvd.rollout["spread_calibration"])
+    assert saved.fitted_on["source_store"] == str(val) and all(k > 1.5 for k in saved.factors["u"])
+    # made from the uncalibrated forecast, recorded in its attributes; the pipeline reuses it as it is
+    made = xr.open_dataset(chain.forecast_file(rvd))
+    assert SpreadCalibration.of_attributes(made.attrs) == saved
+    raw = xr.open_dataset(chain.forecast_file(rows[0]))
+    np.testing.assert_allclose(made["u"], saved.apply_dataset(raw)["u"])
+    calibration.pipeline.roll_out(
+        chain.run_dir(rvd), bench, chain.forecast_file(rvd), chain.rollout_settings(rvd), False
+    )
+    with pytest.raises(calibration.ForecastError, match="was made with a spread calibration"):
+        calibration.pipeline.roll_out(chain.run_dir(rvd), bench, chain.forecast_file(rvd),
+                                      chain.rollout_settings(rows[0]), False)  # fmt: skip
+    with pytest.raises(calibration.ForecastError, match="was made with no spread calibration"):
+        calibration.pipeline.roll_out(chain.run_dir(rvd), bench, chain.forecast_file(rows[0]),
+                                      chain.rollout_settings(rvd), False)  # fmt: skip
+    assert any("spread factors fitted on" in line for line in lines)
+    # a "validation" run on the scored store itself is refused
+    forecast(tmp_path / "same_out" / "forecasts" / "RVD.nc", bench)
+    with pytest.raises(calibration.ForecastError, match="it is the scored store"):
+        calibration.spread_calibrate(chain, rows, tmp_path / "same_out")
+    line = calibration.spread_words(tmp_path / "v", "fair_crps", "lead")
+    assert line == f" --spread-from {tmp_path / 'v'} --spread-method fair_crps"
