@@ -177,3 +177,30 @@ def test_fitting_refuses_the_scored_store_and_its_copies(tmp_path):
     fitted = fit_from_file(tmp_path / "val.nc", scored)
     assert fitted.fitted_on["source_store"] == validation
     assert fitted.fitted_on["forecast_file"] == str(tmp_path / "val.nc")
+
+
+def test_spread_levers_cross_validate_over_starts_and_score_as_the_table():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import spread_levers
+
+    forecast = _forecast(spreads=(0.6, 0.7, 0.8), inits=160)
+    oracle = _forecast(spreads=(1.0, 1.0, 1.0), inits=160, seed=1)  # any ensemble of the same layout
+    raw = spread_levers.lead_scores(forecast, oracle)
+    np.testing.assert_allclose(raw["spread_skill"], _ratio(forecast), rtol=1e-5)  # the table's definition
+    summary, per_lead = spread_levers.measure(forecast, oracle)
+    by_name = {row["variant"]: row for row in summary}
+    assert list(by_name) == [spread_levers.variant_name(v) for v in spread_levers.VARIANTS]
+    assert by_name["uncalibrated"]["leads_in_0.9_1.1"] == 0
+    per_lead_fit, pooled = by_name["spread_skill, per lead"], by_name["spread_skill, per all"]
+    # factors fitted on the other half of the starts: close to, not exactly, 1
+    assert per_lead_fit["leads_in_0.9_1.1"] == 3 and " / " in per_lead_fit["factors_halves"]
+    assert 0.95 < per_lead_fit["spread_skill_min"] <= per_lead_fit["spread_skill_max"] < 1.05
+    # one factor for every lead cannot mend a spread error that changes with lead (0.6 to 0.8 here)
+    assert pooled["spread_skill_min"] < 0.95 and pooled["spread_skill_max"] > 1.05
+    assert (
+        by_name["spread_skill, per lead"]["crps_oracle_ratio"] < by_name["uncalibrated"]["crps_oracle_ratio"]
+    )
+    assert len(per_lead) == len(spread_levers.VARIANTS) * 3
