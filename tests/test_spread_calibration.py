@@ -204,3 +204,46 @@ def test_spread_levers_cross_validate_over_starts_and_score_as_the_table():
         by_name["spread_skill, per lead"]["crps_oracle_ratio"] < by_name["uncalibrated"]["crps_oracle_ratio"]
     )
     assert len(per_lead) == len(spread_levers.VARIANTS) * 3
+
+
+def test_cli_rollout_applies_a_spread_calibration_file(tmp_path, capsys, monkeypatch):
+    import sys
+    import types
+
+    from forecast.cli import main
+    from tests.test_rollout import FakeRun, _write_store
+
+    module = types.ModuleType("forecast.training")
+    module.load_run = lambda run_dir, device="cpu", ema=True: FakeRun(RandomWalk(), _layout(_dataset()))
+    monkeypatch.setitem(sys.modules, "forecast.training", module)
+    store = tmp_path / "data.zarr"
+    _write_store(store, _dataset())
+    calibration = SpreadCalibration({"u": (2.0, 2.0, 2.0)}).save(tmp_path / "run" / CALIBRATION_FILE)
+    (tmp_path / "run" / "checkpoints").mkdir()  # what a run directory looks like (the run itself is faked)
+    (tmp_path / "run" / "config.yaml").write_text("model: {}\n")
+    args = [
+        "rollout",
+        str(tmp_path / "run"),
+        str(store),
+        "--members",
+        "4",
+        "--context",
+        "2",
+        "--horizon",
+        "3",
+    ]
+    args += ["--inits", "2", "--no-progress", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "raw.nc")]) == 0
+    assert main([*args, "--out", str(tmp_path / "run.nc"), "--spread-calibration", "run"]) == 0
+    assert main([*args, "--out", str(tmp_path / "file.nc"), "--spread-calibration", str(calibration)]) == 0
+    raw = xr.open_dataset(tmp_path / "raw.nc")
+    for name in ("run.nc", "file.nc"):
+        with xr.open_dataset(tmp_path / name) as fc:
+            assert (
+                fc.attrs["spread_calibration_file"] == str(calibration)
+                and "--spread-calibration" in fc.attrs["history"]
+            )
+            np.testing.assert_allclose(fc["u"].std("member"), 2 * raw["u"].std("member"), rtol=1e-4)
+    missing = [*args, "--out", str(tmp_path / "x.nc"), "--spread-calibration", str(tmp_path / "none.json")]
+    assert main(missing) == 2
+    assert "no spread calibration at" in capsys.readouterr().err

@@ -76,6 +76,12 @@ def _add_sampler_args(parser: argparse.ArgumentParser) -> None:
         "--eta", type=non_negative_float, default=0.0, help="DDIM eta: 0 deterministic, 1 DDPM-like"
     )
     parser.add_argument("--seed", type=non_negative, default=0, help="random seed")
+    parser.add_argument(
+        "--spread-calibration",
+        metavar="FILE",
+        help="widen each init's members about their mean by the factors of this spread calibration (JSON, "
+        "fitted on a validation store: docs/guide/calibration.md); 'run' for RUN_DIR/spread_calibration.json",
+    )
 
 
 def _add_device_args(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             capture=args.compile,
             channels_last=args.channels_last,
             shard=shard,
+            spread_calibration=True if args.spread_calibration == "run" else args.spread_calibration,
             resume=args.resume,
             progress=not args.quiet,
             log=lambda message: print(message, file=sys.stderr),
@@ -158,6 +165,7 @@ def _command(args: argparse.Namespace) -> str:
         value = getattr(args, name)
         if value is not None:
             words += [f"--{name}", str(value)]
+    words += ["--spread-calibration", args.spread_calibration] if args.spread_calibration else []
     words += ["--batch-size", str(args.batch_size), "--device", args.device, "--compile", args.compile]
     words += [
         flag
