@@ -208,6 +208,12 @@ def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
     markdown = (out / "calibration.md").read_text()
     assert "| Oracle |" in markdown and "Targets for RVD" in markdown and "--scale smoke" in markdown
     assert (out / "figures" / "crps_lead_time_vorticity.png").is_file()
+    # issue 31's columns: the fair CRPS (at most the standard one), like with like against the oracle's
+    assert float(oracle["crps_fair_oracle_ratio"]) == pytest.approx(1.0)
+    assert 0 < float(table["RVD"]["crps_fair"]) <= float(table["RVD"]["crps"])
+    assert table["ConvGRU"]["crps_fair"] == "nan"  # one member: the fair CRPS is undefined
+    assert "Issue 31's targets for RVD" in markdown and "| lead | spread-skill (0.9-1.1)" in markdown
+    assert (out / "figures" / "calibration_targets.png").is_file()
     # rerunning skips every finished stage
     before = (out / "forecasts" / "RVD.nc").stat().st_mtime_ns
     calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)
