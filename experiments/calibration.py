@@ -28,7 +28,7 @@ Nothing is fitted on the test group or the truth ensembles: models train on the 
 
 Width: at ``cpu-small`` the networks of RVD, VD and ConvGRU are twice as wide as in the paper tables
 (``model.dim`` 32, ``CPU_SMALL_WIDTH``), the option chosen on a validation store and confirmed over four training
-seeds (experiments/README.md); ``--width N`` sets another (``--width 16``: the earlier table).
+seeds (docs/results/calibration.md); ``--width N`` sets another (``--width 16``: the earlier table).
 
 Choosing options without touching the test store: ``--noise-seed S`` simulates the store with another draw of
 the inflow turbulence (its train, test and truth groups all new), a *validation store*. ``--levers`` adds RVD's
@@ -84,7 +84,7 @@ def at_width(scale: Scale, width: int) -> Scale:
 
 
 #: base channels of the networks at cpu-small: twice the paper tables' 16 there. On the benchmark store, over
-#: four training seeds, it lowered RVD's and VD's CRPS by 3.8-9% and put RVD's below VD's (experiments/README.md,
+#: four training seeds, it lowered RVD's and VD's CRPS by 3.8-9% and put RVD's below VD's (docs/results/calibration.md,
 #: "Twice the channels"); ``--width 16`` is the earlier table's
 CPU_SMALL_WIDTH = 32
 
@@ -167,7 +167,7 @@ def lever_rows(scale: Scale) -> list[Row]:
 
     return [
         *(doubled(row, "training", "steps", "steps") for row in ROWS[:2]),  # RVD and VD; the longest first
-        # each step of these costs about twice as much: 2 + 6 frames, twice the channels (experiments/README.md)
+        # each step of these costs about twice as much: 2 + 6 frames, twice the channels (docs/results/calibration.md)
         *(doubled(row, "data", "future_frames", "frames") for row in ROWS[:2]),
         *(doubled(row, "model", "dim", "channels") for row in ROWS[:2]),
         Row("RVD (min-SNR)", "rvd_calibrated", diffusion={"loss_weighting": "min_snr"}),
@@ -222,7 +222,7 @@ def spread_calibrate(
     return calibrated
 
 
-#: training windows of 2 + 3 frames at cpu-small (2 + 6 costs twice as much per step, see experiments/README.md)
+#: training windows of 2 + 3 frames at cpu-small (2 + 6 costs twice as much per step, see docs/results/calibration.md)
 DATA = {"smoke": {}, "cpu-small": {"future_frames": 3}, "paper": {}}
 
 

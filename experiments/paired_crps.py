@@ -11,7 +11,7 @@ resamples starts (the unit of independence: the pixels and leads of one start ar
 same starts in every pair. An interval that holds 0 means the starts cannot tell A from B.
 
 The bootstrap over starts does not see what varies between replicates: two trainings of one config differ by a
-few percent (experiments/README.md, "Calibration benchmark"). With three pairs or more, one more line,
+few percent (docs/results/calibration.md). With three pairs or more, one more line,
 "over replicates", gives the mean of the pairs' A / B - 1 and its 95% Student-t interval over the pairs, the
 interval for a claim about the configs rather than about one trained model each.
 """

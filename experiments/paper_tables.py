@@ -18,7 +18,7 @@ Each run lives in ``OUT/runs/ROW``; a finished stage (trained run, forecast file
 ``OUT/perceptual/ROW.json``) is skipped when the command is run again, so an interrupted table resumes. Rows
 train in worker processes, one per core on CPUs (``--jobs``; ``forecast.pipeline.run_rows``). Outputs: ``OUT/tableN.csv`` and ``OUT/tableN.md`` (CRPS
 per variable and their mean; the spread-skill ratio; LPIPS and FVD of the vorticity rendered as grey video where the pretrained weights
-are found, see README "Perceptual metrics"; otherwise "n/a"), and the figures of ``forecast plot`` in
+are found, see docs/guide/perceptual.md; otherwise "n/a"), and the figures of ``forecast plot`` in
 ``OUT/figures``.
 
 Table 1 also has an SM-MNIST column: every row is trained, rolled out and scored again on stochastic moving
@@ -331,7 +331,7 @@ def perceptual(
                 scores = video_scores(grey, metrics=(metric,), weights=weights)
                 result[metric] = float(scores[f"{metric}_frames"].mean())
             except ForecastError as exc:
-                # missing weights: the file only, without the folders searched and the how-to (README)
+                # missing weights: the file only, without the folders searched and the how-to (docs/guide/perceptual.md)
                 reason = exc.brief if isinstance(exc, MissingWeightsError) else str(exc).splitlines()[0]
                 result["note"] += f"{'; ' if result['note'] else ''}{metric}: {reason}"
     return result
@@ -416,7 +416,7 @@ def write_tables(table: list[dict], out: Path, number: int, scale: Scale, comman
     ]
     lines += ["| " + " | ".join(cell(c, r.get(c, "")) for c in columns) + " |" for r in table]
     if notes:  # why LPIPS/FVD are missing (weights not found, ...), in brief
-        lines += ["", "n/a: " + "; ".join(notes) + ". README, 'Perceptual metrics', says where weights go."]
+        lines += ["", "n/a: " + "; ".join(notes) + ". docs/guide/perceptual.md says where weights go."]
     with atomic_output(md_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return csv_path, md_path

@@ -5,7 +5,7 @@
 
 Trains a small RVD (dim 8, two levels, N = 50) with Adam on fresh random windows of 2 + 2 frames, then prints
 the RMSE against the true third frame of 16 test sequences for: ``mu``, one DDPM-sampled frame, persistence (the
-last context frame) and the blank background. Used for the figures in the README ("The RVD model").
+last context frame) and the blank background. Used for the figures in docs/concepts/rvd.md.
 """
 
 from __future__ import annotations

@@ -56,8 +56,7 @@ DEMO_BASELINES: dict[str, dict] = {
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of the demo. The defaults took 7 min 20 s on a 2-core CPU with one torch thread (README, "A
-    measured run")."""
+    """Sizes of the demo. The defaults took 7 min 20 s on a 2-core CPU with one torch thread (docs/results/demo.md)."""
 
     reynolds: tuple[float, ...] = (150.0, 200.0)
     train_frames: int = 160  # per Reynolds number

@@ -223,7 +223,7 @@ def default_jobs(rows: int, gpu: bool) -> int:
     """Rows to train at once: one per core on CPUs (capped by the rows), one on a GPU.
 
     Small models use two cores poorly: two rows on one thread each train ~1.5x faster in all than the same rows
-    one after the other on two threads each (experiments/README.md, "Calibration benchmark").
+    one after the other on two threads each (docs/results/calibration.md).
     """
     return 1 if gpu else max(1, min(os.cpu_count() or 1, rows))
 

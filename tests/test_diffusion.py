@@ -324,7 +324,7 @@ def test_optimal_predictor_reproduces_the_gaussian(sampler, eta):
 def test_discretisation_bias_vanishes_with_many_steps():
     """The spread deficit of the chains falls with the number of steps: 1/N for full chains, 1/S for DDIM.
 
-    (It is larger for data of small scale: strided DDIM under-disperses ensembles, see the README.)
+    (It is larger for data of small scale: strided DDIM under-disperses ensembles, see docs/concepts/rvd.md.)
     """
     full = []
     for n_steps in (100, 400, 1600):

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="STORE",
         help="a field store with a `truth` group (known-answer benchmark): adds the oracle CRPS, the CRPS ratio "
         "to it, the spread ratio to the truth ensemble, the energy distance to it and the truth's own rank "
-        "histogram (README, 'Scoring against the known answer')",
+        "histogram (docs/guide/known-answer.md)",
     )
     parser.add_argument("--skipna", action="store_true", help="leave out missing values instead of failing")
     parser.add_argument("--seed", type=non_negative, default=0, help="seed of the rank tie-breaking")
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["psnr", "ssim", "lpips", "fvd"],
         metavar="METRIC",
         help="also score video perceptually: any of psnr ssim lpips fvd (no names: all four); LPIPS and FVD "
-        "need pretrained weights (README, 'Perceptual metrics')",
+        "need pretrained weights (docs/guide/perceptual.md)",
     )
     parser.add_argument("--weights", type=Path, help="folder searched first for LPIPS/FVD weights")
     parser.add_argument(

@@ -40,7 +40,7 @@ def open_truth(store: str | os.PathLike, chunks: dict | str | None = None) -> xr
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ForecastError(
             f"{store} has no readable {TRUTH_GROUP!r} group ({reason}); a known-answer store is written with "
-            "truth ensembles by `forecast simulate` (README, 'Simulating the von Karman vortex street')"
+            "truth ensembles by `forecast simulate` (docs/guide/simulate.md)"
         ) from None
     check_truth(truth, f"{store}[{TRUTH_GROUP}]")
     return truth

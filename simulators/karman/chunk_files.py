@@ -2,8 +2,8 @@
 
 zarr-python 3 writes each chunk through its event-loop thread, a worker thread for the codec and another for
 an atomic temporary-file write. For the street's 4-frame chunks that is about 1.6 ms of CPU per chunk, against
-0.2 ms to compress one, and on a 2-core machine the writer threads take that CPU from the lattices (README,
-"Throughput"). ``ChunkFiles`` produces the same bytes under the same keys with one compression and one atomic
+0.2 ms to compress one, and on a 2-core machine the writer threads take that CPU from the lattices (docs/results/speed.md,
+"The simulator on a CPU"). ``ChunkFiles`` produces the same bytes under the same keys with one compression and one atomic
 file write per chunk. It is used only where that is exactly what zarr would write (``ChunkFiles.supports``:
 a local zarr v3 array whose codecs are little-endian bytes then Blosc, chunks that span whole frames); any
 other array is written through zarr.

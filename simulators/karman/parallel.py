@@ -195,7 +195,7 @@ def _local_pool(
 
     A plain process pool, not a local dask cluster: with two runs on two cores, the dask workers' event loops,
     heartbeats and nannies left 72-80% of the bare kernel's throughput in steady state, the pool 84-92%
-    (README, "Throughput"). Dask is for clusters of machines (``scheduler`` an address)."""
+    (docs/results/speed.md, "The simulator on a CPU"). Dask is for clusters of machines (``scheduler`` an address)."""
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_on_terminate)
     return [pool.submit(simulate_batch, str(path), config, group) for group in groups], pool

@@ -34,7 +34,7 @@ CONFIG_ATTR = "karman_config"
 PROGRESS_ARRAY = "frames_written"
 #: the frames' codec: LZ4 after a byte shuffle (Blosc). On the street's float32 fields it writes with 1.3 ms less
 #: CPU per 128x128 frame than zarr's default (zstd), reads back in half the time, and its chunks are 16% smaller
-#: (README, "Throughput")
+#: (docs/results/speed.md, "The simulator on a CPU")
 FRAME_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
 
 VARIABLE_ATTRS = {
