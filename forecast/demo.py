@@ -40,7 +40,6 @@ import yaml
 from forecast.atomic import atomic_output
 from forecast.configs import CONFIG_DIR
 from forecast.pipeline import ORACLE, STREET_NOISE, Pipeline, RolloutSettings, Row, write_csv
-from forecast.spread_calibration import CALIBRATION_FILE, SpreadCalibration
 
 #: the demo's RVD: a shipped config (the tiny architecture, N = 100, 2 + 3 frame windows, a learning rate high
 #: enough for minutes of training and the calibrated options of rvd_calibrated.yaml; its header says which)
@@ -177,6 +176,8 @@ VALIDATION_NOISE_SEED = STREET_NOISE["noise_seed"] + 1
 def demo_rows(settings: DemoSettings, out_dir: Path | None = None) -> list[Row]:
     """The RVD (spread-calibrated by ``runs/rvd/spread_calibration.json`` under ``out_dir`` where the settings
     say so) and the baselines."""
+    from forecast.spread_calibration import CALIBRATION_FILE  # numpy and xarray: not at CLI start-up
+
     rollout = {}
     if settings.spread_calibration and out_dir is not None:
         rollout = {"spread_calibration": str(Path(out_dir) / "runs" / "rvd" / CALIBRATION_FILE)}
@@ -316,7 +317,7 @@ class _Demo:
     def calibrate(self) -> None:
         """The RVD's spread calibration, fitted on its forecasts of a validation store (never the scored one)."""
         from forecast.pipeline import roll_out
-        from forecast.spread_calibration import fit_from_file
+        from forecast.spread_calibration import CALIBRATION_FILE, SpreadCalibration, fit_from_file
 
         s, rvd, out = self.settings, self.rows[0], self.pipeline.out
         self.stages.begin(
