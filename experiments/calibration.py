@@ -3,6 +3,7 @@
     python experiments/calibration.py --scale smoke|cpu-small|paper --out OUT [--data STORE | --noise-seed S]
                                       [--flow karman|kolmogorov] [--jobs N] [--ablation] [--levers] [--seed S] [--width N]
                                       [--rows LABEL ...] [--no-progress]
+                                      [--spread-from VAL_OUT [--spread-method M] [--spread-pooling P]]
 
 The periodic street is (almost) deterministic: four frames fix its future, so the spread of an ensemble has
 nothing to match there. This benchmark adds free-stream turbulence at the inlet (``--inflow-noise``), which the
@@ -38,6 +39,15 @@ the inflow turbulence (its train, test and truth groups all new), a *validation 
 candidate options (``lever_rows``: one change each against ``rvd_calibrated``, and VD with the same change
 where it applies to VD too: twice the steps, frames or channels, the DDPM sampler) to the rows, so that they
 can be compared on a validation store and only the chosen one run on the benchmark's own store.
+
+Spread calibration (issue 31): ``--spread-from VAL_OUT`` fits, for every row that has an ensemble forecast in
+``VAL_OUT/forecasts`` (a run of this script on a validation store, ``--noise-seed``), a factor per variable and lead
+on its members' deviations from their mean (``forecast.spread_calibration``: spread-skill 1 by default,
+``--spread-method fair_crps`` the lowest fair CRPS; ``--spread-pooling all`` one factor for every lead), keeps it
+in ``OUT/spread_calibration/ROW.json`` and applies it to the row's forecasts here. The fit refuses (one line) a
+validation run whose store is this run's store or a copy of it. The factors are not fed back into the model, so
+where the uncalibrated forecast of the same run exists (``OUT/forecasts/ROW.nc``) the calibrated one
+(``ROW__spread_calibrated.nc``) is made from it rather than rolled out again: the same members.
 """
 
 from __future__ import annotations
@@ -60,6 +70,8 @@ from paper_tables import Row, Scale  # noqa: E402
 
 from forecast import pipeline  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
+from forecast.models.config import KINDS as DIFFUSION_KINDS  # noqa: E402
+from forecast.spread_calibration import METHODS, POOLINGS  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
 #: free-stream turbulence of every scale's store (shared with ``forecast demo``); truth ensembles below
@@ -218,6 +230,46 @@ def lever_rows(scale: Scale) -> list[Row]:
     ]
 
 
+#: the suffix of a spread-calibrated row's files (its table label stays the row's)
+SPREAD_SUFFIX = "__spread_calibrated"
+
+
+def spread_calibrate(
+    chain: pipeline.Pipeline,
+    rows: list[pipeline.Row],
+    validation: Path,
+    method: str = "spread_skill",
+    pooling: str = "lead",
+    log=print,
+) -> list[pipeline.Row]:
+    """``rows`` with a spread calibration fitted on ``validation`` (another run of this script, on a validation
+    store) for every row that has an ensemble forecast there; the others unchanged. A calibrated row keeps its
+    label and run (trained once, as without) and writes ``forecasts/<row>__spread_calibrated.nc``, made from
+    the uncalibrated forecast where that exists. Refuses (one line) a validation run on this run's store."""
+    from forecast.spread_calibration import calibrate_file, fit_from_file
+
+    calibrated = []
+    for row in rows:
+        source = validation / "forecasts" / f"{row.name}.nc"
+        if not source.is_file() or row.config["model"]["kind"] not in DIFFUSION_KINDS:
+            calibrated.append(row)
+            continue
+        calibration = fit_from_file(source, chain.store, method, pooling)
+        path = calibration.save(chain.out / "spread_calibration" / f"{row.name}.json")
+        factors = ", ".join(f"{v} {min(k):.3f}-{max(k):.3f}" for v, k in calibration.factors.items())
+        log(f"{row.title}: spread factors fitted on {source} ({method}, per {pooling}): {factors} -> {path}")
+        chain.run_dir(row)  # the row's own run: trained as without the calibration
+        row_calibrated = dataclasses.replace(
+            row, name=row.name + SPREAD_SUFFIX, rollout={**row.rollout, "spread_calibration": str(path)}
+        )
+        raw, out = chain.forecast_file(row), chain.forecast_file(row_calibrated)
+        if raw.is_file() and not out.exists():
+            calibrate_file(raw, calibration, out, source=str(path))
+            log(f"{row.title}: calibrated {raw} -> {out}")
+        calibrated.append(row_calibrated)
+    return calibrated
+
+
 #: training windows of 2 + 3 frames at cpu-small (2 + 6 costs twice as much per step, see docs/results/calibration.md)
 DATA = {"smoke": {}, "cpu-small": {"future_frames": 3}, "paper": {}}
 
@@ -301,6 +353,9 @@ def run_calibration(
     noise_seed: int | None = None,
     width: int | None = None,
     flow: str = "karman",
+    spread_from: str | Path | None = None,
+    spread_method: str = "spread_skill",
+    spread_pooling: str = "lead",
 ) -> dict[str, dict]:
     """The whole benchmark at ``scale_name`` into ``out``; returns the per-lead scores of every row.
 
@@ -308,7 +363,9 @@ def run_calibration(
     ``pipeline.default_jobs``: one per core on CPUs, one on GPUs). ``noise_seed``: simulate the store with this
     inflow-noise seed (a validation store) in place of the benchmark's. ``width``: base channels of RVD, VD and
     ConvGRU in place of the scale's (``at_width``). ``flow``: ``"karman"`` (the stochastic street) or
-    ``"kolmogorov"`` (chaotic Kolmogorov flow).
+    ``"kolmogorov"`` (chaotic Kolmogorov flow). ``spread_from``: a run of this function on a
+    validation store whose rows' forecasts fit a spread calibration (``spread_calibrate``, with ``spread_method``
+    and ``spread_pooling``) applied here.
     """
     if flow not in FLOWS:
         raise ForecastError(f"unknown flow {flow!r}; choose one of {', '.join(FLOWS)}")
@@ -334,10 +391,16 @@ def run_calibration(
     store = make_data(chain)
     log(f"data: {store} ({time.time() - start:.0f} s)")
     chain_rows = pipeline_rows(rows, scale, seed)
+    if spread_from is not None:
+        chain_rows = spread_calibrate(
+            chain, chain_rows, Path(spread_from), spread_method, spread_pooling, log
+        )
     chain.run_rows(chain_rows, jobs or pipeline.default_jobs(len(rows), gpu=scale_name == "paper"))
     command = command_line(
         scale, out, rows, data=data, seed=seed, noise_seed=noise_seed, width=width, flow=flow
     )
+    spread = (spread_from, spread_method, spread_pooling) if spread_from is not None else None
+    command += spread_words(*spread) if spread else ""
     heading = f"Calibration benchmark, produced by `{command}` in {(time.time() - start) / 60:.1f} min."
     leads = tabulate(chain, chain_rows, heading, variables=["vorticity"], log=log)
     return leads
@@ -367,6 +430,13 @@ def command_line(
     words += ["--levers"] if levers else []
     words += ["--rows", *(shlex.quote(r.label) for r in rows)] if rows != offered else []
     return " ".join(words)
+
+
+def spread_words(spread_from, method: str, pooling: str) -> str:
+    """The spread-calibration options of the command line (defaults left out)."""
+    words = f" --spread-from {shlex.quote(str(spread_from))}"
+    words += f" --spread-method {method}" if method != "spread_skill" else ""
+    return words + (f" --spread-pooling {pooling}" if pooling != "lead" else "")
 
 
 def select_rows(rows: list[Row], labels: list[str]) -> list[Row]:
@@ -425,6 +495,24 @@ def main(argv: list[str] | None = None) -> int:
         help=f"base channels (model.dim) of RVD, VD and ConvGRU (default: the scale's; cpu-small {CPU_SMALL_WIDTH}, "
         "the earlier table's 16)",
     )
+    parser.add_argument(
+        "--spread-from",
+        metavar="VAL_OUT",
+        help="fit a spread calibration on this run's forecasts (a run on a validation store: --noise-seed) and "
+        "apply it to the rows it has forecasts of",
+    )
+    parser.add_argument(
+        "--spread-method",
+        choices=METHODS,
+        default="spread_skill",
+        help="what the factors are fitted for: a spread-skill ratio of 1 (default) or the lowest fair CRPS",
+    )
+    parser.add_argument(
+        "--spread-pooling",
+        choices=POOLINGS,
+        default="lead",
+        help="one factor per variable and lead (default) or one per variable for every lead",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -442,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
             noise_seed=args.noise_seed,
             width=args.width,
             flow=args.flow,
+            spread_from=args.spread_from,
+            spread_method=args.spread_method,
+            spread_pooling=args.spread_pooling,
         )
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)

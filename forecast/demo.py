@@ -9,12 +9,17 @@ exists, so an interrupted demo continues where it stopped):
    turbulence) -> ``data/karman.zarr``
 2. train a tiny RVD (the shipped config ``demo``) for a time budget -> ``runs/rvd``; fit persistence (plain and
    inflated) and climatology through the same trainer -> ``runs/<baseline>``
-3. ensemble rollouts from exactly the truth group's starts to netCDF -> ``forecasts/<model>.nc``, and the truth
-   ensemble itself as a forecast -> ``forecasts/oracle.nc``
-4. scores against the verifying truth and the truth ensemble (CRPS per pixel and lead, the oracle CRPS, RMSE,
+3. the RVD's spread calibration (``forecast.spread_calibration``, ``DemoSettings.spread_calibration``): a
+   validation store (the same street with another inflow-noise seed) -> ``data/validation.zarr``, the RVD rolled
+   out from its truth starts -> ``forecasts/validation/rvd.nc``, and a factor per variable and lead on the
+   members' deviations from their mean that makes the spread-skill ratio 1 there ->
+   ``runs/rvd/spread_calibration.json``; nothing is fitted on the scored store
+4. ensemble rollouts from exactly the truth group's starts to netCDF (the RVD's spread-calibrated) ->
+   ``forecasts/<model>.nc``, and the truth ensemble itself as a forecast -> ``forecasts/oracle.nc``
+5. scores against the verifying truth and the truth ensemble (CRPS per pixel and lead, the oracle CRPS, RMSE,
    spread, spread-skill, rank histograms, spectra) -> ``scores/<model>.nc``
-5. figures -> ``figures/*.png`` (and a GIF of the RVD rollout)
-6. ``summary.csv``: one row per model and the ``Oracle`` row (the truth ensemble): ``crps`` = mean over
+6. figures -> ``figures/*.png`` (and a GIF of the RVD rollout)
+7. ``summary.csv``: one row per model and the ``Oracle`` row (the truth ensemble): ``crps`` = mean over
    variables, leads and pixels (lower is better), ``crps_oracle_ratio`` = crps / the oracle CRPS (1 = as good as
    the perfect model), ``spread_skill`` (1 = calibrated)
 
@@ -36,7 +41,7 @@ from forecast.atomic import atomic_output
 from forecast.claims import claim_output
 from forecast.configs import CONFIG_DIR
 from forecast.io_errors import writing
-from forecast.pipeline import STREET_NOISE, Pipeline, RolloutSettings, Row, write_csv
+from forecast.pipeline import ORACLE, STREET_NOISE, Pipeline, RolloutSettings, Row, write_csv
 
 #: the demo's RVD: a shipped config (the tiny architecture, N = 100, 2 + 3 frame windows, a learning rate high
 #: enough for minutes of training and the calibrated options of rvd_calibrated.yaml; its header says which)
@@ -73,6 +78,8 @@ class DemoSettings:
     seed: int = 0
     model_overrides: dict = field(default_factory=dict)  # merged into the RVD's model section
     plot_variables: tuple[str, ...] | None = None  # figures of these variables only (None: all)
+    # the RVD's spread calibrated on a validation store (another inflow-noise seed): issue 31's kept option
+    spread_calibration: bool = True
 
     @classmethod
     def smoke(cls) -> DemoSettings:
@@ -95,10 +102,12 @@ class DemoSettings:
             plot_variables=("vorticity",),
         )
 
-    def simulation(self):
-        """The stochastic street (``STREET_NOISE``) with a truth group over the forecasts' context and horizon."""
+    def simulation(self, noise_seed: int | None = None):
+        """The stochastic street (``STREET_NOISE``) with a truth group over the forecasts' context and horizon;
+        ``noise_seed``: another draw of the inflow turbulence (the validation store)."""
         from simulators.karman import KarmanConfig
 
+        noise = STREET_NOISE if noise_seed is None else {**STREET_NOISE, "noise_seed": noise_seed}
         return KarmanConfig(
             reynolds=tuple(self.reynolds),
             frames=self.train_frames,
@@ -107,7 +116,7 @@ class DemoSettings:
             size=(self.frame_size, self.frame_size),
             scale=self.scale,
             write_batch=8,
-            **STREET_NOISE,
+            **noise,
             truth_members=self.truth_members,
             truth_inits=self.truth_inits,
             truth_horizon=self.horizon,
@@ -162,8 +171,20 @@ def baseline_config(kind: str, settings: DemoSettings) -> dict:
     return config
 
 
-def demo_rows(settings: DemoSettings) -> list[Row]:
-    return [Row("rvd", rvd_config(settings))] + [Row(k, baseline_config(k, settings)) for k in DEMO_BASELINES]
+#: the validation store's inflow-noise seed: the demo store's plus one
+VALIDATION_NOISE_SEED = STREET_NOISE["noise_seed"] + 1
+
+
+def demo_rows(settings: DemoSettings, out_dir: Path | None = None) -> list[Row]:
+    """The RVD (spread-calibrated by ``runs/rvd/spread_calibration.json`` under ``out_dir`` where the settings
+    say so) and the baselines."""
+    from forecast.spread_calibration import CALIBRATION_FILE  # numpy and xarray: not at CLI start-up
+
+    rollout = {}
+    if settings.spread_calibration and out_dir is not None:
+        rollout = {"spread_calibration": str(Path(out_dir) / "runs" / "rvd" / CALIBRATION_FILE)}
+    rvd = Row("rvd", rvd_config(settings), rollout=rollout)
+    return [rvd] + [Row(k, baseline_config(k, settings)) for k in DEMO_BASELINES]
 
 
 def torch_threads() -> int:
@@ -213,7 +234,9 @@ def reading_guide(summary: list[dict]) -> str:
     rvd, persistence = by_model["rvd"], by_model["persistence"]
     verdict = "beats" if rvd["crps"] < persistence["crps"] else "does NOT beat"
     spread = rvd["spread_skill"]
-    reading = "too narrow" if spread < 0.7 else "too wide" if spread > 1.4 else "about calibrated"
+    reading = "too narrow" if spread < 0.9 else "too wide" if spread > 1.1 else "calibrated"
+    oracle = by_model.get(ORACLE, {}).get("spread_skill")
+    beside = f"; the Oracle's {oracle:.3g}, so {spread / oracle:.3g} x the oracle's" if oracle else ""
     return "\n".join(
         [
             "crps: lower is better; Oracle: the truth ensemble (the simulator's own continuations from the same "
@@ -221,7 +244,7 @@ def reading_guide(summary: list[dict]) -> str:
             "spread_skill: sqrt((m+1)/m) spread / RMSE, 1 = calibrated, < 1 too narrow, > 1 too wide "
             "(the Oracle's own is about 1).",
             f"RVD {verdict} persistence (CRPS {rvd['crps']:.4g} vs {persistence['crps']:.4g}), its CRPS is "
-            f"{rvd['crps_oracle_ratio']:.3g} x the oracle's, its spread-skill {spread:.3g} ({reading}).",
+            f"{rvd['crps_oracle_ratio']:.3g} x the oracle's, its spread-skill {spread:.3g} ({reading}{beside}).",
         ]
     )
 
@@ -292,6 +315,33 @@ class _Demo:
         for row in self.rows[1:]:
             self.pipeline.train(row, progress=False)
         self.stages.end("train")
+
+    def calibrate(self) -> None:
+        """The RVD's spread calibration, fitted on its forecasts of a validation store (never the scored one)."""
+        from forecast.pipeline import roll_out
+        from forecast.spread_calibration import CALIBRATION_FILE, SpreadCalibration, fit_from_file
+
+        s, rvd, out = self.settings, self.rows[0], self.pipeline.out
+        self.stages.begin(
+            f"calibrating the RVD's spread on a validation store (inflow-noise seed {VALIDATION_NOISE_SEED}) "
+            f"-> {self.pipeline.run_dir(rvd) / CALIBRATION_FILE}"
+        )
+        validation = Pipeline(
+            out,
+            store=out / "data" / "validation.zarr",
+            simulation=s.simulation(noise_seed=VALIDATION_NOISE_SEED),
+            progress=self.pipeline.progress,
+            log=self.log,
+        )
+        forecast = out / "forecasts" / "validation" / "rvd.nc"
+        roll_out(self.pipeline.run_dir(rvd), validation.data(), forecast, s.rollout(), self.pipeline.progress)
+        path = Path(rvd.rollout["spread_calibration"])
+        if not path.is_file():
+            fit_from_file(forecast, scored_store=self.pipeline.store).save(path)
+        factors = SpreadCalibration.load(path).factors
+        k = [f for values in factors.values() for f in values]
+        self.log(f"    spread factors {min(k):.3g}-{max(k):.3g} over variables and leads")
+        self.stages.end("calibrate")
 
     def roll_out(self) -> None:
         s = self.settings
@@ -367,10 +417,18 @@ def _run_demo(
     pipeline = Pipeline(
         out_dir, simulation=settings.simulation(), rollout=settings.rollout(), progress=progress, log=log
     )
-    demo = _Demo(pipeline, settings, demo_rows(settings), _Stages(6, log), log)
+    demo = _Demo(
+        pipeline,
+        settings,
+        demo_rows(settings, pipeline.out),
+        _Stages(6 + settings.spread_calibration, log),
+        log,
+    )
     _write_configs(pipeline.out / "configs", demo.rows)
     demo.simulate()
     demo.train(threads)
+    if settings.spread_calibration:
+        demo.calibrate()
     demo.roll_out()
     oracle = demo.score()
     figures = demo.plot()

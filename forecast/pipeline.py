@@ -390,10 +390,27 @@ def roll_out(run_dir: Path, store: Path, out: Path, settings: RolloutSettings, p
     from forecast.rollout import rollout_run
 
     if out.exists():
+        _check_spread_calibration(out, settings.spread_calibration)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     options = settings.as_kwargs() | ({"inits": None} if settings.starts == "truth" else {})
     rollout_run(run_dir, store, out, **options, resume=True, progress=progress)
+
+
+def _check_spread_calibration(forecast_file: Path, wanted: str | None) -> None:
+    """One line if a finished forecast file was made with another spread calibration than ``wanted`` (a JSON
+    file, or None), rather than reusing it under the wrong settings."""
+    import xarray as xr
+
+    from forecast.spread_calibration import SpreadCalibration
+
+    with xr.open_dataset(forecast_file) as ds:
+        made = SpreadCalibration.of_attributes(ds.attrs)
+    if made != (SpreadCalibration.load(wanted) if wanted is not None else None):
+        raise ForecastError(
+            f"{forecast_file} was made with {'another' if made and wanted else 'a' if made else 'no'} spread "
+            "calibration; delete it (or use another output folder) to roll out again"
+        )
 
 
 def score(forecast_file: Path, out: Path, truth: Path | None = None) -> None:
@@ -430,6 +447,8 @@ def oracle_forecast(store: Path, reference: Path, out: Path) -> None:
     oracle = forecast.drop_vars(variables).drop_dims("member", errors="ignore")
     oracle = oracle.assign({v: truth[v].assign_attrs(forecast[v].attrs) for v in variables})
     oracle.attrs.update(model=ORACLE.lower(), note="the store's truth ensemble as a forecast")
+    for key in ("spread_calibration", "spread_calibration_file"):  # the reference's members only
+        oracle.attrs.pop(key, None)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out) as tmp:
         oracle.load().to_netcdf(tmp)

@@ -68,6 +68,8 @@ from forecast.rollout_shards import (
     unsealed_path,
     wait_for_shards,
 )
+from forecast.spread_calibration import ATTRIBUTE as SPREAD_ATTRIBUTE
+from forecast.spread_calibration import CALIBRATION_FILE, SpreadCalibration
 
 __all__ = ["Init", "RolloutInterrupted", "choose_inits", "generate", "rollout", "rollout_run", "truth_inits"]
 
@@ -266,6 +268,7 @@ def rollout(
     progress: bool = False,
     log: Callable[[str], Any] | None = None,
     shard: Shard | None = None,
+    spread_calibration: SpreadCalibration | None = None,
 ) -> Path:
     """Write an ensemble forecast file for starts of a field store's test group and return its path.
 
@@ -279,7 +282,9 @@ def rollout(
     receives notes for the user (a deterministic model is written with one member). ``amp``: bf16 autocast of the
     networks (the sampler's arithmetic stays fp32); ``capture``: compile or CUDA-graph-capture the denoiser
     (``forecast.capture``); ``channels_last``: run it in that memory format. ``shard``: this process's part of a
-    multi-process rollout (``forecast.rollout_shards``; rank 0 returns the joined file, other ranks their shard).
+    multi-process rollout (``forecast.rollout_shards``; rank 0 returns the joined file, other ranks their shard). ``spread_calibration``: widen
+    each init's members about their mean by its factors (``forecast.spread_calibration``; all members in one
+    chunk, ``batch_size >= members``), recorded in the file's ``spread_calibration`` attribute.
     See the module docstring for chunking, interruption and seeding.
     """
     options = _options(locals())
@@ -288,6 +293,7 @@ def rollout(
     test_ds, store, group = _open_data(data, group)
     layout.check_compatible(test_ds, "test store")
     chosen, labels, horizon = _choose(test_ds, store, starts, inits, context, horizon)
+    attrs = _with_spread_calibration(attrs, spread_calibration, layout, horizon, members, batch_size)
     settings = ForecastSettings.from_options(
         options,
         model=model.name,
@@ -313,6 +319,28 @@ def _options(arguments: dict[str, Any]) -> RolloutOptions:
     """The ``RolloutOptions`` among a function's ``arguments`` (its ``locals()``), validated."""
     values = {name: arguments[name] for name in option_names()}
     return RolloutOptions(**{**values, "device": str(values["device"])})
+
+
+def _with_spread_calibration(
+    attrs: dict[str, Any] | None,
+    calibration: SpreadCalibration | None,
+    layout: ChannelLayout,
+    horizon: int,
+    members: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    """``attrs`` with the calibration recorded (``_forecast_init`` applies it from there); one line if it does
+    not fit this forecast."""
+    attrs = dict(attrs or {})
+    if calibration is None:
+        return attrs
+    calibration.check(layout.variables, horizon, members)
+    if batch_size < members:
+        raise ForecastError(
+            f"a spread calibration needs every member in one batch: --batch-size {batch_size} < {members} members"
+        )
+    attrs[SPREAD_ATTRIBUTE] = calibration.to_json()
+    return attrs
 
 
 def _ensemble_size(model: SequenceModel, members: int, log: Callable[[str], Any] | None) -> int:
@@ -479,6 +507,7 @@ def _forecast_init(
         raise ForecastError(f"context frames of {init} contain NaN or infinite values")
     writer.write_observed(index, window)
     context_frames = torch.from_numpy(normalised).to(device)
+    calibration = SpreadCalibration.of_attributes(settings.provenance)  # all members in one chunk then
     for first in range(0, members, chunk):
         frames = generate(
             model,
@@ -496,7 +525,8 @@ def _forecast_init(
             raise ForecastError(
                 f"model {model.name!r} generated NaN or infinite values for {init}; the checkpoint may be diverged"
             )
-        writer.write_members(index, first, layout.unstack(frames.numpy()))
+        fields = layout.unstack(frames.numpy())
+        writer.write_members(index, first, calibration.apply(fields) if calibration is not None else fields)
 
 
 # --------------------------------------------------------------------------------------------------- from a run
@@ -522,6 +552,7 @@ def rollout_run(
     ema: bool = True,
     attrs: dict[str, Any] | None = None,
     history: str | None = None,
+    spread_calibration: str | os.PathLike | bool | None = DEFAULTS.spread_calibration,
     resume: bool = False,
     progress: bool = False,
     log: Callable[[str], Any] | None = None,
@@ -533,6 +564,8 @@ def rollout_run(
     options (``forecast.rollout_options.RolloutOptions``: ``members`` .. ``channels_last``, the same defaults as
     ``forecast rollout`` and the pipeline); the file's attributes name the checkpoint, its step, the run
     directory, the weights, the config, the store and group, and ``attrs``.
+    ``spread_calibration``: a fitted calibration's JSON file to apply (``forecast.spread_calibration``), or
+    True (or ``"run"``) for the run's own (``RUN_DIR/spread_calibration.json``); None or False: none.
     """
     import json
 
@@ -559,7 +592,13 @@ def rollout_run(
         history = history_entry(
             f"forecast.rollout.rollout_run({str(run_dir)!r}, {str(store)!r}) (Python API)"
         )
+    calibration = None
+    if spread_calibration is not None and spread_calibration is not False:
+        own = spread_calibration is True or spread_calibration == "run"
+        path = Path(run_dir) / CALIBRATION_FILE if own else Path(spread_calibration)
+        calibration = SpreadCalibration.load(path)
+        provenance["spread_calibration_file"] = str(path)
     return rollout(
-        run.model, run.layout, store, out_path, **{**options.as_kwargs(), "device": device}, attrs=provenance,
+        run.model, run.layout, store, out_path, **{**options.as_kwargs(), "device": device, "spread_calibration": calibration}, attrs=provenance,
         history=history, resume=resume, progress=progress, log=log, shard=shard,
     )  # fmt: skip

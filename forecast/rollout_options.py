@@ -78,6 +78,14 @@ class RolloutOptions:
     )
     eta: float = _option(0.0, "DDIM eta: 0 deterministic, 1 DDPM-like", "non_negative_float", HOW)
     seed: int = _option(0, "random seed", "non_negative", HOW)
+    spread_calibration: Any = _option(  # str | os.PathLike | None (rollout() receives it loaded)
+        None,
+        "widen each init's members about their mean by the factors of this spread calibration (JSON, fitted on "
+        "a validation store: docs/guide/calibration.md); 'run' for RUN_DIR/spread_calibration.json",
+        "text",
+        HOW,
+        metavar="FILE",
+    )
     batch_size: int = _option(
         32, "most members generated together; larger ensembles are split into chunks", "count", WHERE
     )

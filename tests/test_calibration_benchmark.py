@@ -238,6 +238,12 @@ def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
     markdown = (out / "calibration.md").read_text()
     assert "| Oracle |" in markdown and "Targets for RVD" in markdown and "--scale smoke" in markdown
     assert (out / "figures" / "crps_lead_time_vorticity.png").is_file()
+    # issue 31's columns: the fair CRPS (at most the standard one), like with like against the oracle's
+    assert float(oracle["crps_fair_oracle_ratio"]) == pytest.approx(1.0)
+    assert 0 < float(table["RVD"]["crps_fair"]) <= float(table["RVD"]["crps"])
+    assert table["ConvGRU"]["crps_fair"] == "nan"  # one member: the fair CRPS is undefined
+    assert "Issue 31's targets for RVD" in markdown and "| lead | spread-skill (0.9-1.1)" in markdown
+    assert (out / "figures" / "calibration_targets.png").is_file()
     # rerunning skips every finished stage
     before = (out / "forecasts" / "RVD.nc").stat().st_mtime_ns
     calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)
@@ -269,3 +275,119 @@ def test_kolmogorov_smoke_benchmark_writes_the_same_table(tmp_path):
     assert all(float(r["crps"]) > 0 for r in table.values())
     markdown = (out / "calibration.md").read_text()
     assert "--flow kolmogorov" in markdown and "Targets for RVD" in markdown
+
+
+def test_fair_crps_per_lead_matches_the_fair_formula_and_is_nan_for_one_member(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    rng = np.random.default_rng(1)
+    ens, obs = rng.normal(size=(3, 4, 2, 5, 6)), rng.normal(size=(3, 2, 5, 6))  # init, member, lead, y, x
+    dims = ("init", "member", "lead_time", "y", "x")
+    variables = {"u": (dims, ens), "u_obs": (dims[:1] + dims[2:], obs)}
+    variables.update(v=(dims, 2 * ens), v_obs=(dims[:1] + dims[2:], 2 * obs))  # twice u: twice its CRPS
+    xr.Dataset(variables).to_netcdf(tmp_path / "f.nc")
+    # fair CRPS: mean |x_i - y| - sum_ij |x_i - x_j| / (2 m (m - 1)), by hand
+    m = ens.shape[1]
+    error = np.abs(ens - obs[:, None]).mean(axis=1)
+    pairs = np.abs(ens[:, :, None] - ens[:, None, :]).sum(axis=(1, 2)) / (2 * m * (m - 1))
+    u = (error - pairs).mean(axis=(0, 2, 3))
+    np.testing.assert_allclose(calibration_tables.fair_crps_per_lead(tmp_path / "f.nc"), 1.5 * u, rtol=1e-6)
+    xr.Dataset({**variables, "u": (dims, ens[:, :1]), "v": (dims, ens[:, :1])}).to_netcdf(tmp_path / "one.nc")
+    assert all(math.isnan(x) for x in calibration_tables.fair_crps_per_lead(tmp_path / "one.nc"))
+
+
+def _leads(spread_skill, outside, fair, members=8) -> dict:
+    n = len(spread_skill)
+    return {"lead_time": list(range(1, n + 1)), "crps": [1.0] * n, "crps_oracle": [0.9] * n,
+            "crps_oracle_ratio": [1.1] * n, "spread_skill": spread_skill, "spread_ratio_truth": [1.0] * n,
+            "outside_range": outside, "members": members, "_fair": fair}  # fmt: skip
+
+
+def test_issue_31_targets_fair_ratio_like_with_like_and_outer_excess():
+    rvd = _leads([0.9, 1.1], [0.2, 0.2777], [1.08, 1.08])
+    oracle = _leads([1.0, 1.0], [0.1, 0.1], [1.0, 1.0], members=16)
+    leads = {"RVD": rvd, ORACLE: oracle}
+    calibration_tables.add_fair_crps(leads, {k: v.pop("_fair") for k, v in leads.items()}, ORACLE)
+    assert rvd["crps_fair_oracle_ratio"] == pytest.approx([1.08, 1.08])
+    assert rvd["outer_excess"] == pytest.approx([0.2 - 2 / 9, 0.2777 - 2 / 9])
+    assert oracle["outer_excess"] == pytest.approx([0.1 - 2 / 17] * 2)  # its own calibrated share: 16 members
+    assert all(calibration_tables.calibration_targets(rvd).values())  # every bound is inclusive
+    for change in ({"spread_skill": [0.89, 1.0]}, {"spread_skill": [1.0, 1.11]}, {"outside_range": [0.2, 0.28]},
+                   {"crps_fair": [1.09, 1.09]}):  # fmt: skip
+        assert not all(calibration_tables.calibration_targets({**rvd, **change}).values()), change
+    (row, _) = calibration_tables.summarize(leads)
+    assert row["crps_fair_oracle_ratio"] == pytest.approx(1.08)
+    assert row["outer_excess"] == pytest.approx((0.2 + 0.2777) / 2 - 2 / 9)
+    lines = calibration_tables.lead_table(rvd)
+    assert len(lines) == 2 + 2 and lines[-1].startswith("| 2 | 1.1 | 0.2777 | 1.25 |")
+
+
+def test_targets_figure_is_written(tmp_path):
+    leads = {
+        "RVD": _leads([0.8, 0.9], [0.3, 0.25], [1.0, 1.0]),
+        ORACLE: _leads([1, 1], [0.1, 0.1], [1, 1], 16),
+    }
+    path = calibration_tables.plot_targets(leads, tmp_path / "figures" / "calibration_targets.png")
+    assert path.is_file() and path.stat().st_size > 10_000
+
+
+def test_spread_from_a_validation_run_calibrates_the_rows_it_has_forecasts_of(tmp_path):
+    import json
+
+    import numpy as np
+    import xarray as xr
+    import zarr
+
+    from forecast.spread_calibration import SpreadCalibration
+
+    def store(path, noise_seed):
+        zarr.open_group(str(path), mode="w").attrs["karman_config"] = json.dumps({"noise_seed": noise_seed})
+        return path
+
+    def forecast(path, source_store, spread=0.5):
+        rng = np.random.default_rng(0)
+        centre = rng.normal(size=(40, 1, 3, 4, 4))
+        dims = ("init", "member", "lead_time", "y", "x")
+        ds = xr.Dataset({"u": (dims, centre + spread * rng.normal(size=(40, 8, 3, 4, 4))),
+                         "u_obs": (dims[:1] + dims[2:], centre[:, 0] + rng.normal(size=(40, 3, 4, 4)))},
+                        attrs={"source_store": str(source_store)})  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.to_netcdf(path)
+
+    bench, val = store(tmp_path / "bench.zarr", 0), store(tmp_path / "val.zarr", 1)
+    forecast(tmp_path / "val_out" / "forecasts" / "RVD.nc", val)
+    scale = calibration.SCALES["smoke"]
+    chain = calibration.pipeline.Pipeline(
+        tmp_path / "out", store=bench, rollout=calibration.truth_starts(scale, 0)
+    )
+    rows = calibration.pipeline_rows(calibration.ROWS[:3], scale)  # RVD, VD, ConvGRU
+    forecast(chain.forecast_file(rows[0]), bench, spread=1.0)  # the uncalibrated rollout, made before
+    lines = []
+    rvd, vd, convgru = calibration.spread_calibrate(chain, rows, tmp_path / "val_out", log=lines.append)
+    assert (vd, convgru) == tuple(rows[1:])  # no validation forecast of theirs: unchanged
+    assert rvd.title == "RVD" and rvd.name == "RVD__spread_calibrated" and rvd.config == rows[0].config
+    assert chain.run_dir(rvd) == chain.run_dir(rows[0]) == tmp_path / "out" / "runs" / "RVD"  # trained once
+    saved = SpreadCalibration.load(rvd.rollout["spread_calibration"])
+    assert saved.fitted_on["source_store"] == str(val) and all(k > 1.5 for k in saved.factors["u"])
+    # made from the uncalibrated forecast, recorded in its attributes; the pipeline reuses it as it is
+    made = xr.open_dataset(chain.forecast_file(rvd))
+    assert SpreadCalibration.of_attributes(made.attrs) == saved
+    raw = xr.open_dataset(chain.forecast_file(rows[0]))
+    np.testing.assert_allclose(made["u"], saved.apply_dataset(raw)["u"])
+    calibration.pipeline.roll_out(
+        chain.run_dir(rvd), bench, chain.forecast_file(rvd), chain.rollout_settings(rvd), False
+    )
+    with pytest.raises(calibration.ForecastError, match="was made with a spread calibration"):
+        calibration.pipeline.roll_out(chain.run_dir(rvd), bench, chain.forecast_file(rvd),
+                                      chain.rollout_settings(rows[0]), False)  # fmt: skip
+    with pytest.raises(calibration.ForecastError, match="was made with no spread calibration"):
+        calibration.pipeline.roll_out(chain.run_dir(rvd), bench, chain.forecast_file(rows[0]),
+                                      chain.rollout_settings(rvd), False)  # fmt: skip
+    assert any("spread factors fitted on" in line for line in lines)
+    # a "validation" run on the scored store itself is refused
+    forecast(tmp_path / "same_out" / "forecasts" / "RVD.nc", bench)
+    with pytest.raises(calibration.ForecastError, match="it is the scored store"):
+        calibration.spread_calibrate(chain, rows, tmp_path / "same_out")
+    line = calibration.spread_words(tmp_path / "v", "fair_crps", "lead")
+    assert line == f" --spread-from {tmp_path / 'v'} --spread-method fair_crps"

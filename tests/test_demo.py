@@ -59,7 +59,19 @@ def test_smoke_demo_writes_every_file_and_resumes(tmp_path, capsys):
     oracle_line = next(line for line in lines if line.startswith(ORACLE + " "))
     assert oracle_line.split()[2] == "1"  # crps/oracle of the oracle itself
     assert "spread_skill: sqrt((m+1)/m) spread / RMSE, 1 = calibrated" in printed
-    assert "[6/6]" in printed
+    assert "[7/7]" in printed
+    # the RVD's spread: fitted on the validation store's forecasts (another noise seed), applied to its rollout
+    from forecast.spread_calibration import SpreadCalibration
+
+    calibration = SpreadCalibration.load(out / "runs" / "rvd")
+    assert calibration.fitted_on["source_store"] == str(out / "data" / "validation.zarr")
+    validation = xr.open_zarr(out / "data" / "validation.zarr", group="train").attrs["noise_seed"]
+    assert validation == STREET_NOISE["noise_seed"] + 1
+    with xr.open_dataset(out / "forecasts" / "rvd.nc") as rvd:
+        assert SpreadCalibration.of_attributes(rvd.attrs) == calibration
+    with xr.open_dataset(out / "forecasts" / "climatology.nc") as climatology:
+        assert "spread_calibration" not in climatology.attrs
+    assert "the Oracle's" in printed and "x the oracle's)" in printed
     # the store is the stochastic street with a truth group; the forecasts start at exactly its starts
     store = out / "data" / "karman.zarr"
     assert (store / "train").is_dir()
@@ -103,6 +115,19 @@ def test_full_demo_rvd_beats_persistence(tmp_path):
     result = run_demo(tmp_path / "demo", progress=False)
     crps = {r["model"]: r["crps"] for r in result.summary}
     assert crps["rvd"] < crps["persistence"]
+
+
+def test_demo_spread_calibration_is_an_option_of_the_rvd_row_only(tmp_path):
+    from dataclasses import replace
+
+    from forecast.demo import demo_rows
+
+    on = demo_rows(DemoSettings.smoke(), tmp_path)
+    assert on[0].rollout == {"spread_calibration": str(tmp_path / "runs" / "rvd" / "spread_calibration.json")}
+    assert all(not row.rollout for row in on[1:])
+    off = demo_rows(replace(DemoSettings.smoke(), spread_calibration=False), tmp_path)
+    assert all(not row.rollout for row in off)  # off: the rows (and so their rollouts) as before the option
+    assert [r.config for r in off] == [r.config for r in on]
 
 
 def test_demo_command_is_registered_and_parses_its_options():
