@@ -143,7 +143,7 @@ def forecasts(draw):
     settings_ = ForecastSettings(
         model="generated", variables=names, inits=inits, members=members, context=context, horizon=horizon,
         sampler="ddim", steps=None, sampling_steps=2, eta=0.0, seed=draw(st.integers(0, 9)), member_chunk=members,
-        amp=False,
+        amp=False, capture="none", channels_last=False, starts="even",
     )  # fmt: skip
     return source, settings_, time_kind, draw(st.permutations(range(len(inits))))
 
