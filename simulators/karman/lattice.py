@@ -38,16 +38,12 @@ import sympy as sp
 
 from forecast.errors import ForecastError
 from simulators.common.kernels import kernel_config
+from simulators.common.stability import SimulationDiverged, check_velocity  # noqa: F401  (the flow's API)
 from simulators.karman.config import KarmanConfig
 from simulators.karman.noise import BatchNoise, InflowNoise
 
 OMEGA = sp.Symbol("omega_shear")
 INFLOW_ARRAY = "inflow"  # (x, y, 2) velocity the noisy UBB imposes; only the inlet columns are read
-VELOCITY_LIMIT = 0.5  # lattice units; |u| beyond ~c_s means the run has left the LBM's validity
-
-
-class SimulationDiverged(ForecastError):
-    """A run produced NaN or a runaway velocity."""
 
 
 def relaxation_rate(config: KarmanConfig, reynolds: float) -> float:
@@ -275,14 +271,8 @@ class Lattice:
     def check_stable(self, run_name: str, step: int) -> None:
         """Raise SimulationDiverged if the velocity is NaN or runs away."""
         u, v, _ = self.macroscopic()
-        speed = float(np.sqrt(np.max(u * u + v * v)))
-        if not np.isfinite(speed) or speed > VELOCITY_LIMIT:
-            what = "NaN" if not np.isfinite(speed) else f"|u| = {speed:.3g} > {VELOCITY_LIMIT}"
-            raise SimulationDiverged(
-                f"{run_name} (Re = {self.reynolds:g}) diverged at lattice step {step} ({what}, "
-                f"omega = {self.omega:.5f}, collision {self.config.collision}): use --collision cumulant, "
-                "raise the resolution (--scale or --diameter), or lower --velocity"
-            )
+        run = f"{run_name} (Re = {self.reynolds:g})"
+        check_velocity(u, v, run, step, self.omega, self.config.collision, "--scale or --diameter")
 
 
 def macroscopic_from_pdfs(pdfs, method, xp=np):

@@ -24,16 +24,12 @@ import sympy as sp
 
 from forecast.errors import ForecastError
 from simulators.common.kernels import kernel_config
+from simulators.common.stability import SimulationDiverged, check_velocity  # noqa: F401  (the flow's API)
 from simulators.kolmogorov.config import KolmogorovConfig
 
 OMEGA = sp.Symbol("omega_shear")
 AMPLITUDE = sp.Symbol("forcing_amplitude")
-VELOCITY_LIMIT = 0.5  # lattice units; |u| beyond ~c_s means the run has left the LBM's validity
 NAME = "kolmogorov"
-
-
-class SimulationDiverged(ForecastError):
-    """A run produced NaN or a runaway velocity."""
 
 
 def relaxation_rate(config: KolmogorovConfig) -> float:
@@ -134,14 +130,8 @@ class Lattice:
     def check_stable(self, run_name: str, step: int) -> None:
         """Raise SimulationDiverged if the velocity is NaN or runs away."""
         u, v, _ = self.macroscopic()
-        speed = float(np.sqrt(np.max(u * u + v * v)))
-        if not np.isfinite(speed) or speed > VELOCITY_LIMIT:
-            what = "NaN" if not np.isfinite(speed) else f"|u| = {speed:.3g} > {VELOCITY_LIMIT}"
-            raise SimulationDiverged(
-                f"{run_name} (Re = {self.config.reynolds:g}) diverged at lattice step {step} ({what}, "
-                f"omega = {self.omega:.5f}, collision {self.config.collision}): use --collision cumulant, "
-                "raise the resolution (--scale or --size), or lower --velocity"
-            )
+        run = f"{run_name} (Re = {self.config.reynolds:g})"
+        check_velocity(u, v, run, step, self.omega, self.config.collision, "--scale or --size")
 
 
 def build_lattice(config: KolmogorovConfig, seed: int) -> Lattice:
