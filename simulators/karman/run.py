@@ -14,6 +14,7 @@ import numpy as np
 
 from forecast.errors import ForecastError
 from simulators.common.flow import FIELDS, block_mean, run_name
+from simulators.common.stability import checked_frames
 from simulators.karman.config import KarmanConfig
 from simulators.karman.lattice import Lattice, build_batch, channel_offset
 from simulators.karman.noise import sequence_seed
@@ -60,15 +61,8 @@ def batch_frames(
     """Yield the frames of runs ``indices`` computed in one lattice (``build_runs``), one list per time."""
     name = ", ".join(run_name(i) for i in indices)
     lattice = lattice or build_runs(config, indices)
-    step = 0
     # Spin-up: the impulsive start and the first shedding cycles are not part of the data set.
-    while step < config.spinup_steps:
-        chunk = min(config.every, config.spinup_steps - step)
-        lattice.advance(chunk)
-        step += chunk
-        lattice.check_stable(name, step)
-    for _ in range(config.frames_per_run):
-        lattice.advance(config.every)
-        step += config.every
-        lattice.check_stable(name, step)
-        yield [sample_frame(lattice, member) for member in range(lattice.members)]
+    yield from checked_frames(
+        lattice, name, config.spinup_steps, config.every, config.every, config.frames_per_run,
+        lambda: [sample_frame(lattice, member) for member in range(lattice.members)],
+    )  # fmt: skip

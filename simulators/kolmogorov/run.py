@@ -13,6 +13,7 @@ import numpy as np
 
 from forecast.errors import ForecastError
 from simulators.common.flow import FIELDS, block_mean, run_name
+from simulators.common.stability import checked_frames
 from simulators.kolmogorov.config import KolmogorovConfig
 from simulators.kolmogorov.lattice import Lattice, build_lattice
 
@@ -49,18 +50,11 @@ def batch_frames(
     """Yield ``[frame]`` of run ``indices[0]`` per stored time, after discarding the spin-up."""
     name = run_name(indices[0])
     lattice = lattice or build_runs(config, indices)
-    step = 0
     # spin-up: the random start decays, the forced flow reaches its attractor
-    while step < config.spinup_steps:
-        chunk = min(config.every * 16, config.spinup_steps - step)
-        lattice.advance(chunk)
-        step += chunk
-        lattice.check_stable(name, step)
-    for _ in range(config.frames_per_run):
-        lattice.advance(config.every)
-        step += config.every
-        lattice.check_stable(name, step)
-        yield [sample_frame(lattice)]
+    yield from checked_frames(
+        lattice, name, config.spinup_steps, config.every * 16, config.every, config.frames_per_run,
+        lambda: [sample_frame(lattice)],
+    )  # fmt: skip
 
 
 def run_frames(config: KolmogorovConfig, index: int) -> Iterator[dict[str, np.ndarray]]:
