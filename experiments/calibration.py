@@ -80,7 +80,7 @@ from paper_tables import Row, Scale  # noqa: E402
 from forecast import pipeline  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
 from forecast.models.config import KINDS as DIFFUSION_KINDS  # noqa: E402
-from forecast.spread_calibration import METHODS, POOLINGS  # noqa: E402
+from forecast.spread_calibration import DEFAULT_POOLING, METHODS, POOLINGS  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
 #: free-stream turbulence of every scale's store (shared with ``forecast demo``); truth ensembles below
@@ -100,6 +100,10 @@ def at_width(scale: Scale, width: int) -> Scale:
 #: four training seeds, it lowered RVD's and VD's CRPS by 3.8-9% and put RVD's below VD's (docs/results/calibration.md,
 #: "Twice the channels"); ``--width 16`` is the earlier table's
 CPU_SMALL_WIDTH = 32
+#: training steps of every trained row at cpu-small: twice the paper tables' 1500. Twice the steps lowered RVD's
+#: CRPS by 5.3% (1.7-9.0%) over four seeds (docs/results/calibration.md); the few-step sampler (issue 33) paid
+#: for it within the hour (the table took 26.9 min with 1500 steps)
+CPU_SMALL_STEPS = 3000
 
 SCALES = {
     "paper": dataclasses.replace(
@@ -119,6 +123,7 @@ SCALES = {
         },
         # the rows choose their own prediction target; the scale fixes only N
         diffusion={"steps": 100},
+        training={**paper_tables.SCALES["cpu-small"].training, "steps": CPU_SMALL_STEPS},
         # the rollout's default sampler (DPM-Solver++(2M), 10 evaluations per frame): 1.001x DDIM-25's CRPS on the
         # validation store, its spread 13% wider (docs/results/speed-sampling.md); the spread calibration is
         # fitted for the sampler that is used
@@ -251,7 +256,7 @@ def spread_calibrate(
     rows: list[pipeline.Row],
     validation: Path,
     method: str = "spread_skill",
-    pooling: str = "lead",
+    pooling: str = DEFAULT_POOLING,
     log=print,
 ) -> list[pipeline.Row]:
     """``rows`` with a spread calibration fitted on ``validation`` (another run of this script, on a validation
@@ -298,12 +303,14 @@ def validation_forecasts(
     noise_seed: int | None = None,
     flow: str = "karman",
     log=print,
+    folder: str = VALIDATION_DIR,
 ) -> Path:
     """``OUT/validation``: a validation store (the scale's flow, ``validation_noise_seed``) and every diffusion
     row's forecast of it by the row's own trained run (``chain.run_dir``), from its truth starts with the
     pipeline's rollout settings; a folder that ``spread_calibrate`` takes as ``VAL_OUT``. Each stage is skipped
-    when its output exists."""
-    out = chain.out / VALIDATION_DIR
+    when its output exists. ``folder``: another name under OUT (a second validation store, to measure how
+    factors fitted on one store transfer to another: ``spread_levers.py --across``)."""
+    out = chain.out / folder
     seed = validation_noise_seed(noise_seed)
     validation = pipeline.Pipeline(
         out,
@@ -411,7 +418,7 @@ def run_calibration(
     flow: str = "karman",
     spread_from: str | Path | None = None,
     spread_method: str = "spread_skill",
-    spread_pooling: str = "lead",
+    spread_pooling: str = DEFAULT_POOLING,
     spread_validation: bool = True,
 ) -> dict[str, dict]:
     """The whole benchmark at ``scale_name`` into ``out``; returns the per-lead scores of every row.
@@ -499,7 +506,7 @@ def spread_words(spread_from, method: str, pooling: str, validation: bool = True
         return " --no-spread-validation"
     words = f" --spread-from {shlex.quote(str(spread_from))}" if spread_from is not None else ""
     words += f" --spread-method {method}" if method != "spread_skill" else ""
-    return words + (f" --spread-pooling {pooling}" if pooling != "lead" else "")
+    return words + (f" --spread-pooling {pooling}" if pooling != DEFAULT_POOLING else "")
 
 
 def select_rows(rows: list[Row], labels: list[str]) -> list[Row]:
@@ -581,8 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--spread-pooling",
         choices=POOLINGS,
-        default="lead",
-        help="one factor per variable and lead (default) or one per variable for every lead",
+        default=DEFAULT_POOLING,
+        help=f"one factor per variable for every lead ('all') or one per variable and lead ('lead'); default "
+        f"{DEFAULT_POOLING!r}, the one that transferred between validation stores",
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

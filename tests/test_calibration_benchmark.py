@@ -428,5 +428,6 @@ def test_spread_from_a_validation_run_calibrates_the_rows_it_has_forecasts_of(tm
     forecast(tmp_path / "same_out" / "forecasts" / "RVD.nc", bench)
     with pytest.raises(calibration.ForecastError, match="it is the scored store"):
         calibration.spread_calibrate(chain, rows, tmp_path / "same_out")
-    line = calibration.spread_words(tmp_path / "v", "fair_crps", "lead")
+    line = calibration.spread_words(tmp_path / "v", "fair_crps", "all")
     assert line == f" --spread-from {tmp_path / 'v'} --spread-method fair_crps"
+    assert calibration.spread_words(None, "spread_skill", "lead") == " --spread-pooling lead"
