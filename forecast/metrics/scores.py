@@ -45,7 +45,7 @@ import xarray as xr
 
 from forecast.errors import ForecastError
 from forecast.forecast_file import CONVENTIONS, OBS_SUFFIX, forecast_variables, history_entry, model_name
-from forecast.metrics import streaming
+from forecast.metrics import shedding, stability, streaming
 from forecast.metrics.calibration import (
     ensemble_mean_rmse,
     ensemble_spread,
@@ -55,7 +55,6 @@ from forecast.metrics.calibration import (
 )
 from forecast.metrics.crps import crps_ensemble
 from forecast.metrics.distance import energy_distance
-from forecast.metrics import shedding, stability
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.skill import score_ratio, skill_score
 from forecast.metrics.spectral_bands import band_error

@@ -32,9 +32,8 @@ def unavailable(ds: xr.Dataset) -> str | None:
     """Why the Strouhal number of the forecast ``ds`` cannot be measured, or None where it can."""
     missing = [c for c in STREET_COORDS if c not in ds.coords]
     if "v" not in ds.data_vars or missing:
-        return (
-            "not a vortex street: the forecast lacks "
-            + ", ".join((["the variable v"] if "v" not in ds.data_vars else []) + missing)
+        return "not a vortex street: the forecast lacks " + ", ".join(
+            (["the variable v"] if "v" not in ds.data_vars else []) + missing
         )
     if "channel" in ds["v"].dims:
         return "the variable v has channels: not a velocity component"

@@ -27,7 +27,9 @@ def octave_bands(n_shells: int) -> list[tuple[int, int]]:
         high = min(2 * low - 1, k_max)
         bands.append((low, high))
         low *= 2
-    if len(bands) > 1 and bands[-1][0] == bands[-1][1] == k_max:  # a lone Nyquist shell joins the octave below
+    if (
+        len(bands) > 1 and bands[-1][0] == bands[-1][1] == k_max
+    ):  # a lone Nyquist shell joins the octave below
         bands[-2:] = [(bands[-2][0], k_max)]
     return bands
 

@@ -53,7 +53,11 @@ def departed(extremes: xr.Dataset, low, high) -> xr.DataArray:
 
 
 def _lead_values(flags: xr.DataArray) -> np.ndarray:
-    lead = flags["lead_time"].values if "lead_time" in flags.coords else np.arange(1, flags.sizes["lead_time"] + 1)
+    lead = (
+        flags["lead_time"].values
+        if "lead_time" in flags.coords
+        else np.arange(1, flags.sizes["lead_time"] + 1)
+    )
     return np.asarray(lead, dtype=np.float64)
 
 

@@ -27,9 +27,8 @@ import numpy as np
 import xarray as xr
 
 from forecast.forecast_file import OBS_SUFFIX
-from forecast.metrics import _kernels
+from forecast.metrics import _kernels, stability
 from forecast.metrics._kernel_views import kernel_array
-from forecast.metrics import stability
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.spectral_bands import band_error
 
@@ -371,8 +370,10 @@ def _departed(s: Sums, plan: Plan, lead: xr.DataArray) -> xr.DataArray:
     """``stability.departed`` of one variable from its streamed extremes."""
     dims = ("init", plan.member_dim, "lead_time")
     extremes = xr.Dataset(
-        {key: (dims, s[f"stability_{name}"]) for key, name in
-         (("low", "low_min"), ("high", "high_max"), ("nonfinite", "nonfinite"))},  # fmt: skip
+        {
+            key: (dims, s[f"stability_{name}"])
+            for key, name in (("low", "low_min"), ("high", "high_max"), ("nonfinite", "nonfinite"))
+        },  # fmt: skip
         coords={"lead_time": lead.values},
     )
     low, high = stability.widened(s["stability_obs_low_min"], s["stability_obs_high_max"])
