@@ -268,7 +268,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "stability_horizon",
         "first lead time at which a member of {v} is not finite or outside the data's range (NaN: none)",
-        lambda x, done: stability.stability_horizon(_departed(x)),
+        _of_scores(stability.stability_horizon, "stable_fraction"),
     ),
 )
 
@@ -625,6 +625,7 @@ def score_forecast(
         truth=truth is not None,
         verifying=verifying is not None,
         flow=FLOW_METRICS[0].name in template,
+        street="strouhal_number" in template,
     )
     sums = _stream(ds, plan, reference, truth_ens, verifying, block_inits, progress)
     _raise_failed_checks(ds, plan, sums, reference, verifying)
@@ -634,7 +635,7 @@ def score_forecast(
         out.update({f"{k}_{v}": value for k, value in values.items() if f"{k}_{v}" in template})
     if plan.flow:
         out.update(streaming.flow_values(sums))
-    scores = {name: _filled(template[name], out[name]) for name in template.data_vars if name in out}
+    scores = {name: _filled(template[name], out[name], ds) for name in template.data_vars if name in out}
     unstreamed = [name for name in template.data_vars if name not in out]
     if unstreamed:  # a registry metric without a streamed form: the registry's lazy graph, chunked in blocks
         blocks = {"init": block_inits or streaming.default_block_inits(ds, names, member_dim)}
@@ -651,11 +652,15 @@ def score_forecast(
     return xr.Dataset({name: scores[name] for name in template.data_vars}, attrs=attrs)
 
 
-def _filled(template: xr.DataArray, value: Callable) -> xr.DataArray:
-    """``template`` (metadata of a score) holding the streamed ``value()``."""
+def _filled(template: xr.DataArray, value: Callable, ds: xr.Dataset) -> xr.DataArray:
+    """``template`` (metadata of a score, built on the first init) holding the streamed ``value()``; a score per
+    init gets every init of ``ds`` and the coordinates along it."""
     value = value()
     data = value.transpose(*template.dims).values if isinstance(value, xr.DataArray) else np.asarray(value)
-    return template.copy(data=data.astype(template.dtype))
+    if "init" not in template.dims:
+        return template.copy(data=data.astype(template.dtype))
+    coords = {name: ds[name].variable.load() for name in template.coords}
+    return xr.DataArray(data.astype(template.dtype), dims=template.dims, coords=coords, attrs=template.attrs)
 
 
 def _stream(ds, plan, reference, truth_ens, verifying, block_inits, progress) -> dict:

@@ -69,11 +69,11 @@ def peak_frequency(series: np.ndarray) -> np.ndarray:
 def probe_series(field: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
     """``field`` (dims ``init``, ..., ``lead_time``, ``y``, ``x``) at each init's probe: the nearest pixel to
     :data:`PROBE_DIAMETERS` diameters behind the cylinder, on its axis."""
-    diameter = ds["cylinder_diameter"]
-    x0 = (ds["cylinder_x"] + PROBE_DIAMETERS * diameter).drop_vars("init", errors="ignore")
-    y0 = ds["cylinder_y"].drop_vars("init", errors="ignore")
-    ix = np.abs(ds["x"] - x0).argmin("x")
-    iy = np.abs(ds["y"] - y0).argmin("y")
+    x0 = np.asarray(ds["cylinder_x"].values + PROBE_DIAMETERS * ds["cylinder_diameter"].values, dtype=float)
+    y0 = np.asarray(ds["cylinder_y"].values, dtype=float)
+    ix = np.abs(np.asarray(ds["x"].values, dtype=float)[None, :] - x0[:, None]).argmin(axis=1)
+    iy = np.abs(np.asarray(ds["y"].values, dtype=float)[None, :] - y0[:, None]).argmin(axis=1)
+    ix, iy = xr.DataArray(ix, dims="init"), xr.DataArray(iy, dims="init")
     return field.isel(x=ix, y=iy).drop_vars(["x", "y"], errors="ignore")
 
 
@@ -90,7 +90,10 @@ def strouhal_numbers(field: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
         dask="parallelized",
         output_dtypes=[np.float64],
     )
-    scale = ds["cylinder_diameter"] / (ds["inflow_velocity"] * float(ds.attrs["frame_interval"]))
+    diameter, speed = (
+        np.asarray(ds[c].values, dtype=float) for c in ("cylinder_diameter", "inflow_velocity")
+    )
+    scale = xr.DataArray(diameter / (speed * float(ds.attrs["frame_interval"])), dims="init")
     return (frequency * scale).assign_attrs(
         long_name=f"Strouhal number f D / U of v at {PROBE_DIAMETERS:g} D behind the cylinder", units="1"
     )

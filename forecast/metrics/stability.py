@@ -6,8 +6,9 @@ widened on both sides by :data:`RANGE_MARGIN` times its span: ``[lo - m (hi - lo
 on (an unphysical state is not undone by coming back). Two scores follow:
 
 * ``stable_fraction`` (``lead_time``): the share of the (init, member) rollouts that have not left by that lead;
-* ``stability_horizon`` (scalar): the first lead time at which any rollout left; NaN where none left within the
-  forecast's lead times (the scores file says so in its ``stability_note`` attribute).
+* ``stability_horizon`` (scalar): the first lead time at which any rollout left (where ``stable_fraction`` drops
+  below 1); NaN where none left within the forecast's lead times (the scores file says so in its
+  ``stability_note`` attribute).
 
 Both are computed from three per-frame numbers of each member (its lowest and highest value and its count of
 non-finite values), which the streamed scoring (``streaming``) gathers block by block.
@@ -69,12 +70,11 @@ def stable_fraction(gone: xr.DataArray) -> xr.DataArray:
     )
 
 
-def stability_horizon(gone: xr.DataArray) -> xr.DataArray:
-    """The first lead time at which any rollout has left (``gone``: :func:`departed`); NaN where none has."""
-    rest = [d for d in gone.dims if d != "lead_time"]
-    any_left = gone.any(rest)
-    lead = xr.DataArray(_lead_values(gone), dims="lead_time")
-    first = lead.where(any_left).min("lead_time", skipna=True)
+def stability_horizon(fraction: xr.DataArray) -> xr.DataArray:
+    """The first lead time at which a rollout has left: where ``fraction`` (:func:`stable_fraction`) drops below 1;
+    NaN where it never does."""
+    lead = xr.DataArray(_lead_values(fraction), dims="lead_time")
+    first = lead.where((fraction < 1).variable).min("lead_time", skipna=True)
     return first.drop_vars(list(first.coords)).assign_attrs(
         long_name="first lead time at which a member is not finite or outside the data's range "
         "(NaN: none within the forecast)"

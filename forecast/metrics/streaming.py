@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.forecast_file import OBS_SUFFIX
-from forecast.metrics import _kernels, stability
+from forecast.metrics import _kernels, shedding, stability
 from forecast.metrics._kernel_views import kernel_array
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.spectral_bands import band_error
@@ -60,6 +60,7 @@ class Plan:
     truth: bool = False
     verifying: bool = False
     flow: bool = False
+    street: bool = False  # a vortex street long enough for the Strouhal number (``shedding.unavailable``)
 
     def points(self, v: str) -> tuple[str, ...]:
         """The dims of V_obs after ``init`` and ``lead_time``: one kernel point per combination."""
@@ -195,6 +196,19 @@ def _stability_sums(obs: xr.DataArray, ens: xr.DataArray, plan: Plan, v: str, st
     return sums
 
 
+def _strouhal_sums(block: xr.Dataset, plan: Plan, start: int) -> Sums:
+    """The Strouhal numbers of the block's members and verifying truth (``shedding``), at the block's inits of
+    arrays over every init (NaN elsewhere)."""
+    n_init = plan.obs_shape["v"][plan.obs_dims["v"].index("init")]
+    inits = slice(start, start + block.sizes["init"])
+    sums = {}
+    for key, name in (("strouhal_max", "v"), ("strouhal_obs_max", "v" + OBS_SUFFIX)):
+        values = shedding.strouhal_numbers(block[name], block).transpose("init", ...).values
+        sums[key] = np.full((n_init, *values.shape[1:]), np.nan)
+        sums[key][inits] = values
+    return sums
+
+
 def block_sums(
     plan: Plan,
     start: int,
@@ -235,6 +249,8 @@ def block_sums(
         _put(sums, "flow", "obs_", _flow_sums(block["u" + OBS_SUFFIX], block["v" + OBS_SUFFIX], plan))
         if truth is not None:
             _put(sums, "flow", "truth_", _spectrum_sums(truth["u"], truth["v"], plan))
+    if plan.street:
+        _put(sums, "flow", "", _strouhal_sums(block, plan, start))
     return sums
 
 
@@ -362,7 +378,7 @@ def streamed_values(sums: Sums, plan: Plan, v: str, lead: xr.DataArray) -> dict[
         values["energy_distance"] = lambda: _mean(s, "energy")
         values["rank_histogram_truth"] = lambda: s["truth_rank"]
     values["stable_fraction"] = lambda: stability.stable_fraction(_departed(s, plan, lead))
-    values["stability_horizon"] = lambda: stability.stability_horizon(_departed(s, plan, lead))
+    values["stability_horizon"] = lambda: stability.stability_horizon(values["stable_fraction"]())
     return values
 
 
@@ -394,4 +410,9 @@ def flow_values(sums: Sums) -> dict[str, Callable[[], np.ndarray]]:
         reference = "ke_spectrum_truth"
     spectrum = lambda name: xr.DataArray(values[name](), dims=("lead_time", "wavenumber"))  # noqa: E731
     values["ke_band_error"] = lambda: band_error(spectrum("ke_spectrum"), spectrum(reference))
+    if "flow:strouhal_max" in sums:
+        members, truth = sums["flow:strouhal_max"], sums["flow:strouhal_obs_max"][:, None]
+        values["strouhal_number"] = lambda: members
+        values["strouhal_number_obs"] = lambda: truth[:, 0]
+        values["strouhal_relative_error"] = lambda: (members - truth) / truth
     return values
