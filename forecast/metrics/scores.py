@@ -29,9 +29,17 @@ variable                        dims                   meaning
 ``ke_spectrum_obs``             lead_time, wavenumber  the truth's
 ``divergence_rms``              lead_time              (when u and v exist) RMS divergence of the members
 ``divergence_rms_obs``          lead_time              the truth's
+``stable_fraction_V``           lead_time              share of the rollouts still finite and in the data's range
+``stability_horizon_V``         (scalar)               first lead at which a rollout left it (NaN: none)
+``ke_spectrum_truth``           lead_time, wavenumber  (with a truth ensemble) its kinetic-energy spectrum
+``ke_band_error``               lead_time, band        ln of the members' energy over the truth's per octave band
+``strouhal_number``             init, member           (a vortex street, >= 64 leads) St of each member at the probe
+``strouhal_number_obs``         init                   the verifying truth's
+``strouhal_relative_error``     init, member           strouhal_number / strouhal_number_obs - 1
 ==============================  =====================  =====================================================
 
-Attributes name the estimator (``ensemble`` or ``fair``), the ensemble size, the model, the tie-breaking seed.
+Attributes name the estimator (``ensemble`` or ``fair``), the ensemble size, the model, the tie-breaking seed,
+and why a score is not there (``strouhal_not_computed``) or NaN (``stability_note``).
 """
 
 from __future__ import annotations
