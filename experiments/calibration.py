@@ -5,6 +5,7 @@
                                       [--rows LABEL ...] [--no-progress]
                                       [--no-spread-validation | --spread-from VAL_OUT]
                                       [--spread-method M] [--spread-pooling P]
+                                      [--no-long-rollouts]
 
 The periodic street is (almost) deterministic: four frames fix its future, so the spread of an ensemble has
 nothing to match there. This benchmark adds free-stream turbulence at the inlet (``--inflow-noise``), which the
@@ -26,7 +27,13 @@ Stages (each skipped when its output exists, so a rerun resumes):
 4. tabulate (``calibration_tables.py``): ``OUT/calibration.csv`` / ``.md`` (one line per row: CRPS, CRPS /
    oracle, spread-skill ratio with the finite-ensemble correction, spread / truth spread, fraction of the truth
    outside the ensemble's range, each averaged over variables and leads), ``OUT/calibration_leads.csv`` (the
-   same per lead time) and the figures of ``forecast plot`` in ``OUT/figures``.
+   same per lead time) and the figures of ``forecast plot`` in ``OUT/figures``;
+5. (in each row's worker, after its scores) the long rollout of the physics scores (``long_rollout``): a few
+   starts of the *train* group (the test sequences are too short) rolled out ``LONG_ROLLOUT`` frames, several
+   times the training window, into ``OUT/long/forecasts/ROW.nc`` and scored into ``OUT/long/scores/ROW.nc``;
+   the table adds each row's stability horizon and, on the street, its Strouhal number at the probe, beside the
+   kinetic energy per octave band against the truth ensemble (``physics_tables``). These files measure the
+   model's free-running dynamics, not its skill: their pointwise scores are in-sample and not tabulated.
 
 Nothing is fitted on the test group or the truth ensembles: models train on the train group only (RVD's
 ``model.sigma: auto`` is a running statistic of training batches).
@@ -63,6 +70,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import shlex
 import sys
 import time
@@ -74,6 +82,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import paper_tables  # noqa: E402
+import physics_tables  # noqa: E402
 from calibration_tables import tabulate  # noqa: E402
 from paper_tables import Row, Scale  # noqa: E402
 
@@ -250,6 +259,46 @@ def lever_rows(scale: Scale) -> list[Row]:
 #: the suffix of a spread-calibrated row's files (its table label stays the row's)
 SPREAD_SUFFIX = "__spread_calibrated"
 
+#: the long rollouts of the physics scores (stability over several training windows; the street's Strouhal number
+#: needs ``shedding.MIN_LEADS`` leads): ``inits`` starts spread over the train group's runs (the test sequences are
+#: 64 frames at cpu-small, too short), ``members`` each, ``horizon`` frames, with the scale's sampler. At cpu-small
+#: 3 x 3 x 128 = 1,152 generated frames per diffusion row, 0.75 of its 12 x 8 x 16 from the truth starts
+LONG_ROLLOUT = {
+    "paper": {"inits": 6, "members": 8, "horizon": 256},
+    "cpu-small": {"inits": 3, "members": 3, "horizon": 128},
+    "smoke": {"inits": 1, "members": 2, "horizon": 12},
+}
+#: the store group the long rollouts start in
+LONG_GROUP = "train"
+
+
+def long_settings(scale: Scale, seed: int) -> pipeline.RolloutSettings:
+    """The scale's rollout settings for the long rollouts (``LONG_ROLLOUT``), evenly spread starts."""
+    device = "cpu" if scale.name != "paper" else "auto"
+    return pipeline.RolloutSettings(**{**scale.rollout, **LONG_ROLLOUT[scale.name]}, seed=seed, device=device)
+
+
+def long_name(row: pipeline.Row) -> str:
+    """The name of a row's long rollout files: a spread-calibrated row's are its model's (the factors are fitted
+    per lead of the benchmark's horizon, so the long rollout is of the uncalibrated model)."""
+    return row.name.removesuffix(SPREAD_SUFFIX)
+
+
+def long_rollout(settings: pipeline.RolloutSettings, chain: pipeline.Pipeline, row: pipeline.Row) -> Path:
+    """``row``'s long rollout from the train group (``OUT/long/forecasts/ROW.nc``, ``settings`` with the row's own
+    sampler) and its scores (``OUT/long/scores/ROW.nc``), each skipped when it exists; the scores file's path.
+    Run by ``Pipeline.run_rows`` after the row's scores, in its worker."""
+    from forecast.rollout import rollout_run
+
+    forecast, scores = physics_tables.long_files(chain.out, long_name(row))
+    if not forecast.exists():
+        options = settings.with_overrides({k: v for k, v in row.rollout.items() if k != "spread_calibration"})
+        forecast.parent.mkdir(parents=True, exist_ok=True)
+        rollout_run(chain.run_dir(row), chain.store, forecast, **options.as_kwargs(), group=LONG_GROUP,
+                    resume=True, progress=chain.progress)  # fmt: skip
+    pipeline.score(forecast, scores)
+    return scores
+
 
 def spread_calibrate(
     chain: pipeline.Pipeline,
@@ -420,6 +469,7 @@ def run_calibration(
     spread_method: str = "spread_skill",
     spread_pooling: str = DEFAULT_POOLING,
     spread_validation: bool = True,
+    long_rollouts: bool = True,
 ) -> dict[str, dict]:
     """The whole benchmark at ``scale_name`` into ``out``; returns the per-lead scores of every row.
 
@@ -430,7 +480,8 @@ def run_calibration(
     ``"kolmogorov"`` (chaotic Kolmogorov flow). ``spread_from``: a run of this function on a
     validation store whose rows' forecasts fit a spread calibration (``spread_calibrate``, with ``spread_method``
     and ``spread_pooling``) applied here. ``spread_validation`` (without ``spread_from``): fit it instead on the
-    rows' own forecasts of a validation store made here (``validation_forecasts``), after training.
+    rows' own forecasts of a validation store made here (``validation_forecasts``), after training. ``long_rollouts``: also roll every row out ``LONG_ROLLOUT`` frames from
+    the train group and score it (``long_rollout``: the stability and Strouhal columns of the table).
     """
     if flow not in FLOWS:
         raise ForecastError(f"unknown flow {flow!r}; choose one of {', '.join(FLOWS)}")
@@ -460,7 +511,8 @@ def run_calibration(
         chain_rows = spread_calibrate(
             chain, chain_rows, Path(spread_from), spread_method, spread_pooling, log
         )
-    chain.run_rows(chain_rows, jobs or pipeline.default_jobs(len(rows), gpu=scale_name == "paper"))
+    after = functools.partial(long_rollout, long_settings(scale, seed)) if long_rollouts else None
+    chain.run_rows(chain_rows, jobs or pipeline.default_jobs(len(rows), gpu=scale_name == "paper"), after)
     if spread_from is None and spread_validation:
         validation = validation_forecasts(chain, chain_rows, scale, noise_seed, flow, log)
         chain_rows = spread_calibrate(chain, chain_rows, validation, spread_method, spread_pooling, log)
@@ -468,9 +520,18 @@ def run_calibration(
     command = command_line(
         scale, out, rows, data=data, seed=seed, noise_seed=noise_seed, width=width, flow=flow
     )
+    command += "" if long_rollouts else " --no-long-rollouts"
     command += spread_words(spread_from, spread_method, spread_pooling, spread_validation)
     heading = f"Calibration benchmark, produced by `{command}` in {(time.time() - start) / 60:.1f} min."
-    leads = tabulate(chain, chain_rows, heading, variables=["vorticity"], log=log)
+    long_scores = {r.title: physics_tables.long_files(out, long_name(r))[1] for r in chain_rows}
+    leads = tabulate(
+        chain,
+        chain_rows,
+        heading,
+        variables=["vorticity"],
+        log=log,
+        long_scores=long_scores if long_rollouts else None,
+    )
     return leads
 
 
@@ -592,6 +653,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"one factor per variable for every lead ('all') or one per variable and lead ('lead'); default "
         f"{DEFAULT_POOLING!r}, the one that transferred between validation stores",
     )
+    parser.add_argument(
+        "--no-long-rollouts",
+        action="store_true",
+        help="skip the long rollouts from the train group (the table's stability and Strouhal columns)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -613,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             spread_method=args.spread_method,
             spread_pooling=args.spread_pooling,
             spread_validation=args.spread_validation,
+            long_rollouts=not args.no_long_rollouts,
         )
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,7 +11,11 @@ Used by ``calibration.py`` (the stochastic vortex street) and by the tables with
   per-lead figures beside issue 31's targets;
 - ``calibration_leads.csv``: the same per lead time;
 - ``figures/``: the figures of ``forecast plot``, and ``calibration_targets.png`` (spread-skill and outside-range
-  per lead of every ensemble row, with issue 31's bounds).
+  per lead of every ensemble row, with issue 31's bounds);
+- where the forecasts have a velocity pair (u, v) or the rows have long rollouts, the physical-consistency
+  columns of ``physics_tables`` (kinetic energy per octave band against the truth ensemble, per lead in the
+  leads CSV; the long rollouts' stability horizon and, on the street, Strouhal number), their notes (why a cell
+  is n/a) in ``calibration.md`` and ``figures/physics_scores.png``.
 
 Like with like. The standard (empirical-CDF) CRPS of an m-member ensemble carries a finite-ensemble term: for
 members drawn from the true (Gaussian) distribution its expectation is (1 + 1/m) times the true CRPS, so a perfect
@@ -29,6 +33,8 @@ import csv
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import physics_tables
 
 from forecast import pipeline
 from forecast.atomic import atomic_output
@@ -170,20 +176,31 @@ def verdict(leads: dict[str, dict]) -> dict[str, bool | None]:
 VERDICT_WORDS = {True: "met", False: "NOT met", None: "not measured (no baseline row in this table)"}
 
 
-def write_tables(leads: dict[str, dict], out: Path, heading: str) -> Path:
-    """``calibration.csv``, ``calibration_leads.csv`` and ``calibration.md`` (``heading`` first) into ``out``."""
+def write_tables(
+    leads: dict[str, dict], out: Path, heading: str, physics: dict[str, dict] | None = None
+) -> Path:
+    """``calibration.csv``, ``calibration_leads.csv`` and ``calibration.md`` (``heading`` first) into ``out``;
+    with ``physics`` (``physics_tables.physics_of_rows``, by row label) its columns and notes too."""
     table = summarize(leads)
-    columns = list(table[0])
+    for row in table if physics else []:
+        row.update(physics_tables.summary_columns(physics[row["model"]]))
+    columns = list(dict.fromkeys(k for row in table for k in row))
+    table = [{c: row.get(c, math.nan) for c in columns} for row in table]
     with atomic_output(out / "calibration.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()} for r in table)
+    bands = list(dict.fromkeys(b for row in (physics or {}).values() for b in row["bands"]))
     with atomic_output(out / "calibration_leads.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["model", "lead_time", *LEAD_COLUMNS])
+        writer.writerow(["model", "lead_time", *LEAD_COLUMNS, *bands])
         for label, lead in leads.items():
+            per_band = [(physics or {}).get(label, {}).get("bands", {}).get(b, []) for b in bands]
             for i, t in enumerate(lead["lead_time"]):
-                writer.writerow([label, t, *(f"{lead[k][i]:.6g}" for k in LEAD_COLUMNS)])
+                values = [lead[k][i] for k in LEAD_COLUMNS] + [
+                    b[i] if i < len(b) else math.nan for b in per_band
+                ]
+                writer.writerow([label, t, *(f"{v:.6g}" for v in values)])
     lines = [
         f"{heading} Means over variables and leads (leads where a score is undefined, with a zero denominator, "
         "left out); spread_skill = sqrt((m+1)/m) spread / RMSE (1 = calibrated, "
@@ -194,6 +211,8 @@ def write_tables(leads: dict[str, dict], out: Path, heading: str) -> Path:
         "|" + "|".join("---" if c == "model" else "---:" for c in columns) + "|",
     ]
     lines += ["| " + " | ".join(_cell(r[c]) for c in columns) + " |" for r in table]
+    if physics:
+        lines += ["", physics_tables.legend(), *physics_tables.note_lines(physics)]
     if TARGET_ROW in leads:
         checks = verdict(leads)
         lines += [
@@ -280,21 +299,28 @@ def tabulate(
     heading: str,
     variables: list[str] | None = None,
     log: Callable[[str], None] = print,
+    long_scores: dict[str, Path] | None = None,
 ) -> dict[str, dict]:
     """The calibration table of ``chain``'s scored ``rows`` (forecast from the truth starts) and the oracle, into
-    ``chain.out``, with the figures of ``variables``; returns the per-lead scores by row label."""
+    ``chain.out``, with the figures of ``variables``; returns the per-lead scores by row label. ``long_scores``:
+    the scores files of the rows' long rollouts, by row label (``physics_tables``)."""
     oracle = chain.oracle(rows[0], name=ORACLE)
     files = [chain.scores_file(r) for r in [*rows, oracle]]
     labels = [r.title for r in rows] + [ORACLE]
     leads = {label: per_lead(f) for label, f in zip(labels, files)}
     fair = {label: fair_crps_per_lead(chain.forecast_file(r)) for label, r in zip(labels, [*rows, oracle])}
     add_fair_crps(leads, fair, ORACLE)
-    md = write_tables(leads, chain.out, heading)
+    physics = physics_tables.physics_of_rows(dict(zip(labels, files)), long_scores or {})
+    if not long_scores and not any(row["bands"] for row in physics.values()):
+        physics = None  # no velocity pair and no long rollouts (SM-MNIST's tables): no physics columns
+    md = write_tables(leads, chain.out, heading, physics)
 
     from forecast.plots import plot_files
 
     plot_files(files, chain.out / "figures", variables=variables, labels=labels)
     plot_targets(leads, chain.out / "figures" / "calibration_targets.png")
+    if physics:
+        physics_tables.plot_physics(physics, chain.out / "figures" / "physics_scores.png", ORACLE)
     log(md.read_text())
     written = [md, *(chain.out / name for name in ("calibration.csv", "calibration_leads.csv", "figures"))]
     log(f"wrote {', '.join(map(str, written))}")

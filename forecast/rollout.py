@@ -294,6 +294,10 @@ def rollout(
     layout.check_compatible(test_ds, "test store")
     chosen, labels, horizon = _choose(test_ds, store, starts, inits, context, horizon)
     attrs = _with_spread_calibration(attrs, spread_calibration, layout, horizon, members, batch_size)
+    if (
+        "frame_interval" in test_ds.attrs
+    ):  # the simulator's time between frames: what a frequency is scaled by
+        attrs = {"frame_interval": test_ds.attrs["frame_interval"], **(attrs or {})}
     settings = ForecastSettings.from_options(
         options,
         model=model.name,
@@ -551,6 +555,7 @@ def rollout_run(
     channels_last: bool = DEFAULTS.channels_last,
     ema: bool = True,
     attrs: dict[str, Any] | None = None,
+    group: str | None = None,
     history: str | None = None,
     spread_calibration: str | os.PathLike | bool | None = DEFAULTS.spread_calibration,
     resume: bool = False,
@@ -563,7 +568,8 @@ def rollout_run(
     Loads the run (EMA weights unless ``ema=False``) and calls ``rollout`` on the store's test group with the
     options (``forecast.rollout_options.RolloutOptions``: ``members`` .. ``channels_last``, the same defaults as
     ``forecast rollout`` and the pipeline); the file's attributes name the checkpoint, its step, the run
-    directory, the weights, the config, the store and group, and ``attrs``.
+    directory, the weights, the config, the store and group, and ``attrs``. ``group``: another group of the
+    store to forecast (``train``: the calibration benchmark's long rollouts, longer than the test sequences).
     ``spread_calibration``: a fitted calibration's JSON file to apply (``forecast.spread_calibration``), or
     True (or ``"run"``) for the run's own (``RUN_DIR/spread_calibration.json``); None or False: none.
     """
@@ -600,5 +606,5 @@ def rollout_run(
         provenance["spread_calibration_file"] = str(path)
     return rollout(
         run.model, run.layout, store, out_path, **{**options.as_kwargs(), "device": device, "spread_calibration": calibration}, attrs=provenance,
-        history=history, resume=resume, progress=progress, log=log, shard=shard,
+        history=history, resume=resume, progress=progress, log=log, shard=shard, group=group,
     )  # fmt: skip

@@ -268,6 +268,24 @@ def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
         spread_raw, spread = (ds["u"].std("member") for ds in (raw, widened))
         others = [d for d in spread.dims if d != "lead_time"]
         np.testing.assert_allclose((spread / spread_raw).mean(others).values, factors, rtol=1e-4)
+    # issue 32's physics columns: band errors against the truth ensemble (0 for the oracle itself), the long
+    # rollouts' stability, and the Strouhal number's n/a with the scores file's reason (12 leads < 64)
+    bands = [c for c in table[ORACLE] if c.startswith("ke_band_error_k")]
+    assert bands == ["ke_band_error_k1", "ke_band_error_k2-3", "ke_band_error_k4-8"]  # 16 x 16 frames
+    assert all(float(table[ORACLE][b]) == pytest.approx(0.0, abs=1e-9) for b in bands)
+    assert all(math.isfinite(float(table["RVD"][b])) for b in bands) and bands[0] in per_lead[0]
+    long = calibration.LONG_ROLLOUT["smoke"]["horizon"]
+    for row in calibration.ROWS:
+        assert (out / "long" / "scores" / f"{row.slug}.nc").is_file()
+        assert table[row.label]["long_horizon"] == str(long) and table[row.label]["strouhal"] == "nan"
+        horizon = table[row.label]["stability_horizon"]
+        assert horizon == "none" or 1 <= float(horizon) <= long
+    assert table["Persistence"]["stability_horizon"] == "none" and table[ORACLE]["stability_horizon"] == "n/a"
+    assert (
+        f"Strouhal: the forecast has {long} lead times" in markdown
+        and "Oracle: stability and Strouhal" in markdown
+    )
+    assert (out / "figures" / "physics_scores.png").is_file()
     # rerunning skips every finished stage
     before = (out / "forecasts" / "RVD.nc").stat().st_mtime_ns
     calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)
@@ -314,6 +332,8 @@ def test_kolmogorov_smoke_benchmark_writes_the_same_table(tmp_path):
     assert all(float(r["crps"]) > 0 for r in table.values())
     markdown = (out / "calibration.md").read_text()
     assert "--flow kolmogorov" in markdown and "Targets for RVD" in markdown
+    assert "Strouhal: not a vortex street" in markdown and "ke_band_error_k1" in table["RVD"]
+    assert table["RVD"]["stability_horizon"] in ("none", *map(str, range(1, 13)))
 
 
 def test_fair_crps_per_lead_matches_the_fair_formula_and_is_nan_for_one_member(tmp_path):

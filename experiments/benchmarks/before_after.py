@@ -40,8 +40,22 @@ COMMANDS = {
     # a small street simulated from the CLI (one run at Re 150, 40 + 10 frames of 64 x 32, both trees' defaults
     # otherwise): spin-up, the lbmpy kernel and the per-frame path
     "simulate": [
-        sys.executable, "-m", "forecast", "simulate", "karman", "{tmp}/street.zarr", "--reynolds", "150",
-        "--frames", "40", "--test-frames", "10", "--size", "32", "64", "--no-progress",
+        sys.executable,
+        "-m",
+        "forecast",
+        "simulate",
+        "karman",
+        "{tmp}/street.zarr",
+        "--reynolds",
+        "150",
+        "--frames",
+        "40",
+        "--test-frames",
+        "10",
+        "--size",
+        "32",
+        "64",
+        "--no-progress",
     ],  # fmt: skip
 }
 

@@ -29,9 +29,17 @@ variable                        dims                   meaning
 ``ke_spectrum_obs``             lead_time, wavenumber  the truth's
 ``divergence_rms``              lead_time              (when u and v exist) RMS divergence of the members
 ``divergence_rms_obs``          lead_time              the truth's
+``stable_fraction_V``           lead_time              share of the rollouts still finite and in the data's range
+``stability_horizon_V``         (scalar)               first lead at which a rollout left it (NaN: none)
+``ke_spectrum_truth``           lead_time, wavenumber  (with a truth ensemble) its kinetic-energy spectrum
+``ke_band_error``               lead_time, band        ln of the members' energy over the truth's per octave band
+``strouhal_number``             init, member           (a vortex street, >= 64 leads) St of each member at the probe
+``strouhal_number_obs``         init                   the verifying truth's
+``strouhal_relative_error``     init, member           strouhal_number / strouhal_number_obs - 1
 ==============================  =====================  =====================================================
 
-Attributes name the estimator (``ensemble`` or ``fair``), the ensemble size, the model, the tie-breaking seed.
+Attributes name the estimator (``ensemble`` or ``fair``), the ensemble size, the model, the tie-breaking seed,
+and why a score is not there (``strouhal_not_computed``) or NaN (``stability_note``).
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import xarray as xr
 
 from forecast.errors import ForecastError
 from forecast.forecast_file import CONVENTIONS, OBS_SUFFIX, forecast_variables, history_entry, model_name
-from forecast.metrics import streaming
+from forecast.metrics import shedding, stability, streaming
 from forecast.metrics.calibration import (
     ensemble_mean_rmse,
     ensemble_spread,
@@ -57,6 +65,7 @@ from forecast.metrics.crps import crps_ensemble
 from forecast.metrics.distance import energy_distance
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
 from forecast.metrics.skill import score_ratio, skill_score
+from forecast.metrics.spectral_bands import band_error
 from forecast.metrics.truth import match_truth
 from forecast.scores_file import SCORES_FILE_TYPE, score_name
 
@@ -173,6 +182,12 @@ def _truth_rank_histogram(x: Inputs, done) -> xr.DataArray:
     return hist
 
 
+def _departed(x: Inputs) -> xr.DataArray:
+    """Per (init, member, lead_time): whether the member has left the data's range (``stability``)."""
+    extremes = stability.frame_extremes(x.ens, x.options.member_dim)
+    return stability.departed(extremes, *stability.data_range(x.obs))
+
+
 def _energy_distance(x: Inputs, done) -> xr.DataArray:
     distance = energy_distance(x.ens, x.truth, x.options.member_dim, skipna=x.options.skipna)
     return x.mean_per_lead(distance).assign_attrs(distance.attrs)
@@ -253,16 +268,46 @@ METRICS: tuple[Metric, ...] = (
         _truth_rank_histogram,
         needs="truth",
     ),
+    Metric(
+        "stable_fraction",
+        "share of the rollouts of {v} still finite and within the data's range",
+        lambda x, done: stability.stable_fraction(_departed(x)),
+    ),
+    Metric(
+        "stability_horizon",
+        "first lead time at which a member of {v} is not finite or outside the data's range (NaN: none)",
+        _of_scores(stability.stability_horizon, "stable_fraction"),
+    ),
 )
 
 
 @dataclass(frozen=True)
+class FlowInputs:
+    """What a score of the velocity pair sees: the forecast, the options and the matched truth ensemble."""
+
+    ds: xr.Dataset
+    options: Options
+    truth: xr.Dataset | None = None  # the truth ensemble (``match_truth``), with u and v
+
+
+@dataclass(frozen=True)
 class FlowMetric:
-    """A score of the velocity pair (``u``, ``v`` without channels), stored under ``name``."""
+    """A score of the velocity pair (``u``, ``v`` without channels), stored under ``name``.
+
+    ``compute(inputs, done)``: ``done`` maps the names of the pair's scores computed before to their values.
+    ``needs``: ``"truth"`` (a truth ensemble) or ``"street"`` (a vortex street long enough for its shedding,
+    ``shedding.unavailable``), without which the metric is skipped.
+    """
 
     name: str
     long_name: str
-    compute: Callable[[xr.Dataset, Options], xr.DataArray]
+    compute: Callable[[FlowInputs, Mapping[str, xr.DataArray]], xr.DataArray]
+    needs: str | None = None
+
+    def applies(self, inputs: FlowInputs) -> bool:
+        if self.needs == "street":
+            return shedding.unavailable(inputs.ds) is None
+        return self.needs is None or getattr(inputs, self.needs) is not None
 
 
 def _spectrum(u: xr.DataArray, v: xr.DataArray, o: Options) -> xr.DataArray:
@@ -277,27 +322,69 @@ def _divergence_rms(u: xr.DataArray, v: xr.DataArray, o: Options) -> xr.DataArra
     return np.sqrt((div**2).mean(_mean_dims(div, ("lead_time",)), skipna=o.skipna)).assign_attrs(div.attrs)
 
 
+def _band_error(f: FlowInputs, done) -> xr.DataArray:
+    """The members' spectrum by octave band against the truth ensemble's, or the verifying truth's without one."""
+    against = "truth ensemble" if "ke_spectrum_truth" in done else "verifying truth"
+    reference = done["ke_spectrum_truth" if against == "truth ensemble" else "ke_spectrum_obs"]
+    return band_error(done["ke_spectrum"], reference).assign_attrs(reference=against)
+
+
+def _relative_error(value: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
+    return ((value - truth) / truth).assign_attrs(units="1")
+
+
 _OBS = ("u" + OBS_SUFFIX, "v" + OBS_SUFFIX)
 
 #: Scores of the velocity field (u, v), written when the forecast has both.
 FLOW_METRICS: tuple[FlowMetric, ...] = (
     FlowMetric(
-        "ke_spectrum", "kinetic energy spectrum of the members", lambda ds, o: _spectrum(ds["u"], ds["v"], o)
+        "ke_spectrum",
+        "kinetic energy spectrum of the members",
+        lambda f, done: _spectrum(f.ds["u"], f.ds["v"], f.options),
     ),
     FlowMetric(
         "ke_spectrum_obs",
         "kinetic energy spectrum of the truth",
-        lambda ds, o: _spectrum(ds[_OBS[0]], ds[_OBS[1]], o),
+        lambda f, done: _spectrum(f.ds[_OBS[0]], f.ds[_OBS[1]], f.options),
+    ),
+    FlowMetric(
+        "ke_spectrum_truth",
+        "kinetic energy spectrum of the truth ensemble",
+        lambda f, done: _spectrum(f.truth["u"], f.truth["v"], f.options),
+        needs="truth",
+    ),
+    FlowMetric(
+        "ke_band_error",
+        "ln of the members' kinetic energy over the reference's, per octave band of wave numbers",
+        _band_error,
     ),
     FlowMetric(
         "divergence_rms",
         "RMS velocity divergence of the members",
-        lambda ds, o: _divergence_rms(ds["u"], ds["v"], o),
+        lambda f, done: _divergence_rms(f.ds["u"], f.ds["v"], f.options),
     ),
     FlowMetric(
         "divergence_rms_obs",
         "RMS velocity divergence of the truth",
-        lambda ds, o: _divergence_rms(ds[_OBS[0]], ds[_OBS[1]], o),
+        lambda f, done: _divergence_rms(f.ds[_OBS[0]], f.ds[_OBS[1]], f.options),
+    ),
+    FlowMetric(
+        "strouhal_number",
+        "Strouhal number of each member's shedding at the probe",
+        lambda f, done: shedding.strouhal_numbers(f.ds["v"], f.ds),
+        needs="street",
+    ),
+    FlowMetric(
+        "strouhal_number_obs",
+        "Strouhal number of the verifying truth's shedding at the probe",
+        lambda f, done: shedding.strouhal_numbers(f.ds[_OBS[1]], f.ds),
+        needs="street",
+    ),
+    FlowMetric(
+        "strouhal_relative_error",
+        "each member's Strouhal number over the verifying truth's, minus 1",
+        lambda f, done: _relative_error(done["strouhal_number"], done["strouhal_number_obs"]),
+        needs="street",
     ),
 )
 
@@ -360,8 +447,11 @@ def build_scores(
                     long_name=metric.long_name.format(v=v)
                 )
     if "u" in names and "v" in names and "channel" not in ds["u"].dims:
+        flow, done_flow = FlowInputs(ds, options, truth_ens), {}
         for metric in FLOW_METRICS:
-            out[metric.name] = metric.compute(ds, options).assign_attrs(long_name=metric.long_name)
+            if metric.applies(flow):
+                done_flow[metric.name] = metric.compute(flow, done_flow)
+                out[metric.name] = done_flow[metric.name].assign_attrs(long_name=metric.long_name)
     scores = xr.Dataset(out)
     scores.attrs = _attributes(ds, names, options, reference, truth_ens, command)
     return scores
@@ -402,6 +492,19 @@ def _attributes(
         # how figures orient the maps: video frames (with channels) have row 0 at the top
         "image_origin": "upper" if "channel" in ds[names[0]].dims else "lower",
     }
+    attrs["stability_range"] = (
+        f"the verifying truth's range of each variable (all inits and leads), widened by {stability.RANGE_MARGIN:g} "
+        "of its span on each side"
+    )
+    street = shedding.unavailable(ds)
+    if street is not None:
+        attrs["strouhal_not_computed"] = street
+    else:
+        attrs["strouhal_probe"] = f"v at {shedding.PROBE_DIAMETERS:g} D behind the cylinder, on its axis"
+        attrs["strouhal_estimator"] = (
+            f"peak of the Hann-windowed periodogram, zero-padded {shedding.ZERO_PADDING}x, parabolic refinement; "
+            "NaN for a constant or non-finite probe series"
+        )
     if reference is not None:
         attrs["reference_model_name"] = model_name(reference, "reference")
     if truth is not None:
@@ -530,6 +633,7 @@ def score_forecast(
         truth=truth is not None,
         verifying=verifying is not None,
         flow=FLOW_METRICS[0].name in template,
+        street="strouhal_number" in template,
     )
     sums = _stream(ds, plan, reference, truth_ens, verifying, block_inits, progress)
     _raise_failed_checks(ds, plan, sums, reference, verifying)
@@ -539,7 +643,7 @@ def score_forecast(
         out.update({f"{k}_{v}": value for k, value in values.items() if f"{k}_{v}" in template})
     if plan.flow:
         out.update(streaming.flow_values(sums))
-    scores = {name: _filled(template[name], out[name]) for name in template.data_vars if name in out}
+    scores = {name: _filled(template[name], out[name], ds) for name in template.data_vars if name in out}
     unstreamed = [name for name in template.data_vars if name not in out]
     if unstreamed:  # a registry metric without a streamed form: the registry's lazy graph, chunked in blocks
         blocks = {"init": block_inits or streaming.default_block_inits(ds, names, member_dim)}
@@ -547,14 +651,24 @@ def score_forecast(
         lazy = build_scores(chunked[0], fair, skipna, seed, pit_bins, chunked[1], member_dim, truth, command)
         scores.update(dask.compute({name: lazy[name] for name in unstreamed})[0])
     attrs = _attributes(ds, names, options, reference, truth_ens, command)
+    stayed = [v for v in names if np.isnan(scores[score_name("stability_horizon", v)].values)]
+    if stayed:  # say what a NaN horizon means here, rather than leave a bare NaN
+        attrs["stability_note"] = (
+            f"no member of {', '.join(stayed)} left the data's range within the forecast's "
+            f"{ds.sizes['lead_time']} lead times: stability_horizon is NaN there"
+        )
     return xr.Dataset({name: scores[name] for name in template.data_vars}, attrs=attrs)
 
 
-def _filled(template: xr.DataArray, value: Callable) -> xr.DataArray:
-    """``template`` (metadata of a score) holding the streamed ``value()``."""
+def _filled(template: xr.DataArray, value: Callable, ds: xr.Dataset) -> xr.DataArray:
+    """``template`` (metadata of a score, built on the first init) holding the streamed ``value()``; a score per
+    init gets every init of ``ds`` and the coordinates along it."""
     value = value()
     data = value.transpose(*template.dims).values if isinstance(value, xr.DataArray) else np.asarray(value)
-    return template.copy(data=data.astype(template.dtype))
+    if "init" not in template.dims:
+        return template.copy(data=data.astype(template.dtype))
+    coords = {name: ds[name].variable.load() for name in template.coords}
+    return xr.DataArray(data.astype(template.dtype), dims=template.dims, coords=coords, attrs=template.attrs)
 
 
 def _stream(ds, plan, reference, truth_ens, verifying, block_inits, progress) -> dict:

@@ -27,9 +27,10 @@ import numpy as np
 import xarray as xr
 
 from forecast.forecast_file import OBS_SUFFIX
-from forecast.metrics import _kernels
+from forecast.metrics import _kernels, shedding, stability
 from forecast.metrics._kernel_views import kernel_array
 from forecast.metrics.physics import divergence, kinetic_energy_spectrum
+from forecast.metrics.spectral_bands import band_error
 
 BLOCK_MB = 128  # members (all variables) per block; docs/results/speed.md measures the choice
 _KEEP = ("lead_time", "y", "x")  # the dims of the CRPS map
@@ -59,6 +60,7 @@ class Plan:
     truth: bool = False
     verifying: bool = False
     flow: bool = False
+    street: bool = False  # a vortex street long enough for the Strouhal number (``shedding.unavailable``)
 
     def points(self, v: str) -> tuple[str, ...]:
         """The dims of V_obs after ``init`` and ``lead_time``: one kernel point per combination."""
@@ -162,18 +164,49 @@ def _divergence_sums(u: xr.DataArray, v: xr.DataArray, skipna: bool) -> tuple[np
     return total, count
 
 
-def _flow_sums(u: xr.DataArray, v: xr.DataArray, plan: Plan) -> Sums:
-    """Per-lead sums of the kinetic-energy spectrum and squared divergence of one velocity pair (members or truth)."""
+def _spectrum_sums(u: xr.DataArray, v: xr.DataArray, plan: Plan) -> Sums:
+    """Per-lead sums of the kinetic-energy spectrum of one velocity pair (members, verifying truth or truth)."""
     spectrum = kinetic_energy_spectrum(u, v).transpose(..., "lead_time", "wavenumber").values
     spectrum = spectrum.reshape(-1, *spectrum.shape[-2:])  # [frames of a lead, lead, wavenumber]
     spec_sum, spec_count = _per_lead(spectrum, plan.skipna, keep=(1, 2))
+    return {"spectrum_sum": spec_sum, "spectrum_count": spec_count}
+
+
+def _flow_sums(u: xr.DataArray, v: xr.DataArray, plan: Plan) -> Sums:
+    """Per-lead sums of the kinetic-energy spectrum and squared divergence of one velocity pair (members or truth)."""
     div_sum, div_count = _divergence_sums(u, v, plan.skipna)
-    return {
-        "spectrum_sum": spec_sum,
-        "spectrum_count": spec_count,
-        "div_sum": div_sum,
-        "div_count": div_count,
-    }
+    return {**_spectrum_sums(u, v, plan), "div_sum": div_sum, "div_count": div_count}
+
+
+def _stability_sums(obs: xr.DataArray, ens: xr.DataArray, plan: Plan, v: str, start: int) -> Sums:
+    """The verifying truth's extremes and, at the block's inits of arrays over every init, each member frame's
+    lowest and highest value and count of non-finite values (``stability.frame_extremes``)."""
+    extremes = stability.frame_extremes(ens, plan.member_dim).transpose("init", plan.member_dim, "lead_time")
+    n_init = plan.obs_shape[v][plan.obs_dims[v].index("init")]
+    inits = slice(start, start + ens.sizes["init"])
+    sums = {}
+    for key, fill in (("low_min", np.nan), ("high_max", np.nan), ("nonfinite", 0)):
+        values = extremes[key.split("_")[0]].values
+        full = np.full((n_init, *values.shape[1:]), fill, dtype=np.float64)
+        full[inits] = values
+        sums[f"stability_{key}"] = full
+    values = np.asarray(obs.values, dtype=np.float64).ravel()
+    sums["stability_obs_low_min"] = np.fmin.reduce(values, initial=np.inf)
+    sums["stability_obs_high_max"] = np.fmax.reduce(values, initial=-np.inf)
+    return sums
+
+
+def _strouhal_sums(block: xr.Dataset, plan: Plan, start: int) -> Sums:
+    """The Strouhal numbers of the block's members and verifying truth (``shedding``), at the block's inits of
+    arrays over every init (NaN elsewhere)."""
+    n_init = plan.obs_shape["v"][plan.obs_dims["v"].index("init")]
+    inits = slice(start, start + block.sizes["init"])
+    sums = {}
+    for key, name in (("strouhal_max", "v"), ("strouhal_obs_max", "v" + OBS_SUFFIX)):
+        values = shedding.strouhal_numbers(block[name], block).transpose("init", ...).values
+        sums[key] = np.full((n_init, *values.shape[1:]), np.nan)
+        sums[key][inits] = values
+    return sums
 
 
 def block_sums(
@@ -197,6 +230,7 @@ def block_sums(
         obs, ens = _canonical(block[f"{v}{OBS_SUFFIX}"], block[v], plan, v)
         index = _global_index(plan, v, start, obs.shape[0])
         _put(sums, v, "", _ensemble_sums(obs, ens, index, plan.fair, plan, full=True))
+        _put(sums, v, "", _stability_sums(block[f"{v}{OBS_SUFFIX}"], block[v], plan, v, start))
         if reference is not None:
             ref_obs, ref = _canonical(reference[f"{v}{OBS_SUFFIX}"], reference[v], plan, v)
             _put(
@@ -213,6 +247,10 @@ def block_sums(
     if plan.flow:
         _put(sums, "flow", "", _flow_sums(block["u"], block["v"], plan))
         _put(sums, "flow", "obs_", _flow_sums(block["u" + OBS_SUFFIX], block["v" + OBS_SUFFIX], plan))
+        if truth is not None:
+            _put(sums, "flow", "truth_", _spectrum_sums(truth["u"], truth["v"], plan))
+    if plan.street:
+        _put(sums, "flow", "", _strouhal_sums(block, plan, start))
     return sums
 
 
@@ -221,10 +259,17 @@ def _put(sums: Sums, v: str, prefix: str, new: Sums) -> None:
 
 
 def add_sums(total: Sums | None, new: Sums) -> Sums:
-    """Sums of two sets of blocks (maxima for the same-truth checks' differences)."""
+    """Sums of two sets of blocks: maxima for the same-truth checks' differences and for ``*_max``, minima for
+    ``*_min`` (missing values, the other blocks' inits, left out), totals otherwise."""
     if total is None:
         return new
-    return {k: np.fmax(total[k], new[k]) if k.endswith("_difference") else total[k] + new[k] for k in total}
+    return {k: _combine(k, total[k], new[k]) for k in total}
+
+
+def _combine(key: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if key.endswith(("_difference", "_max")):
+        return np.fmax(a, b)
+    return np.fmin(a, b) if key.endswith("_min") else a + b
 
 
 # ------------------------------------------------------------------------------------------------ the blocks
@@ -332,14 +377,42 @@ def streamed_values(sums: Sums, plan: Plan, v: str, lead: xr.DataArray) -> dict[
         )
         values["energy_distance"] = lambda: _mean(s, "energy")
         values["rank_histogram_truth"] = lambda: s["truth_rank"]
+    values["stable_fraction"] = lambda: stability.stable_fraction(_departed(s, plan, lead))
+    values["stability_horizon"] = lambda: stability.stability_horizon(values["stable_fraction"]())
     return values
+
+
+def _departed(s: Sums, plan: Plan, lead: xr.DataArray) -> xr.DataArray:
+    """``stability.departed`` of one variable from its streamed extremes."""
+    dims = ("init", plan.member_dim, "lead_time")
+    extremes = xr.Dataset(
+        {
+            key: (dims, s[f"stability_{name}"])
+            for key, name in (("low", "low_min"), ("high", "high_max"), ("nonfinite", "nonfinite"))
+        },  # fmt: skip
+        coords={"lead_time": lead.values},
+    )
+    low, high = stability.widened(s["stability_obs_low_min"], s["stability_obs_high_max"])
+    return stability.departed(extremes, low, high)
 
 
 def flow_values(sums: Sums) -> dict[str, Callable[[], np.ndarray]]:
     """The velocity pair's scores (``FLOW_METRICS`` names) from the sums."""
-    return {
+    values = {
         "ke_spectrum": lambda: _mean(sums, "flow:spectrum"),
         "ke_spectrum_obs": lambda: _mean(sums, "flow:obs_spectrum"),
         "divergence_rms": lambda: np.sqrt(_mean(sums, "flow:div")),
         "divergence_rms_obs": lambda: np.sqrt(_mean(sums, "flow:obs_div")),
     }
+    reference = "ke_spectrum_obs"
+    if "flow:truth_spectrum_sum" in sums:
+        values["ke_spectrum_truth"] = lambda: _mean(sums, "flow:truth_spectrum")
+        reference = "ke_spectrum_truth"
+    spectrum = lambda name: xr.DataArray(values[name](), dims=("lead_time", "wavenumber"))  # noqa: E731
+    values["ke_band_error"] = lambda: band_error(spectrum("ke_spectrum"), spectrum(reference))
+    if "flow:strouhal_max" in sums:
+        members, truth = sums["flow:strouhal_max"], sums["flow:strouhal_obs_max"][:, None]
+        values["strouhal_number"] = lambda: members
+        values["strouhal_number_obs"] = lambda: truth[:, 0]
+        values["strouhal_relative_error"] = lambda: (members - truth) / truth
+    return values
