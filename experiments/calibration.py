@@ -3,8 +3,8 @@
     python experiments/calibration.py --scale smoke|cpu-small|paper --out OUT [--data STORE | --noise-seed S]
                                       [--flow karman|kolmogorov] [--jobs N] [--ablation] [--levers] [--seed S] [--width N]
                                       [--rows LABEL ...] [--no-progress]
-                                      [--spread-from VAL_OUT [--spread-method M] [--spread-pooling P]]
-                                      [--no-long-rollouts]
+                                      [--no-spread-validation | --spread-from VAL_OUT]
+                                      [--spread-method M] [--spread-pooling P] [--no-long-rollouts]
 
 The periodic street is (almost) deterministic: four frames fix its future, so the spread of an ensemble has
 nothing to match there. This benchmark adds free-stream turbulence at the inlet (``--inflow-noise``), which the
@@ -55,6 +55,14 @@ in ``OUT/spread_calibration/ROW.json`` and applies it to the row's forecasts her
 validation run whose store is this run's store or a copy of it. The factors are not fed back into the model, so
 where the uncalibrated forecast of the same run exists (``OUT/forecasts/ROW.nc``) the calibrated one
 (``ROW__spread_calibrated.nc``) is made from it rather than rolled out again: the same members.
+
+By default (``--spread-validation``; ``--no-spread-validation`` tables the raw ensembles) the validation store is
+made in the same run: after training, ``OUT/validation/data`` is simulated with the next noise seed (the
+benchmark's + 1; for Kolmogorov flow other run seeds), every diffusion row's *own trained run* is rolled out there
+(``OUT/validation/forecasts/ROW.nc``, the layout of a ``VAL_OUT``), and its factors are fitted on that forecast
+as ``--spread-from`` does. The table's RVD and VD rows are then the calibrated ones; their raw forecasts and scores
+stay beside them (``OUT/forecasts/ROW.nc``, ``OUT/scores/ROW.nc``). What is fitted, and on what: one factor per
+variable and lead, on a store that shares no frame with the scored one.
 """
 
 from __future__ import annotations
@@ -80,7 +88,7 @@ from paper_tables import Row, Scale  # noqa: E402
 from forecast import pipeline  # noqa: E402
 from forecast.errors import ForecastError  # noqa: E402
 from forecast.models.config import KINDS as DIFFUSION_KINDS  # noqa: E402
-from forecast.spread_calibration import METHODS, POOLINGS  # noqa: E402
+from forecast.spread_calibration import DEFAULT_POOLING, METHODS, POOLINGS  # noqa: E402
 from forecast.training.config import load_config  # noqa: E402
 
 #: free-stream turbulence of every scale's store (shared with ``forecast demo``); truth ensembles below
@@ -100,6 +108,10 @@ def at_width(scale: Scale, width: int) -> Scale:
 #: four training seeds, it lowered RVD's and VD's CRPS by 3.8-9% and put RVD's below VD's (docs/results/calibration.md,
 #: "Twice the channels"); ``--width 16`` is the earlier table's
 CPU_SMALL_WIDTH = 32
+#: training steps of every trained row at cpu-small: twice the paper tables' 1500. Twice the steps lowered RVD's
+#: CRPS by 5.3% (1.7-9.0%) over four seeds (docs/results/calibration.md); the few-step sampler (issue 33) paid
+#: for it within the hour (the table took 26.9 min with 1500 steps)
+CPU_SMALL_STEPS = 3000
 
 SCALES = {
     "paper": dataclasses.replace(
@@ -119,7 +131,11 @@ SCALES = {
         },
         # the rows choose their own prediction target; the scale fixes only N
         diffusion={"steps": 100},
-        rollout={"members": 8, "context": 4, "sampler": "ddim", "steps": 25},
+        training={**paper_tables.SCALES["cpu-small"].training, "steps": CPU_SMALL_STEPS},
+        # the rollout's default sampler (DPM-Solver++(2M), 10 evaluations per frame): 1.001x DDIM-25's CRPS on the
+        # validation store, its spread 13% wider (docs/results/speed-sampling.md); the spread calibration is
+        # fitted for the sampler that is used
+        rollout={"members": 8, "context": 4},
     ),
     "smoke": dataclasses.replace(
         paper_tables.SCALES["smoke"],
@@ -288,7 +304,7 @@ def spread_calibrate(
     rows: list[pipeline.Row],
     validation: Path,
     method: str = "spread_skill",
-    pooling: str = "lead",
+    pooling: str = DEFAULT_POOLING,
     log=print,
 ) -> list[pipeline.Row]:
     """``rows`` with a spread calibration fitted on ``validation`` (another run of this script, on a validation
@@ -317,6 +333,52 @@ def spread_calibrate(
             log(f"{row.title}: calibrated {raw} -> {out}")
         calibrated.append(row_calibrated)
     return calibrated
+
+
+#: the folder of a run's own validation store and its forecasts (``--spread-validation``), laid out as a VAL_OUT
+VALIDATION_DIR = "validation"
+
+
+def validation_noise_seed(noise_seed: int | None) -> int:
+    """The noise seed of the validation store of a run on ``noise_seed`` (None: the benchmark's): the next one."""
+    return (NOISE["noise_seed"] if noise_seed is None else noise_seed) + 1
+
+
+def validation_forecasts(
+    chain: pipeline.Pipeline,
+    rows: list[pipeline.Row],
+    scale: Scale,
+    noise_seed: int | None = None,
+    flow: str = "karman",
+    log=print,
+    folder: str = VALIDATION_DIR,
+) -> Path:
+    """``OUT/validation``: a validation store (the scale's flow, ``validation_noise_seed``) and every diffusion
+    row's forecast of it by the row's own trained run (``chain.run_dir``), from its truth starts with the
+    pipeline's rollout settings; a folder that ``spread_calibrate`` takes as ``VAL_OUT``. Each stage is skipped
+    when its output exists. ``folder``: another name under OUT (a second validation store, to measure how
+    factors fitted on one store transfer to another: ``spread_levers.py --across``)."""
+    out = chain.out / folder
+    seed = validation_noise_seed(noise_seed)
+    validation = pipeline.Pipeline(
+        out,
+        store=out / "data" / f"{flow}.zarr",
+        simulation=simulation_config(scale, seed, flow),
+        rollout=chain.settings,
+        progress=chain.progress,
+        log=log,
+    )
+    start = time.time()
+    store = make_data(validation)
+    log(f"validation store (noise seed {seed}): {store} ({time.time() - start:.0f} s)")
+    for row in rows:
+        if row.config["model"]["kind"] in DIFFUSION_KINDS:
+            forecast = validation.forecast_file(row)
+            pipeline.roll_out(
+                chain.run_dir(row), store, forecast, validation.rollout_settings(row), chain.progress
+            )
+            log(f"{row.title}: forecast of the validation store -> {forecast}")
+    return out
 
 
 #: training windows of 2 + 3 frames at cpu-small (2 + 6 costs twice as much per step, see docs/results/calibration.md)
@@ -404,7 +466,8 @@ def run_calibration(
     flow: str = "karman",
     spread_from: str | Path | None = None,
     spread_method: str = "spread_skill",
-    spread_pooling: str = "lead",
+    spread_pooling: str = DEFAULT_POOLING,
+    spread_validation: bool = True,
     long_rollouts: bool = True,
 ) -> dict[str, dict]:
     """The whole benchmark at ``scale_name`` into ``out``; returns the per-lead scores of every row.
@@ -415,8 +478,10 @@ def run_calibration(
     ConvGRU in place of the scale's (``at_width``). ``flow``: ``"karman"`` (the stochastic street) or
     ``"kolmogorov"`` (chaotic Kolmogorov flow). ``spread_from``: a run of this function on a
     validation store whose rows' forecasts fit a spread calibration (``spread_calibrate``, with ``spread_method``
-    and ``spread_pooling``) applied here. ``long_rollouts``: also roll every row out ``LONG_ROLLOUT`` frames from
-    the train group and score it (``long_rollout``: the stability and Strouhal columns of the table).
+    and ``spread_pooling``) applied here. ``spread_validation`` (without ``spread_from``): fit it instead on the
+    rows' own forecasts of a validation store made here (``validation_forecasts``), after training.
+    ``long_rollouts``: also roll every row out ``LONG_ROLLOUT`` frames from the train group and score it
+    (``long_rollout``: the stability and Strouhal columns of the table).
     """
     if flow not in FLOWS:
         raise ForecastError(f"unknown flow {flow!r}; choose one of {', '.join(FLOWS)}")
@@ -448,12 +513,16 @@ def run_calibration(
         )
     after = functools.partial(long_rollout, long_settings(scale, seed)) if long_rollouts else None
     chain.run_rows(chain_rows, jobs or pipeline.default_jobs(len(rows), gpu=scale_name == "paper"), after)
+    if spread_from is None and spread_validation:
+        validation = validation_forecasts(chain, chain_rows, scale, noise_seed, flow, log)
+        chain_rows = spread_calibrate(chain, chain_rows, validation, spread_method, spread_pooling, log)
+        # scores the calibrated forecasts; everything else exists (their long rollouts too: ``long_name``)
+        chain.run_rows(chain_rows)
     command = command_line(
         scale, out, rows, data=data, seed=seed, noise_seed=noise_seed, width=width, flow=flow
     )
+    command += spread_words(spread_from, spread_method, spread_pooling, spread_validation)
     command += "" if long_rollouts else " --no-long-rollouts"
-    spread = (spread_from, spread_method, spread_pooling) if spread_from is not None else None
-    command += spread_words(*spread) if spread else ""
     heading = f"Calibration benchmark, produced by `{command}` in {(time.time() - start) / 60:.1f} min."
     long_scores = {r.title: physics_tables.long_files(out, long_name(r))[1] for r in chain_rows}
     leads = tabulate(
@@ -493,11 +562,13 @@ def command_line(
     return " ".join(words)
 
 
-def spread_words(spread_from, method: str, pooling: str) -> str:
+def spread_words(spread_from, method: str, pooling: str, validation: bool = True) -> str:
     """The spread-calibration options of the command line (defaults left out)."""
-    words = f" --spread-from {shlex.quote(str(spread_from))}"
+    if spread_from is None and not validation:
+        return " --no-spread-validation"
+    words = f" --spread-from {shlex.quote(str(spread_from))}" if spread_from is not None else ""
     words += f" --spread-method {method}" if method != "spread_skill" else ""
-    return words + (f" --spread-pooling {pooling}" if pooling != "lead" else "")
+    return words + (f" --spread-pooling {pooling}" if pooling != DEFAULT_POOLING else "")
 
 
 def select_rows(rows: list[Row], labels: list[str]) -> list[Row]:
@@ -563,6 +634,14 @@ def main(argv: list[str] | None = None) -> int:
         "apply it to the rows it has forecasts of",
     )
     parser.add_argument(
+        "--spread-validation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit each diffusion row's spread calibration on its own forecasts of a validation store simulated "
+        "here (OUT/validation, the next noise seed) and table the calibrated rows (default; --spread-from "
+        "replaces it)",
+    )
+    parser.add_argument(
         "--spread-method",
         choices=METHODS,
         default="spread_skill",
@@ -571,8 +650,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--spread-pooling",
         choices=POOLINGS,
-        default="lead",
-        help="one factor per variable and lead (default) or one per variable for every lead",
+        default=DEFAULT_POOLING,
+        help=f"one factor per variable for every lead ('all') or one per variable and lead ('lead'); default "
+        f"{DEFAULT_POOLING!r}, the one that transferred between validation stores",
     )
     parser.add_argument(
         "--no-long-rollouts",
@@ -599,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             spread_from=args.spread_from,
             spread_method=args.spread_method,
             spread_pooling=args.spread_pooling,
+            spread_validation=args.spread_validation,
             long_rollouts=not args.no_long_rollouts,
         )
     except ForecastError as exc:

@@ -13,6 +13,11 @@ leads lie in 0.9-1.1), the truth outside the ensemble's range over the calibrate
 fair CRPS over the oracle's fair CRPS and the standard CRPS over the oracle's, and the factors fitted on all
 starts, with the two halves' factors (their difference: how stable a fit over 6 starts is).
 
+``--across VAL2_OUT`` measures instead how factors fitted on all of ``VAL_OUT``'s starts transfer to a second
+validation store of the same model (``VAL2_OUT``, for example ``calibration.validation_forecasts(...,
+folder="validation2")``). Halves of one store share its runs (four starts per run), so the split above can
+flatter a fit; the transfer between stores is what the benchmark meets.
+
 Nothing here reads the benchmark's store: it measures the levers where they may be chosen. ``--out`` writes
 ``spread_levers.md`` / ``.csv`` (per variant) and ``spread_levers_leads.csv`` (per variant and lead).
 """
@@ -90,12 +95,27 @@ def cross_validated(forecast: xr.Dataset, method: str, pooling: str) -> tuple[xr
     return xr.concat(parts, dim="init").isel(init=np.argsort(order)), fits
 
 
-def measure(forecast: xr.Dataset, oracle: xr.Dataset) -> tuple[list[dict], list[dict]]:
-    """One summary line per variant and its per-lead scores (see the module docstring)."""
+def across_stores(
+    fit_on: xr.Dataset, forecast: xr.Dataset, method: str, pooling: str
+) -> tuple[xr.Dataset, list[dict]]:
+    """``forecast`` calibrated by factors fitted on all of ``fit_on`` (the same model's forecast of another
+    validation store), and those factors."""
+    calibration = fit_spread(fit_on, method, pooling)
+    return calibration.apply_dataset(forecast), [dict(calibration.factors)]
+
+
+def measure(
+    forecast: xr.Dataset, oracle: xr.Dataset, fit_on: xr.Dataset | None = None
+) -> tuple[list[dict], list[dict]]:
+    """One summary line per variant and its per-lead scores (see the module docstring); with ``fit_on``, the
+    factors come from that forecast (another store) instead of the other half of ``forecast``'s starts."""
     summary, per_lead = [], []
     for variant in VARIANTS:
         if variant is None:
             scored, factors, halves = forecast, None, None
+        elif fit_on is not None:
+            scored, halves = across_stores(fit_on, forecast, *variant)
+            factors = halves[0]
         else:
             scored, halves = cross_validated(forecast, *variant)
             factors = dict(fit_spread(forecast, *variant).factors)
@@ -145,8 +165,8 @@ def _write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()} for r in rows)
 
 
-def run(validation: Path, row: str = "RVD", out: Path | None = None, log=print) -> list[dict]:
-    """Measure every variant on ``validation``'s forecast of ``row`` (see the module docstring)."""
+def open_validation(validation: Path, row: str) -> tuple[xr.Dataset, xr.Dataset]:
+    """``validation``'s uncalibrated forecast of ``row`` and its truth ensemble as a forecast (made if missing)."""
     from forecast import pipeline
     from forecast.metrics import open_forecast
 
@@ -159,12 +179,30 @@ def run(validation: Path, row: str = "RVD", out: Path | None = None, log=print) 
     forecast, oracle = open_forecast(source).load(), open_forecast(oracle_file).load()
     if SpreadCalibration.of_attributes(forecast.attrs) is not None:
         raise ForecastError(f"{source} is spread-calibrated already: measure on an uncalibrated forecast")
-    summary, per_lead = measure(forecast, oracle)
+    return forecast, oracle
+
+
+def run(
+    validation: Path, row: str = "RVD", out: Path | None = None, log=print, across: Path | None = None
+) -> list[dict]:
+    """Measure every variant on ``validation``'s forecast of ``row`` (see the module docstring); with
+    ``across`` (another validation store's run of the same model), fit on all of ``validation``'s starts and
+    measure on ``across``'s."""
+    forecast, oracle = open_validation(validation, row)
+    store = forecast.attrs.get("source_store", "?")
+    if across is None:
+        summary, per_lead = measure(forecast, oracle)
+        how = "each half of the starts calibrated with factors fitted on the other half"
+        fits = "fitted on all starts; then on each half"
+    else:
+        fit_on, (forecast, oracle) = forecast, open_validation(across, row)
+        summary, per_lead = measure(forecast, oracle, fit_on=fit_on)
+        how = f"calibrated with factors fitted on all starts of {store}"
+        store, fits = forecast.attrs.get("source_store", "?"), f"fitted on {validation}"
     heading = (
-        f"Spread calibration of {row} on the validation store {forecast.attrs.get('source_store', '?')} "
-        f"({forecast.sizes['init']} starts x {forecast.sizes['member']} members; each half of the starts "
-        "calibrated with factors fitted on the other half). Factors: lead 1; the range over leads 2+ (mean over "
-        "variables), fitted on all starts; then on each half."
+        f"Spread calibration of {row} on the validation store {store} ({forecast.sizes['init']} starts x "
+        f"{forecast.sizes['member']} members; {how}). Factors: lead 1; the range over leads 2+ (mean over "
+        f"variables), {fits}."
     )
     text = markdown(summary, heading)
     log(text)
@@ -184,9 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--row", default="RVD", help="the row's file name in VAL_OUT/forecasts (default RVD)")
     parser.add_argument("--out", help="folder for spread_levers.md / .csv / _leads.csv")
+    parser.add_argument(
+        "--across",
+        metavar="VAL2_OUT",
+        help="fit on all of --validation's starts and measure on this second validation store's forecast of "
+        "the same model (how factors transfer between stores, rather than between halves of one)",
+    )
     args = parser.parse_args(argv)
     try:
-        run(Path(args.validation), args.row, Path(args.out) if args.out else None)
+        across = Path(args.across) if args.across else None
+        run(Path(args.validation), args.row, Path(args.out) if args.out else None, across=across)
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

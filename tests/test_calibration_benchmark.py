@@ -7,7 +7,9 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import xarray as xr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -17,6 +19,7 @@ import calibration_tables  # noqa: E402
 import paper_tables  # noqa: E402
 
 from forecast.pipeline import ORACLE  # noqa: E402
+from forecast.spread_calibration import SpreadCalibration  # noqa: E402
 
 
 @pytest.mark.parametrize("row", calibration.ROWS + calibration.ABLATIONS, ids=lambda r: r.slug)
@@ -115,7 +118,8 @@ def test_sampler_rows_share_the_trained_run_and_sample_with_ddpm_over_all_steps(
     assert chain.run_dir(rvd_ddpm) == chain.run_dir(rvd) != chain.run_dir(vd)
     assert chain.forecast_file(rvd_ddpm) != chain.forecast_file(rvd)
     paper, table = chain.rollout_settings(rvd_ddpm), chain.rollout_settings(rvd)
-    assert (paper.sampler, paper.steps) == ("ddpm", None) and (table.sampler, table.steps) == ("ddim", 25)
+    assert (paper.sampler, paper.steps) == ("ddpm", None)
+    assert (table.sampler, table.sampling_steps()) == ("dpmpp2m", 10)  # the rollout's default sampler
     assert paper.starts == table.starts == "truth" and paper.members == table.members
 
 
@@ -213,7 +217,7 @@ def test_summary_leaves_out_leads_where_a_score_is_undefined():
 
 
 @pytest.mark.slow  # a stochastic store with truth, four tiny trainings, six rollouts: about a minute when quiet
-@pytest.mark.long
+@pytest.mark.long(seconds=85)  # its wall seconds in the measured run: orders the files (conftest)
 def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
     out = tmp_path / "cal"
     leads = calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)
@@ -244,6 +248,26 @@ def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
     assert table["ConvGRU"]["crps_fair"] == "nan"  # one member: the fair CRPS is undefined
     assert "Issue 31's targets for RVD" in markdown and "| lead | spread-skill (0.9-1.1)" in markdown
     assert (out / "figures" / "calibration_targets.png").is_file()
+    # issue 31: each diffusion row's spread is calibrated on its own run's forecast of a validation store made
+    # here (the next noise seed), and the table's row is the calibrated forecast: the raw members widened about
+    # their mean by the fitted factor
+    validation = out / calibration.VALIDATION_DIR
+    for name in ("RVD", "VD"):
+        assert (validation / "forecasts" / f"{name}.nc").is_file()
+        saved = SpreadCalibration.load(out / "spread_calibration" / f"{name}.json")
+        assert saved.fitted_on and all(k > 0 for ks in saved.factors.values() for k in ks)
+    assert not (validation / "forecasts" / "ConvGRU.nc").exists()  # one member: nothing to widen
+    assert float(table["RVD"]["crps"]) == pytest.approx(
+        _mean_crps(out / "scores" / "RVD__spread_calibrated.nc")
+    )
+    factors = np.asarray(SpreadCalibration.load(out / "spread_calibration" / "RVD.json").factors["u"])
+    with (
+        xr.open_dataset(out / "forecasts" / "RVD.nc") as raw,
+        xr.open_dataset(out / "forecasts" / "RVD__spread_calibrated.nc") as widened,
+    ):
+        spread_raw, spread = (ds["u"].std("member") for ds in (raw, widened))
+        others = [d for d in spread.dims if d != "lead_time"]
+        np.testing.assert_allclose((spread / spread_raw).mean(others).values, factors, rtol=1e-4)
     # issue 32's physics columns: band errors against the truth ensemble (0 for the oracle itself), the long
     # rollouts' stability, and the Strouhal number's n/a with the scores file's reason (12 leads < 64)
     bands = [c for c in table[ORACLE] if c.startswith("ke_band_error_k")]
@@ -263,6 +287,21 @@ def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
     before = (out / "forecasts" / "RVD.nc").stat().st_mtime_ns
     calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)
     assert (out / "forecasts" / "RVD.nc").stat().st_mtime_ns == before
+    # --no-spread-validation tables the raw ensembles (all of it exists: only the table is written again)
+    calibration.run_calibration("smoke", out, progress=False, log=lambda _: None, spread_validation=False)
+    with open(out / "calibration.csv", newline="") as f:
+        raw_table = {r["model"]: r for r in csv.DictReader(f)}
+    assert float(raw_table["RVD"]["crps"]) == pytest.approx(_mean_crps(out / "scores" / "RVD.nc"))
+    assert raw_table["RVD"]["spread_skill"] != table["RVD"]["spread_skill"]
+    assert raw_table["ConvGRU"] == table["ConvGRU"]
+    assert "--no-spread-validation" in (out / "calibration.md").read_text()
+
+
+def _mean_crps(scores_file) -> float:
+    """The table's CRPS of a row: the mean over variables and leads of its scores file's mean CRPS."""
+    from forecast.pipeline import summary_row
+
+    return summary_row(scores_file)["crps"]
 
 
 def test_kolmogorov_flow_option_chooses_the_simulation_and_the_command_line():
@@ -406,5 +445,6 @@ def test_spread_from_a_validation_run_calibrates_the_rows_it_has_forecasts_of(tm
     forecast(tmp_path / "same_out" / "forecasts" / "RVD.nc", bench)
     with pytest.raises(calibration.ForecastError, match="it is the scored store"):
         calibration.spread_calibrate(chain, rows, tmp_path / "same_out")
-    line = calibration.spread_words(tmp_path / "v", "fair_crps", "lead")
+    line = calibration.spread_words(tmp_path / "v", "fair_crps", "all")
     assert line == f" --spread-from {tmp_path / 'v'} --spread-method fair_crps"
+    assert calibration.spread_words(None, "spread_skill", "lead") == " --spread-pooling lead"

@@ -110,7 +110,7 @@ def test_smoke_demo_writes_every_file_and_resumes(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.long  # the default demo as a user runs it: 4 min of training, 5-6 min in all on a quiet machine
+@pytest.mark.long(seconds=520)  # the default demo as a user runs it: 4 min of training, 5-6 min in all on a quiet machine
 def test_full_demo_rvd_beats_persistence(tmp_path):
     result = run_demo(tmp_path / "demo", progress=False)
     crps = {r["model"]: r["crps"] for r in result.summary}

@@ -46,7 +46,7 @@ def test_spread_skill_factors_make_the_ratio_one_at_every_lead_and_change_nothin
     ds = _forecast()
     before = _ratio(ds)
     assert before[0] < 0.7 and before[2] > 1.5  # too narrow, then too wide
-    calibration = fit_spread(ds)
+    calibration = fit_spread(ds, pooling="lead")
     np.testing.assert_allclose(calibration.factors["u"], 1 / before, rtol=1e-4)
     widened = calibration.apply_dataset(ds)
     np.testing.assert_allclose(_ratio(widened), 1.0, rtol=1e-4)
@@ -58,6 +58,7 @@ def test_spread_skill_factors_make_the_ratio_one_at_every_lead_and_change_nothin
     # pooled: one factor for every lead, the pooled ratio 1
     pooled = fit_spread(ds, pooling="all")
     assert len(set(pooled.factors["u"])) == 1
+    assert fit_spread(ds).pooling == "all"  # the kept default: one factor for every lead
     assert fit_spread(_forecast(spreads=(1.0, 1.0, 1.0))).factors["u"] == pytest.approx([1, 1, 1], abs=0.05)
 
 
@@ -73,13 +74,13 @@ def fair_crps_optimum(s: float, m: int) -> float:
 
 def test_fair_crps_factors_minimise_the_fair_crps_and_match_the_gaussian_closed_form():
     ds = _forecast(spreads=(0.5, 2.0), inits=600)
-    fair = fit_spread(ds, method="fair_crps")
+    fair = fit_spread(ds, method="fair_crps", pooling="lead")
     np.testing.assert_allclose(
         fair.factors["u"], [fair_crps_optimum(0.5, 8), fair_crps_optimum(2.0, 8)], rtol=0.05
     )
     # widened about a fixed mean, the members are no longer exchangeable draws: the fair CRPS asks for more
     # spread than a spread-skill ratio of 1 (1.92 and 0.57 here)
-    assert all(f > k for f, k in zip(fair.factors["u"], fit_spread(ds).factors["u"]))
+    assert all(f > k for f, k in zip(fair.factors["u"], fit_spread(ds, pooling="lead").factors["u"]))
 
     def mean_fair_crps(factors):
         calibration = SpreadCalibration({"u": tuple(factors)})
