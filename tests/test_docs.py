@@ -33,7 +33,7 @@ def _config() -> dict:
 
 def _generated(page: str) -> bool:
     """Pages the config keeps out of the nav on purpose (tables written by the experiments, linked to)."""
-    return page.startswith("results/calibration/")
+    return page.startswith(("results/calibration/", "results/kolmogorov/"))
 
 
 def test_every_page_is_in_the_nav_and_every_nav_entry_exists(tmp_path):
