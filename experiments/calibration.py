@@ -63,7 +63,7 @@ benchmark's + 1; for Kolmogorov flow other run seeds), every diffusion row's *ow
 (``OUT/validation/forecasts/ROW.nc``, the layout of a ``VAL_OUT``), and its factors are fitted on that forecast
 as ``--spread-from`` does. The table's RVD and VD rows are then the calibrated ones; their raw forecasts and scores
 stay beside them (``OUT/forecasts/ROW.nc``, ``OUT/scores/ROW.nc``). What is fitted, and on what: one factor per
-variable and lead, on a store that shares no frame with the scored one.
+variable (``--spread-pooling``: for every lead by default), on a store that shares no frame with the scored one.
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def lever_rows(scale: Scale) -> list[Row]:
         Row("RVD (detached mu)", "rvd_calibrated", model={"detach_mu": True}),
         Row("RVD (denoiser sees mu)", "rvd_calibrated", model={"condition_on_mu": True}),
         Row("RVD (eps)", "rvd_calibrated", diffusion={"prediction": "eps"}),
-        # the paper's sampler (algorithm 2: ancestral, all N steps) in place of the scale's DDIM; no training of
+        # the paper's sampler (algorithm 2: ancestral, all N steps) in place of the scale's; no training of
         # its own: each shares the trained run of its row when that row is run in the same OUT
         dataclasses.replace(ROWS[0], label="RVD (DDPM)", rollout=PAPER_SAMPLER),
         dataclasses.replace(ROWS[1], label="VD (DDPM)", rollout=PAPER_SAMPLER),
@@ -480,8 +480,9 @@ def run_calibration(
     ``"kolmogorov"`` (chaotic Kolmogorov flow). ``spread_from``: a run of this function on a
     validation store whose rows' forecasts fit a spread calibration (``spread_calibrate``, with ``spread_method``
     and ``spread_pooling``) applied here. ``spread_validation`` (without ``spread_from``): fit it instead on the
-    rows' own forecasts of a validation store made here (``validation_forecasts``), after training. ``long_rollouts``: also roll every row out ``LONG_ROLLOUT`` frames from
-    the train group and score it (``long_rollout``: the stability and Strouhal columns of the table).
+    rows' own forecasts of a validation store made here (``validation_forecasts``), after training.
+    ``long_rollouts``: also roll every row out ``LONG_ROLLOUT`` frames from the train group and score it
+    (``long_rollout``: the stability and Strouhal columns of the table).
     """
     if flow not in FLOWS:
         raise ForecastError(f"unknown flow {flow!r}; choose one of {', '.join(FLOWS)}")

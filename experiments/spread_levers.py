@@ -97,11 +97,11 @@ def cross_validated(forecast: xr.Dataset, method: str, pooling: str) -> tuple[xr
 
 def across_stores(
     fit_on: xr.Dataset, forecast: xr.Dataset, method: str, pooling: str
-) -> tuple[xr.Dataset, list[dict]]:
+) -> tuple[xr.Dataset, dict]:
     """``forecast`` calibrated by factors fitted on all of ``fit_on`` (the same model's forecast of another
     validation store), and those factors."""
     calibration = fit_spread(fit_on, method, pooling)
-    return calibration.apply_dataset(forecast), [dict(calibration.factors)]
+    return calibration.apply_dataset(forecast), dict(calibration.factors)
 
 
 def measure(
@@ -113,9 +113,8 @@ def measure(
     for variant in VARIANTS:
         if variant is None:
             scored, factors, halves = forecast, None, None
-        elif fit_on is not None:
-            scored, halves = across_stores(fit_on, forecast, *variant)
-            factors = halves[0]
+        elif fit_on is not None:  # one fit, on the other store: no halves
+            (scored, factors), halves = across_stores(fit_on, forecast, *variant), None
         else:
             scored, halves = cross_validated(forecast, *variant)
             factors = dict(fit_spread(forecast, *variant).factors)
