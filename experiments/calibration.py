@@ -470,6 +470,7 @@ def run_calibration(
     spread_pooling: str = DEFAULT_POOLING,
     spread_validation: bool = True,
     long_rollouts: bool = True,
+    figures: bool = True,
 ) -> dict[str, dict]:
     """The whole benchmark at ``scale_name`` into ``out``; returns the per-lead scores of every row.
 
@@ -482,7 +483,8 @@ def run_calibration(
     and ``spread_pooling``) applied here. ``spread_validation`` (without ``spread_from``): fit it instead on the
     rows' own forecasts of a validation store made here (``validation_forecasts``), after training.
     ``long_rollouts``: also roll every row out ``LONG_ROLLOUT`` frames from the train group and score it
-    (``long_rollout``: the stability and Strouhal columns of the table).
+    (``long_rollout``: the stability and Strouhal columns of the table). ``figures``: false writes the tables
+    without figures.
     """
     if flow not in FLOWS:
         raise ForecastError(f"unknown flow {flow!r}; choose one of {', '.join(FLOWS)}")
@@ -532,6 +534,7 @@ def run_calibration(
         variables=["vorticity"],
         log=log,
         long_scores=long_scores if long_rollouts else None,
+        figures=figures,
     )
     return leads
 
@@ -659,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the long rollouts from the train group (the table's stability and Strouhal columns)",
     )
+    parser.add_argument("--no-figures", action="store_true", help="the tables only, no figures")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -681,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
             spread_pooling=args.spread_pooling,
             spread_validation=args.spread_validation,
             long_rollouts=not args.no_long_rollouts,
+            figures=not args.no_figures,
         )
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -300,10 +300,11 @@ def tabulate(
     variables: list[str] | None = None,
     log: Callable[[str], None] = print,
     long_scores: dict[str, Path] | None = None,
+    figures: bool = True,
 ) -> dict[str, dict]:
     """The calibration table of ``chain``'s scored ``rows`` (forecast from the truth starts) and the oracle, into
-    ``chain.out``, with the figures of ``variables``; returns the per-lead scores by row label. ``long_scores``:
-    the scores files of the rows' long rollouts, by row label (``physics_tables``)."""
+    ``chain.out``, with the figures of ``variables`` unless ``figures`` is false; returns the per-lead scores by
+    row label. ``long_scores``: the scores files of the rows' long rollouts, by row label (``physics_tables``)."""
     oracle = chain.oracle(rows[0], name=ORACLE)
     files = [chain.scores_file(r) for r in [*rows, oracle]]
     labels = [r.title for r in rows] + [ORACLE]
@@ -314,14 +315,15 @@ def tabulate(
     if not long_scores and not any(row["bands"] for row in physics.values()):
         physics = None  # no velocity pair and no long rollouts (SM-MNIST's tables): no physics columns
     md = write_tables(leads, chain.out, heading, physics)
+    if figures:
+        from forecast.plots import plot_files
 
-    from forecast.plots import plot_files
-
-    plot_files(files, chain.out / "figures", variables=variables, labels=labels)
-    plot_targets(leads, chain.out / "figures" / "calibration_targets.png")
-    if physics:
-        physics_tables.plot_physics(physics, chain.out / "figures" / "physics_scores.png", ORACLE)
+        plot_files(files, chain.out / "figures", variables=variables, labels=labels)
+        plot_targets(leads, chain.out / "figures" / "calibration_targets.png")
+        if physics:
+            physics_tables.plot_physics(physics, chain.out / "figures" / "physics_scores.png", ORACLE)
     log(md.read_text())
-    written = [md, *(chain.out / name for name in ("calibration.csv", "calibration_leads.csv", "figures"))]
+    names = ("calibration.csv", "calibration_leads.csv", *(("figures",) if figures else ()))
+    written = [md, *(chain.out / name for name in names)]
     log(f"wrote {', '.join(map(str, written))}")
     return leads

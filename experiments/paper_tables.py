@@ -466,8 +466,10 @@ def run_table(
     log=print,
     smmnist: bool = True,
     jobs: int | None = None,
+    figures: bool = True,
 ) -> list[dict]:
-    """Everything for table ``number`` at ``scale_name`` into ``out``; returns the table's rows.
+    """Everything for table ``number`` at ``scale_name`` into ``out``; returns the table's rows. ``figures``: false
+    leaves out the figures (seconds a table; drawing is most of a rerun of a finished table).
 
     Tables in ``SMMNIST_TABLES`` also train, roll out and score every row on SM-MNIST (``out/smmnist``) for
     their SM-MNIST columns, unless ``smmnist`` is false. ``jobs``: rows trained at once in worker processes
@@ -499,18 +501,19 @@ def run_table(
     # LPIPS and FVD in the rows' workers too, right after their scores (kept for reruns: row_perceptual)
     after = functools.partial(row_perceptual, weights=weights) if perceptual_metrics else None
     pipeline.run_rows(work, jobs, log, after)
-    chain.plot(rows, variables=["vorticity"])  # two RVD rows must not share a legend entry: labelled by row
+    if figures:  # two RVD rows must not share a legend entry: labelled by row
+        chain.plot(rows, variables=["vorticity"])
     table = table_rows(chain, rows, perceptual_metrics, weights)
     if len(work) > 1:
         add_smmnist_columns(table, video, video_rows, perceptual_metrics, weights)
     command = f"python experiments/table{number}.py --scale {scale_name} --out {out}"
     csv_path, md_path = write_tables(table, out, number, scale, command)
     log(md_path.read_text())
-    log(f"wrote {csv_path}, {md_path} and {out / 'figures'}")
+    log(f"wrote {csv_path} and {md_path}" + (f" and {out / 'figures'}" if figures else ""))
     # SM-MNIST's truth ensembles: how calibrated each row is, beside the oracle
     if len(work) > 1 and video.settings.starts == "truth":
         heading = f"SM-MNIST calibration: table {number}'s SM-MNIST rows (`{command}`) and the oracle."
-        tabulate(video, video_rows, heading, log=log)
+        tabulate(video, video_rows, heading, log=log, figures=figures)
     return table
 
 
@@ -526,6 +529,7 @@ def main(argv: list[str] | None = None, table: int | None = None) -> int:
     parser.add_argument("--weights", help="folder with the pretrained LPIPS/I3D weights")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-smmnist", action="store_true", help="skip table 1's SM-MNIST column")
+    parser.add_argument("--no-figures", action="store_true", help="the tables only, no figures")
     parser.add_argument(
         "--jobs",
         type=int,
@@ -544,6 +548,7 @@ def main(argv: list[str] | None = None, table: int | None = None) -> int:
             not args.no_progress,
             smmnist=not args.no_smmnist,
             jobs=args.jobs,
+            figures=not args.no_figures,
         )
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -42,6 +42,7 @@ from forecast.claims import claim_output
 from forecast.configs import CONFIG_DIR
 from forecast.io_errors import writing
 from forecast.pipeline import ORACLE, STREET_NOISE, Pipeline, RolloutSettings, Row, write_csv
+from forecast.rollout_options import DEFAULTS as ROLLOUT_DEFAULTS
 
 #: the demo's RVD: a shipped config (the tiny architecture, N = 100, 2 + 3 frame windows, a learning rate high
 #: enough for minutes of training and the calibrated options of rvd_calibrated.yaml; its header says which)
@@ -57,7 +58,7 @@ DEMO_BASELINES: dict[str, dict] = {
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of the demo. The defaults took 7 min 20 s on a 2-core CPU with one torch thread (docs/results/demo.md)."""
+    """Sizes of the demo; the defaults' wall time on a 2-core CPU is in docs/results/demo.md."""
 
     reynolds: tuple[float, ...] = (150.0, 200.0)
     train_frames: int = 160  # per Reynolds number
@@ -67,14 +68,17 @@ class DemoSettings:
     every: int = 64  # lattice steps between frames (about 7 frames per shedding period)
     truth_members: int = 8  # continuations per truth start (the oracle's ensemble size)
     truth_inits: int = 4  # truth starts per Reynolds number: the forecasts' inits
-    train_seconds: float | None = 240.0  # time budget of the RVD's training (None: max_train_steps only)
+    # time budget of the RVD's training (None: max_train_steps only): three minutes, so that the whole demo takes
+    # about five on two cores (issue 35: CI runs it)
+    train_seconds: float | None = 180.0
     max_train_steps: int = 3000
     members: int = 8
     context: int = 4
     horizon: int = 8
-    sampler: str = "ddim"
-    sampling_steps: int = 20
-    eta: float = 0.0
+    # the rollout's defaults (``forecast.rollout_options``): DPM-Solver++(2M), its own number of steps
+    sampler: str = ROLLOUT_DEFAULTS.sampler
+    sampling_steps: int | None = ROLLOUT_DEFAULTS.steps
+    eta: float = ROLLOUT_DEFAULTS.eta
     seed: int = 0
     model_overrides: dict = field(default_factory=dict)  # merged into the RVD's model section
     plot_variables: tuple[str, ...] | None = None  # figures of these variables only (None: all)
@@ -347,7 +351,8 @@ class _Demo:
         s = self.settings
         self.stages.begin(
             f"ensemble rollouts from the truth starts: {s.truth_inits * len(s.reynolds)} inits x {s.members} "
-            f"members x {s.horizon} frames ({s.sampler}, {s.sampling_steps} steps) -> {self.pipeline.out / 'forecasts'}"
+            f"members x {s.horizon} frames ({s.sampler}, {self.pipeline.settings.sampling_steps() or 'all'} "
+            f"steps) -> {self.pipeline.out / 'forecasts'}"
         )
         for row in self.rows:
             self.pipeline.roll_out(row)

@@ -286,12 +286,16 @@ def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
         and "Oracle: stability and Strouhal" in markdown
     )
     assert (out / "figures" / "physics_scores.png").is_file()
-    # rerunning skips every finished stage
+    # rerunning skips every finished stage; without figures (--no-figures) the ones there are left as they are
     before = (out / "forecasts" / "RVD.nc").stat().st_mtime_ns
-    calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)
+    figure = (out / "figures" / "calibration_targets.png").stat().st_mtime_ns
+    calibration.run_calibration("smoke", out, progress=False, log=lambda _: None, figures=False)
     assert (out / "forecasts" / "RVD.nc").stat().st_mtime_ns == before
+    assert (out / "figures" / "calibration_targets.png").stat().st_mtime_ns == figure
     # --no-spread-validation tables the raw ensembles (all of it exists: only the table is written again)
-    calibration.run_calibration("smoke", out, progress=False, log=lambda _: None, spread_validation=False)
+    calibration.run_calibration(
+        "smoke", out, progress=False, log=lambda _: None, spread_validation=False, figures=False
+    )
     with open(out / "calibration.csv", newline="") as f:
         raw_table = {r["model"]: r for r in csv.DictReader(f)}
     assert float(raw_table["RVD"]["crps"]) == pytest.approx(_mean_crps(out / "scores" / "RVD.nc"))
@@ -325,6 +329,7 @@ def test_kolmogorov_smoke_benchmark_writes_the_same_table(tmp_path):
     labels = [r.label for r in calibration.ROWS] + [ORACLE]
     assert list(leads) == labels
     assert (out / "data" / "kolmogorov.zarr").is_dir() and not (out / "data" / "karman.zarr").exists()
+    assert (out / "figures" / "physics_scores.png").is_file()  # no Strouhal panel data: drawn all the same
     with open(out / "calibration.csv", newline="") as f:
         table = {r["model"]: r for r in csv.DictReader(f)}
     assert list(table) == labels

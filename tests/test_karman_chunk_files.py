@@ -7,9 +7,9 @@ import pytest
 import zarr
 from zarr.codecs import GzipCodec
 
+from simulators.common.chunk_files import ChunkFiles
 from simulators.karman import KarmanConfig
 from simulators.karman import writer as karman_writer
-from simulators.common.chunk_files import ChunkFiles
 
 # 7 train frames in chunks of 4: the last chunk is partial (padded with the fill value)
 CONFIG = KarmanConfig(

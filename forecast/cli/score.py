@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from forecast.cli.common import add_write_options, check_input_kind, claimed_output, count, non_negative
-from forecast.errors import ForecastError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,13 +86,9 @@ def _scheduler(address: str | None) -> Iterator[None]:
     if address is None:
         yield
         return
-    from dask.distributed import Client
+    from simulators.common.parallel import connect_scheduler
 
-    try:
-        client = Client(address, timeout="20s")
-    except Exception as exc:  # bad address, refused connection, timeout
-        raise ForecastError(f"cannot reach the dask scheduler at {address} ({exc})") from None
-    with client:
+    with connect_scheduler(address):
         yield
 
 

@@ -206,16 +206,28 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         process.terminate()
 
 
+#: how long a client waits for the dask scheduler at ``--scheduler`` before giving up (dask's time string);
+#: the environment variable ``FORECAST_SCHEDULER_TIMEOUT`` overrides it
+SCHEDULER_TIMEOUT = "20s"
+
+
+def connect_scheduler(address: str):
+    """A dask distributed client of the scheduler at ``address``; one line (``ForecastError``) when it cannot be
+    reached within ``SCHEDULER_TIMEOUT``."""
+    from dask.distributed import Client
+
+    timeout = os.environ.get("FORECAST_SCHEDULER_TIMEOUT", SCHEDULER_TIMEOUT)
+    try:
+        return Client(address, timeout=timeout)
+    except Exception as exc:  # bad address, refused connection, timeout
+        raise ForecastError(f"cannot reach the dask scheduler at {address} ({exc})") from None
+
+
 def _dask_cluster(
     path: Path, config, groups: list[list[int]], address: str, flow: Flow
 ) -> tuple[list, object]:
     """The batches as tasks of the dask distributed scheduler at ``address``: their futures and the client."""
-    from dask.distributed import Client
-
-    try:
-        client = Client(address, timeout="20s")
-    except Exception as exc:  # bad address, refused connection, timeout
-        raise ForecastError(f"cannot reach the dask scheduler at {address} ({exc})") from None
+    client = connect_scheduler(address)
     tag = uuid.uuid4().hex[:8]  # unique task keys on a shared cluster
     futures = [
         client.submit(
