@@ -662,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the long rollouts from the train group (the table's stability and Strouhal columns)",
     )
-    parser.add_argument("--no-figures", action="store_true", help="the tables only, no figures")
+    parser.add_argument("--no-figures", action="store_true", help=paper_tables.NO_FIGURES_HELP)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:

@@ -517,6 +517,10 @@ def run_table(
     return table
 
 
+#: ``--no-figures`` of the table scripts (``figures=False``)
+NO_FIGURES_HELP = "the tables only, no figures"
+
+
 def main(argv: list[str] | None = None, table: int | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     if table is None:
@@ -529,7 +533,7 @@ def main(argv: list[str] | None = None, table: int | None = None) -> int:
     parser.add_argument("--weights", help="folder with the pretrained LPIPS/I3D weights")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-smmnist", action="store_true", help="skip table 1's SM-MNIST column")
-    parser.add_argument("--no-figures", action="store_true", help="the tables only, no figures")
+    parser.add_argument("--no-figures", action="store_true", help=NO_FIGURES_HELP)
     parser.add_argument(
         "--jobs",
         type=int,

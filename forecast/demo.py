@@ -348,11 +348,11 @@ class _Demo:
         self.stages.end("calibrate")
 
     def roll_out(self) -> None:
-        s = self.settings
+        s, rollout = self.settings, self.pipeline.settings  # the second resolves the sampler's own steps
         self.stages.begin(
             f"ensemble rollouts from the truth starts: {s.truth_inits * len(s.reynolds)} inits x {s.members} "
-            f"members x {s.horizon} frames ({s.sampler}, {self.pipeline.settings.sampling_steps() or 'all'} "
-            f"steps) -> {self.pipeline.out / 'forecasts'}"
+            f"members x {s.horizon} frames ({rollout.sampler}, {rollout.sampling_steps() or 'all'} steps) -> "
+            f"{self.pipeline.out / 'forecasts'}"
         )
         for row in self.rows:
             self.pipeline.roll_out(row)

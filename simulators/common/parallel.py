@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
@@ -29,6 +30,9 @@ from forecast.field_store import mark_complete
 from forecast.io_errors import writing
 from simulators.common import store, truth
 from simulators.common.flow import Flow
+
+if TYPE_CHECKING:
+    import distributed
 
 POLL_SECONDS = 1.0  # how often the client reads the store's progress (it shares the cores with the runs)
 
@@ -211,7 +215,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 SCHEDULER_TIMEOUT = "20s"
 
 
-def connect_scheduler(address: str):
+def connect_scheduler(address: str) -> distributed.Client:
     """A dask distributed client of the scheduler at ``address``; one line (``ForecastError``) when it cannot be
     reached within ``SCHEDULER_TIMEOUT``."""
     from dask.distributed import Client
