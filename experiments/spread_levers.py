@@ -164,6 +164,18 @@ def _write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()} for r in rows)
 
 
+def validation_store(validation: Path, forecast: xr.Dataset) -> Path:
+    """The store that ``forecast`` (of the run in ``validation``) started from: its ``source_store`` attribute,
+    or, where that path does not resolve from here, the one store of the run's ``data`` folder (any flow)."""
+    recorded = Path(forecast.attrs.get("source_store", ""))
+    if recorded.name and recorded.exists():
+        return recorded
+    stores = sorted((validation / "data").glob("*.zarr"))
+    if len(stores) != 1:
+        raise ForecastError(f"cannot tell the store of {validation}'s forecasts: {recorded} does not exist")
+    return stores[0]
+
+
 def open_validation(validation: Path, row: str) -> tuple[xr.Dataset, xr.Dataset]:
     """``validation``'s uncalibrated forecast of ``row`` and its truth ensemble as a forecast (made if missing)."""
     from forecast import pipeline
@@ -174,8 +186,9 @@ def open_validation(validation: Path, row: str) -> tuple[xr.Dataset, xr.Dataset]
         raise ForecastError(
             f"no forecast {source}: run experiments/calibration.py --noise-seed S --out {validation}"
         )
-    pipeline.oracle_forecast(validation / "data" / "karman.zarr", source, oracle_file)
-    forecast, oracle = open_forecast(source).load(), open_forecast(oracle_file).load()
+    forecast = open_forecast(source).load()
+    pipeline.oracle_forecast(validation_store(validation, forecast), source, oracle_file)
+    oracle = open_forecast(oracle_file).load()
     if SpreadCalibration.of_attributes(forecast.attrs) is not None:
         raise ForecastError(f"{source} is spread-calibrated already: measure on an uncalibrated forecast")
     return forecast, oracle

@@ -121,6 +121,11 @@ class Pipeline:
         key = json.dumps(row.config, sort_keys=True, default=str)
         return self._runs.setdefault(key, self.out / "runs" / row.name)
 
+    def scored(self, row: Row) -> bool:
+        """Whether ``row`` is through its scores (its run trained, its forecast made and scored): a rerun only
+        reads its training metrics and runs any further stage, which skips its own finished work."""
+        return self.forecast_file(row).is_file() and self.scores_file(row).is_file()
+
     def forecast_file(self, row: Row) -> Path:
         return self.out / "forecasts" / f"{row.name}.nc"
 
@@ -244,6 +249,10 @@ def run_rows(
                 log(f"[{done}/{total}] {_title(work, i, row)}: train, roll out, score")
                 metrics[row.name] = _run_row(chain, row, after)[0]
         return results
+    original, (finished_here, work) = work, _finish_scored_rows(work, after)
+    if not any(rows for _, rows in work):
+        log(f"{total} rows: every one scored already")
+        return finished_here
     # the pipelines' runs taken in turn (the first of each, then the second, ...): each list's longest first
     per_chain = [[(i, group) for group in _by_run(chain, rows)] for i, (chain, rows) in enumerate(work)]
     groups = [g for turn in itertools.zip_longest(*per_chain) for g in turn if g is not None]
@@ -253,7 +262,19 @@ def run_rows(
         f"{total} rows, {workers} at a time in worker processes ({threads} torch thread{'s' * (threads > 1)} each)"
     )
     finished = _run_in_workers(work, groups, workers, threads, log, after)  # every row (a failure raises)
-    return [{r.name: done[r.name] for r in rows} for done, (_, rows) in zip(finished, work)]
+    for done, here in zip(finished, finished_here):
+        done.update(here)
+    return [{r.name: done[r.name] for r in rows} for done, (_, rows) in zip(finished, original)]
+
+
+def _finish_scored_rows(
+    work: Sequence[tuple[Pipeline, Sequence[Row]]], after: RowStage | None
+) -> tuple[list[dict[str, dict]], list[tuple[Pipeline, list[Row]]]]:
+    """The rows scored already (a rerun), finished here at once, so that no worker process is started (and its
+    imports paid) for them: their training metrics per pipeline, and the work left for the workers."""
+    here = [{r.name: _run_row(chain, r, after)[0] for r in rows if chain.scored(r)} for chain, rows in work]
+    left = [(chain, [r for r in rows if r.name not in done]) for (chain, rows), done in zip(work, here)]
+    return here, left
 
 
 def _title(work: Sequence[tuple[Pipeline, Sequence[Row]]], i: int, row: Row) -> str:

@@ -34,10 +34,11 @@ def rng():
 # xdist's loadfile sends a file's tests to one worker and, by default, sends the files with the most selected
 # tests first. Under `-m slow` that put the files of one long check each (the full demo, the paper tables' smoke
 # chain) last, behind everything else on the same worker: a 34-minute run where the busiest worker ran
-# ~800 s more than the other. Here the files of the `long` checks go first, heaviest first (their marker's
-# `seconds`: wall seconds measured in docs/results/ci-speed.md, used only for this order), the two heaviest on
-# one worker each at once; the other files follow in xdist's own order (most tests first), and the remaining
-# long files last, to the worker that frees first. Without long tests (the default suite) the order is xdist's.
+# ~800 s more than the other. Here the files of the `long` checks go first, heaviest first (the sum of their
+# checks' marker `seconds`: wall seconds measured in a CI run, docs/results/ci-speed.md, used only for this
+# order), the two heaviest on one worker each at once; the other files follow in xdist's own order (most tests
+# first), so that the last files to start are short ones and neither worker waits long for the other at the
+# end. Without long tests (the default suite) the order is xdist's.
 LONG_DEFAULT_SECONDS = 60
 
 
@@ -53,20 +54,17 @@ def _long_seconds(item) -> float:
 
 @pytest.hookimpl(trylast=True)  # after `-m`/`-k` deselection: order what runs
 def pytest_collection_modifyitems(config, items):
-    files: dict[str, list] = {}  # file -> [first index, tests, heaviest long check's seconds]
+    files: dict[str, list] = {}  # file -> [first index, tests, seconds of its long checks]
     for index, item in enumerate(items):
         entry = files.setdefault(item.nodeid.split("::")[0], [index, 0, 0])
         entry[1] += 1
-        entry[2] = max(entry[2], _long_seconds(item))
+        entry[2] += _long_seconds(item)
     heavy = sorted((f for f, e in files.items() if e[2]), key=lambda f: -files[f][2])
-    first, last = heavy[:2], heavy[2:]
 
     def key(item):
         name = item.nodeid.split("::")[0]
-        if name in first:
-            return (0, first.index(name), 0)
-        if name in last:
-            return (2, last.index(name), 0)
+        if name in heavy:
+            return (0, heavy.index(name), 0)
         return (1, -files[name][1], files[name][0])
 
     items.sort(key=key)  # stable: a file's tests keep their order

@@ -217,7 +217,7 @@ def test_summary_leaves_out_leads_where_a_score_is_undefined():
 
 
 @pytest.mark.slow  # a stochastic store with truth, four tiny trainings, six rollouts: about a minute when quiet
-@pytest.mark.long(seconds=85)  # its wall seconds in the measured run: orders the files (conftest)
+@pytest.mark.long(seconds=45)  # its wall seconds in a CI run: orders the files (conftest)
 def test_smoke_benchmark_writes_tables_figures_and_resumes(tmp_path):
     out = tmp_path / "cal"
     leads = calibration.run_calibration("smoke", out, progress=False, log=lambda _: None)

@@ -14,6 +14,7 @@ from forecast.metrics.truth import open_truth
 from forecast.pipeline import ORACLE, STREET_NOISE
 
 MODELS = ["rvd", *DEMO_BASELINES]
+FULL_DEMO_TEST_SECONDS = 60.0  # the full-scale demo test's training budget (the demo's own: 180 s)
 
 
 def test_demo_trains_the_shipped_demo_config_with_its_budget():
@@ -121,12 +122,17 @@ def test_smoke_demo_writes_every_file_and_resumes(tmp_path, capsys):
 
 
 @pytest.mark.slow
-# the default demo as a user runs it: 3 min of training, 4.6 min in all on a quiet machine (docs/results/demo.md)
-@pytest.mark.long(seconds=330)
+# the demo at its real scale, every stage, with a third of its 3-min training budget and the figures of one
+# variable (the smoke demo checks every figure): a model that learned the street beats persistence well before
+# the budget's end (45 steps on an oversubscribed core: 2.1x the oracle's CRPS, persistence 4.6x). The demo as a
+# user runs it, its full budget, is measured in docs/results/demo.md.
+@pytest.mark.long(seconds=210)
 def test_full_demo_rvd_beats_persistence(tmp_path):
-    result = run_demo(tmp_path / "demo", progress=False)
+    settings = DemoSettings(train_seconds=FULL_DEMO_TEST_SECONDS, plot_variables=("vorticity",))
+    result = run_demo(tmp_path / "demo", settings, progress=False)
     crps = {r["model"]: r["crps"] for r in result.summary}
     assert crps["rvd"] < crps["persistence"]
+    assert DemoSettings().train_seconds > FULL_DEMO_TEST_SECONDS  # the test trains for less than the demo
 
 
 def test_demo_spread_calibration_is_an_option_of_the_rvd_row_only(tmp_path):

@@ -100,6 +100,33 @@ def test_a_failing_row_in_a_worker_raises_its_error_here(tmp_path):
     assert (tmp_path / "out" / "scores" / "persistence.nc").is_file()
 
 
+def test_a_rerun_finishes_scored_rows_here_and_sends_only_the_rest_to_workers(tmp_path, monkeypatch):
+    store = karman_like_store(tmp_path / "data.zarr", n_time=10, ny=8, nx=8)
+    lines: list[str] = []
+    chain = pipeline.Pipeline(
+        tmp_path / "out", store=store, rollout=SETTINGS, progress=False, log=lines.append
+    )
+    rows = _rows()
+    metrics = chain.run_rows(rows, jobs=1)
+    sent: list[list[str]] = []
+
+    def in_workers(work, groups, workers, threads, log, after):  # stands in for the spawned workers
+        sent.extend([r.name for r in group] for _, group in groups)
+        return [{r.name: pipeline._run_row(c, r, after)[0] for r in rs} for c, rs in work]
+
+    monkeypatch.setattr(pipeline, "_run_in_workers", in_workers)
+    lines.clear()
+    again = chain.run_rows(rows, jobs=2, after=_mark)
+    np.testing.assert_equal(again, metrics)  # NaN-aware: persistence has no gradient norm
+    assert sent == [] and lines == ["3 rows: every one scored already"]
+    # the further stage ran for each row, here
+    assert all((tmp_path / "out" / f"{r.name}.after").read_text() == str(os.getpid()) for r in rows)
+    # one row's scores gone: only that row goes to a worker; the metrics keep the rows' order
+    chain.scores_file(rows[1]).unlink()
+    assert list(chain.run_rows(rows, jobs=2)) == [r.name for r in rows] and sent == [["persistence"]]
+    assert chain.scores_file(rows[1]).is_file()
+
+
 def test_jobs_below_one_are_refused(tmp_path):
     chain = pipeline.Pipeline(tmp_path / "out", store=tmp_path / "x.zarr", log=lambda _: None)
     with pytest.raises(ForecastError, match="jobs must be at least 1"):

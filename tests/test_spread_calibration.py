@@ -207,6 +207,26 @@ def test_spread_levers_cross_validate_over_starts_and_score_as_the_table():
     assert len(per_lead) == len(spread_levers.VARIANTS) * 3
 
 
+def test_spread_levers_find_the_validation_store_of_either_flow(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import spread_levers
+
+    validation = tmp_path / "val"
+    store = validation / "data" / "kolmogorov.zarr"
+    store.mkdir(parents=True)
+    forecast = xr.Dataset(attrs={"source_store": str(store)})
+    assert spread_levers.validation_store(validation, forecast) == store
+    # a recorded path that does not resolve from here (a relative one, another machine): the run's one store
+    moved = xr.Dataset(attrs={"source_store": "elsewhere/data/kolmogorov.zarr"})
+    assert spread_levers.validation_store(validation, moved) == store
+    (validation / "data" / "karman.zarr").mkdir()
+    with pytest.raises(ForecastError, match="cannot tell the store"):
+        spread_levers.validation_store(validation, moved)
+
+
 def test_cli_rollout_applies_a_spread_calibration_file(tmp_path, capsys, monkeypatch):
     import sys
     import types
