@@ -68,6 +68,7 @@ def _store(n_init: int, n_lead: int, size: int, seed: int) -> xr.Dataset:
 def write_file(path: Path, n_init: int, members: int, n_lead: int, size: int, seed: int = 0) -> None:
     """Issue 33's forecast file, through the rollout's writer (its layout, chunks and compression)."""
     from forecast.forecast_file import ForecastFileWriter, ForecastSettings, Init
+    from forecast.rollout_options import DEFAULTS as ROLLOUT_DEFAULTS
 
     source = _store(n_init, n_lead, size, seed)
     settings = ForecastSettings(
@@ -84,6 +85,9 @@ def write_file(path: Path, n_init: int, members: int, n_lead: int, size: int, se
         seed=seed,
         member_chunk=members,
         amp=False,
+        capture=ROLLOUT_DEFAULTS.capture,
+        channels_last=ROLLOUT_DEFAULTS.channels_last,
+        starts=ROLLOUT_DEFAULTS.starts,
         source_store="synthetic (bench_score_file.py)",
     )
     writer = ForecastFileWriter(path, settings, source)
