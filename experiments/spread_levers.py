@@ -187,11 +187,10 @@ def open_validation(validation: Path, row: str) -> tuple[xr.Dataset, xr.Dataset]
             f"no forecast {source}: run experiments/calibration.py --noise-seed S --out {validation}"
         )
     forecast = open_forecast(source).load()
-    pipeline.oracle_forecast(validation_store(validation, forecast), source, oracle_file)
-    oracle = open_forecast(oracle_file).load()
-    if SpreadCalibration.of_attributes(forecast.attrs) is not None:
+    if SpreadCalibration.of_attributes(forecast.attrs) is not None:  # refused before the oracle file is made
         raise ForecastError(f"{source} is spread-calibrated already: measure on an uncalibrated forecast")
-    return forecast, oracle
+    pipeline.oracle_forecast(validation_store(validation, forecast), source, oracle_file)
+    return forecast, open_forecast(oracle_file).load()
 
 
 def run(
