@@ -227,6 +227,25 @@ def test_spread_levers_find_the_validation_store_of_either_flow(tmp_path):
         spread_levers.validation_store(validation, moved)
 
 
+def test_spread_levers_refuse_a_calibrated_forecast_before_making_its_oracle(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import spread_levers
+
+    from forecast.spread_calibration import ATTRIBUTE
+
+    forecasts = tmp_path / "val" / "forecasts"
+    forecasts.mkdir(parents=True)
+    forecast = _forecast(spreads=(1.0, 1.0), inits=4)
+    forecast.attrs[ATTRIBUTE] = SpreadCalibration({"u": (1.5, 1.5)}).to_json()
+    forecast.to_netcdf(forecasts / "RVD.nc")
+    with pytest.raises(ForecastError, match="spread-calibrated already"):
+        spread_levers.open_validation(tmp_path / "val", "RVD")
+    assert not (forecasts / "Oracle.nc").exists()
+
+
 def test_cli_rollout_applies_a_spread_calibration_file(tmp_path, capsys, monkeypatch):
     import sys
     import types
