@@ -30,7 +30,6 @@ from forecast.field_store import mark_complete
 from forecast.io_errors import writing
 from simulators.common import store, truth
 from simulators.common.flow import Flow
-from simulators.common.kernels import reproducible_kernel_code
 
 if TYPE_CHECKING:
     import distributed
@@ -189,7 +188,6 @@ def _local_pool(path: Path, config, groups: list[list[int]], workers: int, flow:
     A plain process pool, not a local dask cluster: with two runs on two cores, the dask workers' event loops,
     heartbeats and nannies left 72-80% of the bare kernel's throughput in steady state, the pool 84-92%
     (docs/results/speed.md, "The simulator on a CPU"). Dask is for clusters of machines (``scheduler`` an address)."""
-    reproducible_kernel_code()  # the workers write the kernels' code as every other process does: cache hits
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_on_terminate)
     return [pool.submit(simulate_batch, str(path), config, group, flow) for group in groups], pool
