@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,9 @@ from forecast.spread_calibration import (
     fit_spread,
 )
 from tests.test_rollout import RandomWalk, _dataset, _layout
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import spread_levers  # noqa: E402
 
 
 def _forecast(spreads=(0.5, 1.0, 2.0), members: int = 8, inits: int = 400, seed: int = 0) -> xr.Dataset:
@@ -181,12 +186,6 @@ def test_fitting_refuses_the_scored_store_and_its_copies(tmp_path):
 
 
 def test_spread_levers_cross_validate_over_starts_and_score_as_the_table():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import spread_levers
-
     forecast = _forecast(spreads=(0.6, 0.7, 0.8), inits=160)
     oracle = _forecast(spreads=(1.0, 1.0, 1.0), inits=160, seed=1)  # any ensemble of the same layout
     raw = spread_levers.lead_scores(forecast, oracle)
@@ -208,12 +207,6 @@ def test_spread_levers_cross_validate_over_starts_and_score_as_the_table():
 
 
 def test_spread_levers_find_the_validation_store_of_either_flow(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import spread_levers
-
     validation = tmp_path / "val"
     store = validation / "data" / "kolmogorov.zarr"
     store.mkdir(parents=True)
@@ -228,12 +221,6 @@ def test_spread_levers_find_the_validation_store_of_either_flow(tmp_path):
 
 
 def test_spread_levers_refuse_a_calibrated_forecast_before_making_its_oracle(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import spread_levers
-
     from forecast.spread_calibration import ATTRIBUTE
 
     forecasts = tmp_path / "val" / "forecasts"
@@ -247,7 +234,6 @@ def test_spread_levers_refuse_a_calibrated_forecast_before_making_its_oracle(tmp
 
 
 def test_cli_rollout_applies_a_spread_calibration_file(tmp_path, capsys, monkeypatch):
-    import sys
     import types
 
     from forecast.cli import main
