@@ -30,6 +30,7 @@ decompression, not the disk. The machine's other load disturbs wall times; ratio
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -71,7 +72,10 @@ def write_file(path: Path, n_init: int, members: int, n_lead: int, size: int, se
     from forecast.rollout_options import DEFAULTS as ROLLOUT_DEFAULTS
 
     source = _store(n_init, n_lead, size, seed)
-    settings = ForecastSettings(
+    # the rollout's own defaults for every setting not given here (a field added to the writer's settings gets
+    # its default, not an error); every member in one chunk
+    settings = ForecastSettings.from_options(
+        dataclasses.replace(ROLLOUT_DEFAULTS, batch_size=members),
         model="benchmark",
         variables=VARIABLES,
         inits=tuple(Init(i, 0) for i in range(n_init)),
@@ -83,11 +87,8 @@ def write_file(path: Path, n_init: int, members: int, n_lead: int, size: int, se
         sampling_steps=0,
         eta=0.0,
         seed=seed,
-        member_chunk=members,
         amp=False,
-        capture=ROLLOUT_DEFAULTS.capture,
-        channels_last=ROLLOUT_DEFAULTS.channels_last,
-        starts=ROLLOUT_DEFAULTS.starts,
+        device="cpu",
         source_store="synthetic (bench_score_file.py)",
     )
     writer = ForecastFileWriter(path, settings, source)
